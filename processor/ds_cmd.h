@@ -1,0 +1,32 @@
+/*
+ * ds_cmd.h - the subcommands of the declstream binary.
+ *
+ * Each takes the arguments after the command name and returns the process
+ * exit status: 0 success, 1 runtime failure, 2 usage or configuration error.
+ */
+#ifndef DS_CMD_H
+#define DS_CMD_H
+
+#include <stdint.h>
+
+int ds_cmd_run(int argc, char **argv);
+int ds_cmd_gen(int argc, char **argv);
+int ds_cmd_broker(int argc, char **argv);
+int ds_cmd_config(int argc, char **argv);
+
+/* Argument helpers shared by the commands. */
+typedef struct ds_argv {
+        int argc, i;
+        char **argv;
+        const char *cmd;
+} ds_argv_t;
+
+/* If argv[i] is `name` (value in the next argument) or `name=value`, stores
+ * the value, advances and returns 1; prints an error and returns -1 when the
+ * value is missing; returns 0 otherwise. */
+int ds_arg_value(ds_argv_t *a, const char *name, const char **value);
+/* Parses an integer / double flag value, printing an error naming the flag. */
+int ds_arg_i64(const char *cmd, const char *flag, const char *v, int64_t min, int64_t max, int64_t *out);
+int ds_arg_double(const char *cmd, const char *flag, const char *v, double min, double max, double *out);
+
+#endif

@@ -1,0 +1,70 @@
+/*
+ * ds_cmd_args.c - small command-line helpers (no getopt: flags may repeat,
+ * and config keys become long options).
+ */
+#include "ds_cmd.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int ds_arg_value(ds_argv_t *a, const char *name, const char **value) {
+        const char *arg = a->argv[a->i];
+        size_t n = strlen(name);
+        if (strncmp(arg, name, n))
+                return 0;
+        if (arg[n] == '=') {
+                *value = arg + n + 1;
+                a->i++;
+                return 1;
+        }
+        if (arg[n])
+                return 0;
+        if (a->i + 1 >= a->argc) {
+                fprintf(stderr, "declstream %s: %s needs a value\n", a->cmd, name);
+                return -1;
+        }
+        *value = a->argv[a->i + 1];
+        a->i += 2;
+        return 1;
+}
+
+int ds_arg_i64(const char *cmd, const char *flag, const char *v, int64_t min, int64_t max, int64_t *out) {
+        char *end;
+        errno = 0;
+        long long x = strtoll(v, &end, 10);
+        /* accept k/m suffixes for counts: 200k, 1m */
+        if (!errno && end != v && (*end == 'k' || *end == 'K') && !end[1])
+                x *= 1000, end++;
+        else if (!errno && end != v && (*end == 'm' || *end == 'M') && !end[1])
+                x *= 1000000, end++;
+        if (errno || end == v || *end) {
+                fprintf(stderr, "declstream %s: %s must be an integer, got \"%s\"\n", cmd, flag, v);
+                return -1;
+        }
+        if (x < min || x > max) {
+                fprintf(stderr, "declstream %s: %s must be between %lld and %lld, got %lld\n", cmd, flag,
+                        (long long)min, (long long)max, x);
+                return -1;
+        }
+        *out = x;
+        return 0;
+}
+
+int ds_arg_double(const char *cmd, const char *flag, const char *v, double min, double max, double *out) {
+        char *end;
+        errno = 0;
+        double x = strtod(v, &end);
+        if (errno || end == v || *end || x != x) {
+                fprintf(stderr, "declstream %s: %s must be a number, got \"%s\"\n", cmd, flag, v);
+                return -1;
+        }
+        if (x < min || x > max) {
+                fprintf(stderr, "declstream %s: %s must be between %g and %g, got %g\n", cmd, flag, min, max, x);
+                return -1;
+        }
+        *out = x;
+        return 0;
+}

@@ -1,0 +1,156 @@
+/*
+ * ds_cmd_broker.c - `declstream broker`: librdkafka's mock cluster as the
+ * embedded default broker.
+ *
+ * The mock cluster speaks the Kafka protocol on loopback to any client
+ * (kcat, librdkafka, Java). It keeps data in memory only, at most 5 MiB and
+ * 100,000 batches per partition (older data is deleted silently), never
+ * compacts, and does not keep transactional promises: it is for development,
+ * demos, tests and benchmarks. Production points at a real Kafka cluster.
+ */
+#include "ds_cmd.h"
+#include "ds_common.h"
+#include "ds_log.h"
+#include "ds_signal.h"
+
+#include <errno.h>
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void usage(FILE *out) {
+        fprintf(out,
+                "usage: declstream broker [--brokers N] [--partitions P] [--bootstrap-file PATH]\n"
+                "                         [--topic NAME:PARTITIONS ...]\n"
+                "\n"
+                "Starts the embedded default broker: librdkafka's mock Kafka cluster on loopback, with\n"
+                "declstream's topics created. Prints the bootstrap servers as the first line of stdout\n"
+                "(and writes them to PATH), then runs until SIGINT/SIGTERM.\n"
+                "\n"
+                "  --brokers N            brokers in the cluster (default 1)\n"
+                "  --partitions P         partitions of customs.declarations and of the other topics (default 12)\n"
+                "  --bootstrap-file PATH  also write the bootstrap servers to PATH\n"
+                "  --topic NAME:P         create another topic with P partitions (repeatable)\n"
+                "\n"
+                "Data is kept in memory only, at most 5 MiB and 100,000 batches per partition: beyond that the\n"
+                "oldest messages are deleted silently. Use enough partitions for the data you load. This broker is\n"
+                "for development, demos, tests and benchmarks; production uses a real Kafka cluster.\n");
+}
+
+static int create_topic(rd_kafka_mock_cluster_t *mc, const char *name, int partitions, int rf) {
+        rd_kafka_resp_err_t err = rd_kafka_mock_topic_create(mc, name, partitions, rf);
+        if (err) {
+                fprintf(stderr, "declstream broker: cannot create topic %s: %s\n", name, rd_kafka_err2str(err));
+                return -1;
+        }
+        ds_log(DS_LOG_INFO, "broker", "topic created", "topic=%s partitions=%d replication_factor=%d", name,
+               partitions, rf);
+        return 0;
+}
+
+int ds_cmd_broker(int argc, char **argv) {
+        ds_argv_t a = {argc, 0, argv, "broker"};
+        int64_t brokers = 1, partitions = 12;
+        const char *bootstrap_file = NULL, *v;
+        const char *extra[64];
+        int nextra = 0;
+        while (a.i < argc) {
+                int r;
+                if (!strcmp(argv[a.i], "--help") || !strcmp(argv[a.i], "-h")) {
+                        usage(stdout);
+                        return 0;
+                }
+                if ((r = ds_arg_value(&a, "--brokers", &v))) {
+                        if (r < 0 || ds_arg_i64("broker", "--brokers", v, 1, 16, &brokers))
+                                return 2;
+                } else if ((r = ds_arg_value(&a, "--partitions", &v))) {
+                        if (r < 0 || ds_arg_i64("broker", "--partitions", v, 1, 10000, &partitions))
+                                return 2;
+                } else if ((r = ds_arg_value(&a, "--bootstrap-file", &v))) {
+                        if (r < 0)
+                                return 2;
+                        bootstrap_file = v;
+                } else if ((r = ds_arg_value(&a, "--topic", &v))) {
+                        if (r < 0)
+                                return 2;
+                        if (nextra == (int)DS_ARRAY_LEN(extra)) {
+                                fprintf(stderr, "declstream broker: too many --topic flags\n");
+                                return 2;
+                        }
+                        extra[nextra++] = v;
+                } else {
+                        fprintf(stderr, "declstream broker: unknown argument \"%s\" (see --help)\n", argv[a.i]);
+                        return 2;
+                }
+        }
+
+        char err[512];
+        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        rd_kafka_conf_set(conf, "client.id", "declstream-broker", err, sizeof(err));
+        rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+        if (!rk) {
+                fprintf(stderr, "declstream broker: %s\n", err);
+                return 1;
+        }
+        rd_kafka_mock_cluster_t *mc = rd_kafka_mock_cluster_new(rk, (int)brokers);
+        if (!mc) {
+                fprintf(stderr, "declstream broker: cannot start the mock cluster\n");
+                rd_kafka_destroy(rk);
+                return 1;
+        }
+        int rf = brokers < 3 ? (int)brokers : 3;
+        int P = (int)partitions;
+        int rc = 0;
+        if (create_topic(mc, "customs.declarations", P, rf) || create_topic(mc, "customs.declarations.dlq", P, rf) ||
+            create_topic(mc, "customs.totals", P, rf))
+                rc = 1;
+        for (int i = 0; i < nextra && !rc; i++) {
+                char name[256];
+                const char *colon = strrchr(extra[i], ':');
+                int64_t p = P;
+                if (colon) {
+                        snprintf(name, sizeof(name), "%.*s", (int)(colon - extra[i]), extra[i]);
+                        if (ds_arg_i64("broker", "--topic", colon + 1, 1, 10000, &p)) {
+                                rc = 2;
+                                break;
+                        }
+                } else {
+                        snprintf(name, sizeof(name), "%s", extra[i]);
+                }
+                if (!*name) {
+                        fprintf(stderr, "declstream broker: --topic needs a name\n");
+                        rc = 2;
+                        break;
+                }
+                if (create_topic(mc, name, (int)p, rf))
+                        rc = 1;
+        }
+        const char *bs = rd_kafka_mock_cluster_bootstraps(mc);
+        if (!rc && bootstrap_file) {
+                char tmp[4096];
+                snprintf(tmp, sizeof(tmp), "%s.tmp.%d", bootstrap_file, (int)getpid());
+                FILE *f = fopen(tmp, "w");
+                if (!f || fprintf(f, "%s\n", bs) < 0 || fclose(f) || rename(tmp, bootstrap_file)) {
+                        fprintf(stderr, "declstream broker: cannot write %s: %s\n", bootstrap_file, strerror(errno));
+                        rc = 1;
+                }
+        }
+        if (!rc) {
+                printf("%s\n", bs);
+                fflush(stdout);
+                ds_log(DS_LOG_INFO, "broker", "embedded broker running (in memory only; for development, demos, "
+                                              "tests and benchmarks)",
+                       "bootstrap_servers=%s brokers=%d partitions=%d", bs, (int)brokers, P);
+                while (!ds_stop_requested())
+                        usleep(100 * 1000);
+                ds_log(DS_LOG_INFO, "broker", "stopping", "%s", "");
+        }
+        rd_kafka_mock_cluster_destroy(mc);
+        rd_kafka_destroy(rk);
+        if (bootstrap_file && !rc)
+                unlink(bootstrap_file);
+        return rc;
+}

@@ -1,0 +1,969 @@
+/*
+ * ds_codec.c - schema-specialised Avro decoder for declarations.
+ *
+ * Design. Avro binary has no field tags: a record is its fields in the
+ * writer's order. So a writer schema is turned once into a list of ops, one
+ * per writer field: "read a string into ds_decl_t.gate_code", "read an int,
+ * widen it to long, store at ds_item_t.gross_weight_g", "skip a map of
+ * records", "read a union branch index and run the branch's op". Reader
+ * fields the writer lacks are pre-filled from a prototype struct holding the
+ * reader's defaults, so decoding a message is: copy the prototype header, run
+ * the ops. Each read checks the remaining length first; malformed input ends
+ * with a reason, never a read past the buffer or an allocation.
+ *
+ * The writer schema is first converted from Avro C's representation into a
+ * small graph of wnode_t (named types memoised so recursive schemas become
+ * cycles, not infinite trees). Skipping is a recursive walk with a depth
+ * limit, so a hostile deeply nested schema cannot exhaust the stack.
+ *
+ * Varints follow Avro C exactly (up to 10 bytes, bits past 64 dropped; ints
+ * range-checked), so both decoders accept the same bytes (tests/test_codec.c,
+ * tests/fuzz_decode.c).
+ *
+ * Memory: everything a codec owns comes from one arena freed by
+ * ds_codec_destroy(); a codec for the v1 schema is ~3 KiB.
+ */
+#include "ds_codec.h"
+#include "ds_common.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------------ */
+/* Arena: codec-lifetime allocations.                                        */
+
+typedef struct chunk {
+        struct chunk *next;
+        size_t used, cap;
+        max_align_t data[];
+} chunk_t;
+
+typedef struct arena {
+        chunk_t *head;
+} arena_t;
+
+static void *arena_alloc(arena_t *a, size_t size) {
+        size = (size + sizeof(max_align_t) - 1) & ~(sizeof(max_align_t) - 1);
+        if (!a->head || a->head->used + size > a->head->cap) {
+                size_t cap = size > 4096 ? size : 4096;
+                chunk_t *c = calloc(1, sizeof(*c) + cap);
+                if (!c)
+                        return NULL;
+                c->cap = cap;
+                c->next = a->head;
+                a->head = c;
+        }
+        void *p = (char *)a->head->data + a->head->used;
+        a->head->used += size;
+        return p;
+}
+
+static char *arena_strdup(arena_t *a, const char *s) {
+        size_t n = strlen(s) + 1;
+        char *d = arena_alloc(a, n);
+        if (d)
+                memcpy(d, s, n);
+        return d;
+}
+
+static void arena_free(arena_t *a) {
+        for (chunk_t *c = a->head, *n; c; c = n) {
+                n = c->next;
+                free(c);
+        }
+        a->head = NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Reader contract.                                                          */
+
+enum rk { RK_SKIP = 0, RK_STR, RK_OPTSTR, RK_INT, RK_LONG, RK_DOUBLE, RK_ENUM, RK_ITEMS };
+
+enum renum { RE_NONE = 0, RE_KIND, RE_FLOW, RE_CHANNEL, RE__CNT };
+
+typedef struct rfield {
+        const char *name;
+        uint8_t rk;
+        uint8_t renum; /* RK_ENUM: which enum */
+        uint16_t off;  /* offset in ds_decl_t or ds_item_t */
+} rfield_t;
+
+static const char *const kind_syms[] = {"NEW", "AMEND", "CANCEL"};
+static const char *const flow_syms[] = {"EXPORT", "IMPORT", "TRANSIT", "BORDER_RESIDENT"};
+static const char *const channel_syms[] = {"GREEN", "YELLOW", "RED"};
+
+static const struct {
+        const char *name;
+        const char *const *syms;
+        uint8_t nsym;
+} renums[RE__CNT] = {
+    [RE_KIND] = {"EventKind", kind_syms, 3},
+    [RE_FLOW] = {"Flow", flow_syms, 4},
+    [RE_CHANNEL] = {"Channel", channel_syms, 3},
+};
+
+#define D(f) (uint16_t) offsetof(ds_decl_t, f)
+#define I(f) (uint16_t) offsetof(ds_item_t, f)
+static const rfield_t decl_fields[] = {
+    {"declaration_id", RK_STR, 0, D(declaration_id)},
+    {"version", RK_INT, 0, D(version)},
+    {"kind", RK_ENUM, RE_KIND, D(kind)},
+    {"declared_at", RK_LONG, 0, D(declared_at)},
+    {"gate_code", RK_STR, 0, D(gate_code)},
+    {"customs_office", RK_STR, 0, D(customs_office)},
+    {"type_code", RK_STR, 0, D(type_code)},
+    {"flow", RK_ENUM, RE_FLOW, D(flow)},
+    {"declarant_tax_id", RK_STR, 0, D(declarant_tax_id)},
+    {"channel", RK_ENUM, RE_CHANNEL, D(channel)},
+    {"vehicle_plate", RK_OPTSTR, 0, D(vehicle_plate)},
+    {"items", RK_ITEMS, 0, D(items)},
+};
+static const rfield_t item_fields[] = {
+    {"hs_code", RK_STR, 0, I(hs_code)},
+    {"description", RK_STR, 0, I(description)},
+    {"quantity", RK_DOUBLE, 0, I(quantity)},
+    {"unit", RK_STR, 0, I(unit)},
+    {"gross_weight_g", RK_LONG, 0, I(gross_weight_g)},
+    {"customs_value_usd_cents", RK_LONG, 0, I(customs_value_usd_cents)},
+    {"origin_country", RK_STR, 0, I(origin_country)},
+};
+#undef D
+#undef I
+
+#define NDECL ((int)DS_ARRAY_LEN(decl_fields))
+#define NITEM ((int)DS_ARRAY_LEN(item_fields))
+
+struct ds_reader {
+        avro_schema_t schema;
+        json_t *json;                  /* owns the default strings */
+        uint8_t decl_has_default[NDECL];
+        uint8_t item_has_default[NITEM];
+        int enum_default[RE__CNT];     /* reader enum's default symbol, or -1 */
+        ds_decl_t proto;               /* defaults; only the part before items is used */
+        ds_item_t item_proto;
+};
+
+avro_schema_t ds_reader_schema(const ds_reader_t *r) {
+        return r->schema;
+}
+
+/* Finds the JSON object defining named type `name` (unqualified) anywhere. */
+static json_t *json_find_named(json_t *j, const char *name, int depth) {
+        if (depth > 64 || !j)
+                return NULL;
+        if (json_is_object(j)) {
+                const char *n = json_string_value(json_object_get(j, "name"));
+                const char *t = json_string_value(json_object_get(j, "type"));
+                if (n && t && (!strcmp(t, "enum") || !strcmp(t, "record") || !strcmp(t, "fixed"))) {
+                        const char *dot = strrchr(n, '.');
+                        if (!strcmp(dot ? dot + 1 : n, name))
+                                return j;
+                }
+                const char *k;
+                json_t *v;
+                json_object_foreach(j, k, v) {
+                        json_t *f = json_find_named(v, name, depth + 1);
+                        if (f)
+                                return f;
+                }
+        } else if (json_is_array(j)) {
+                size_t i;
+                json_t *v;
+                json_array_foreach(j, i, v) {
+                        json_t *f = json_find_named(v, name, depth + 1);
+                        if (f)
+                                return f;
+                }
+        }
+        return NULL;
+}
+
+static int enum_index(uint8_t re, const char *sym) {
+        for (int i = 0; i < renums[re].nsym; i++)
+                if (!strcmp(renums[re].syms[i], sym))
+                        return i;
+        return -1;
+}
+
+static avro_schema_t resolve_link(avro_schema_t s) {
+        while (s && is_avro_link(s))
+                s = avro_schema_link_target(s);
+        return s;
+}
+
+/* Checks the reader schema's field type against the reader kind. */
+static int check_reader_type(const rfield_t *f, avro_schema_t t, char *errstr, size_t sz) {
+        t = resolve_link(t);
+        switch (f->rk) {
+        case RK_STR:
+                if (is_avro_string(t))
+                        return 0;
+                break;
+        case RK_OPTSTR:
+                if (is_avro_union(t) && avro_schema_union_size(t) == 2 &&
+                    is_avro_null(resolve_link(avro_schema_union_branch(t, 0))) &&
+                    is_avro_string(resolve_link(avro_schema_union_branch(t, 1))))
+                        return 0;
+                break;
+        case RK_INT:
+                if (is_avro_int32(t))
+                        return 0;
+                break;
+        case RK_LONG:
+                if (is_avro_int64(t))
+                        return 0;
+                break;
+        case RK_DOUBLE:
+                if (is_avro_double(t))
+                        return 0;
+                break;
+        case RK_ENUM:
+                if (is_avro_enum(t) && !strcmp(avro_schema_name(t), renums[f->renum].name) &&
+                    avro_schema_enum_number_of_symbols(t) == renums[f->renum].nsym) {
+                        for (int i = 0; i < renums[f->renum].nsym; i++)
+                                if (strcmp(avro_schema_enum_get(t, i), renums[f->renum].syms[i]))
+                                        return ds_err(errstr, sz,
+                                                      "reader schema: enum %s symbol %d is %s, expected %s",
+                                                      renums[f->renum].name, i, avro_schema_enum_get(t, i),
+                                                      renums[f->renum].syms[i]);
+                        return 0;
+                }
+                break;
+        case RK_ITEMS:
+                if (is_avro_array(t) && is_avro_record(resolve_link(avro_schema_array_items(t))) &&
+                    !strcmp(avro_schema_name(resolve_link(avro_schema_array_items(t))), "Item"))
+                        return 0;
+                break;
+        }
+        return ds_err(errstr, sz, "reader schema: field %s has type %s, which declstream cannot read", f->name,
+                      avro_schema_type_name(t));
+}
+
+/* Stores the JSON default of field f into proto (decl or item). */
+static int set_default(const rfield_t *f, json_t *def, void *proto, char *errstr, size_t sz) {
+        char *dst = (char *)proto + f->off;
+        switch (f->rk) {
+        case RK_STR:
+                if (!json_is_string(def))
+                        break;
+                *(ds_str_t *)dst = (ds_str_t){json_string_value(def), (uint32_t)json_string_length(def)};
+                return 0;
+        case RK_OPTSTR:
+                if (json_is_null(def)) {
+                        *(ds_str_t *)dst = (ds_str_t){NULL, 0};
+                        return 0;
+                }
+                if (json_is_string(def)) {
+                        *(ds_str_t *)dst = (ds_str_t){json_string_value(def), (uint32_t)json_string_length(def)};
+                        return 0;
+                }
+                break;
+        case RK_INT:
+                if (!json_is_integer(def))
+                        break;
+                *(int32_t *)dst = (int32_t)json_integer_value(def);
+                return 0;
+        case RK_LONG:
+                if (!json_is_integer(def))
+                        break;
+                *(int64_t *)dst = (int64_t)json_integer_value(def);
+                return 0;
+        case RK_DOUBLE:
+                if (!json_is_number(def))
+                        break;
+                *(double *)dst = json_number_value(def);
+                return 0;
+        case RK_ENUM: {
+                int v = json_is_string(def) ? enum_index(f->renum, json_string_value(def)) : -1;
+                if (v < 0)
+                        break;
+                *(uint8_t *)dst = (uint8_t)v;
+                return 0;
+        }
+        case RK_ITEMS:
+                if (json_is_array(def) && json_array_size(def) == 0)
+                        return 0; /* item_cnt stays 0 */
+                return ds_err(errstr, sz, "reader schema: only [] is supported as the default of %s", f->name);
+        }
+        return ds_err(errstr, sz, "reader schema: default of field %s has the wrong type", f->name);
+}
+
+static int load_fields(ds_reader_t *r, avro_schema_t rec, json_t *jrec, const rfield_t *fields, int n,
+                       uint8_t *has_default, void *proto, char *errstr, size_t sz) {
+        json_t *jfields = json_object_get(jrec, "fields");
+        for (int i = 0; i < n; i++) {
+                const rfield_t *f = &fields[i];
+                avro_schema_t t = avro_schema_record_field_get(rec, f->name);
+                if (!t)
+                        return ds_err(errstr, sz, "reader schema %s lacks field %s", avro_schema_name(rec), f->name);
+                if (check_reader_type(f, t, errstr, sz))
+                        return -1;
+                size_t k;
+                json_t *jf;
+                json_array_foreach(jfields, k, jf) {
+                        if (strcmp(json_string_value(json_object_get(jf, "name")) ?: "", f->name))
+                                continue;
+                        json_t *def = json_object_get(jf, "default");
+                        if (def) {
+                                if (set_default(f, def, proto, errstr, sz))
+                                        return -1;
+                                has_default[i] = 1;
+                        }
+                }
+        }
+        (void)r;
+        return 0;
+}
+
+ds_reader_t *ds_reader_new(const char *json, size_t len, char *errstr, size_t sz) {
+        ds_reader_t *r = calloc(1, sizeof(*r));
+        if (!r) {
+                ds_err(errstr, sz, "out of memory");
+                return NULL;
+        }
+        json_error_t jerr;
+        r->json = json_loadb(json, len, 0, &jerr);
+        if (!r->json) {
+                ds_err(errstr, sz, "reader schema: JSON error at line %d: %s", jerr.line, jerr.text);
+                goto fail;
+        }
+        if (avro_schema_from_json_length(json, len, &r->schema)) {
+                ds_err(errstr, sz, "reader schema: %s", avro_strerror());
+                goto fail;
+        }
+        if (!is_avro_record(r->schema) || strcmp(avro_schema_name(r->schema), "Declaration")) {
+                ds_err(errstr, sz, "reader schema must be the record Declaration");
+                goto fail;
+        }
+        if (load_fields(r, r->schema, r->json, decl_fields, NDECL, r->decl_has_default, &r->proto, errstr, sz))
+                goto fail;
+        avro_schema_t item = resolve_link(avro_schema_array_items(
+            resolve_link(avro_schema_record_field_get(r->schema, "items"))));
+        json_t *jitem = json_find_named(r->json, "Item", 0);
+        if (!jitem) {
+                ds_err(errstr, sz, "reader schema: record Item not found");
+                goto fail;
+        }
+        if (load_fields(r, item, jitem, item_fields, NITEM, r->item_has_default, &r->item_proto, errstr, sz))
+                goto fail;
+        for (int e = 1; e < RE__CNT; e++) {
+                r->enum_default[e] = -1;
+                json_t *je = json_find_named(r->json, renums[e].name, 0);
+                json_t *def = je ? json_object_get(je, "default") : NULL;
+                if (def) {
+                        r->enum_default[e] = json_is_string(def) ? enum_index((uint8_t)e, json_string_value(def)) : -1;
+                        if (r->enum_default[e] < 0) {
+                                ds_err(errstr, sz, "reader schema: default of enum %s is not one of its symbols",
+                                       renums[e].name);
+                                goto fail;
+                        }
+                }
+        }
+        return r;
+fail:
+        ds_reader_destroy(r);
+        return NULL;
+}
+
+void ds_reader_destroy(ds_reader_t *r) {
+        if (!r)
+                return;
+        if (r->schema)
+                avro_schema_decref(r->schema);
+        if (r->json)
+                json_decref(r->json);
+        free(r);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Writer type graph.                                                        */
+
+enum wt { W_NULL, W_BOOL, W_INT, W_LONG, W_FLOAT, W_DOUBLE, W_STRING, W_BYTES,
+          W_FIXED, W_ENUM, W_ARRAY, W_MAP, W_RECORD, W_UNION };
+
+static const char *const wt_names[] = {"null", "boolean", "int", "long", "float", "double", "string",
+                                       "bytes", "fixed", "enum", "array", "map", "record", "union"};
+
+typedef struct wnode wnode_t;
+struct wnode {
+        uint8_t t;
+        uint32_t n;       /* fixed: size; enum: symbols; record: fields; union: branches */
+        wnode_t **kids;   /* record fields, union branches; array items / map values in kids[0] */
+        char **names;     /* record field names, enum symbols */
+        const char *name; /* unqualified name of a named type */
+};
+
+#define MAX_NAMED 256
+#define MAX_DEPTH 64
+
+typedef struct build {
+        arena_t *arena;
+        struct {
+                avro_schema_t s;
+                wnode_t *w;
+        } named[MAX_NAMED];
+        int nnamed;
+        char *errstr;
+        size_t errsz;
+} build_t;
+
+static wnode_t *wbuild(build_t *b, avro_schema_t s, int depth) {
+        if (depth > MAX_DEPTH) {
+                ds_err(b->errstr, b->errsz, "writer schema nested deeper than %d", MAX_DEPTH);
+                return NULL;
+        }
+        s = resolve_link(s);
+        if (!s) {
+                ds_err(b->errstr, b->errsz, "writer schema has an unresolved named type");
+                return NULL;
+        }
+        for (int i = 0; i < b->nnamed; i++)
+                if (b->named[i].s == s)
+                        return b->named[i].w;
+        wnode_t *w = arena_alloc(b->arena, sizeof(*w));
+        if (!w)
+                return NULL;
+        switch (avro_typeof(s)) {
+        case AVRO_NULL: w->t = W_NULL; return w;
+        case AVRO_BOOLEAN: w->t = W_BOOL; return w;
+        case AVRO_INT32: w->t = W_INT; return w;
+        case AVRO_INT64: w->t = W_LONG; return w;
+        case AVRO_FLOAT: w->t = W_FLOAT; return w;
+        case AVRO_DOUBLE: w->t = W_DOUBLE; return w;
+        case AVRO_STRING: w->t = W_STRING; return w;
+        case AVRO_BYTES: w->t = W_BYTES; return w;
+        default: break;
+        }
+        if (is_avro_named_type(s)) {
+                if (b->nnamed == MAX_NAMED) {
+                        ds_err(b->errstr, b->errsz, "writer schema has more than %d named types", MAX_NAMED);
+                        return NULL;
+                }
+                b->named[b->nnamed].s = s;
+                b->named[b->nnamed++].w = w;
+                w->name = arena_strdup(b->arena, avro_schema_name(s));
+        }
+        switch (avro_typeof(s)) {
+        case AVRO_FIXED:
+                w->t = W_FIXED;
+                w->n = (uint32_t)avro_schema_fixed_size(s);
+                return w;
+        case AVRO_ENUM:
+                w->t = W_ENUM;
+                w->n = (uint32_t)avro_schema_enum_number_of_symbols(s);
+                w->names = arena_alloc(b->arena, sizeof(char *) * (w->n + 1));
+                for (uint32_t i = 0; i < w->n; i++)
+                        w->names[i] = arena_strdup(b->arena, avro_schema_enum_get(s, (int)i));
+                return w;
+        case AVRO_ARRAY:
+        case AVRO_MAP:
+                w->t = avro_typeof(s) == AVRO_ARRAY ? W_ARRAY : W_MAP;
+                w->n = 1;
+                w->kids = arena_alloc(b->arena, sizeof(wnode_t *));
+                w->kids[0] = wbuild(b, w->t == W_ARRAY ? avro_schema_array_items(s) : avro_schema_map_values(s),
+                                    depth + 1);
+                return w->kids[0] ? w : NULL;
+        case AVRO_UNION:
+                w->t = W_UNION;
+                w->n = (uint32_t)avro_schema_union_size(s);
+                w->kids = arena_alloc(b->arena, sizeof(wnode_t *) * (w->n + 1));
+                for (uint32_t i = 0; i < w->n; i++)
+                        if (!(w->kids[i] = wbuild(b, avro_schema_union_branch(s, (int)i), depth + 1)))
+                                return NULL;
+                return w;
+        case AVRO_RECORD:
+                w->t = W_RECORD;
+                w->n = (uint32_t)avro_schema_record_size(s);
+                w->kids = arena_alloc(b->arena, sizeof(wnode_t *) * (w->n + 1));
+                w->names = arena_alloc(b->arena, sizeof(char *) * (w->n + 1));
+                for (uint32_t i = 0; i < w->n; i++) {
+                        w->names[i] = arena_strdup(b->arena, avro_schema_record_field_name(s, (int)i));
+                        if (!(w->kids[i] = wbuild(b, avro_schema_record_field_get_by_index(s, (int)i), depth + 1)))
+                                return NULL;
+                }
+                return w;
+        default:
+                ds_err(b->errstr, b->errsz, "writer schema has an unsupported type %s", avro_schema_type_name(s));
+                return NULL;
+        }
+}
+
+/* Smallest number of bytes an encoded value of w can take (bounded depth). */
+static uint32_t wmin_size(const wnode_t *w, int depth) {
+        if (depth > MAX_DEPTH)
+                return 0;
+        switch (w->t) {
+        case W_NULL: return 0;
+        case W_FLOAT: return 4;
+        case W_DOUBLE: return 8;
+        case W_FIXED: return w->n;
+        case W_RECORD: {
+                uint32_t s = 0;
+                for (uint32_t i = 0; i < w->n; i++)
+                        s += wmin_size(w->kids[i], depth + 1);
+                return s;
+        }
+        default: return 1; /* varint, length prefix, block count, branch index */
+        }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Plan.                                                                     */
+
+typedef struct op op_t;
+typedef struct plan {
+        op_t *ops;
+        uint32_t nops;
+} plan_t;
+
+struct op {
+        uint8_t rk;      /* reader kind, RK_SKIP to skip the writer value */
+        uint8_t wt;      /* writer type; W_UNION: dispatch to br[branch] */
+        uint8_t bad;     /* this branch cannot be read into the reader */
+        uint8_t is_null; /* RK_OPTSTR fed by the writer's null */
+        uint16_t off;
+        uint32_t nbr;
+        const wnode_t *w;
+        op_t *br;
+        uint8_t *emap; /* writer enum index -> reader value, 0xff: none */
+        plan_t *sub;   /* RK_ITEMS: plan of one element */
+};
+
+struct ds_codec {
+        arena_t arena;
+        const ds_reader_t *reader;
+        avro_schema_t writer;
+        plan_t top;
+        ds_item_t item_proto;
+        uint32_t item_min_size;
+        size_t proto_size; /* bytes of reader->proto copied before decoding */
+};
+
+typedef struct compile {
+        arena_t *arena;
+        const ds_reader_t *reader;
+        ds_codec_t *codec;
+        char *errstr;
+        size_t errsz;
+} compile_t;
+
+static int compile_record(compile_t *c, const wnode_t *w, const rfield_t *fields, int n,
+                          const uint8_t *has_default, plan_t *out, const char *what);
+
+/* Compiles reading writer type w (not a union) into reader field f.
+ * Returns 0 ok, 1 incompatible (op->bad set, errstr says why), -1 fatal. */
+static int compile_leaf(compile_t *c, const rfield_t *f, const wnode_t *w, op_t *op) {
+        op->rk = f->rk;
+        op->wt = w->t;
+        op->off = f->off;
+        op->w = w;
+        switch (f->rk) {
+        case RK_STR:
+                if (w->t == W_STRING || w->t == W_BYTES)
+                        return 0;
+                break;
+        case RK_OPTSTR:
+                if (w->t == W_STRING || w->t == W_BYTES)
+                        return 0;
+                if (w->t == W_NULL) {
+                        op->is_null = 1;
+                        return 0;
+                }
+                break;
+        case RK_INT:
+                if (w->t == W_INT)
+                        return 0;
+                break;
+        case RK_LONG:
+                if (w->t == W_INT || w->t == W_LONG)
+                        return 0;
+                break;
+        case RK_DOUBLE:
+                if (w->t == W_INT || w->t == W_LONG || w->t == W_FLOAT || w->t == W_DOUBLE)
+                        return 0;
+                break;
+        case RK_ENUM: {
+                if (w->t != W_ENUM || strcmp(w->name, renums[f->renum].name))
+                        break;
+                op->emap = arena_alloc(c->arena, w->n + 1);
+                if (!op->emap)
+                        return -1;
+                int usable = 0;
+                for (uint32_t i = 0; i < w->n; i++) {
+                        int v = enum_index(f->renum, w->names[i]);
+                        if (v < 0)
+                                v = c->reader->enum_default[f->renum];
+                        op->emap[i] = v < 0 ? 0xff : (uint8_t)v;
+                        usable |= v >= 0;
+                }
+                if (!usable)
+                        break;
+                return 0;
+        }
+        case RK_ITEMS: {
+                const wnode_t *e = w->t == W_ARRAY ? w->kids[0] : NULL;
+                if (!e || e->t != W_RECORD || strcmp(e->name, "Item"))
+                        break;
+                op->sub = arena_alloc(c->arena, sizeof(plan_t));
+                if (!op->sub)
+                        return -1;
+                if (compile_record(c, e, item_fields, NITEM, c->reader->item_has_default, op->sub, "Item"))
+                        return -1;
+                c->codec->item_min_size = wmin_size(e, 0);
+                return 0;
+        }
+        }
+        op->bad = 1;
+        ds_err(c->errstr, c->errsz, "field %s: writer type %s%s%s cannot be read as the reader's type", f->name,
+               wt_names[w->t], w->name ? " " : "", w->name ? w->name : "");
+        return 1;
+}
+
+static int compile_field(compile_t *c, const rfield_t *f, const wnode_t *w, op_t *op) {
+        if (w->t != W_UNION)
+                return compile_leaf(c, f, w, op);
+        op->rk = f->rk;
+        op->wt = W_UNION;
+        op->off = f->off;
+        op->w = w;
+        op->nbr = w->n;
+        op->br = arena_alloc(c->arena, sizeof(op_t) * (w->n + 1));
+        if (!op->br)
+                return -1;
+        int usable = 0;
+        for (uint32_t i = 0; i < w->n; i++) {
+                int r = compile_leaf(c, f, w->kids[i], &op->br[i]);
+                if (r < 0)
+                        return -1;
+                usable |= r == 0;
+        }
+        if (!usable)
+                return ds_err(c->errstr, c->errsz, "field %s: no branch of the writer's union can be read", f->name);
+        return 0;
+}
+
+static int compile_record(compile_t *c, const wnode_t *w, const rfield_t *fields, int n,
+                          const uint8_t *has_default, plan_t *out, const char *what) {
+        uint8_t seen[16] = {0};
+        out->nops = w->n;
+        out->ops = arena_alloc(c->arena, sizeof(op_t) * (w->n + 1));
+        if (!out->ops)
+                return ds_err(c->errstr, c->errsz, "out of memory");
+        for (uint32_t i = 0; i < w->n; i++) {
+                op_t *op = &out->ops[i];
+                int fi = -1;
+                for (int k = 0; k < n; k++)
+                        if (!strcmp(fields[k].name, w->names[i]))
+                                fi = k;
+                if (fi < 0) {
+                        op->rk = RK_SKIP;
+                        op->w = w->kids[i];
+                        op->wt = w->kids[i]->t;
+                        continue;
+                }
+                if (seen[fi])
+                        return ds_err(c->errstr, c->errsz, "%s: writer has field %s twice", what, w->names[i]);
+                seen[fi] = 1;
+                int r = compile_field(c, &fields[fi], w->kids[i], op);
+                if (r) /* a plain (non-union) field of an unreadable type is fatal */
+                        return -1;
+        }
+        for (int k = 0; k < n; k++)
+                if (!seen[k] && !has_default[k])
+                        return ds_err(c->errstr, c->errsz,
+                                      "%s: reader field %s has no default and the writer schema lacks it", what,
+                                      fields[k].name);
+        return 0;
+}
+
+ds_codec_t *ds_codec_new(const ds_reader_t *reader, avro_schema_t writer, char *errstr, size_t sz) {
+        ds_codec_t *codec = calloc(1, sizeof(*codec));
+        if (!codec) {
+                ds_err(errstr, sz, "out of memory");
+                return NULL;
+        }
+        codec->reader = reader;
+        build_t *b = calloc(1, sizeof(*b));
+        if (!b) {
+                ds_err(errstr, sz, "out of memory");
+                free(codec);
+                return NULL;
+        }
+        b->arena = &codec->arena;
+        b->errstr = errstr;
+        b->errsz = sz;
+        wnode_t *root = wbuild(b, writer, 0);
+        free(b);
+        if (!root)
+                goto fail;
+        if (root->t != W_RECORD || strcmp(root->name, "Declaration")) {
+                ds_err(errstr, sz, "writer schema is not the record Declaration");
+                goto fail;
+        }
+        compile_t c = {&codec->arena, reader, codec, errstr, sz};
+        if (compile_record(&c, root, decl_fields, NDECL, reader->decl_has_default, &codec->top, "Declaration"))
+                goto fail;
+        codec->item_proto = reader->item_proto;
+        codec->proto_size = offsetof(ds_decl_t, items);
+        codec->writer = avro_schema_incref(writer);
+        return codec;
+fail:
+        arena_free(&codec->arena);
+        free(codec);
+        return NULL;
+}
+
+void ds_codec_destroy(ds_codec_t *c) {
+        if (!c)
+                return;
+        if (c->writer)
+                avro_schema_decref(c->writer);
+        arena_free(&c->arena);
+        free(c);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Decoding.                                                                 */
+
+typedef struct cur {
+        const uint8_t *p, *end;
+} cur_t;
+
+/* Avro varint, as Avro C reads it: at most 10 bytes, bits past 64 dropped. */
+static inline ds_dlq_reason_t rd_long(cur_t *c, int64_t *out) {
+        uint64_t v = 0;
+        const uint8_t *p = c->p;
+        for (int i = 0;; i++) {
+                if (DS_UNLIKELY(i == 10))
+                        return DS_DLQ_MALFORMED;
+                if (DS_UNLIKELY(p >= c->end))
+                        return DS_DLQ_TRUNCATED;
+                uint8_t b = *p++;
+                v |= (uint64_t)(b & 0x7f) << (7 * i);
+                if (!(b & 0x80))
+                        break;
+        }
+        c->p = p;
+        *out = (int64_t)((v >> 1) ^ (~(v & 1) + 1));
+        return DS_DLQ_NONE;
+}
+
+static inline ds_dlq_reason_t rd_int(cur_t *c, int32_t *out) {
+        int64_t v;
+        ds_dlq_reason_t r = rd_long(c, &v);
+        if (DS_UNLIKELY(r))
+                return r;
+        if (DS_UNLIKELY(v < INT32_MIN || v > INT32_MAX))
+                return DS_DLQ_MALFORMED;
+        *out = (int32_t)v;
+        return DS_DLQ_NONE;
+}
+
+static inline ds_dlq_reason_t rd_bytes(cur_t *c, ds_str_t *out) {
+        int64_t len;
+        ds_dlq_reason_t r = rd_long(c, &len);
+        if (DS_UNLIKELY(r))
+                return r;
+        if (DS_UNLIKELY(len < 0))
+                return DS_DLQ_MALFORMED;
+        if (DS_UNLIKELY((uint64_t)len > (uint64_t)(c->end - c->p)))
+                return DS_DLQ_TRUNCATED;
+        out->p = (const char *)c->p;
+        out->len = (uint32_t)len;
+        c->p += len;
+        return DS_DLQ_NONE;
+}
+
+static inline ds_dlq_reason_t rd_fixed(cur_t *c, void *dst, size_t n) {
+        if (DS_UNLIKELY((size_t)(c->end - c->p) < n))
+                return DS_DLQ_TRUNCATED;
+        if (dst)
+                memcpy(dst, c->p, n);
+        c->p += n;
+        return DS_DLQ_NONE;
+}
+
+static ds_dlq_reason_t skip(const wnode_t *w, cur_t *c, int depth) {
+        int64_t v;
+        ds_str_t s;
+        ds_dlq_reason_t r;
+        if (DS_UNLIKELY(depth > MAX_DEPTH))
+                return DS_DLQ_MALFORMED;
+        switch (w->t) {
+        case W_NULL: return DS_DLQ_NONE;
+        case W_BOOL: return rd_fixed(c, NULL, 1);
+        case W_INT: /* skipped like Avro C's skip_int: no range check */
+        case W_LONG: return rd_long(c, &v);
+        case W_FLOAT: return rd_fixed(c, NULL, 4);
+        case W_DOUBLE: return rd_fixed(c, NULL, 8);
+        case W_STRING:
+        case W_BYTES: return rd_bytes(c, &s);
+        case W_FIXED: return rd_fixed(c, NULL, w->n);
+        case W_ENUM: /* a skipped enum is not interpreted (as in Avro C) */
+                return rd_long(c, &v);
+        case W_UNION:
+                if ((r = rd_long(c, &v)))
+                        return r;
+                if (v < 0 || v >= w->n)
+                        return DS_DLQ_MALFORMED;
+                return skip(w->kids[v], c, depth + 1);
+        case W_RECORD:
+                for (uint32_t i = 0; i < w->n; i++)
+                        if ((r = skip(w->kids[i], c, depth + 1)))
+                                return r;
+                return DS_DLQ_NONE;
+        case W_ARRAY:
+        case W_MAP: {
+                uint32_t min = wmin_size(w->kids[0], 0) + (w->t == W_MAP ? 1 : 0);
+                for (;;) {
+                        int64_t cnt, size;
+                        if ((r = rd_long(c, &cnt)))
+                                return r;
+                        if (cnt == 0)
+                                return DS_DLQ_NONE;
+                        if (cnt < 0) {
+                                if ((r = rd_long(c, &size)))
+                                        return r;
+                                if (cnt == INT64_MIN) /* Avro C negates it to itself: an empty block */
+                                        continue;
+                                cnt = -cnt;
+                        }
+                        if (min && (uint64_t)cnt > (uint64_t)(c->end - c->p) / min)
+                                return DS_DLQ_TRUNCATED;
+                        if (!min && cnt > (int64_t)1 << 20)
+                                return DS_DLQ_MALFORMED; /* zero-size elements: refuse absurd counts */
+                        for (int64_t i = 0; i < cnt; i++) {
+                                if (w->t == W_MAP && (r = rd_bytes(c, &s)))
+                                        return r;
+                                if ((r = skip(w->kids[0], c, depth + 1)))
+                                        return r;
+                        }
+                }
+        }
+        }
+        return DS_DLQ_MALFORMED;
+}
+
+static ds_dlq_reason_t run_plan(const ds_codec_t *codec, const plan_t *pl, cur_t *c, char *dst, ds_decl_t *decl);
+
+static ds_dlq_reason_t run_items(const ds_codec_t *codec, const op_t *op, cur_t *c, ds_decl_t *decl) {
+        ds_dlq_reason_t r;
+        uint32_t min = codec->item_min_size;
+        for (;;) {
+                int64_t cnt, size;
+                if ((r = rd_long(c, &cnt)))
+                        return r;
+                if (cnt == 0)
+                        return DS_DLQ_NONE;
+                if (cnt < 0) {
+                        if ((r = rd_long(c, &size)))
+                                return r;
+                        if (cnt == INT64_MIN) /* Avro C negates it to itself: an empty block */
+                                continue;
+                        cnt = -cnt;
+                }
+                if (min && (uint64_t)cnt > (uint64_t)(c->end - c->p) / min)
+                        return DS_DLQ_TRUNCATED;
+                if (cnt > (int64_t)(DS_MAX_ITEMS - decl->item_cnt))
+                        return DS_DLQ_TOO_MANY_ITEMS;
+                for (int64_t i = 0; i < cnt; i++) {
+                        ds_item_t *it = &decl->items[decl->item_cnt++];
+                        *it = codec->item_proto;
+                        if ((r = run_plan(codec, op->sub, c, (char *)it, decl)))
+                                return r;
+                }
+        }
+}
+
+static inline ds_dlq_reason_t run_op(const ds_codec_t *codec, const op_t *op, cur_t *c, char *dst, ds_decl_t *decl) {
+        ds_dlq_reason_t r;
+        int64_t v;
+        if (op->wt == W_UNION) {
+                if ((r = rd_long(c, &v)))
+                        return r;
+                if (DS_UNLIKELY(v < 0 || v >= op->nbr))
+                        return DS_DLQ_MALFORMED;
+                op = &op->br[v];
+        }
+        if (DS_UNLIKELY(op->bad))
+                return DS_DLQ_INCOMPATIBLE_SCHEMA;
+        char *f = dst + op->off;
+        switch (op->rk) {
+        case RK_SKIP:
+                return skip(op->w, c, 0);
+        case RK_STR:
+        case RK_OPTSTR:
+                if (op->is_null) {
+                        *(ds_str_t *)f = (ds_str_t){NULL, 0};
+                        return DS_DLQ_NONE;
+                }
+                return rd_bytes(c, (ds_str_t *)f);
+        case RK_INT:
+                return rd_int(c, (int32_t *)f);
+        case RK_LONG:
+                if (op->wt == W_INT) {
+                        int32_t i;
+                        if ((r = rd_int(c, &i)))
+                                return r;
+                        *(int64_t *)f = i;
+                        return DS_DLQ_NONE;
+                }
+                return rd_long(c, (int64_t *)f);
+        case RK_DOUBLE:
+                switch (op->wt) {
+                case W_DOUBLE:
+                        return rd_fixed(c, f, 8);
+                case W_FLOAT: {
+                        float fl;
+                        if ((r = rd_fixed(c, &fl, 4)))
+                                return r;
+                        *(double *)f = fl;
+                        return DS_DLQ_NONE;
+                }
+                case W_INT: {
+                        int32_t i;
+                        if ((r = rd_int(c, &i)))
+                                return r;
+                        *(double *)f = i;
+                        return DS_DLQ_NONE;
+                }
+                default:
+                        if ((r = rd_long(c, &v)))
+                                return r;
+                        *(double *)f = (double)v;
+                        return DS_DLQ_NONE;
+                }
+        case RK_ENUM:
+                if ((r = rd_long(c, &v)))
+                        return r;
+                if (DS_UNLIKELY(v < 0 || v >= op->w->n))
+                        return DS_DLQ_MALFORMED;
+                if (DS_UNLIKELY(op->emap[v] == 0xff))
+                        return DS_DLQ_INCOMPATIBLE_SCHEMA;
+                *(uint8_t *)f = op->emap[v];
+                return DS_DLQ_NONE;
+        case RK_ITEMS:
+                return run_items(codec, op, c, decl);
+        }
+        return DS_DLQ_MALFORMED;
+}
+
+static ds_dlq_reason_t run_plan(const ds_codec_t *codec, const plan_t *pl, cur_t *c, char *dst, ds_decl_t *decl) {
+        for (uint32_t i = 0; i < pl->nops; i++) {
+                ds_dlq_reason_t r = run_op(codec, &pl->ops[i], c, dst, decl);
+                if (DS_UNLIKELY(r))
+                        return r;
+        }
+        return DS_DLQ_NONE;
+}
+
+ds_dlq_reason_t ds_codec_decode(const ds_codec_t *codec, const uint8_t *buf, size_t len, ds_decl_t *out) {
+        cur_t c = {buf, buf + len};
+        memcpy(out, &codec->reader->proto, codec->proto_size);
+        out->item_cnt = 0;
+        ds_dlq_reason_t r = run_plan(codec, &codec->top, &c, (char *)out, out);
+        if (r)
+                return r;
+        return c.p == c.end ? DS_DLQ_NONE : DS_DLQ_TRAILING_BYTES;
+}

@@ -1,0 +1,41 @@
+/*
+ * ds_codec_avro.h - the Apache Avro C reference decoder.
+ *
+ * Decodes the same bytes into the same ds_decl_t as ds_codec.h, through Avro
+ * C's generic value API (avro_value_read into a reused generic value, with a
+ * resolved writer when the writer schema differs from the reader's). It is
+ * the yardstick: tests/test_codec.c and the fuzz target check that both
+ * decoders accept and reject exactly the same bytes and produce the same
+ * values, and bench/ measures both.
+ *
+ * Known limits of Avro C 1.11.1 (FACTS.md): it cannot fill reader defaults
+ * (ds_avro_decoder_new fails when the writer lacks a reader field), and it
+ * leaks the string buffer of a record truncated inside a string. declstream
+ * never feeds it untrusted bytes unchecked: with decoder=avro-c the processor
+ * runs ds_codec_decode first and only hands Avro C bytes that decoded cleanly.
+ *
+ * @locality one decoder per thread (Avro C values and readers are not
+ * thread-safe); strings in the result live until the next decode.
+ */
+#ifndef DS_CODEC_AVRO_H
+#define DS_CODEC_AVRO_H
+
+#include <avro.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ds_decl.h"
+#include "ds_reason.h"
+
+typedef struct ds_avro_decoder ds_avro_decoder_t;
+
+/* reader: the reader schema (vn.customs.Declaration); writer: the schema the
+ * bytes were written with. Takes its own references. */
+ds_avro_decoder_t *ds_avro_decoder_new(avro_schema_t reader, avro_schema_t writer, char *errstr,
+                                       size_t errstr_size);
+void ds_avro_decoder_destroy(ds_avro_decoder_t *d);
+
+/* Same contract as ds_codec_decode(). */
+ds_dlq_reason_t ds_avro_decode(ds_avro_decoder_t *d, const uint8_t *buf, size_t len, ds_decl_t *out);
+
+#endif

@@ -1,0 +1,67 @@
+/*
+ * ds_common.h - small helpers shared by every declstream module.
+ *
+ * Nothing here allocates or locks. Time helpers read CLOCK_REALTIME (event and
+ * publish timestamps, ms since the epoch) or CLOCK_MONOTONIC (intervals,
+ * timeouts); both are vDSO calls, cheap enough for once-per-batch use but not
+ * called per message on the hot path.
+ */
+#ifndef DS_COMMON_H
+#define DS_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include <time.h>
+
+#define DS_LIKELY(x)   __builtin_expect(!!(x), 1)
+#define DS_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define DS_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define DS_UNUSED __attribute__((unused))
+#define DS_CACHELINE 64
+
+/* Milliseconds since the Unix epoch, wall clock. */
+static inline int64_t ds_now_ms(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Monotonic milliseconds, for intervals and timeouts. */
+static inline int64_t ds_mono_ms(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Monotonic nanoseconds, for benchmarks and latency histograms. */
+static inline int64_t ds_mono_ns(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* 64-bit finaliser of MurmurHash3 (fmix64): a cheap, well-mixed hash for
+ * integer keys of the open-addressing tables. */
+static inline uint64_t ds_mix64(uint64_t k) {
+        k ^= k >> 33;
+        k *= 0xff51afd7ed558ccdULL;
+        k ^= k >> 33;
+        k *= 0xc4ceb9fe1a85ec53ULL;
+        k ^= k >> 33;
+        return k;
+}
+
+/* Smallest power of two >= v (v >= 1, v <= 2^31). */
+static inline uint32_t ds_pow2_ceil(uint32_t v) {
+        v--;
+        v |= v >> 1; v |= v >> 2; v |= v >> 4; v |= v >> 8; v |= v >> 16;
+        return v + 1;
+}
+
+/* Format into errstr (never overflows, always NUL-terminated); returns -1 so
+ * that `return ds_err(errstr, size, "...")` reads naturally. */
+int ds_err(char *errstr, size_t errstr_size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif

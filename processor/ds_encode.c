@@ -1,0 +1,84 @@
+/*
+ * ds_encode.c - Avro writers (field order = the .avsc files' order).
+ */
+#include "ds_encode.h"
+#include "ds_domain.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+
+static inline void put_slice(ds_buf_t *b, ds_str_t s) {
+        ds_avro_put_bytes(b, s.p, s.len);
+}
+
+void ds_encode_declaration(ds_buf_t *b, const ds_decl_t *d) {
+        put_slice(b, d->declaration_id);
+        ds_avro_put_long(b, d->version);
+        ds_avro_put_long(b, d->kind);
+        ds_avro_put_long(b, d->declared_at);
+        put_slice(b, d->gate_code);
+        put_slice(b, d->customs_office);
+        put_slice(b, d->type_code);
+        ds_avro_put_long(b, d->flow);
+        put_slice(b, d->declarant_tax_id);
+        ds_avro_put_long(b, d->channel);
+        if (d->vehicle_plate.p) {
+                ds_avro_put_long(b, 1);
+                put_slice(b, d->vehicle_plate);
+        } else {
+                ds_avro_put_long(b, 0);
+        }
+        if (d->item_cnt) {
+                ds_avro_put_long(b, d->item_cnt);
+                for (uint32_t i = 0; i < d->item_cnt; i++) {
+                        const ds_item_t *it = &d->items[i];
+                        put_slice(b, it->hs_code);
+                        put_slice(b, it->description);
+                        ds_avro_put_double(b, it->quantity);
+                        put_slice(b, it->unit);
+                        ds_avro_put_long(b, it->gross_weight_g);
+                        ds_avro_put_long(b, it->customs_value_usd_cents);
+                        put_slice(b, it->origin_country);
+                }
+        }
+        ds_avro_put_long(b, 0); /* end of the items array */
+}
+
+void ds_encode_total(ds_buf_t *b, ds_dim_t dim, const char *key, ds_window_t win, int64_t window_start,
+                     const ds_measures_t *m, int64_t updated_at) {
+        ds_avro_put_long(b, dim);
+        ds_avro_put_str(b, key);
+        ds_avro_put_long(b, win);
+        ds_avro_put_long(b, window_start);
+        ds_avro_put_long(b, m->declarations);
+        ds_avro_put_long(b, m->items);
+        ds_avro_put_long(b, m->value);
+        ds_avro_put_long(b, m->weight);
+        for (int f = 0; f < DS_FLOW__CNT; f++)
+                ds_avro_put_long(b, m->flow_value[f]);
+        ds_avro_put_long(b, updated_at);
+}
+
+const char *ds_dim_name(ds_dim_t d) {
+        return d == DS_DIM_GATE ? "GATE" : d == DS_DIM_COMMODITY ? "COMMODITY" : "?";
+}
+
+const char *ds_window_name(ds_window_t w) {
+        static const char *const n[] = {"TOTAL", "MINUTE", "HOUR", "DAY"};
+        return (unsigned)w < DS_WIN__CNT ? n[w] : "?";
+}
+
+int ds_row_keytext(ds_rowkey_t k, int heading_digits, char *buf, size_t size) {
+        if (ds_rowkey_dim(k) == DS_DIM_GATE) {
+                const ds_gate_t *g = ds_gate((int)ds_rowkey_key(k));
+                return snprintf(buf, size, "%s", g ? g->code : "?");
+        }
+        return snprintf(buf, size, "%0*u", heading_digits, ds_rowkey_key(k));
+}
+
+int ds_total_key(ds_rowkey_t k, int heading_digits, char *buf, size_t size) {
+        char kt[24];
+        ds_row_keytext(k, heading_digits, kt, sizeof(kt));
+        return snprintf(buf, size, "%s|%s|%s|%" PRId64, ds_dim_name(ds_rowkey_dim(k)), kt,
+                        ds_window_name(ds_rowkey_window(k)), k.start);
+}

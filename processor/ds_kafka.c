@@ -1,0 +1,111 @@
+/*
+ * ds_kafka.c - librdkafka configuration, logging and metadata helpers.
+ */
+#include "ds_kafka.h"
+#include "ds_common.h"
+#include "ds_log.h"
+
+#include <string.h>
+
+/* librdkafka syslog levels -> ds_log levels. */
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
+        (void)rk;
+        ds_log_level_t l = level <= 3 ? DS_LOG_ERROR : level == 4 ? DS_LOG_WARN : level <= 6 ? DS_LOG_INFO
+                                                                                                : DS_LOG_DEBUG;
+        ds_log(l, "rdkafka", buf, "facility=%s client=%s", fac, rk ? rd_kafka_name(rk) : "-");
+}
+
+static int set(rd_kafka_conf_t *conf, const char *k, const char *v, const char *origin, char *errstr, size_t sz) {
+        char err[512];
+        if (rd_kafka_conf_set(conf, k, v, err, sizeof(err)) != RD_KAFKA_CONF_OK)
+                return ds_err(errstr, sz, "%s kafka.%s: %s", origin, k, err);
+        return 0;
+}
+
+/* Properties that only make sense for the other role: skipped quietly, so a
+ * shared -X list does not fill the log with librdkafka's CONFWARN lines. */
+static int other_role_only(ds_kafka_role_t role, const char *k) {
+        static const char *const consumer_only[] = {
+            "group.id", "group.instance.id", "auto.offset.reset", "enable.auto.commit", "auto.commit.interval.ms",
+            "enable.auto.offset.store", "session.timeout.ms", "heartbeat.interval.ms", "max.poll.interval.ms",
+            "partition.assignment.strategy", "enable.partition.eof", "queued.min.messages",
+            "queued.max.messages.kbytes", "fetch.wait.max.ms", "fetch.min.bytes", "fetch.max.bytes",
+            "fetch.message.max.bytes", "max.partition.fetch.bytes", "isolation.level", "check.crcs",
+            "fetch.error.backoff.ms", "coordinator.query.interval.ms", NULL};
+        static const char *const producer_only[] = {
+            "acks", "request.required.acks", "linger.ms", "queue.buffering.max.ms", "batch.num.messages",
+            "batch.size", "compression.codec", "compression.type", "compression.level", "enable.idempotence",
+            "partitioner", "message.timeout.ms", "delivery.timeout.ms", "queue.buffering.max.messages",
+            "queue.buffering.max.kbytes", "transactional.id", "transaction.timeout.ms", "retries",
+            "message.send.max.retries", "max.in.flight", "max.in.flight.requests.per.connection", NULL};
+        const char *const *list = role == DS_KAFKA_PRODUCER ? consumer_only : producer_only;
+        for (; *list; list++)
+                if (!strcmp(*list, k))
+                        return 1;
+        return 0;
+}
+
+rd_kafka_conf_t *ds_kafka_conf(ds_kafka_role_t role, const char *const *defaults, const ds_kv_t *props, int nprops,
+                               char *errstr, size_t sz) {
+        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        rd_kafka_conf_set_log_cb(conf, log_cb);
+        for (const char *const *d = defaults; d && d[0]; d += 2)
+                if (set(conf, d[0], d[1], "default", errstr, sz))
+                        goto fail;
+        for (int i = 0; i < nprops; i++) {
+                if (other_role_only(role, props[i].key))
+                        continue;
+                if (set(conf, props[i].key, props[i].value, "", errstr, sz))
+                        goto fail;
+        }
+        return conf;
+fail:
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+}
+
+rd_kafka_t *ds_kafka_new(ds_kafka_role_t role, rd_kafka_conf_t *conf, char *errstr, size_t sz) {
+        char err[512];
+        rd_kafka_t *rk = rd_kafka_new(role == DS_KAFKA_CONSUMER ? RD_KAFKA_CONSUMER : RD_KAFKA_PRODUCER, conf, err,
+                                      sizeof(err));
+        if (!rk) {
+                rd_kafka_conf_destroy(conf);
+                ds_err(errstr, sz, "cannot create the Kafka %s: %s",
+                       role == DS_KAFKA_CONSUMER ? "consumer" : "producer", err);
+        }
+        return rk;
+}
+
+int ds_kafka_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms, char *errstr, size_t sz) {
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms);
+        rd_kafka_topic_destroy(rkt);
+        if (err)
+                return ds_err(errstr, sz, "metadata for topic %s: %s", topic, rd_kafka_err2str(err));
+        int n = -1;
+        if (md->topic_cnt == 1 && !md->topics[0].err)
+                n = md->topics[0].partition_cnt;
+        else
+                ds_err(errstr, sz, "topic %s: %s", topic,
+                       md->topic_cnt ? rd_kafka_err2str(md->topics[0].err) : "not in metadata");
+        rd_kafka_metadata_destroy(md);
+        return n;
+}
+
+int ds_kafka_check_head(rd_kafka_t *rk, const char *topic, int partitions, int timeout_ms, char *errstr, size_t sz) {
+        int lost = 0;
+        for (int p = 0; p < partitions; p++) {
+                int64_t lo, hi;
+                rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi, timeout_ms);
+                if (err)
+                        return ds_err(errstr, sz, "watermarks of %s [%d]: %s", topic, p, rd_kafka_err2str(err));
+                if (lo > 0) {
+                        ds_log(DS_LOG_ERROR, "kafka", "partition lost its head: the broker deleted messages",
+                               "topic=%s partition=%d log_start_offset=%lld high_watermark=%lld", topic, p,
+                               (long long)lo, (long long)hi);
+                        lost++;
+                }
+        }
+        return lost;
+}

@@ -1,0 +1,36 @@
+/*
+ * ds_kafka.h - librdkafka set-up shared by the commands.
+ *
+ * ds_kafka_conf() builds an rd_kafka_conf_t from declstream's defaults for
+ * the client's role, then the user's kafka.* / -X properties (which win);
+ * librdkafka's own error text, naming the property, is returned. Its logs
+ * go through ds_log as comp=rdkafka.
+ */
+#ifndef DS_KAFKA_H
+#define DS_KAFKA_H
+
+#include <librdkafka/rdkafka.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ds_config.h"
+
+typedef enum { DS_KAFKA_CONSUMER, DS_KAFKA_PRODUCER } ds_kafka_role_t;
+
+/* defaults: NULL-terminated key, value pairs applied before props. */
+rd_kafka_conf_t *ds_kafka_conf(ds_kafka_role_t role, const char *const *defaults, const ds_kv_t *props, int nprops,
+                               char *errstr, size_t errstr_size);
+
+/* Creates the client (takes ownership of conf, also on failure). */
+rd_kafka_t *ds_kafka_new(ds_kafka_role_t role, rd_kafka_conf_t *conf, char *errstr, size_t errstr_size);
+
+/* Number of partitions of topic (metadata request), or -1 with errstr. */
+int ds_kafka_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms, char *errstr, size_t errstr_size);
+
+/* Checks that no partition of topic has lost its head: the low watermark of
+ * each partition must be 0. Returns the number of partitions whose head was
+ * deleted (and logs each), or -1 on error. */
+int ds_kafka_check_head(rd_kafka_t *rk, const char *topic, int partitions, int timeout_ms, char *errstr,
+                        size_t errstr_size);
+
+#endif

@@ -1,0 +1,276 @@
+/*
+ * ds_ledger.c - per-partition declaration ledger.
+ *
+ * Layout: an open-addressing table of 32-byte entries keyed by id + 1 (ids
+ * are 12 decimal digits, so id + 1 never overflows and 0 marks an empty
+ * slot), linear probing, backward-shift deletion. The heading lines of each
+ * entry live in a line pool: chunks of 65,536 ds_line_t; a run of n lines
+ * (n <= 50) never crosses a chunk, and freed runs go to a free list per
+ * length, so an amendment with the same number of headings reuses its run.
+ */
+#include "ds_ledger.h"
+#include "ds_common.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define CHUNK_BITS 16
+#define CHUNK_LINES (1u << CHUNK_BITS)
+#define NIL 0xffffffffu
+
+typedef struct lentry {
+        uint64_t key; /* id + 1; 0 = empty */
+        int64_t declared_at;
+        int32_t version;
+        uint32_t lines_ref; /* chunk << 16 | offset; NIL when no lines (cancelled) */
+        uint16_t gate;
+        uint8_t flow;
+        uint8_t nlines;
+        uint8_t cancelled;
+        uint8_t pad[3];
+} lentry_t;
+
+_Static_assert(sizeof(lentry_t) == 32, "ledger entry must stay 32 bytes");
+
+struct ds_ledger {
+        lentry_t *slots;
+        uint32_t mask;
+        uint64_t used;
+        uint32_t cursor; /* expiry sweep position */
+        ds_line_t **chunks;
+        uint32_t nchunks, capchunks;
+        uint32_t chunk_used; /* lines used in the last chunk */
+        uint32_t free_head[DS_MAX_ITEMS + 1]; /* per run length: first free run, NIL */
+};
+
+/* A free run stores the next free run's ref in its first line's heading. */
+
+ds_ledger_t *ds_ledger_new(uint32_t initial) {
+        ds_ledger_t *l = calloc(1, sizeof(*l));
+        if (!l)
+                return NULL;
+        uint32_t slots = ds_pow2_ceil(initial < 16 ? 32 : initial * 2);
+        l->slots = calloc(slots, sizeof(lentry_t));
+        if (!l->slots) {
+                free(l);
+                return NULL;
+        }
+        l->mask = slots - 1;
+        l->chunk_used = CHUNK_LINES; /* forces a chunk on first use */
+        for (int i = 0; i <= DS_MAX_ITEMS; i++)
+                l->free_head[i] = NIL;
+        return l;
+}
+
+void ds_ledger_destroy(ds_ledger_t *l) {
+        if (!l)
+                return;
+        for (uint32_t i = 0; i < l->nchunks; i++)
+                free(l->chunks[i]);
+        free(l->chunks);
+        free(l->slots);
+        free(l);
+}
+
+static inline ds_line_t *line_ptr(const ds_ledger_t *l, uint32_t ref) {
+        return &l->chunks[ref >> CHUNK_BITS][ref & (CHUNK_LINES - 1)];
+}
+
+static uint32_t lines_alloc(ds_ledger_t *l, uint32_t n) {
+        uint32_t ref = l->free_head[n];
+        if (ref != NIL) {
+                l->free_head[n] = line_ptr(l, ref)->heading;
+                return ref;
+        }
+        if (l->chunk_used + n > CHUNK_LINES) {
+                if (l->nchunks == l->capchunks) {
+                        uint32_t cap = l->capchunks ? l->capchunks * 2 : 16;
+                        ds_line_t **c = realloc(l->chunks, cap * sizeof(*c));
+                        if (!c)
+                                return NIL;
+                        l->chunks = c;
+                        l->capchunks = cap;
+                }
+                ds_line_t *chunk = malloc(CHUNK_LINES * sizeof(ds_line_t));
+                if (!chunk)
+                        return NIL;
+                l->chunks[l->nchunks++] = chunk;
+                l->chunk_used = 0;
+        }
+        ref = (l->nchunks - 1) << CHUNK_BITS | l->chunk_used;
+        l->chunk_used += n;
+        return ref;
+}
+
+static void lines_free(ds_ledger_t *l, uint32_t ref, uint32_t n) {
+        if (ref == NIL || n == 0)
+                return;
+        line_ptr(l, ref)->heading = l->free_head[n];
+        l->free_head[n] = ref;
+}
+
+static lentry_t *find(ds_ledger_t *l, uint64_t key) {
+        for (uint32_t s = (uint32_t)ds_mix64(key) & l->mask;; s = (s + 1) & l->mask) {
+                lentry_t *e = &l->slots[s];
+                if (e->key == key || !e->key)
+                        return e;
+        }
+}
+
+static int grow(ds_ledger_t *l) {
+        uint32_t slots = (l->mask + 1) * 2;
+        lentry_t *ns = calloc(slots, sizeof(lentry_t));
+        if (!ns)
+                return -1;
+        for (uint32_t i = 0; i <= l->mask; i++) {
+                lentry_t *e = &l->slots[i];
+                if (!e->key)
+                        continue;
+                uint32_t s = (uint32_t)ds_mix64(e->key) & (slots - 1);
+                while (ns[s].key)
+                        s = (s + 1) & (slots - 1);
+                ns[s] = *e;
+        }
+        free(l->slots);
+        l->slots = ns;
+        l->mask = slots - 1;
+        l->cursor = 0;
+        return 0;
+}
+
+/* Stores c's lines and identity into e (e->key already set). */
+static int store(ds_ledger_t *l, lentry_t *e, const ds_contrib_t *c, int had_lines) {
+        uint32_t ref = e->lines_ref;
+        if (!had_lines || e->nlines != c->nlines) {
+                uint32_t nref = lines_alloc(l, c->nlines);
+                if (nref == NIL)
+                        return -1;
+                if (had_lines)
+                        lines_free(l, ref, e->nlines);
+                ref = nref;
+        }
+        memcpy(line_ptr(l, ref), c->lines, c->nlines * sizeof(ds_line_t));
+        e->lines_ref = ref;
+        e->nlines = (uint8_t)c->nlines;
+        e->declared_at = c->declared_at;
+        e->version = c->version;
+        e->gate = c->gate;
+        e->flow = c->flow;
+        e->cancelled = 0;
+        return 0;
+}
+
+/* Rebuilds the contribution an entry made, for retraction. */
+static void load(const ds_ledger_t *l, const lentry_t *e, ds_contrib_t *old) {
+        old->id = e->key - 1;
+        old->declared_at = e->declared_at;
+        old->version = e->version;
+        old->kind = DS_KIND_NEW;
+        old->flow = e->flow;
+        old->gate = e->gate;
+        old->nlines = e->nlines;
+        old->items = 0;
+        old->value = 0;
+        old->weight = 0;
+        const ds_line_t *src = line_ptr(l, e->lines_ref);
+        for (uint32_t i = 0; i < e->nlines; i++) {
+                old->lines[i] = src[i];
+                old->items += src[i].items;
+                old->value += src[i].value;
+                old->weight += src[i].weight;
+        }
+}
+
+int ds_ledger_apply(ds_ledger_t *l, const ds_contrib_t *c, ds_ledger_effect_t *eff) {
+        eff->retract = 0;
+        eff->add = 0;
+        uint64_t key = c->id + 1;
+        lentry_t *e = find(l, key);
+        if (!e->key) {
+                if ((l->used + 1) * 10 > (uint64_t)(l->mask + 1) * 7) {
+                        if (grow(l))
+                                return -1;
+                        e = find(l, key);
+                }
+                e->key = key;
+                if (c->kind == DS_KIND_CANCEL) {
+                        e->declared_at = c->declared_at;
+                        e->version = c->version;
+                        e->gate = c->gate;
+                        e->flow = c->flow;
+                        e->lines_ref = NIL;
+                        e->nlines = 0;
+                        e->cancelled = 1;
+                        l->used++;
+                        return DS_EV_UPSERT_UNKNOWN;
+                }
+                if (store(l, e, c, 0)) {
+                        e->key = 0;
+                        return -1;
+                }
+                l->used++;
+                eff->add = 1;
+                return c->kind == DS_KIND_NEW ? DS_EV_APPLIED_NEW : DS_EV_UPSERT_UNKNOWN;
+        }
+        if (e->cancelled)
+                return DS_EV_IGNORED_CANCELLED;
+        if (c->version <= e->version)
+                return DS_EV_IGNORED_STALE;
+        load(l, e, eff->old);
+        eff->retract = 1;
+        if (c->kind == DS_KIND_CANCEL) {
+                lines_free(l, e->lines_ref, e->nlines);
+                e->lines_ref = NIL;
+                e->nlines = 0;
+                e->version = c->version;
+                e->declared_at = c->declared_at;
+                e->cancelled = 1;
+                return DS_EV_APPLIED_CANCEL;
+        }
+        if (store(l, e, c, 1)) {
+                eff->retract = 0;
+                return -1;
+        }
+        eff->add = 1;
+        return DS_EV_APPLIED_AMEND;
+}
+
+/* Backward-shift removal of slot s. */
+static void remove_slot(ds_ledger_t *l, uint32_t s) {
+        uint32_t hole = s;
+        for (uint32_t j = (s + 1) & l->mask; l->slots[j].key; j = (j + 1) & l->mask) {
+                uint32_t home = (uint32_t)ds_mix64(l->slots[j].key) & l->mask;
+                if (((j - home) & l->mask) >= ((j - hole) & l->mask)) {
+                        l->slots[hole] = l->slots[j];
+                        hole = j;
+                }
+        }
+        memset(&l->slots[hole], 0, sizeof(lentry_t));
+        l->used--;
+}
+
+uint64_t ds_ledger_expire(ds_ledger_t *l, int64_t horizon_ms, uint32_t max_scan) {
+        uint64_t n = 0;
+        for (uint32_t i = 0; i < max_scan && i <= l->mask; i++) {
+                uint32_t s = l->cursor;
+                lentry_t *e = &l->slots[s];
+                if (e->key && e->declared_at < horizon_ms) {
+                        lines_free(l, e->lines_ref, e->nlines);
+                        remove_slot(l, s);
+                        n++;
+                        /* the shift may have moved an unseen entry into s: look at s again */
+                        continue;
+                }
+                l->cursor = (s + 1) & l->mask;
+        }
+        return n;
+}
+
+uint64_t ds_ledger_count(const ds_ledger_t *l) {
+        return l->used;
+}
+
+size_t ds_ledger_memory(const ds_ledger_t *l) {
+        return sizeof(*l) + (size_t)(l->mask + 1) * sizeof(lentry_t) +
+               (size_t)l->nchunks * CHUNK_LINES * sizeof(ds_line_t) + (size_t)l->capchunks * sizeof(void *);
+}

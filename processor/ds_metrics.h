@@ -1,0 +1,66 @@
+/*
+ * ds_metrics.h - counters written by one thread, read by any.
+ *
+ * A worker counts into a plain ds_counters_t (no atomics on the per-message
+ * path) and, once per batch, copies it into its ds_counters_shared_t with
+ * relaxed atomic stores. Readers (progress log, HTTP /metrics) load with
+ * relaxed atomic loads and sum over workers. Relaxed is enough: each counter
+ * is monotonic and independent; a reader needs no ordering between them, only
+ * untorn 64-bit values, which relaxed atomics guarantee. No read-modify-write
+ * is needed because each shared copy has a single writer.
+ */
+#ifndef DS_METRICS_H
+#define DS_METRICS_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "ds_reason.h"
+
+#define DS_COUNTERS(X)                                                                   \
+        X(consumed, "messages taken from the input topic")                              \
+        X(consumed_bytes, "bytes of message values taken")                              \
+        X(applied, "valid declarations passed to the ledger")                           \
+        X(dead_lettered, "messages written to the dead-letter topic")                   \
+        X(not_owned, "messages for a partition this worker no longer owns (skipped)")   \
+        X(kafka_errors, "consumer errors reported on partition queues")
+
+typedef struct ds_counters {
+#define DS__X(name, help) uint64_t name;
+        DS_COUNTERS(DS__X)
+#undef DS__X
+        uint64_t dlq[DS_DLQ__CNT];
+        uint64_t outcome[DS_EV__CNT];
+} ds_counters_t;
+
+typedef struct ds_counters_shared {
+#define DS__X(name, help) _Atomic uint64_t name;
+        DS_COUNTERS(DS__X)
+#undef DS__X
+        _Atomic uint64_t dlq[DS_DLQ__CNT];
+        _Atomic uint64_t outcome[DS_EV__CNT];
+} ds_counters_shared_t;
+
+/* Writer side: publish the local counters (relaxed stores). */
+static inline void ds_counters_publish(ds_counters_shared_t *s, const ds_counters_t *c) {
+#define DS__X(name, help) atomic_store_explicit(&s->name, c->name, memory_order_relaxed);
+        DS_COUNTERS(DS__X)
+#undef DS__X
+        for (int i = 0; i < DS_DLQ__CNT; i++)
+                atomic_store_explicit(&s->dlq[i], c->dlq[i], memory_order_relaxed);
+        for (int i = 0; i < DS_EV__CNT; i++)
+                atomic_store_explicit(&s->outcome[i], c->outcome[i], memory_order_relaxed);
+}
+
+/* Reader side: add a worker's published counters into sum. */
+static inline void ds_counters_sum(ds_counters_t *sum, ds_counters_shared_t *s) {
+#define DS__X(name, help) sum->name += atomic_load_explicit(&s->name, memory_order_relaxed);
+        DS_COUNTERS(DS__X)
+#undef DS__X
+        for (int i = 0; i < DS_DLQ__CNT; i++)
+                sum->dlq[i] += atomic_load_explicit(&s->dlq[i], memory_order_relaxed);
+        for (int i = 0; i < DS_EV__CNT; i++)
+                sum->outcome[i] += atomic_load_explicit(&s->outcome[i], memory_order_relaxed);
+}
+
+#endif

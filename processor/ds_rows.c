@@ -1,0 +1,222 @@
+/*
+ * ds_rows.c - open-addressing row table.
+ */
+#include "ds_rows.h"
+#include "ds_common.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct ds_rows {
+        uint64_t *index; /* (row number + 1) << 32 | hash high bits; 0 = empty */
+        uint32_t mask;   /* index slots - 1 */
+        uint32_t used;   /* live rows */
+        ds_row_t *rows;
+        uint32_t nrows, caprows; /* dense array: slots in use (live or free), capacity */
+        uint32_t *freelist; /* [0, nfree): reusable; [nfree, nfree + npending): freed since the
+                             * last ds_rows_clear_dirty(), not reused yet because the dirty
+                             * list may still name them */
+        uint32_t nfree, npending, capfree;
+        uint32_t *dirty;
+        uint32_t ndirty, capdirty;
+};
+
+static inline uint64_t key_hash(ds_rowkey_t k) {
+        return ds_mix64(k.k ^ ds_mix64((uint64_t)k.start + 0x9e3779b97f4a7c15ULL));
+}
+
+static inline int key_eq(ds_rowkey_t a, ds_rowkey_t b) {
+        return a.k == b.k && a.start == b.start;
+}
+
+ds_rows_t *ds_rows_new(uint32_t initial) {
+        ds_rows_t *t = calloc(1, sizeof(*t));
+        if (!t)
+                return NULL;
+        uint32_t slots = ds_pow2_ceil(initial < 8 ? 16 : initial * 2);
+        t->index = calloc(slots, sizeof(uint64_t));
+        t->mask = slots - 1;
+        if (!t->index) {
+                free(t);
+                return NULL;
+        }
+        return t;
+}
+
+void ds_rows_destroy(ds_rows_t *t) {
+        if (!t)
+                return;
+        free(t->index);
+        free(t->rows);
+        free(t->freelist);
+        free(t->dirty);
+        free(t);
+}
+
+static int grow_index(ds_rows_t *t) {
+        uint32_t slots = (t->mask + 1) * 2;
+        uint64_t *idx = calloc(slots, sizeof(uint64_t));
+        if (!idx)
+                return -1;
+        for (uint32_t i = 0; i <= t->mask; i++) {
+                uint64_t e = t->index[i];
+                if (!e)
+                        continue;
+                ds_row_t *r = &t->rows[(e >> 32) - 1];
+                uint32_t s = (uint32_t)key_hash(r->key) & (slots - 1);
+                while (idx[s])
+                        s = (s + 1) & (slots - 1);
+                idx[s] = e;
+        }
+        free(t->index);
+        t->index = idx;
+        t->mask = slots - 1;
+        return 0;
+}
+
+ds_row_t *ds_rows_find(const ds_rows_t *t, ds_rowkey_t key) {
+        uint64_t h = key_hash(key);
+        uint32_t tag = (uint32_t)(h >> 32);
+        for (uint32_t s = (uint32_t)h & t->mask;; s = (s + 1) & t->mask) {
+                uint64_t e = t->index[s];
+                if (!e)
+                        return NULL;
+                if ((uint32_t)e == tag) {
+                        ds_row_t *r = &t->rows[(e >> 32) - 1];
+                        if (key_eq(r->key, key))
+                                return r;
+                }
+        }
+}
+
+ds_row_t *ds_rows_get(ds_rows_t *t, ds_rowkey_t key) {
+        uint64_t h = key_hash(key);
+        uint32_t tag = (uint32_t)(h >> 32);
+        uint32_t s = (uint32_t)h & t->mask;
+        for (;; s = (s + 1) & t->mask) {
+                uint64_t e = t->index[s];
+                if (!e)
+                        break;
+                if ((uint32_t)e == tag) {
+                        ds_row_t *r = &t->rows[(e >> 32) - 1];
+                        if (key_eq(r->key, key))
+                                return r;
+                }
+        }
+        /* insert */
+        if ((t->used + 1) * 2 > t->mask + 1) {
+                if (grow_index(t))
+                        return NULL;
+                return ds_rows_get(t, key);
+        }
+        uint32_t rn;
+        if (t->nfree) {
+                rn = t->freelist[--t->nfree];
+                if (t->npending) /* keep the pending run contiguous after the reusable one */
+                        t->freelist[t->nfree] = t->freelist[t->nfree + t->npending];
+        } else {
+                if (t->nrows == t->caprows) {
+                        uint32_t cap = t->caprows ? t->caprows * 2 : 64;
+                        ds_row_t *rows = realloc(t->rows, (size_t)cap * sizeof(ds_row_t));
+                        if (!rows)
+                                return NULL;
+                        t->rows = rows;
+                        t->caprows = cap;
+                }
+                rn = t->nrows++;
+        }
+        ds_row_t *r = &t->rows[rn];
+        memset(r, 0, sizeof(*r));
+        r->key = key;
+        r->live = 1;
+        t->index[s] = (uint64_t)(rn + 1) << 32 | tag;
+        t->used++;
+        return r;
+}
+
+void ds_rows_remove(ds_rows_t *t, ds_rowkey_t key) {
+        uint64_t h = key_hash(key);
+        uint32_t tag = (uint32_t)(h >> 32);
+        uint32_t s = (uint32_t)h & t->mask;
+        for (;; s = (s + 1) & t->mask) {
+                uint64_t e = t->index[s];
+                if (!e)
+                        return;
+                if ((uint32_t)e == tag && key_eq(t->rows[(e >> 32) - 1].key, key))
+                        break;
+        }
+        uint32_t rn = (uint32_t)(t->index[s] >> 32) - 1;
+        /* backward-shift deletion keeps probe chains intact without tombstones */
+        uint32_t hole = s;
+        for (uint32_t j = (s + 1) & t->mask; t->index[j]; j = (j + 1) & t->mask) {
+                uint32_t home = (uint32_t)key_hash(t->rows[(t->index[j] >> 32) - 1].key) & t->mask;
+                /* move j into the hole if its home is not in (hole, j] (cyclically) */
+                if (((j - home) & t->mask) >= ((j - hole) & t->mask)) {
+                        t->index[hole] = t->index[j];
+                        hole = j;
+                }
+        }
+        t->index[hole] = 0;
+        t->used--;
+        t->rows[rn].live = 0;
+        t->rows[rn].dirty = 0;
+        if (t->nfree + t->npending == t->capfree) {
+                uint32_t cap = t->capfree ? t->capfree * 2 : 64;
+                uint32_t *fl = realloc(t->freelist, cap * sizeof(uint32_t));
+                if (!fl)
+                        return; /* the slot is leaked until destroy; the table stays correct */
+                t->freelist = fl;
+                t->capfree = cap;
+        }
+        t->freelist[t->nfree + t->npending++] = rn;
+}
+
+void ds_rows_mark(ds_rows_t *t, ds_row_t *r) {
+        if (r->dirty)
+                return;
+        if (t->ndirty == t->capdirty) {
+                uint32_t cap = t->capdirty ? t->capdirty * 2 : 256;
+                uint32_t *d = realloc(t->dirty, cap * sizeof(uint32_t));
+                if (!d)
+                        return; /* not marked: published at the next change or snapshot */
+                t->dirty = d;
+                t->capdirty = cap;
+        }
+        r->dirty = 1;
+        t->dirty[t->ndirty++] = (uint32_t)(r - t->rows);
+}
+
+uint32_t ds_rows_dirty_count(const ds_rows_t *t) {
+        return t->ndirty;
+}
+
+ds_row_t *ds_rows_dirty_at(ds_rows_t *t, uint32_t i) {
+        ds_row_t *r = &t->rows[t->dirty[i]];
+        return r->live && r->dirty ? r : NULL;
+}
+
+void ds_rows_clear_dirty(ds_rows_t *t) {
+        for (uint32_t i = 0; i < t->ndirty; i++)
+                t->rows[t->dirty[i]].dirty = 0;
+        t->ndirty = 0;
+        t->nfree += t->npending;
+        t->npending = 0;
+}
+
+uint32_t ds_rows_count(const ds_rows_t *t) {
+        return t->used;
+}
+
+size_t ds_rows_memory(const ds_rows_t *t) {
+        return sizeof(*t) + (size_t)(t->mask + 1) * sizeof(uint64_t) + (size_t)t->caprows * sizeof(ds_row_t) +
+               (size_t)t->capfree * 4 + (size_t)t->capdirty * 4;
+}
+
+ds_row_t *ds_rows_iter(ds_rows_t *t, uint32_t *cursor) {
+        while (*cursor < t->nrows) {
+                ds_row_t *r = &t->rows[(*cursor)++];
+                if (r->live)
+                        return r;
+        }
+        return NULL;
+}

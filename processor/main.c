@@ -1,0 +1,53 @@
+/*
+ * main.c - the declstream binary: dispatch to a subcommand.
+ */
+#include "ds_cmd.h"
+#include "ds_domain.h"
+#include "ds_signal.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static void usage(FILE *out) {
+        fprintf(out,
+                "declstream %s - customs declaration stream processor\n"
+                "\n"
+                "usage: declstream <command> [options]   (declstream <command> --help for each)\n"
+                "\n"
+                "commands:\n"
+                "  run      consume declarations, validate, aggregate, publish totals (the processor)\n"
+                "  gen      produce realistic declarations to Kafka, with a truth file\n"
+                "  broker   start the embedded default broker (librdkafka's mock cluster, in memory)\n"
+                "  config   print the configuration table\n"
+                "  version  print the version\n",
+                DS_VERSION);
+}
+
+int main(int argc, char **argv) {
+        if (argc < 2) {
+                usage(stderr);
+                return 2;
+        }
+        const char *cmd = argv[1];
+        ds_domain_init();
+        ds_signals_install();
+        if (!strcmp(cmd, "run"))
+                return ds_cmd_run(argc - 2, argv + 2);
+        if (!strcmp(cmd, "gen"))
+                return ds_cmd_gen(argc - 2, argv + 2);
+        if (!strcmp(cmd, "broker"))
+                return ds_cmd_broker(argc - 2, argv + 2);
+        if (!strcmp(cmd, "config"))
+                return ds_cmd_config(argc - 2, argv + 2);
+        if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+                printf("declstream %s\n", DS_VERSION);
+                return 0;
+        }
+        if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
+                usage(stdout);
+                return 0;
+        }
+        fprintf(stderr, "declstream: unknown command \"%s\"\n\n", cmd);
+        usage(stderr);
+        return 2;
+}

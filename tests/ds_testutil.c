@@ -1,0 +1,268 @@
+/*
+ * ds_testutil.c - test helpers (see ds_testutil.h).
+ */
+#include "ds_testutil.h"
+
+#include <avro.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+const char *const ds_measure_names[8] = {"declarations",           "items",
+                                         "customs_value_usd_cents", "gross_weight_g",
+                                         "export_value_usd_cents", "import_value_usd_cents",
+                                         "transit_value_usd_cents", "border_resident_value_usd_cents"};
+
+static int64_t mono_ms(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int ds_proc_start(ds_proc_t *p, char *const argv[], const char *out_path, const char *err_path) {
+        memset(p, 0, sizeof(*p));
+        pid_t parent = getpid();
+        pid_t pid = fork();
+        if (pid < 0)
+                return -1;
+        if (pid == 0) {
+                /* die with the test process, even if it is killed or an assertion aborts it */
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
+                if (getppid() != parent)
+                        _exit(127);
+                int in = open("/dev/null", O_RDONLY);
+                int out = open(out_path ? out_path : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+                int err = open(err_path ? err_path : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+                if (in < 0 || out < 0 || err < 0)
+                        _exit(127);
+                dup2(in, 0);
+                dup2(out, 1);
+                dup2(err, 2);
+                execvp(argv[0], argv);
+                _exit(127);
+        }
+        p->pid = pid;
+        return 0;
+}
+
+int ds_proc_wait(ds_proc_t *p, int timeout_ms) {
+        if (p->exited)
+                return p->status;
+        int64_t deadline = mono_ms() + timeout_ms;
+        for (;;) {
+                int st;
+                pid_t r = waitpid(p->pid, &st, WNOHANG);
+                if (r == p->pid) {
+                        p->exited = 1;
+                        p->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+                        return p->status;
+                }
+                if (r < 0 && errno != EINTR)
+                        return -1;
+                if (mono_ms() >= deadline)
+                        return -1;
+                usleep(10000);
+        }
+}
+
+void ds_proc_kill(ds_proc_t *p, int sig) {
+        if (p->pid > 0 && !p->exited) {
+                kill(p->pid, sig);
+                if (sig == SIGKILL)
+                        ds_proc_wait(p, 5000);
+        }
+}
+
+char *ds_tmpdir(const char *prefix) {
+        char tmpl[256];
+        const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+        snprintf(tmpl, sizeof(tmpl), "%s/%s.XXXXXX", base, prefix);
+        char *d = mkdtemp(tmpl);
+        return d ? strdup(d) : NULL;
+}
+
+static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+        (void)sb;
+        (void)flag;
+        (void)ftw;
+        return remove(path);
+}
+
+void ds_tmpdir_remove(const char *dir) {
+        if (dir && !getenv("DS_KEEP_TMP"))
+                nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+char *ds_slurp(const char *path, size_t *len) {
+        FILE *f = fopen(path, "rb");
+        if (!f)
+                return NULL;
+        fseek(f, 0, SEEK_END);
+        long n = ftell(f);
+        fseek(f, 0, SEEK_SET);
+        char *buf = malloc((size_t)n + 1);
+        if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+                free(buf);
+                buf = NULL;
+        }
+        fclose(f);
+        if (buf) {
+                buf[n] = '\0';
+                if (len)
+                        *len = (size_t)n;
+        }
+        return buf;
+}
+
+int ds_broker_start(ds_proc_t *p, const char *dir, int partitions, char *servers, size_t size) {
+        char bf[512], np[16], out[512], err[512];
+        snprintf(bf, sizeof(bf), "%s/bootstrap", dir);
+        snprintf(out, sizeof(out), "%s/broker.out", dir);
+        snprintf(err, sizeof(err), "%s/broker.err", dir);
+        snprintf(np, sizeof(np), "%d", partitions);
+        char *argv[] = {DS_BINARY, "broker", "--partitions", np, "--bootstrap-file", bf, NULL};
+        if (ds_proc_start(p, argv, out, err))
+                return -1;
+        for (int i = 0; i < 1000; i++) {
+                char *s = ds_slurp(bf, NULL);
+                if (s) {
+                        s[strcspn(s, "\n")] = '\0';
+                        snprintf(servers, size, "%s", s);
+                        free(s);
+                        return 0;
+                }
+                if (ds_proc_wait(p, 10) >= 0)
+                        return -1;
+        }
+        return -1;
+}
+
+int ds_run(char *const argv[], const char *out_path, const char *err_path, int timeout_ms) {
+        ds_proc_t p;
+        if (ds_proc_start(&p, argv, out_path, err_path))
+                return -1;
+        int rc = ds_proc_wait(&p, timeout_ms);
+        if (rc < 0)
+                ds_proc_kill(&p, SIGKILL);
+        return rc;
+}
+
+/* Reads a decimal length terminated by ':' at *pp. */
+static int read_len(const char **pp, const char *end, size_t *out) {
+        const char *p = *pp;
+        size_t v = 0;
+        int digits = 0;
+        int neg = 0;
+        if (p < end && *p == '-') {
+                neg = 1;
+                p++;
+        }
+        while (p < end && *p >= '0' && *p <= '9') {
+                v = v * 10 + (size_t)(*p++ - '0');
+                digits++;
+        }
+        if (!digits || p >= end || *p != ':')
+                return -1;
+        *pp = p + 1;
+        *out = neg ? 0 : v; /* kcat prints -1 for a null key or value */
+        return 0;
+}
+
+int ds_kcat_parse(const char *path, ds_kmsg_t **out) {
+        size_t len;
+        char *buf = ds_slurp(path, &len);
+        if (!buf)
+                return -1;
+        const char *p = buf, *end = buf + len;
+        int n = 0, cap = 0;
+        ds_kmsg_t *m = NULL;
+        while (p < end) {
+                size_t kl, vl;
+                if (read_len(&p, end, &kl) || (size_t)(end - p) < kl)
+                        goto fail;
+                const char *k = p;
+                p += kl;
+                if (read_len(&p, end, &vl) || (size_t)(end - p) < vl)
+                        goto fail;
+                if (n == cap) {
+                        cap = cap ? cap * 2 : 1024;
+                        m = realloc(m, (size_t)cap * sizeof(*m));
+                }
+                m[n].key = strndup(k, kl);
+                m[n].key_len = kl;
+                m[n].value = malloc(vl ? vl : 1);
+                memcpy(m[n].value, p, vl);
+                m[n].value_len = vl;
+                n++;
+                p += vl;
+        }
+        free(buf);
+        *out = m;
+        return n;
+fail:
+        free(buf);
+        ds_kcat_free(m, n);
+        return -1;
+}
+
+void ds_kcat_free(ds_kmsg_t *m, int n) {
+        for (int i = 0; i < n; i++) {
+                free(m[i].key);
+                free(m[i].value);
+        }
+        free(m);
+}
+
+int ds_total_decode(const char *schema_path, const uint8_t *value, size_t len, ds_total_row_t *out) {
+        static avro_schema_t schema;
+        static avro_value_iface_t *iface;
+        if (!schema) {
+                size_t sl;
+                char *json = ds_slurp(schema_path, &sl);
+                if (!json || avro_schema_from_json_length(json, sl, &schema)) {
+                        free(json);
+                        return -1;
+                }
+                free(json);
+                iface = avro_generic_class_from_schema(schema);
+        }
+        if (len < 5 || value[0] != 0)
+                return -1;
+        avro_value_t v, f;
+        avro_generic_value_new(iface, &v);
+        avro_reader_t r = avro_reader_memory((const char *)value + 5, (int64_t)len - 5);
+        int rc = avro_value_read(r, &v);
+        avro_reader_free(r);
+        if (rc) {
+                avro_value_decref(&v);
+                return -1;
+        }
+        const char *s;
+        size_t sz;
+        avro_value_get_by_name(&v, "dimension", &f, NULL);
+        avro_value_get_enum(&f, &out->dimension);
+        avro_value_get_by_name(&v, "key", &f, NULL);
+        avro_value_get_string(&f, &s, &sz);
+        snprintf(out->key, sizeof(out->key), "%s", s);
+        avro_value_get_by_name(&v, "window", &f, NULL);
+        avro_value_get_enum(&f, &out->window);
+        avro_value_get_by_name(&v, "window_start", &f, NULL);
+        avro_value_get_long(&f, &out->window_start);
+        for (int i = 0; i < 8; i++) {
+                avro_value_get_by_name(&v, ds_measure_names[i], &f, NULL);
+                avro_value_get_long(&f, &out->measures[i]);
+        }
+        avro_value_get_by_name(&v, "updated_at", &f, NULL);
+        avro_value_get_long(&f, &out->updated_at);
+        avro_value_decref(&v);
+        return 0;
+}

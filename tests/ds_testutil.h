@@ -1,0 +1,70 @@
+/*
+ * ds_testutil.h - helpers for declstream's tests: child processes that die
+ * with the test, the embedded broker, kcat output parsing, truth files, and
+ * decoding vn.customs.Total with Apache Avro C (not with declstream's code).
+ */
+#ifndef DS_TESTUTIL_H
+#define DS_TESTUTIL_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* A child process; killed with SIGKILL if the test process dies. */
+typedef struct ds_proc {
+        pid_t pid;
+        int status;
+        int exited;
+} ds_proc_t;
+
+/* Starts argv (argv[0] is a path or a name on PATH) with stdout/stderr sent
+ * to the given files (NULL: /dev/null). */
+int ds_proc_start(ds_proc_t *p, char *const argv[], const char *out_path, const char *err_path);
+/* Waits up to timeout_ms; returns the exit status (0-255), 128+signal, or -1 on timeout. */
+int ds_proc_wait(ds_proc_t *p, int timeout_ms);
+void ds_proc_kill(ds_proc_t *p, int sig);
+
+/* A scratch directory for the test, removed by ds_tmpdir_remove. */
+char *ds_tmpdir(const char *prefix);
+void ds_tmpdir_remove(const char *dir);
+
+/* Starts `declstream broker` with the given partitions; fills servers.
+ * Returns 0 or -1. */
+int ds_broker_start(ds_proc_t *p, const char *dir, int partitions, char *servers, size_t size);
+
+/* Runs a command to completion (timeout_ms); returns its exit status. */
+int ds_run(char *const argv[], const char *out_path, const char *err_path, int timeout_ms);
+
+/* One record from kcat -f '%K:%k%S:%s' output (or %p/%o variants). */
+typedef struct ds_kmsg {
+        char *key;
+        size_t key_len;
+        uint8_t *value;
+        size_t value_len;
+} ds_kmsg_t;
+
+/* Parses a file of kcat -f '%K:%k%S:%s' records. Returns the count, -1 on error. */
+int ds_kcat_parse(const char *path, ds_kmsg_t **out);
+void ds_kcat_free(ds_kmsg_t *m, int n);
+
+/* A vn.customs.Total decoded with Avro C. */
+typedef struct ds_total_row {
+        int dimension; /* 0 GATE, 1 COMMODITY */
+        char key[32];
+        int window;
+        int64_t window_start;
+        int64_t measures[8]; /* declarations, items, value, weight, export, import, transit, border_resident */
+        int64_t updated_at;
+} ds_total_row_t;
+
+/* Decodes a message value (wire header + Avro) with Avro C against the
+ * schema file; returns 0 or -1. */
+int ds_total_decode(const char *schema_path, const uint8_t *value, size_t len, ds_total_row_t *out);
+
+extern const char *const ds_measure_names[8];
+
+/* Reads a whole file into a malloc'd string (NULL on error). */
+char *ds_slurp(const char *path, size_t *len);
+
+#endif
