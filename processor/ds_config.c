@@ -281,8 +281,26 @@ int ds_config_load_env(ds_config_t *c, char **envp, char *errstr, size_t sz) {
         return 0;
 }
 
+/* The default as documented: the schema directory is baked in at build
+ * time, so the docs name it rather than print this machine's path. */
 static void def_string(const confdef_t *d, char *buf, size_t sz) {
-        snprintf(buf, sz, "%s", d->def);
+        if (d->off == offsetof(ds_config_t, schema_dir))
+                snprintf(buf, sz, "<source>/schemas");
+        else
+                snprintf(buf, sz, "%s", d->def);
+}
+
+/* "a|b|c" as "`a`, `b`, `c`" (a bare | would split a Markdown table cell). */
+static void enum_markdown(const char *enums, char *buf, size_t sz) {
+        size_t o = 0;
+        for (const char *p = enums; *p && o + 8 < sz;) {
+                const char *e = strchr(p, '|');
+                size_t n = e ? (size_t)(e - p) : strlen(p);
+                o += (size_t)snprintf(buf + o, sz - o, "%s`%.*s`", o ? ", " : "", (int)n, p);
+                if (!e)
+                        break;
+                p = e + 1;
+        }
 }
 
 void ds_config_print_help(FILE *out) {
@@ -303,9 +321,11 @@ void ds_config_print_markdown(FILE *out) {
         for (size_t i = 0; i < DS_ARRAY_LEN(defs); i++) {
                 char def[128];
                 def_string(&defs[i], def, sizeof(def));
-                fprintf(out, "| `%s` | `%s` | %s%s%s%s |\n", defs[i].name, def, defs[i].desc,
-                        defs[i].enums ? " One of `" : "", defs[i].enums ? defs[i].enums : "",
-                        defs[i].enums ? "`." : "");
+                char en[256] = "";
+                if (defs[i].enums)
+                        enum_markdown(defs[i].enums, en, sizeof(en));
+                fprintf(out, "| `%s` | `%s` | %s%s%s%s |\n", defs[i].name, def, defs[i].desc, *en ? " One of " : "",
+                        en, *en ? "." : "");
         }
         fprintf(out, "| `kafka.<property>` | | Any librdkafka property, passed through (`-X property=value`). "
                      "`kafka.group.id` defaults to `declstream`. |\n");

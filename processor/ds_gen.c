@@ -37,28 +37,49 @@ static const double gate_weight[] = {
     /* DONGDANG */ 4, /* TANTHANH */ 12, /* CHIMA */ 6, /* COCNAM */ 3,
 };
 
-/* Flow shares by count. Quảng Ninh 2024 value: export 51%, import 38%,
- * border-resident 11% (seed figures); border-resident baskets are small, so
- * they are a larger share of declarations than of value. Lạng Sơn 2022 leans
- * to import (70% of value). Transit is a small assumed share. */
-static const double flow_share_qn[DS_FLOW__CNT] = {0.42, 0.31, 0.03, 0.24};
-static const double flow_share_ls[DS_FLOW__CNT] = {0.30, 0.60, 0.03, 0.07};
+/* Flow shares by count, calibrated so that value shares come out near the
+ * provinces' figures: Quảng Ninh 2024 export 2.26 vs import 1.68 bn USD,
+ * Lạng Sơn 2022 export 0.94 vs import 2.16 bn USD (an import declaration is
+ * worth about twice an export one here). Border-resident exchange is a large
+ * share of declarations but, capped by the daily allowance, a small share of
+ * value (the provinces' 0.48 bn USD of it is mostly traders' consolidated
+ * declarations, which the generator does not model). Transit is a small
+ * assumed share. */
+static const double flow_share_qn[DS_FLOW__CNT] = {0.53, 0.20, 0.03, 0.24};
+static const double flow_share_ls[DS_FLOW__CNT] = {0.41, 0.49, 0.03, 0.07};
 
 /* Items per declaration: P(n) for n = 1..10, then a tail up to 30. Mean ~3. */
 static const double items_p[] = {0.30, 0.22, 0.15, 0.10, 0.07, 0.05, 0.03, 0.02, 0.02, 0.01};
 
-/* Typical weight per unit (grams) for goods counted in units. */
-static double unit_weight_g(const char *hs) {
-        if (!strncmp(hs, "8429", 4))
-                return 20e6; /* excavator ~20 t */
-        if (!strncmp(hs, "8703", 4))
-                return 1.4e6; /* passenger car */
-        if (!strncmp(hs, "8471", 4))
-                return 2.2e3; /* laptop */
-        if (!strncmp(hs, "8517", 4))
-                return 1.0e3;
-        return 300e3; /* other machinery */
+/* Goods counted in units: weight per unit (grams) and the median number of
+ * units per line (log-normal, sigma 0.8): an excavator or two on a
+ * low-loader, a car carrier's few cars, cartons of laptops or routers. */
+static void unit_goods(const char *hs, double *unit_weight_g, double *median_units) {
+        if (!strncmp(hs, "8429", 4)) {
+                *unit_weight_g = 20e6; /* excavator ~20 t */
+                *median_units = 1;
+        } else if (!strncmp(hs, "8703", 4)) {
+                *unit_weight_g = 1.4e6; /* passenger car */
+                *median_units = 2;
+        } else if (!strncmp(hs, "8471", 4)) {
+                *unit_weight_g = 2.2e3; /* laptop */
+                *median_units = 40;
+        } else if (!strncmp(hs, "8517", 4)) {
+                *unit_weight_g = 1.0e3;
+                *median_units = 50;
+        } else {
+                *unit_weight_g = 300e3; /* other machinery */
+                *median_units = 2;
+        }
 }
+
+/* Border residents may bring goods duty-free up to a daily allowance of
+ * 8 million VND (~USD 320) each: their declarations stay under it. */
+#define BORDER_RESIDENT_CAP_CENTS 32000
+
+/* Goods counted in units are a minority of lines: weight of a unit-goods
+ * commodity when drawing a line, relative to 1 for goods sold by weight. */
+#define UNIT_GOODS_WEIGHT 0.25
 
 static const char *const origin_by_flow[DS_FLOW__CNT] = {"VN", "CN", "TH", "VN"};
 static const char *const type_by_flow[DS_FLOW__CNT] = {"B11", "A11", "C11", "H11"};
@@ -145,6 +166,7 @@ struct ds_gen {
         hscode_t *hs;
         int nhs;
         int *by_flow[DS_FLOW__CNT]; /* hs indices usable for each flow */
+        double *by_flow_cdf[DS_FLOW__CNT];
         int nby_flow[DS_FLOW__CNT];
         uint32_t *headings; /* heading_idx -> heading number */
         int nheadings;
@@ -209,9 +231,13 @@ ds_gen_t *ds_gen_new(const ds_gen_opts_t *opts, char *errstr, size_t sz) {
         g->nhs = ncsv + g->o.extra_headings;
         g->hs = calloc((size_t)g->nhs, sizeof(hscode_t));
         g->headings = calloc((size_t)g->nhs, sizeof(uint32_t));
-        for (int f = 0; f < DS_FLOW__CNT; f++)
+        int oom = !g->hs || !g->headings;
+        for (int f = 0; f < DS_FLOW__CNT; f++) {
                 g->by_flow[f] = calloc((size_t)g->nhs, sizeof(int));
-        if (!g->hs || !g->headings || !g->by_flow[0] || !g->by_flow[1] || !g->by_flow[2] || !g->by_flow[3]) {
+                g->by_flow_cdf[f] = calloc((size_t)g->nhs, sizeof(double));
+                oom |= !g->by_flow[f] || !g->by_flow_cdf[f];
+        }
+        if (oom) {
                 ds_err(errstr, sz, "out of memory");
                 goto fail;
         }
@@ -256,8 +282,12 @@ ds_gen_t *ds_gen_new(const ds_gen_opts_t *opts, char *errstr, size_t sz) {
                         /* border-resident and transit take any goods; export/import their typical ones */
                         int ok = g->hs[i].flow < 0 || f == DS_FLOW_TRANSIT || f == DS_FLOW_BORDER_RESIDENT ||
                                  g->hs[i].flow == f;
-                        if (ok)
-                                g->by_flow[f][g->nby_flow[f]++] = i;
+                        if (!ok)
+                                continue;
+                        double w = !strcmp(g->hs[i].unit, "unit") ? UNIT_GOODS_WEIGHT : 1.0;
+                        int k = g->nby_flow[f]++;
+                        g->by_flow[f][k] = i;
+                        g->by_flow_cdf[f][k] = (k ? g->by_flow_cdf[f][k - 1] : 0) + w;
                 }
         }
         g->heading_truth = calloc((size_t)g->nheadings, sizeof(tsum_t));
@@ -317,8 +347,10 @@ void ds_gen_destroy(ds_gen_t *g) {
                 return;
         free(g->hs);
         free(g->headings);
-        for (int f = 0; f < DS_FLOW__CNT; f++)
+        for (int f = 0; f < DS_FLOW__CNT; f++) {
                 free(g->by_flow[f]);
+                free(g->by_flow_cdf[f]);
+        }
         free(g->heading_truth);
         free(g->tax_ids);
         free(g->tax_cdf);
@@ -359,6 +391,26 @@ static int pick_tax(ds_gen_t *g) {
                         hi = mid;
         }
         return lo;
+}
+
+/* Index into hs of a commodity for flow f, drawn by weight. */
+static const hscode_t *pick_hs(ds_gen_t *g, int f) {
+        int n = g->nby_flow[f];
+        double u = rnd01(&g->rng) * g->by_flow_cdf[f][n - 1];
+        int lo = 0, hi = n - 1;
+        while (lo < hi) {
+                int mid = (lo + hi) / 2;
+                if (g->by_flow_cdf[f][mid] <= u)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        return &g->hs[g->by_flow[f][lo]];
+}
+
+/* Log-uniform in [lo, hi]: prices cluster at the cheap end of a range. */
+static double log_uniform(rng_t *r, double lo, double hi) {
+        return lo * exp(log(hi / lo) * rnd01(r));
 }
 
 static ds_str_t S(const char *s) {
@@ -408,41 +460,48 @@ static void make_valid(ds_gen_t *g, int64_t declared_at) {
         n = n < (int)DS_ARRAY_LEN(items_p) ? n + 1 : 11 + (int)rnd_below(r, 20);
         d->item_cnt = (uint32_t)n;
 
-        /* One consignment: ~7 t per truck (log-normal, sigma 0.6); a
-         * border-resident basket is 10-100 kg. Split across the items. */
-        double consignment_kg = flow == DS_FLOW_BORDER_RESIDENT ? 10 + 90 * rnd01(r)
-                                                                : 7000 * exp(0.6 * rnd_normal(r) - 0.18);
+        /* One consignment: ~7 t per truck (log-normal, sigma 0.6, mean 7 t;
+         * Km3+4 and Bắc Luân II, Tết 2022: 7,300 t on 1,000+ vehicles); a
+         * border-resident basket is 10-100 kg. Lines share it. */
+        int br = flow == DS_FLOW_BORDER_RESIDENT;
+        double consignment_kg = br ? 10 + 90 * rnd01(r) : 7000 * exp(0.6 * rnd_normal(r) - 0.18);
+        int64_t total_cents = 0;
         for (int i = 0; i < n; i++) {
                 ds_item_t *it = &d->items[i];
-                const hscode_t *h = &g->hs[g->by_flow[flow][rnd_below(r, (uint32_t)g->nby_flow[flow])]];
-                double unit_value = h->lo + (h->hi - h->lo) * rnd01(r);
-                double share = consignment_kg / n * (0.5 + rnd01(r));
-                double qty, weight_g, value_usd;
-                if (!strcmp(h->unit, "unit")) {
-                        double uw = unit_weight_g(h->code);
-                        qty = floor(share * 1000 / uw);
+                const hscode_t *h = pick_hs(g, flow);
+                double unit_value = log_uniform(r, h->lo, h->hi);
+                double qty, weight_g;
+                if (!strcmp(h->unit, "unit") && !br) {
+                        double uw, median;
+                        unit_goods(h->code, &uw, &median);
+                        qty = floor(median * exp(0.8 * rnd_normal(r)) + 0.5);
                         if (qty < 1)
-                                qty = 1 + rnd_below(r, 3);
+                                qty = 1;
                         weight_g = qty * uw;
-                        value_usd = qty * unit_value;
                 } else {
+                        double share = consignment_kg / n * (0.5 + rnd01(r));
                         qty = round(share * 10) / 10;
                         if (qty < 0.1)
                                 qty = 0.1;
-                        weight_g = qty * 1000 * 1.02; /* packaging */
-                        value_usd = qty * unit_value;
+                        if (!strcmp(h->unit, "unit")) /* a border resident's one item */
+                                qty = 1, unit_value = h->lo;
+                        weight_g = qty * 1000 * 1.02; /* goods plus packaging */
                 }
-                if (flow == DS_FLOW_BORDER_RESIDENT && value_usd > 200)
-                        value_usd = 50 + 150 * rnd01(r);
                 it->hs_code = (ds_str_t){h->code, 8};
                 it->description = S(h->desc);
                 it->quantity = qty;
                 it->unit = S(h->unit);
                 it->gross_weight_g = (int64_t)weight_g;
-                it->customs_value_usd_cents = (int64_t)(value_usd * 100);
-                it->origin_country = S(h->flow == DS_FLOW_IMPORT && flow != DS_FLOW_BORDER_RESIDENT
-                                           ? (rnd01(r) < 0.8 ? "CN" : "JP")
-                                           : origin_by_flow[flow]);
+                it->customs_value_usd_cents = (int64_t)(qty * unit_value * 100);
+                total_cents += it->customs_value_usd_cents;
+                it->origin_country = S(h->flow == DS_FLOW_IMPORT && !br ? (rnd01(r) < 0.8 ? "CN" : "JP")
+                                                                        : origin_by_flow[flow]);
+        }
+        if (br && total_cents > BORDER_RESIDENT_CAP_CENTS) {
+                /* scale the basket down to the duty-free allowance */
+                double k = (double)BORDER_RESIDENT_CAP_CENTS * (0.3 + 0.7 * rnd01(r)) / (double)total_cents;
+                for (int i = 0; i < n; i++)
+                        d->items[i].customs_value_usd_cents = (int64_t)(d->items[i].customs_value_usd_cents * k);
         }
 }
 

@@ -18,6 +18,7 @@ static void usage(FILE *out) {
                 "  run      consume declarations, validate, aggregate, publish totals (the processor)\n"
                 "  gen      produce realistic declarations to Kafka, with a truth file\n"
                 "  broker   start the embedded default broker (librdkafka's mock cluster, in memory)\n"
+                "  top      show the published totals as a live per-gate table\n"
                 "  config   print the configuration table\n"
                 "  version  print the version\n",
                 DS_VERSION);
@@ -37,6 +38,8 @@ int main(int argc, char **argv) {
                 return ds_cmd_gen(argc - 2, argv + 2);
         if (!strcmp(cmd, "broker"))
                 return ds_cmd_broker(argc - 2, argv + 2);
+        if (!strcmp(cmd, "top"))
+                return ds_cmd_top(argc - 2, argv + 2);
         if (!strcmp(cmd, "config"))
                 return ds_cmd_config(argc - 2, argv + 2);
         if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
