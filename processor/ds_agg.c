@@ -1,30 +1,207 @@
 /*
- * ds_agg.c - contribution -> rows.
+ * ds_agg.c - contributions -> windowed rows of one partition.
  */
 #include "ds_agg.h"
 #include "ds_common.h"
+#include "ds_evict.h"
 
-int ds_agg_apply(ds_rows_t *rows, const ds_contrib_t *c, int64_t sign) {
-        ds_row_t *r = ds_rows_get(rows, ds_rowkey(DS_DIM_GATE, DS_WIN_TOTAL, c->gate, 0));
-        if (DS_UNLIKELY(!r))
-                return -1;
+#include <stdlib.h>
+#include <string.h>
+
+struct ds_agg {
+        ds_agg_cfg_t cfg;
+        ds_rows_t *rows;
+        ds_evict_t *ev;
+        ds_agg_stats_t st;
+};
+
+void ds_agg_cfg_default(ds_agg_cfg_t *cfg) {
+        ds_window_cfg_default(&cfg->win);
+        cfg->top_retention_ms = 7 * DS_DAY_MS;
+}
+
+ds_agg_t *ds_agg_new(const ds_agg_cfg_t *cfg) {
+        ds_agg_t *a = calloc(1, sizeof(*a));
+        if (!a)
+                return NULL;
+        a->cfg = *cfg;
+        a->rows = ds_rows_new(256);
+        a->ev = ds_evict_new(&cfg->win, cfg->top_retention_ms);
+        if (!a->rows || !a->ev) {
+                ds_rows_destroy(a->rows);
+                ds_evict_destroy(a->ev);
+                free(a);
+                return NULL;
+        }
+        return a;
+}
+
+void ds_agg_destroy(ds_agg_t *a) {
+        if (!a)
+                return;
+        ds_evict_destroy(a->ev);
+        ds_rows_destroy_with(a->rows, ds_distinct_free);
+        free(a);
+}
+
+ds_rows_t *ds_agg_rows(ds_agg_t *a) {
+        return a->rows;
+}
+
+const ds_agg_stats_t *ds_agg_stats(const ds_agg_t *a) {
+        return &a->st;
+}
+
+void ds_agg_take_stats(ds_agg_t *a, ds_agg_stats_t *into) {
+        for (int w = 0; w < DS_WIN__CNT; w++) {
+                into->late[w] += a->st.late[w];
+                into->late_retract[w] += a->st.late_retract[w];
+        }
+        into->late_top += a->st.late_top;
+        into->evicted += a->st.evicted;
+        memset(&a->st, 0, sizeof(a->st));
+}
+
+size_t ds_agg_memory(const ds_agg_t *a) {
+        return sizeof(*a) + ds_rows_memory(a->rows) + ds_evict_memory(a->ev);
+}
+
+/* ---- distinct-count sketches ------------------------------------------- */
+
+ds_distinct_t *ds_distinct_new(void) {
+        ds_distinct_t *d = calloc(1, sizeof(*d));
+        if (!d)
+                return NULL;
+        d->declarants = ds_hll_new();
+        d->vehicles = ds_hll_new();
+        if (!d->declarants || !d->vehicles) {
+                ds_distinct_free(d);
+                return NULL;
+        }
+        return d;
+}
+
+ds_distinct_t *ds_distinct_dup(const ds_distinct_t *s) {
+        ds_distinct_t *d = calloc(1, sizeof(*d));
+        if (!d)
+                return NULL;
+        d->declarants = ds_hll_dup(s->declarants);
+        d->vehicles = ds_hll_dup(s->vehicles);
+        if (!d->declarants || !d->vehicles) {
+                ds_distinct_free(d);
+                return NULL;
+        }
+        return d;
+}
+
+int ds_distinct_merge(ds_distinct_t *dst, const ds_distinct_t *src) {
+        return ds_hll_merge(&dst->declarants, src->declarants) || ds_hll_merge(&dst->vehicles, src->vehicles) ? -1
+                                                                                                                 : 0;
+}
+
+void ds_distinct_free(void *p) {
+        ds_distinct_t *d = p;
+        if (!d)
+                return;
+        ds_hll_destroy(d->declarants);
+        ds_hll_destroy(d->vehicles);
+        free(d);
+}
+
+/* ---- eviction ----------------------------------------------------------- */
+
+/* Registers a new windowed row for eviction (refs marks it registered). */
+static inline int track(ds_agg_t *a, ds_row_t *r, int cls) {
+        if (DS_LIKELY(r->refs))
+                return 0;
+        r->refs = 1;
+        return ds_evict_add(a->ev, cls, r->key);
+}
+
+typedef struct evict_ctx {
+        ds_agg_t *a;
+        ds_agg_evict_cb cb;
+        void *ctx;
+        uint64_t n;
+} evict_ctx_t;
+
+static void evict_one(void *p, ds_rowkey_t key) {
+        evict_ctx_t *e = p;
+        ds_row_t *r = ds_rows_find(e->a->rows, key);
+        if (!r)
+                return;
+        if (e->cb)
+                e->cb(e->ctx, r);
+        ds_distinct_free(r->aux);
+        r->aux = NULL;
+        ds_rows_remove(e->a->rows, key);
+        e->n++;
+}
+
+uint64_t ds_agg_evict(ds_agg_t *a, int64_t wm, ds_agg_evict_cb cb, void *ctx) {
+        evict_ctx_t e = {a, cb, ctx, 0};
+        ds_evict_pop(a->ev, wm, evict_one, &e);
+        a->st.evicted += e.n;
+        return e.n;
+}
+
+/* ---- applying a contribution ------------------------------------------- */
+
+static inline void add_measures(ds_row_t *r, int64_t sign, int64_t items, int64_t value, int64_t weight, int flow) {
         r->m.declarations += sign;
-        r->m.items += sign * c->items;
-        r->m.value += sign * c->value;
-        r->m.weight += sign * c->weight;
-        r->m.flow_value[c->flow] += sign * c->value;
-        ds_rows_mark(rows, r);
+        r->m.items += sign * items;
+        r->m.value += sign * value;
+        r->m.weight += sign * weight;
+        r->m.flow_value[flow] += sign * value;
+}
 
+int ds_agg_apply(ds_agg_t *a, const ds_contrib_t *c, int64_t sign, int64_t wm) {
+        ds_rows_t *rows = a->rows;
+        for (int w = DS_WIN_TOTAL; w < DS_WIN__CNT; w++) {
+                int64_t start = ds_window_start((ds_window_t)w, c->declared_at);
+                if (ds_window_closed(&a->cfg.win, (ds_window_t)w, start, wm)) {
+                        if (sign > 0)
+                                a->st.late[w]++;
+                        else
+                                a->st.late_retract[w]++;
+                        continue;
+                }
+                ds_row_t *r = ds_rows_get(rows, ds_rowkey(DS_DIM_GATE, (ds_window_t)w, c->gate, start));
+                if (DS_UNLIKELY(!r) || (w != DS_WIN_TOTAL && DS_UNLIKELY(track(a, r, w - DS_WIN_MINUTE + DS_EV_MINUTE))))
+                        return -1;
+                add_measures(r, sign, c->items, c->value, c->weight, c->flow);
+                if (w == DS_WIN_DAY && sign > 0) {
+                        ds_distinct_t *d = r->aux;
+                        if (!d && !(d = r->aux = ds_distinct_new()))
+                                return -1;
+                        if (ds_hll_add(&d->declarants, c->declarant_hash) ||
+                            (c->vehicle_hash && ds_hll_add(&d->vehicles, c->vehicle_hash)))
+                                return -1;
+                }
+                ds_rows_mark(rows, r);
+                for (uint32_t i = 0; i < c->nlines; i++) {
+                        const ds_line_t *l = &c->lines[i];
+                        r = ds_rows_get(rows, ds_rowkey(DS_DIM_COMMODITY, (ds_window_t)w, l->heading, start));
+                        if (DS_UNLIKELY(!r) || (w != DS_WIN_TOTAL && DS_UNLIKELY(track(a, r, w - DS_WIN_MINUTE + DS_EV_MINUTE))))
+                                return -1;
+                        add_measures(r, sign, l->items, l->value, l->weight, c->flow);
+                        ds_rows_mark(rows, r);
+                }
+        }
+
+        /* gate x heading cells of the declaration's day, for the top headings */
+        int64_t day = ds_window_start(DS_WIN_DAY, c->declared_at);
+        if (day + DS_DAY_MS + a->cfg.top_retention_ms <= wm) {
+                a->st.late_top++;
+                return 0;
+        }
         for (uint32_t i = 0; i < c->nlines; i++) {
                 const ds_line_t *l = &c->lines[i];
-                r = ds_rows_get(rows, ds_rowkey(DS_DIM_COMMODITY, DS_WIN_TOTAL, l->heading, 0));
-                if (DS_UNLIKELY(!r))
+                ds_row_t *r = ds_rows_get(rows, ds_rowkey(DS_DIM_GATE_HEADING, DS_WIN_DAY,
+                                                          ds_cell_key(c->gate, l->heading), day));
+                if (DS_UNLIKELY(!r) || DS_UNLIKELY(track(a, r, DS_EV_CELL)))
                         return -1;
-                r->m.declarations += sign;
-                r->m.items += sign * l->items;
-                r->m.value += sign * l->value;
-                r->m.weight += sign * l->weight;
-                r->m.flow_value[c->flow] += sign * l->value;
+                add_measures(r, sign, l->items, l->value, l->weight, c->flow);
                 ds_rows_mark(rows, r);
         }
         return 0;

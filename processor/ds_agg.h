@@ -1,25 +1,91 @@
 /*
- * ds_agg.h - adding a declaration's contribution to aggregate rows.
+ * ds_agg.h - a partition's aggregates: rows per gate and heading, per window.
  *
- * One contribution touches one GATE row and one COMMODITY row per heading it
- * has, in each window. A declaration counts once in its gate row; in a
- * commodity row it counts once if it has at least one item of that heading,
- * and brings that heading's items, value and weight. Flow values split the
- * customs value by the declaration's flow.
+ * One contribution (a validated declaration) touches, for each window size
+ * (TOTAL, MINUTE, HOUR, DAY) whose window is still open at the partition's
+ * watermark (ds_window.h):
+ *   - one GATE row: the declaration counts once, brings its items, value,
+ *     weight, and its value under its flow;
+ *   - one COMMODITY row per heading it has: counts once per heading, brings
+ *     that heading's items, value, weight;
+ * and, for the top headings per gate and day, one GATE_HEADING cell per
+ * heading in its DAY (while that day is within top.retention.ms). Adding
+ * (sign +1) also records the declarant and vehicle in the distinct-count
+ * sketches of its GATE DAY row.
  *
- * sign = +1 adds the contribution, -1 retracts it (amendment, cancellation):
- * retracting exactly what was added returns every measure to its previous
- * value, because all measures are integer sums.
+ * sign = -1 retracts a previous contribution from the same rows; windows that
+ * have closed since are skipped and counted (late_retract): their published
+ * value is final. All measures are integer sums, so a retraction restores
+ * exactly what the addition changed.
  *
- * @locality the thread that owns `rows`.
+ * Closed windows' rows are removed by ds_agg_evict() (after their last value
+ * has been handed over for publishing): their keys are kept in per-start
+ * buckets, so eviction touches only what it removes.
+ *
+ * Memory: ~120 bytes per row (ds_rows.h) + 16 per windowed row for eviction;
+ * a GATE DAY row also holds two sketches of up to 16 KiB each (ds_hll.h),
+ * small while few distinct values were seen.
+ *
+ * @locality the worker thread that owns the partition.
  */
 #ifndef DS_AGG_H
 #define DS_AGG_H
 
-#include "ds_decl.h"
-#include "ds_rows.h"
+#include <stddef.h>
+#include <stdint.h>
 
-/* Returns 0, or -1 when a row could not be allocated (out of memory). */
-int ds_agg_apply(ds_rows_t *rows, const ds_contrib_t *c, int64_t sign);
+#include "ds_decl.h"
+#include "ds_hll.h"
+#include "ds_rows.h"
+#include "ds_window.h"
+
+typedef struct ds_agg_cfg {
+        ds_window_cfg_t win;
+        int64_t top_retention_ms; /* GATE_HEADING DAY cells accept events this long after the day */
+} ds_agg_cfg_t;
+
+typedef struct ds_agg_stats {
+        uint64_t late[DS_WIN__CNT];         /* additions skipped: window closed */
+        uint64_t late_retract[DS_WIN__CNT]; /* retractions skipped: window closed */
+        uint64_t late_top;                  /* cell additions/retractions skipped */
+        uint64_t evicted;                   /* rows removed after their windows closed */
+} ds_agg_stats_t;
+
+/* Sketches of a GATE DAY row (row->aux). */
+typedef struct ds_distinct {
+        ds_hll_t *declarants;
+        ds_hll_t *vehicles;
+} ds_distinct_t;
+
+typedef struct ds_agg ds_agg_t;
+
+void ds_agg_cfg_default(ds_agg_cfg_t *cfg);
+
+ds_agg_t *ds_agg_new(const ds_agg_cfg_t *cfg);
+void ds_agg_destroy(ds_agg_t *a);
+
+/* Adds (sign +1) or retracts (sign -1) c at watermark wm. Returns 0, or -1
+ * on out-of-memory (the partition's state is then unusable). */
+int ds_agg_apply(ds_agg_t *a, const ds_contrib_t *c, int64_t sign, int64_t wm);
+
+/* The rows; their dirty list names the rows changed since the last clear. */
+ds_rows_t *ds_agg_rows(ds_agg_t *a);
+
+/* Removes every row whose window is closed at wm, calling cb first for each
+ * (cb may be NULL). Call with an empty dirty list, so that no unpublished
+ * change is dropped. Returns the number of rows removed. */
+typedef void (*ds_agg_evict_cb)(void *ctx, const ds_row_t *row);
+uint64_t ds_agg_evict(ds_agg_t *a, int64_t wm, ds_agg_evict_cb cb, void *ctx);
+
+const ds_agg_stats_t *ds_agg_stats(const ds_agg_t *a);
+/* Adds the stats gathered since the last call to *into and zeroes them. */
+void ds_agg_take_stats(ds_agg_t *a, ds_agg_stats_t *into);
+size_t ds_agg_memory(const ds_agg_t *a);
+
+/* Sketch pairs: allocation, copy (for handing to another thread), union. */
+ds_distinct_t *ds_distinct_new(void);
+ds_distinct_t *ds_distinct_dup(const ds_distinct_t *d);
+int ds_distinct_merge(ds_distinct_t *dst, const ds_distinct_t *src);
+void ds_distinct_free(void *d);
 
 #endif

@@ -105,7 +105,7 @@ int ds_cmd_broker(int argc, char **argv) {
         int P = (int)partitions;
         int rc = 0;
         if (create_topic(mc, "customs.declarations", P, rf) || create_topic(mc, "customs.declarations.dlq", P, rf) ||
-            create_topic(mc, "customs.totals", P, rf))
+            create_topic(mc, "customs.totals", P, rf) || create_topic(mc, "customs.top_headings", P, rf))
                 rc = 1;
         for (int i = 0; i < nextra && !rc; i++) {
                 char name[256];

@@ -43,8 +43,16 @@ static void usage(FILE *out) {
                 "  --bad-rate F            share of malformed messages, 0..1 (default 0): truncated Avro, wrong\n"
                 "                          magic byte, unknown schema id, bad id, unknown gate, bad HS code, no\n"
                 "                          items, negative weight or value, empty message, trailing bytes\n"
-                "  --truth FILE            write the exact totals the valid messages must produce, and the\n"
-                "                          number of bad ones per reason, as JSON\n"
+                "  --amend-rate F          share of declarations amended later, 1-3 times (default 0.05)\n"
+                "  --cancel-rate F         share of declarations cancelled later (default 0.01)\n"
+                "  --dup-rate F            share of events delivered twice (default 0.005)\n"
+                "  --late-rate F           share of events delivered late (default 0.02)\n"
+                "  --max-lateness MS       a late event arrives up to MS after its event time (default 7200000)\n"
+                "  --amend-delay MS        mean delay before an amendment or cancellation (default 7200000 with\n"
+                "                          --count, 30000 with --rate)\n"
+                "  --truth FILE            write, as JSON, every row the valid messages must produce (every gate,\n"
+                "                          heading and window), the distinct counts and top-10 lists, and the\n"
+                "                          number of bad messages per reason\n"
                 "  --span-days D           with --count: event time covered (default 1)\n"
                 "  --start-ms MS           with --count: event time of the first declaration (default: now - span)\n"
                 "  --heading-digits N      HS digits of a heading in the truth (default 4; match the processor)\n"
@@ -71,7 +79,9 @@ int ds_cmd_gen(int argc, char **argv) {
         ds_argv_t a = {argc, 0, argv, "gen"};
         const char *brokers = NULL, *topic = "customs.declarations", *truth = NULL, *v;
         int64_t count = 0, rate = 0, duration = 0, seed = 1, digits = 4, extra = 0, start_ms = INT64_MIN;
-        double bad_rate = 0, span_days = 1;
+        double bad_rate = 0, span_days = 1, amend_rate = 0.05, cancel_rate = 0.01, dup_rate = 0.005,
+               late_rate = 0.02;
+        int64_t max_lateness = 2 * 3600 * 1000LL, amend_delay = -1;
         int quiet = 0;
         ds_kv_t props[128];
         int nprops = 0;
@@ -107,6 +117,24 @@ int ds_cmd_gen(int argc, char **argv) {
                                 return 2;
                 } else if ((r = ds_arg_value(&a, "--bad-rate", &v))) {
                         if (r < 0 || ds_arg_double("gen", "--bad-rate", v, 0, 1, &bad_rate))
+                                return 2;
+                } else if ((r = ds_arg_value(&a, "--amend-rate", &v))) {
+                        if (r < 0 || ds_arg_double("gen", "--amend-rate", v, 0, 1, &amend_rate))
+                                return 2;
+                } else if ((r = ds_arg_value(&a, "--cancel-rate", &v))) {
+                        if (r < 0 || ds_arg_double("gen", "--cancel-rate", v, 0, 1, &cancel_rate))
+                                return 2;
+                } else if ((r = ds_arg_value(&a, "--dup-rate", &v))) {
+                        if (r < 0 || ds_arg_double("gen", "--dup-rate", v, 0, 1, &dup_rate))
+                                return 2;
+                } else if ((r = ds_arg_value(&a, "--late-rate", &v))) {
+                        if (r < 0 || ds_arg_double("gen", "--late-rate", v, 0, 1, &late_rate))
+                                return 2;
+                } else if ((r = ds_arg_value(&a, "--max-lateness", &v))) {
+                        if (r < 0 || ds_arg_i64("gen", "--max-lateness", v, 0, 400LL * 86400000, &max_lateness))
+                                return 2;
+                } else if ((r = ds_arg_value(&a, "--amend-delay", &v))) {
+                        if (r < 0 || ds_arg_i64("gen", "--amend-delay", v, 1, 400LL * 86400000, &amend_delay))
                                 return 2;
                 } else if ((r = ds_arg_value(&a, "--truth", &v))) {
                         if (r < 0)
@@ -162,49 +190,62 @@ int ds_cmd_gen(int argc, char **argv) {
 
         int rc = 0;
         char err[512];
-        int64_t span_ms = (int64_t)(span_days * 86400000.0);
-        ds_gen_opts_t o = {.seed = (uint64_t)seed,
-                           .bad_rate = bad_rate,
-                           .heading_digits = (int)digits,
-                           .start_ms = start_ms != INT64_MIN ? start_ms : ds_now_ms() - span_ms,
-                           .span_ms = span_ms,
-                           .count = (uint64_t)count,
-                           .extra_headings = (int)extra};
-        ds_gen_t *g = ds_gen_new(&o, err, sizeof(err));
-        if (!g) {
-                fprintf(stderr, "declstream gen: %s\n", err);
-                for (int i = 0; i < nprops; i++)
-                        free(props[i].key);
-                return 2;
-        }
-
         /* Large lz4 batches: the embedded broker scans a partition per fetch
          * and keeps 5 MiB per partition (FACTS.md). */
         const char *defaults[] = {"bootstrap.servers", brokers, "linger.ms", "20", "batch.num.messages", "10000",
                                   "batch.size", "1000000", "compression.codec", "lz4",
-                                  "queue.buffering.max.messages", "1000000", "partitioner", "murmur2_random",
-                                  "enable.idempotence", "true", NULL};
+                                  "queue.buffering.max.messages", "1000000", "enable.idempotence", "true", NULL};
         rd_kafka_conf_t *conf = ds_kafka_conf(DS_KAFKA_PRODUCER, defaults, props, nprops, err, sizeof(err));
         for (int i = 0; i < nprops; i++)
                 free(props[i].key);
         if (!conf) {
                 fprintf(stderr, "declstream gen: %s\n", err);
-                ds_gen_destroy(g);
                 return 2;
         }
         rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
         rd_kafka_t *rk = ds_kafka_new(DS_KAFKA_PRODUCER, conf, err, sizeof(err));
         if (!rk) {
                 fprintf(stderr, "declstream gen: %s\n", err);
-                ds_gen_destroy(g);
                 return 1;
+        }
+        /* The generator picks partitions itself (murmur2, as the Java client
+         * and `declstream run`'s publisher do), so its truth knows the order
+         * of events in each partition. */
+        int nparts = ds_kafka_partition_count(rk, topic, 10000, err, sizeof(err));
+        if (nparts <= 0) {
+                fprintf(stderr, "declstream gen: %s (does the topic exist?)\n", err);
+                rd_kafka_destroy(rk);
+                return 1;
+        }
+
+        int64_t span_ms = (int64_t)(span_days * 86400000.0);
+        ds_gen_opts_t o;
+        ds_gen_opts_default(&o);
+        o.seed = (uint64_t)seed;
+        o.bad_rate = bad_rate;
+        o.amend_rate = amend_rate;
+        o.cancel_rate = cancel_rate;
+        o.dup_rate = dup_rate;
+        o.late_rate = late_rate;
+        o.max_lateness_ms = max_lateness;
+        o.amend_delay_ms = amend_delay > 0 ? amend_delay : rate ? 30000 : 2 * 3600 * 1000LL;
+        o.heading_digits = (int)digits;
+        o.start_ms = start_ms != INT64_MIN ? start_ms : ds_now_ms() - span_ms;
+        o.span_ms = span_ms;
+        o.count = (uint64_t)count;
+        o.extra_headings = (int)extra;
+        o.partitions = nparts;
+        ds_gen_t *g = ds_gen_new(&o, err, sizeof(err));
+        if (!g) {
+                fprintf(stderr, "declstream gen: %s\n", err);
+                rd_kafka_destroy(rk);
+                return 2;
         }
         rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
 
         int64_t t0 = ds_mono_ms(), next_log = t0 + 5000;
         uint64_t bytes = 0, i = 0;
-        uint64_t limit = count ? (uint64_t)count : UINT64_MAX;
-        while (i < limit && !ds_stop_requested()) {
+        while (!ds_stop_requested()) {
                 int64_t now = ds_mono_ms();
                 if (rate) {
                         if (duration && now - t0 >= duration * 1000)
@@ -217,9 +258,10 @@ int ds_cmd_gen(int argc, char **argv) {
                         }
                 }
                 ds_gen_msg_t m;
-                ds_gen_next(g, rate ? ds_now_ms() : -1, &m);
+                if (!ds_gen_next(g, rate ? ds_now_ms() : -1, &m))
+                        break;
                 for (;;) {
-                        if (rd_kafka_produce(rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, (void *)m.value,
+                        if (rd_kafka_produce(rkt, m.partition, RD_KAFKA_MSG_F_COPY, (void *)m.value,
                                              m.value_len, m.key, m.key_len, NULL) == 0)
                                 break;
                         rd_kafka_resp_err_t e = rd_kafka_last_error();
@@ -251,11 +293,7 @@ done:
                 fprintf(stderr, "declstream gen: %" PRIu64 " messages were not delivered\n", failed);
                 rc = 1;
         }
-        int nparts = ds_kafka_partition_count(rk, topic, 10000, err, sizeof(err));
-        if (nparts < 0) {
-                fprintf(stderr, "declstream gen: %s\n", err);
-                rc = 1;
-        } else {
+        {
                 int lost = ds_kafka_check_head(rk, topic, nparts, 10000, err, sizeof(err));
                 if (lost != 0) {
                         fprintf(stderr,

@@ -39,12 +39,17 @@ typedef struct ds_config {
         char *input_topic;
         char *output_topic;
         char *dlq_topic;
+        char *top_topic;
         char *schema_dir;
         int threads;
         int64_t commit_interval_ms;
         int heading_digits;
         int decoder;
         int64_t ledger_retention_ms;
+        int64_t minute_retention_ms;
+        int64_t hour_retention_ms;
+        int64_t day_retention_ms;
+        int64_t top_retention_ms;
         int exit_on_eof;
         int64_t shutdown_timeout_ms;
         int64_t stats_interval_ms;

@@ -3,6 +3,7 @@
  */
 #include "ds_encode.h"
 #include "ds_domain.h"
+#include "ds_merge.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -45,7 +46,8 @@ void ds_encode_declaration(ds_buf_t *b, const ds_decl_t *d) {
 }
 
 void ds_encode_total(ds_buf_t *b, ds_dim_t dim, const char *key, ds_window_t win, int64_t window_start,
-                     const ds_measures_t *m, int64_t updated_at) {
+                     const ds_measures_t *m, int64_t distinct_declarants, int64_t distinct_vehicles,
+                     int64_t updated_at) {
         ds_avro_put_long(b, dim);
         ds_avro_put_str(b, key);
         ds_avro_put_long(b, win);
@@ -56,6 +58,29 @@ void ds_encode_total(ds_buf_t *b, ds_dim_t dim, const char *key, ds_window_t win
         ds_avro_put_long(b, m->weight);
         for (int f = 0; f < DS_FLOW__CNT; f++)
                 ds_avro_put_long(b, m->flow_value[f]);
+        ds_avro_put_long(b, distinct_declarants);
+        ds_avro_put_long(b, distinct_vehicles);
+        ds_avro_put_long(b, updated_at);
+}
+
+void ds_encode_top(ds_buf_t *b, const char *gate, int64_t day, const ds_top_entry_t *e, int n, int heading_digits,
+                   int64_t updated_at) {
+        ds_avro_put_str(b, gate);
+        ds_avro_put_long(b, day);
+        if (n > 0) {
+                ds_avro_put_long(b, n);
+                for (int i = 0; i < n; i++) {
+                        char h[16];
+                        int hl = snprintf(h, sizeof(h), "%0*u", heading_digits, e[i].heading);
+                        ds_avro_put_long(b, i + 1);
+                        ds_avro_put_bytes(b, h, (size_t)hl);
+                        ds_avro_put_long(b, e[i].m.value);
+                        ds_avro_put_long(b, e[i].m.declarations);
+                        ds_avro_put_long(b, e[i].m.items);
+                        ds_avro_put_long(b, e[i].m.weight);
+                }
+        }
+        ds_avro_put_long(b, 0);
         ds_avro_put_long(b, updated_at);
 }
 

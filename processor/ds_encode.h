@@ -4,7 +4,8 @@
  * ds_encode_declaration() writes vn.customs.Declaration (schema id 1): the
  * generator uses it, and the tests check with Avro C that what it writes
  * decodes back to the same values. ds_encode_total() writes vn.customs.Total
- * (schema id 5) for the publisher. Both append to a reusable ds_buf_t: no
+ * version 2 (schema id 2) and ds_encode_top() vn.customs.TopHeadings (id 4)
+ * for the publisher. Both append to a reusable ds_buf_t: no
  * allocation once the buffer has grown. ds_total_key() formats the message
  * key `<DIMENSION>|<key>|<WINDOW>|<window_start_ms>`.
  *
@@ -20,9 +21,18 @@
 /* Appends the Avro body (no wire header) of d. */
 void ds_encode_declaration(ds_buf_t *b, const ds_decl_t *d);
 
-/* Appends the Avro body of a Total row. key: gate code or heading digits. */
+#define DS_SCHEMA_ID_TOTAL 2
+#define DS_SCHEMA_ID_TOP_HEADINGS 4
+
+/* Appends the Avro body of a Total (v2) row. key: gate code or heading digits. */
 void ds_encode_total(ds_buf_t *b, ds_dim_t dim, const char *key, ds_window_t win, int64_t window_start,
-                     const ds_measures_t *m, int64_t updated_at);
+                     const ds_measures_t *m, int64_t distinct_declarants, int64_t distinct_vehicles,
+                     int64_t updated_at);
+
+/* Appends the Avro body of a TopHeadings list (entries best first). */
+struct ds_top_entry;
+void ds_encode_top(ds_buf_t *b, const char *gate, int64_t day, const struct ds_top_entry *e, int n,
+                   int heading_digits, int64_t updated_at);
 
 /* Text of a row's key part: the gate code, or the heading zero-padded to
  * heading_digits. Returns the length written (buf >= 17 bytes). */

@@ -181,11 +181,21 @@ static void load(const ds_ledger_t *l, const lentry_t *e, ds_contrib_t *old) {
         }
 }
 
-int ds_ledger_apply(ds_ledger_t *l, const ds_contrib_t *c, ds_ledger_effect_t *eff) {
+static void remove_slot(ds_ledger_t *l, uint32_t s);
+
+int ds_ledger_apply(ds_ledger_t *l, const ds_contrib_t *c, int64_t horizon_ms, ds_ledger_effect_t *eff) {
         eff->retract = 0;
         eff->add = 0;
         uint64_t key = c->id + 1;
         lentry_t *e = find(l, key);
+        int expired = 0;
+        if (e->key && DS_UNLIKELY(e->declared_at < horizon_ms)) {
+                /* past retention: forget it, then proceed as for an unknown id */
+                lines_free(l, e->lines_ref, e->nlines);
+                remove_slot(l, (uint32_t)(e - l->slots));
+                e = find(l, key);
+                expired = 1;
+        }
         if (!e->key) {
                 if ((l->used + 1) * 10 > (uint64_t)(l->mask + 1) * 7) {
                         if (grow(l))
@@ -202,7 +212,7 @@ int ds_ledger_apply(ds_ledger_t *l, const ds_contrib_t *c, ds_ledger_effect_t *e
                         e->nlines = 0;
                         e->cancelled = 1;
                         l->used++;
-                        return DS_EV_UPSERT_UNKNOWN;
+                        return expired ? DS_EV_UPSERT_EXPIRED : DS_EV_UPSERT_UNKNOWN;
                 }
                 if (store(l, e, c, 0)) {
                         e->key = 0;
@@ -210,6 +220,8 @@ int ds_ledger_apply(ds_ledger_t *l, const ds_contrib_t *c, ds_ledger_effect_t *e
                 }
                 l->used++;
                 eff->add = 1;
+                if (expired)
+                        return DS_EV_UPSERT_EXPIRED;
                 return c->kind == DS_KIND_NEW ? DS_EV_APPLIED_NEW : DS_EV_UPSERT_UNKNOWN;
         }
         if (e->cancelled)

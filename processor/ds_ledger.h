@@ -16,11 +16,13 @@
  *   higher version, CANCEL    -> retract the previous contribution
  *   higher version, otherwise -> retract the previous, add the new
  *
- * Retention: ds_ledger_expire() forgets ids whose latest version is older
- * than a horizon (the partition's event-time watermark minus
- * ledger.retention.ms). Past retention a declaration is unknown again: a
- * later event for it is applied as an upsert, without retracting the
- * forgotten contribution, and is counted as upsert_unknown_id.
+ * Retention: an entry whose latest version is older than the horizon (the
+ * partition's event-time watermark minus ledger.retention.ms) is forgotten.
+ * The rule is applied when the id is looked up, so the outcome depends only
+ * on the partition's event order; ds_ledger_expire() reclaims the memory of
+ * such entries in the background. Past retention a declaration is unknown
+ * again: a later event for it is applied as an upsert, without retracting the
+ * forgotten contribution, and is counted as upsert_expired_id.
  *
  * Memory: 32 bytes per entry in the hash table (load <= 0.7, so ~46 bytes
  * per id) plus 24 bytes per distinct heading of the declaration (in 64 Ki-line
@@ -50,10 +52,11 @@ typedef struct ds_ledger_effect {
         ds_contrib_t *old;
 } ds_ledger_effect_t;
 
-/* Applies event c. Fills eff (eff->old must point to caller scratch space,
- * written only when eff->retract is set). Returns the outcome, or -1 on
- * out-of-memory (nothing changed). */
-int ds_ledger_apply(ds_ledger_t *l, const ds_contrib_t *c, ds_ledger_effect_t *eff);
+/* Applies event c; entries older than horizon_ms count as forgotten
+ * (INT64_MIN: no horizon). Fills eff (eff->old must point to caller scratch
+ * space, written only when eff->retract is set). Returns the outcome, or -1
+ * on out-of-memory (nothing changed). */
+int ds_ledger_apply(ds_ledger_t *l, const ds_contrib_t *c, int64_t horizon_ms, ds_ledger_effect_t *eff);
 
 /* Forgets up to max_scan slots' worth of entries whose declared_at < horizon,
  * continuing where the previous call stopped. Returns the number forgotten. */

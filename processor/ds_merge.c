@@ -1,23 +1,48 @@
 /*
- * ds_merge.c - partition rows -> global rows.
+ * ds_merge.c - partition rows -> global rows, cell groups for the top-10.
+ *
+ * Groups: a small open-addressing map (gate, day) -> list of the headings
+ * that have a global cell there. A group is marked changed when one of its
+ * cells' sums changes; ds_merge_changed_groups() hands the changed ones out.
  */
 #include "ds_merge.h"
+#include "ds_common.h"
+#include "ds_evict.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+typedef struct group {
+        uint64_t key; /* (gate + 1) << 48 ^ day hash input; 0 = empty */
+        uint32_t gate;
+        int64_t day;
+        uint32_t *headings;
+        uint32_t n, cap;
+        int changed;
+} group_t;
+
 struct ds_merge {
         ds_rows_t *parts;  /* key with partition -> latest value */
         ds_rows_t *global; /* key -> sum over partitions */
+        ds_evict_t *ev;    /* global windowed rows by closing time */
+        int64_t wm;        /* minimum watermark over partitions, as last advanced */
+        group_t *groups;
+        uint32_t gmask, gused;
+        uint32_t *changed; /* indices of changed groups */
+        uint32_t nchanged, capchanged;
 };
 
-ds_merge_t *ds_merge_new(void) {
+ds_merge_t *ds_merge_new(const ds_window_cfg_t *win, int64_t top_retention_ms) {
         ds_merge_t *m = calloc(1, sizeof(*m));
         if (!m)
                 return NULL;
+        m->wm = INT64_MIN;
         m->parts = ds_rows_new(1024);
         m->global = ds_rows_new(1024);
-        if (!m->parts || !m->global) {
+        m->ev = ds_evict_new(win, top_retention_ms);
+        m->gmask = 63;
+        m->groups = calloc(m->gmask + 1, sizeof(group_t));
+        if (!m->parts || !m->global || !m->groups || !m->ev) {
                 ds_merge_destroy(m);
                 return NULL;
         }
@@ -28,32 +53,232 @@ void ds_merge_destroy(ds_merge_t *m) {
         if (!m)
                 return;
         ds_rows_destroy(m->parts);
-        ds_rows_destroy(m->global);
+        ds_rows_destroy_with(m->global, ds_distinct_free);
+        ds_evict_destroy(m->ev);
+        if (m->groups)
+                for (uint32_t i = 0; i <= m->gmask; i++)
+                        free(m->groups[i].headings);
+        free(m->groups);
+        free(m->changed);
         free(m);
-}
-
-int ds_merge_update(ds_merge_t *m, int32_t partition, ds_rowkey_t key, const ds_measures_t *value) {
-        key = ds_rowkey_without_partition(key);
-        ds_row_t *p = ds_rows_get(m->parts, ds_rowkey_with_partition(key, partition));
-        if (!p)
-                return -1;
-        if (!memcmp(&p->m, value, sizeof(*value)))
-                return 0;
-        ds_measures_t delta = *value;
-        ds_measures_add(&delta, &p->m, -1);
-        p->m = *value;
-        ds_row_t *g = ds_rows_get(m->global, key);
-        if (!g)
-                return -1;
-        ds_measures_add(&g->m, &delta, 1);
-        ds_rows_mark(m->global, g);
-        return 0;
 }
 
 ds_rows_t *ds_merge_global(ds_merge_t *m) {
         return m->global;
 }
 
+/* ---- groups -------------------------------------------------------------- */
+
+static inline uint64_t group_key(uint32_t gate, int64_t day) {
+        return ((uint64_t)(gate + 1) << 56) ^ (uint64_t)day ^ 0x8000000000000000ULL;
+}
+
+static group_t *group_find(ds_merge_t *m, uint32_t gate, int64_t day, int create) {
+        uint64_t k = group_key(gate, day);
+        for (uint32_t s = (uint32_t)ds_mix64(k) & m->gmask;; s = (s + 1) & m->gmask) {
+                group_t *g = &m->groups[s];
+                if (g->key == k && g->gate == gate && g->day == day)
+                        return g;
+                if (!g->key) {
+                        if (!create)
+                                return NULL;
+                        if ((m->gused + 1) * 2 > m->gmask + 1) {
+                                /* grow and retry */
+                                uint32_t nm = m->gmask * 2 + 1;
+                                group_t *ng = calloc(nm + 1, sizeof(group_t));
+                                if (!ng)
+                                        return NULL;
+                                for (uint32_t i = 0; i <= m->gmask; i++) {
+                                        if (!m->groups[i].key)
+                                                continue;
+                                        uint32_t t = (uint32_t)ds_mix64(m->groups[i].key) & nm;
+                                        while (ng[t].key)
+                                                t = (t + 1) & nm;
+                                        ng[t] = m->groups[i];
+                                }
+                                free(m->groups);
+                                m->groups = ng;
+                                m->gmask = nm;
+                                /* changed indices point into the old array: rebuild them */
+                                m->nchanged = 0;
+                                for (uint32_t i = 0; i <= nm; i++)
+                                        if (ng[i].key && ng[i].changed)
+                                                m->changed[m->nchanged++] = i;
+                                return group_find(m, gate, day, create);
+                        }
+                        *g = (group_t){k, gate, day, NULL, 0, 0, 0};
+                        m->gused++;
+                        return g;
+                }
+        }
+}
+
+static int group_mark(ds_merge_t *m, group_t *g) {
+        if (g->changed)
+                return 0;
+        if (m->nchanged == m->capchanged) {
+                uint32_t cap = m->capchanged ? m->capchanged * 2 : 64;
+                uint32_t *c = realloc(m->changed, cap * sizeof(*c));
+                if (!c)
+                        return -1;
+                m->changed = c;
+                m->capchanged = cap;
+        }
+        g->changed = 1;
+        m->changed[m->nchanged++] = (uint32_t)(g - m->groups);
+        return 0;
+}
+
+static int group_add(ds_merge_t *m, uint32_t gate, int64_t day, uint32_t heading) {
+        /* the changed list may need room for every group after a rehash */
+        if (m->capchanged < m->gmask + 1) {
+                uint32_t *c = realloc(m->changed, (m->gmask + 1) * 2 * sizeof(*c));
+                if (!c)
+                        return -1;
+                m->changed = c;
+                m->capchanged = (m->gmask + 1) * 2;
+        }
+        group_t *g = group_find(m, gate, day, 1);
+        if (!g)
+                return -1;
+        if (g->n == g->cap) {
+                uint32_t cap = g->cap ? g->cap * 2 : 8;
+                uint32_t *h = realloc(g->headings, cap * sizeof(*h));
+                if (!h)
+                        return -1;
+                g->headings = h;
+                g->cap = cap;
+        }
+        g->headings[g->n++] = heading;
+        return 0;
+}
+
+static void group_remove(ds_merge_t *m, uint32_t gate, int64_t day, uint32_t heading) {
+        group_t *g = group_find(m, gate, day, 0);
+        if (!g)
+                return;
+        for (uint32_t i = 0; i < g->n; i++)
+                if (g->headings[i] == heading) {
+                        g->headings[i] = g->headings[--g->n];
+                        break;
+                }
+        /* an empty group is kept (cheap) until the merge is destroyed */
+}
+
+/* ---- rows ---------------------------------------------------------------- */
+
+int ds_merge_update(ds_merge_t *m, int32_t partition, ds_rowkey_t key, const ds_measures_t *value,
+                    const ds_distinct_t *distinct) {
+        key = ds_rowkey_without_partition(key);
+        int cls = ds_evict_class(key);
+        if (cls >= 0 && ds_evict_closed(m->ev, cls, key.start, m->wm))
+                return 1;
+        ds_row_t *p = ds_rows_get(m->parts, ds_rowkey_with_partition(key, partition));
+        if (!p)
+                return -1;
+        ds_row_t *g = ds_rows_find(m->global, key);
+        if (!g) {
+                if (!(g = ds_rows_get(m->global, key)))
+                        return -1;
+                if (cls >= 0 && ds_evict_add(m->ev, cls, key))
+                        return -1;
+                if (ds_rowkey_dim(key) == DS_DIM_GATE_HEADING &&
+                    group_add(m, ds_cell_gate(ds_rowkey_key(key)), key.start, ds_cell_heading(ds_rowkey_key(key))))
+                        return -1;
+        }
+        int changed = 0;
+        if (distinct) {
+                if (!g->aux) {
+                        if (!(g->aux = ds_distinct_dup(distinct)))
+                                return -1;
+                } else if (ds_distinct_merge(g->aux, distinct)) {
+                        return -1;
+                }
+                changed = 1; /* the estimate may have moved; cheap to republish */
+        }
+        if (memcmp(&p->m, value, sizeof(*value))) {
+                ds_measures_t delta = *value;
+                ds_measures_add(&delta, &p->m, -1);
+                p->m = *value;
+                ds_measures_add(&g->m, &delta, 1);
+                changed = 1;
+        }
+        if (changed) {
+                ds_rows_mark(m->global, g);
+                if (ds_rowkey_dim(key) == DS_DIM_GATE_HEADING) {
+                        group_t *grp = group_find(m, ds_cell_gate(ds_rowkey_key(key)), key.start, 0);
+                        if (grp && group_mark(m, grp))
+                                return -1;
+                }
+        }
+        return 0;
+}
+
+void ds_merge_forget(ds_merge_t *m, int32_t partition, ds_rowkey_t key) {
+        ds_rows_remove(m->parts, ds_rowkey_with_partition(ds_rowkey_without_partition(key), partition));
+}
+
+static void drop_global(void *ctx, ds_rowkey_t key) {
+        ds_merge_t *m = ctx;
+        ds_row_t *g = ds_rows_find(m->global, key);
+        if (!g)
+                return;
+        if (ds_rowkey_dim(key) == DS_DIM_GATE_HEADING)
+                group_remove(m, ds_cell_gate(ds_rowkey_key(key)), key.start, ds_cell_heading(ds_rowkey_key(key)));
+        ds_distinct_free(g->aux);
+        g->aux = NULL;
+        ds_rows_remove(m->global, key);
+}
+
+uint64_t ds_merge_advance(ds_merge_t *m, int64_t wm) {
+        if (wm <= m->wm)
+                return 0;
+        m->wm = wm;
+        uint64_t n = ds_evict_pop(m->ev, wm, drop_global, m);
+        /* removed slots of both tables become reusable (nothing is dirty here) */
+        ds_rows_clear_dirty(m->parts);
+        return n;
+}
+
+void ds_merge_changed_groups(ds_merge_t *m, ds_merge_group_fn fn, void *ctx) {
+        for (uint32_t i = 0; i < m->nchanged; i++) {
+                group_t *g = &m->groups[m->changed[i]];
+                g->changed = 0;
+                fn(ctx, g->gate, g->day);
+        }
+        m->nchanged = 0;
+}
+
+int ds_merge_top(ds_merge_t *m, uint32_t gate, int64_t day, ds_top_entry_t *out, int n) {
+        group_t *g = group_find(m, gate, day, 0);
+        int k = 0;
+        if (!g)
+                return 0;
+        for (uint32_t i = 0; i < g->n; i++) {
+                const ds_row_t *r =
+                    ds_rows_find(m->global, ds_rowkey(DS_DIM_GATE_HEADING, DS_WIN_DAY, ds_cell_key(gate, g->headings[i]), day));
+                if (!r || r->m.declarations <= 0)
+                        continue;
+                /* insertion into the sorted top-n */
+                int pos = k;
+                while (pos > 0 && (out[pos - 1].m.value < r->m.value ||
+                                   (out[pos - 1].m.value == r->m.value && out[pos - 1].heading > g->headings[i])))
+                        pos--;
+                if (pos >= n)
+                        continue;
+                int last = k < n ? k : n - 1;
+                memmove(&out[pos + 1], &out[pos], (size_t)(last - pos) * sizeof(*out));
+                out[pos] = (ds_top_entry_t){g->headings[i], r->m};
+                if (k < n)
+                        k++;
+        }
+        return k;
+}
+
 size_t ds_merge_memory(const ds_merge_t *m) {
-        return sizeof(*m) + ds_rows_memory(m->parts) + ds_rows_memory(m->global);
+        size_t n = sizeof(*m) + ds_rows_memory(m->parts) + ds_rows_memory(m->global) + ds_evict_memory(m->ev) +
+                   (size_t)(m->gmask + 1) * sizeof(group_t) + (size_t)m->capchanged * 4;
+        for (uint32_t i = 0; i <= m->gmask; i++)
+                n += (size_t)m->groups[i].cap * 4;
+        return n;
 }

@@ -8,27 +8,69 @@
  * value twice (a replay, a repeated flush) changes nothing; a global row is
  * marked dirty only when its sum actually changed.
  *
- * Memory: two ds_rows_t entries per (partition, row) pair and global row,
- * ~104 bytes each.
+ * Distinct-count sketches of GATE DAY rows are unioned into the global row
+ * (union is idempotent, so no per-partition copy is kept).
+ *
+ * Closing. A window closes in each partition at its own watermark. When a
+ * partition evicts a closed row, ds_merge_forget() drops that partition's
+ * entry only: a slower partition may still add to the row. The global row
+ * goes when the window is closed in every partition, i.e. at the minimum
+ * watermark over partitions (ds_merge_advance()); its last published value
+ * stays the final one on the topic. A report for a row already closed at that
+ * minimum (a replay of final data) is ignored, so a rebuilt partition can
+ * never recreate a finished row from its share alone.
+ *
+ * GATE_HEADING cells are grouped by (gate, day) so the top headings of a
+ * group whose cells changed can be recomputed: ds_merge_top().
+ *
+ * Memory: ~120 bytes per (partition, row) and per global row.
  *
  * @locality one thread (the publisher).
  */
 #ifndef DS_MERGE_H
 #define DS_MERGE_H
 
+#include "ds_agg.h"
 #include "ds_rows.h"
 
 typedef struct ds_merge ds_merge_t;
 
-ds_merge_t *ds_merge_new(void);
+ds_merge_t *ds_merge_new(const ds_window_cfg_t *win, int64_t top_retention_ms);
 void ds_merge_destroy(ds_merge_t *m);
 
-/* Sets partition's value of row key. Returns 0, or -1 on out-of-memory. */
-int ds_merge_update(ds_merge_t *m, int32_t partition, ds_rowkey_t key, const ds_measures_t *value);
+/* Sets partition's value of row key; distinct (may be NULL) is unioned into
+ * the global row's sketches. Returns 0, 1 when ignored (the row's window is
+ * closed in every partition), or -1 on out-of-memory. */
+int ds_merge_update(ds_merge_t *m, int32_t partition, ds_rowkey_t key, const ds_measures_t *value,
+                    const ds_distinct_t *distinct);
+
+/* Partition has evicted row key (its window closed there). */
+void ds_merge_forget(ds_merge_t *m, int32_t partition, ds_rowkey_t key);
+
+/* Event time has reached wm in every partition: global rows closed at wm are
+ * removed (call after publishing them). wm only moves forward. Returns the
+ * number removed. */
+uint64_t ds_merge_advance(ds_merge_t *m, int64_t wm);
 
 /* The global rows; their dirty list names the rows changed since the last
- * ds_rows_clear_dirty(). */
+ * ds_rows_clear_dirty(). GATE DAY rows carry a ds_distinct_t in aux. */
 ds_rows_t *ds_merge_global(ds_merge_t *m);
+
+/* One entry of a top-headings list. */
+typedef struct ds_top_entry {
+        uint32_t heading;
+        ds_measures_t m;
+} ds_top_entry_t;
+
+/* Groups (gate, day start) whose cells changed since the last call: calls
+ * fn for each, then forgets them. */
+typedef void (*ds_merge_group_fn)(void *ctx, uint32_t gate, int64_t day);
+void ds_merge_changed_groups(ds_merge_t *m, ds_merge_group_fn fn, void *ctx);
+
+/* The n headings of (gate, day) with the highest customs value (ties: lower
+ * heading first), among cells with at least one declaration. Returns how
+ * many were written to out. */
+int ds_merge_top(ds_merge_t *m, uint32_t gate, int64_t day, ds_top_entry_t *out, int n);
 
 size_t ds_merge_memory(const ds_merge_t *m);
 

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "ds_reason.h"
+#include "ds_rows.h"
 
 #define DS_COUNTERS(X)                                                                   \
         X(consumed, "messages taken from the input topic")                              \
@@ -23,7 +24,9 @@
         X(applied, "valid declarations passed to the ledger")                           \
         X(dead_lettered, "messages written to the dead-letter topic")                   \
         X(not_owned, "messages for a partition this worker no longer owns (skipped)")   \
-        X(kafka_errors, "consumer errors reported on partition queues")
+        X(kafka_errors, "consumer errors reported on partition queues")                 \
+        X(late_top, "additions or retractions too late for a day's top-headings cells") \
+        X(evicted_rows, "rows removed after their window closed")
 
 typedef struct ds_counters {
 #define DS__X(name, help) uint64_t name;
@@ -31,6 +34,8 @@ typedef struct ds_counters {
 #undef DS__X
         uint64_t dlq[DS_DLQ__CNT];
         uint64_t outcome[DS_EV__CNT];
+        uint64_t late[DS_WIN__CNT];         /* additions too late for a window size */
+        uint64_t late_retract[DS_WIN__CNT]; /* retractions skipped: window closed */
 } ds_counters_t;
 
 typedef struct ds_counters_shared {
@@ -39,6 +44,8 @@ typedef struct ds_counters_shared {
 #undef DS__X
         _Atomic uint64_t dlq[DS_DLQ__CNT];
         _Atomic uint64_t outcome[DS_EV__CNT];
+        _Atomic uint64_t late[DS_WIN__CNT];
+        _Atomic uint64_t late_retract[DS_WIN__CNT];
 } ds_counters_shared_t;
 
 /* Writer side: publish the local counters (relaxed stores). */
@@ -50,6 +57,10 @@ static inline void ds_counters_publish(ds_counters_shared_t *s, const ds_counter
                 atomic_store_explicit(&s->dlq[i], c->dlq[i], memory_order_relaxed);
         for (int i = 0; i < DS_EV__CNT; i++)
                 atomic_store_explicit(&s->outcome[i], c->outcome[i], memory_order_relaxed);
+        for (int i = 0; i < DS_WIN__CNT; i++) {
+                atomic_store_explicit(&s->late[i], c->late[i], memory_order_relaxed);
+                atomic_store_explicit(&s->late_retract[i], c->late_retract[i], memory_order_relaxed);
+        }
 }
 
 /* Reader side: add a worker's published counters into sum. */
@@ -61,6 +72,10 @@ static inline void ds_counters_sum(ds_counters_t *sum, ds_counters_shared_t *s) 
                 sum->dlq[i] += atomic_load_explicit(&s->dlq[i], memory_order_relaxed);
         for (int i = 0; i < DS_EV__CNT; i++)
                 sum->outcome[i] += atomic_load_explicit(&s->outcome[i], memory_order_relaxed);
+        for (int i = 0; i < DS_WIN__CNT; i++) {
+                sum->late[i] += atomic_load_explicit(&s->late[i], memory_order_relaxed);
+                sum->late_retract[i] += atomic_load_explicit(&s->late_retract[i], memory_order_relaxed);
+        }
 }
 
 #endif

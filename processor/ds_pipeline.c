@@ -37,6 +37,7 @@
 #include "ds_domain.h"
 #include "ds_encode.h"
 #include "ds_kafka.h"
+#include "ds_hll.h"
 #include "ds_ledger.h"
 #include "ds_log.h"
 #include "ds_merge.h"
@@ -68,7 +69,7 @@
 typedef struct pstate {
         int32_t partition;
         ds_ledger_t *ledger;
-        ds_rows_t *rows;
+        ds_agg_t *agg;
         int64_t next_offset; /* next offset to process */
         int64_t restore_end; /* rows withheld until next_offset >= restore_end */
         int eof;             /* read to the end of the partition */
@@ -81,11 +82,18 @@ typedef struct outrow {
         int32_t partition;
         ds_rowkey_t key;
         ds_measures_t m;
+        ds_distinct_t *distinct; /* copy of a GATE DAY row's sketches, freed by main */
 } outrow_t;
+
+typedef struct outevict {
+        int32_t partition;
+        ds_rowkey_t key;
+} outevict_t;
 
 typedef struct outpart {
         int32_t partition;
         int64_t next_offset;
+        int64_t watermark_ms;
         int eof;
         int restoring;
 } outpart_t;
@@ -117,6 +125,8 @@ typedef struct worker {
         uint32_t nrows, caprows;
         outpart_t *outparts;
         uint32_t noutparts, capoutparts;
+        outevict_t *evicts;
+        uint32_t nevicts, capevicts;
 
         /* hot-path state */
         uint32_t epoch; /* delivery cycle of the dead letters produced now */
@@ -135,6 +145,7 @@ typedef struct assigned {
         int worker;
         pstate_t *ps;
         int64_t next_offset; /* as of the last cycle */
+        int64_t watermark_ms;
         int64_t committed;
         int eof;
         int restoring;
@@ -142,6 +153,7 @@ typedef struct assigned {
 
 struct pipeline {
         const ds_config_t *cfg;
+        ds_agg_cfg_t agg_cfg;
         ds_schemas_t *schemas;
         rd_kafka_t *consumer, *producer;
         worker_t *w;
@@ -154,7 +166,8 @@ struct pipeline {
         _Atomic int64_t outstanding[EPOCH_SLOTS];
         _Atomic uint64_t delivery_failed;
         ds_buf_t buf;
-        uint64_t published_rows, cycles;
+        uint64_t published_rows, published_tops, cycles;
+        uint64_t replayed_closed; /* reports for rows closed in every partition, ignored */
         int64_t last_cycle_ms;
 };
 
@@ -169,18 +182,18 @@ static int is_fatal(pipeline_t *pl) {
 /* ------------------------------------------------------------------------ */
 /* Worker side                                                               */
 
-static pstate_t *pstate_new(int32_t partition, int64_t restore_end) {
+static pstate_t *pstate_new(const ds_agg_cfg_t *acfg, int32_t partition, int64_t restore_end) {
         pstate_t *ps = calloc(1, sizeof(*ps));
         if (!ps)
                 return NULL;
         ps->partition = partition;
         ps->ledger = ds_ledger_new(1024);
-        ps->rows = ds_rows_new(256);
+        ps->agg = ds_agg_new(acfg);
         ps->restore_end = restore_end;
         ps->watermark_ms = INT64_MIN;
-        if (!ps->ledger || !ps->rows) {
+        if (!ps->ledger || !ps->agg) {
                 ds_ledger_destroy(ps->ledger);
-                ds_rows_destroy(ps->rows);
+                ds_agg_destroy(ps->agg);
                 free(ps);
                 return NULL;
         }
@@ -191,7 +204,7 @@ static void pstate_destroy(pstate_t *ps) {
         if (!ps)
                 return;
         ds_ledger_destroy(ps->ledger);
-        ds_rows_destroy(ps->rows);
+        ds_agg_destroy(ps->agg);
         free(ps);
 }
 
@@ -300,14 +313,17 @@ static void process(worker_t *w, pstate_t *ps, const rd_kafka_message_t *msg) {
                 return;
         }
         w->c.applied++;
+        /* the watermark: largest event time seen, never far ahead of the wall clock */
         int64_t at = w->contrib.declared_at;
         if (at > ps->watermark_ms && at <= w->batch_now_ms + WATERMARK_SKEW_MS)
                 ps->watermark_ms = at;
+        int64_t wm = ps->watermark_ms;
+        int64_t horizon = wm == INT64_MIN ? INT64_MIN : wm - cfg->ledger_retention_ms;
 
         ds_ledger_effect_t eff = {.old = &w->old};
-        int outcome = ds_ledger_apply(ps->ledger, &w->contrib, &eff);
-        if (DS_UNLIKELY(outcome < 0 || (eff.retract && ds_agg_apply(ps->rows, &w->old, -1)) ||
-                        (eff.add && ds_agg_apply(ps->rows, &w->contrib, 1)))) {
+        int outcome = ds_ledger_apply(ps->ledger, &w->contrib, horizon, &eff);
+        if (DS_UNLIKELY(outcome < 0 || (eff.retract && ds_agg_apply(ps->agg, &w->old, -1, wm)) ||
+                        (eff.add && ds_agg_apply(ps->agg, &w->contrib, 1, wm)))) {
                 ds_log(DS_LOG_ERROR, "worker", "out of memory applying a declaration; stopping without commit",
                        "partition=%d offset=%" PRId64, msg->partition, msg->offset);
                 set_fatal(pl);
@@ -347,8 +363,33 @@ static int outbox_push_row(worker_t *w, int32_t partition, const ds_row_t *r) {
                 w->rows = n;
                 w->caprows = cap;
         }
-        w->rows[w->nrows++] = (outrow_t){partition, r->key, r->m};
+        ds_distinct_t *d = NULL;
+        if (r->aux && !(d = ds_distinct_dup(r->aux)))
+                return -1;
+        w->rows[w->nrows++] = (outrow_t){partition, r->key, r->m, d};
         return 0;
+}
+
+typedef struct evict_ctx {
+        worker_t *w;
+        int32_t partition;
+        int oom;
+} evict_ctx_t;
+
+static void on_evict(void *ctx, const ds_row_t *r) {
+        evict_ctx_t *e = ctx;
+        worker_t *w = e->w;
+        if (w->nevicts == w->capevicts) {
+                uint32_t cap = w->capevicts ? w->capevicts * 2 : 1024;
+                outevict_t *n = realloc(w->evicts, cap * sizeof(*n));
+                if (!n) {
+                        e->oom = 1;
+                        return;
+                }
+                w->evicts = n;
+                w->capevicts = cap;
+        }
+        w->evicts[w->nevicts++] = (outevict_t){e->partition, r->key};
 }
 
 static int outbox_push_part(worker_t *w, const pstate_t *ps) {
@@ -360,8 +401,8 @@ static int outbox_push_part(worker_t *w, const pstate_t *ps) {
                 w->outparts = n;
                 w->capoutparts = cap;
         }
-        w->outparts[w->noutparts++] =
-            (outpart_t){ps->partition, ps->next_offset, ps->eof, ps->next_offset < ps->restore_end};
+        w->outparts[w->noutparts++] = (outpart_t){ps->partition, ps->next_offset, ps->watermark_ms, ps->eof,
+                                                  ps->next_offset < ps->restore_end};
         return 0;
 }
 
@@ -370,24 +411,39 @@ static int outbox_push_part(worker_t *w, const pstate_t *ps) {
 static void serve_flush(worker_t *w) {
         w->nrows = 0;
         w->noutparts = 0;
+        w->nevicts = 0;
         for (int32_t p = 0; p < w->nparts; p++) {
                 pstate_t *ps = w->parts[p];
                 if (!ps)
                         continue;
+                ds_agg_stats_t st = {0};
+                ds_agg_take_stats(ps->agg, &st);
+                for (int k = 0; k < DS_WIN__CNT; k++) {
+                        w->c.late[k] += st.late[k];
+                        w->c.late_retract[k] += st.late_retract[k];
+                }
+                w->c.late_top += st.late_top;
+                w->c.evicted_rows += st.evicted;
                 if (outbox_push_part(w, ps))
                         goto oom;
                 if (ps->next_offset < ps->restore_end)
-                        continue; /* still rebuilding: keep its rows dirty until it has caught up */
-                uint32_t n = ds_rows_dirty_count(ps->rows);
+                        continue; /* still rebuilding: keep its rows dirty (and unevicted) until caught up */
+                ds_rows_t *rows = ds_agg_rows(ps->agg);
+                uint32_t n = ds_rows_dirty_count(rows);
                 for (uint32_t i = 0; i < n; i++) {
-                        ds_row_t *r = ds_rows_dirty_at(ps->rows, i);
+                        ds_row_t *r = ds_rows_dirty_at(rows, i);
                         if (r && outbox_push_row(w, p, r))
                                 goto oom;
                 }
-                ds_rows_clear_dirty(ps->rows);
-                if (ps->watermark_ms != INT64_MIN)
-                        ds_ledger_expire(ps->ledger, ps->watermark_ms - w->pl->cfg->ledger_retention_ms,
-                                         LEDGER_SWEEP_SLOTS);
+                ds_rows_clear_dirty(rows);
+                if (ps->watermark_ms == INT64_MIN)
+                        continue;
+                /* closed windows: their last values are in the outbox; hand the keys over too */
+                evict_ctx_t ec = {w, p, 0};
+                ds_agg_evict(ps->agg, ps->watermark_ms, on_evict, &ec);
+                if (ec.oom)
+                        goto oom;
+                ds_ledger_expire(ps->ledger, ps->watermark_ms - w->pl->cfg->ledger_retention_ms, LEDGER_SWEEP_SLOTS);
         }
         return;
 oom:
@@ -517,30 +573,70 @@ static assigned_t *find_assigned(pipeline_t *pl, int32_t partition) {
 }
 
 /* Produces one row of the merged view (tagged with delivery slot `slot`). */
-static int publish_row(pipeline_t *pl, const ds_row_t *r, int64_t now, uint32_t slot) {
-        char key[96], keytext[24];
-        int klen = ds_total_key(r->key, pl->cfg->heading_digits, key, sizeof(key));
-        ds_row_keytext(r->key, pl->cfg->heading_digits, keytext, sizeof(keytext));
-        pl->buf.len = 0;
-        ds_wire_put_header(&pl->buf, DS_SCHEMA_ID_TOTAL_V1);
-        ds_encode_total(&pl->buf, ds_rowkey_dim(r->key), keytext, ds_rowkey_window(r->key), r->key.start, &r->m,
-                        now);
+/* Produces key/value (copied) to topic, tagged with delivery slot `slot`. */
+static int produce(pipeline_t *pl, const char *topic, const char *key, size_t klen, uint32_t slot) {
         atomic_fetch_add_explicit(&pl->outstanding[slot], 1, memory_order_relaxed);
         for (;;) {
                 rd_kafka_resp_err_t err = rd_kafka_producev(
-                    pl->producer, RD_KAFKA_V_TOPIC(pl->cfg->output_topic), RD_KAFKA_V_KEY(key, (size_t)klen),
+                    pl->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, klen),
                     RD_KAFKA_V_VALUE(pl->buf.p, pl->buf.len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                     RD_KAFKA_V_OPAQUE((void *)(uintptr_t)(slot + 1)), RD_KAFKA_V_END);
                 if (!err)
                         return 0;
                 if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
                         atomic_fetch_sub_explicit(&pl->outstanding[slot], 1, memory_order_relaxed);
-                        ds_log(DS_LOG_ERROR, "publish", "cannot produce a total row", "topic=%s error=\"%s\"",
-                               pl->cfg->output_topic, rd_kafka_err2str(err));
+                        ds_log(DS_LOG_ERROR, "publish", "cannot produce", "topic=%s error=\"%s\"", topic,
+                               rd_kafka_err2str(err));
                         return -1;
                 }
                 rd_kafka_poll(pl->producer, 10);
         }
+}
+
+/* Produces one row of the merged view as vn.customs.Total v2. */
+static int publish_row(pipeline_t *pl, const ds_row_t *r, int64_t now, uint32_t slot) {
+        char key[96], keytext[24];
+        int klen = ds_total_key(r->key, pl->cfg->heading_digits, key, sizeof(key));
+        ds_row_keytext(r->key, pl->cfg->heading_digits, keytext, sizeof(keytext));
+        int64_t dd = 0, dv = 0;
+        if (r->aux) {
+                const ds_distinct_t *d = r->aux;
+                dd = (int64_t)(ds_hll_estimate(d->declarants) + 0.5);
+                dv = (int64_t)(ds_hll_estimate(d->vehicles) + 0.5);
+        }
+        pl->buf.len = 0;
+        ds_wire_put_header(&pl->buf, DS_SCHEMA_ID_TOTAL);
+        ds_encode_total(&pl->buf, ds_rowkey_dim(r->key), keytext, ds_rowkey_window(r->key), r->key.start, &r->m, dd,
+                        dv, now);
+        return produce(pl, pl->cfg->output_topic, key, (size_t)klen, slot);
+}
+
+typedef struct top_ctx {
+        pipeline_t *pl;
+        int64_t now;
+        uint32_t slot;
+        int failed;
+        uint32_t published;
+} top_ctx_t;
+
+/* Publishes the top headings of one (gate, day) whose cells changed. */
+static void publish_top(void *ctx, uint32_t gate, int64_t day) {
+        top_ctx_t *t = ctx;
+        pipeline_t *pl = t->pl;
+        if (t->failed)
+                return;
+        ds_top_entry_t top[10];
+        int n = ds_merge_top(pl->merge, gate, day, top, 10);
+        const ds_gate_t *g = ds_gate((int)gate);
+        char key[64];
+        int klen = snprintf(key, sizeof(key), "%s|DAY|%" PRId64, g ? g->code : "?", day);
+        pl->buf.len = 0;
+        ds_wire_put_header(&pl->buf, DS_SCHEMA_ID_TOP_HEADINGS);
+        ds_encode_top(&pl->buf, g ? g->code : "?", day, top, n, pl->cfg->heading_digits, t->now);
+        if (produce(pl, pl->cfg->top_topic, key, (size_t)klen, t->slot))
+                t->failed = 1;
+        else
+                t->published++;
 }
 
 /* One publish/commit cycle. Returns 0, or -1 (fatal) when rows could not be
@@ -559,12 +655,19 @@ static int cycle(pipeline_t *pl) {
 
         for (int i = 0; i < pl->nw; i++) {
                 worker_t *w = &pl->w[i];
-                for (uint32_t k = 0; k < w->nrows; k++)
-                        if (ds_merge_update(pl->merge, w->rows[k].partition, w->rows[k].key, &w->rows[k].m)) {
+                for (uint32_t k = 0; k < w->nrows; k++) {
+                        outrow_t *o = &w->rows[k];
+                        int err = ds_merge_update(pl->merge, o->partition, o->key, &o->m, o->distinct);
+                        ds_distinct_free(o->distinct);
+                        o->distinct = NULL;
+                        if (err > 0)
+                                pl->replayed_closed++;
+                        if (err < 0) {
                                 ds_log(DS_LOG_ERROR, "publish", "out of memory merging rows", "%s", "");
                                 set_fatal(pl);
                                 return -1;
                         }
+                }
                 for (uint32_t k = 0; k < w->noutparts; k++) {
                         assigned_t *a = find_assigned(pl, w->outparts[k].partition);
                         if (!a)
@@ -573,19 +676,38 @@ static int cycle(pipeline_t *pl) {
                                 ds_log(DS_LOG_INFO, "pipeline", "partition state rebuilt; publishing its rows",
                                        "partition=%d offset=%" PRId64, a->partition, w->outparts[k].next_offset);
                         a->next_offset = w->outparts[k].next_offset;
+                        a->watermark_ms = w->outparts[k].watermark_ms;
                         a->eof = w->outparts[k].eof;
                         a->restoring = w->outparts[k].restoring;
                 }
+        }
+
+        /* a partition's evicted rows: its final values were merged above */
+        for (int i = 0; i < pl->nw; i++) {
+                worker_t *w = &pl->w[i];
+                for (uint32_t k = 0; k < w->nevicts; k++)
+                        ds_merge_forget(pl->merge, w->evicts[k].partition, w->evicts[k].key);
+        }
+
+        /* Publish only when every assigned partition has caught up: after a
+         * restart the merge starts empty, and publishing some partitions'
+         * shares before the others' would make published totals go back. */
+        int restoring = 0;
+        int64_t wm_min = INT64_MAX;
+        for (int i = 0; i < pl->nas; i++) {
+                restoring |= pl->as[i].restoring;
+                if (pl->as[i].watermark_ms != INT64_MIN && pl->as[i].watermark_ms < wm_min)
+                        wm_min = pl->as[i].watermark_ms;
         }
 
         /* Messages of this cycle were tagged with the previous epoch. */
         uint32_t slot = (e - 1) % EPOCH_SLOTS;
         ds_rows_t *g = ds_merge_global(pl->merge);
         int64_t now = ds_now_ms();
-        uint32_t n = ds_rows_dirty_count(g), published = 0;
+        uint32_t n = restoring ? 0 : ds_rows_dirty_count(g), published = 0;
         for (uint32_t i = 0; i < n; i++) {
                 ds_row_t *r = ds_rows_dirty_at(g, i);
-                if (!r)
+                if (!r || ds_rowkey_dim(r->key) == DS_DIM_GATE_HEADING)
                         continue;
                 if (publish_row(pl, r, now, slot)) {
                         set_fatal(pl);
@@ -593,8 +715,20 @@ static int cycle(pipeline_t *pl) {
                 }
                 published++;
         }
-        ds_rows_clear_dirty(g);
+        top_ctx_t tc = {pl, now, slot, 0, 0};
+        if (!restoring) {
+                ds_rows_clear_dirty(g);
+                ds_merge_changed_groups(pl->merge, publish_top, &tc);
+                if (tc.failed) {
+                        set_fatal(pl);
+                        return -1;
+                }
+                /* windows closed in every partition: their final values are out */
+                if (wm_min != INT64_MAX)
+                        ds_merge_advance(pl->merge, wm_min);
+        }
         pl->published_rows += published;
+        pl->published_tops += tc.published;
 
         while (atomic_load_explicit(&pl->outstanding[slot], memory_order_relaxed) > 0)
                 rd_kafka_poll(pl->producer, 5);
@@ -662,7 +796,7 @@ static void assign_partitions(pipeline_t *pl, rd_kafka_t *rk, rd_kafka_topic_par
                         set_fatal(pl);
                         return;
                 }
-                pstate_t *ps = pstate_new(tp->partition, hi);
+                pstate_t *ps = pstate_new(&pl->agg_cfg, tp->partition, hi);
                 if (!ps || pl->nas == pl->capas) {
                         int cap = pl->capas ? pl->capas * 2 : 64;
                         assigned_t *na = ps ? realloc(pl->as, (size_t)cap * sizeof(*na)) : NULL;
@@ -684,7 +818,7 @@ static void assign_partitions(pipeline_t *pl, rd_kafka_t *rk, rd_kafka_topic_par
                 rd_kafka_queue_forward(pq, w->q);
                 rd_kafka_queue_destroy(pq);
                 tp->offset = RD_KAFKA_OFFSET_BEGINNING; /* state is rebuilt by replay */
-                pl->as[pl->nas++] = (assigned_t){tp->partition, wi, ps, 0, -1, hi == 0, hi > 0};
+                pl->as[pl->nas++] = (assigned_t){tp->partition, wi, ps, 0, INT64_MIN, -1, hi == 0, hi > 0};
                 ds_log(DS_LOG_INFO, "pipeline", "partition assigned",
                        "topic=%s partition=%d worker=%d rebuild_to_offset=%" PRId64, topic, tp->partition, wi, hi);
         }
@@ -784,10 +918,19 @@ static void log_summary(pipeline_t *pl) {
                 if (s.outcome[i])
                         o += (size_t)snprintf(outcomes + o, sizeof(outcomes) - o, " %s=%" PRIu64,
                                               ds_event_code((ds_event_outcome_t)i), s.outcome[i]);
+        char late[512];
+        snprintf(late, sizeof(late),
+                 " late_minute=%" PRIu64 " late_hour=%" PRIu64 " late_day=%" PRIu64 " late_top=%" PRIu64
+                 " retract_skipped_minute=%" PRIu64 " retract_skipped_hour=%" PRIu64 " retract_skipped_day=%" PRIu64
+                 " evicted_rows=%" PRIu64,
+                 s.late[DS_WIN_MINUTE], s.late[DS_WIN_HOUR], s.late[DS_WIN_DAY], s.late_top,
+                 s.late_retract[DS_WIN_MINUTE], s.late_retract[DS_WIN_HOUR], s.late_retract[DS_WIN_DAY],
+                 s.evicted_rows);
         ds_log(DS_LOG_INFO, "pipeline", "summary",
                "consumed=%" PRIu64 " applied=%" PRIu64 " dead_lettered=%" PRIu64 " rows_published=%" PRIu64
-               " cycles=%" PRIu64 "%s%s",
-               s.consumed, s.applied, s.dead_lettered, pl->published_rows, pl->cycles, reasons, outcomes);
+               " top_lists_published=%" PRIu64 " cycles=%" PRIu64 "%s%s%s",
+               s.consumed, s.applied, s.dead_lettered, pl->published_rows, pl->published_tops, pl->cycles, reasons,
+               outcomes, late);
 }
 
 /* Exits the process if shutdown overruns shutdown.timeout.ms. */
@@ -836,6 +979,11 @@ int ds_pipeline_run(const ds_config_t *cfg) {
                 return 1;
         }
         pl->cfg = cfg;
+        ds_agg_cfg_default(&pl->agg_cfg);
+        pl->agg_cfg.win.retention_ms[DS_WIN_MINUTE] = cfg->minute_retention_ms;
+        pl->agg_cfg.win.retention_ms[DS_WIN_HOUR] = cfg->hour_retention_ms;
+        pl->agg_cfg.win.retention_ms[DS_WIN_DAY] = cfg->day_retention_ms;
+        pl->agg_cfg.top_retention_ms = cfg->top_retention_ms;
         ds_domain_init();
 
         if (!ds_config_kafka_get(cfg, "bootstrap.servers") && !ds_config_kafka_get(cfg, "metadata.broker.list")) {
@@ -892,7 +1040,7 @@ int ds_pipeline_run(const ds_config_t *cfg) {
         }
         rd_kafka_poll_set_consumer(pl->consumer);
 
-        pl->merge = ds_merge_new();
+        pl->merge = ds_merge_new(&pl->agg_cfg.win, pl->agg_cfg.top_retention_ms);
         pl->nw = cfg->threads ? cfg->threads : nprocs();
         pl->w = calloc((size_t)pl->nw, sizeof(worker_t));
         if (!pl->merge || !pl->w) {
@@ -999,8 +1147,11 @@ out:
                                 if (w->parts[p])
                                         pstate_destroy(w->parts[p]);
                         free(w->parts);
+                        for (uint32_t k = 0; k < w->nrows; k++)
+                                ds_distinct_free(w->rows[k].distinct);
                         free(w->rows);
                         free(w->outparts);
+                        free(w->evicts);
                         for (int k = 0; k < w->navro; k++)
                                 ds_avro_decoder_destroy(w->avro[k]);
                         if (w->q)

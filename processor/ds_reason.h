@@ -45,7 +45,8 @@ typedef enum {
         X(APPLIED_CANCEL, "applied_cancel", "cancellation retracted the declaration") \
         X(UPSERT_UNKNOWN, "upsert_unknown_id", "AMEND/CANCEL for an id never seen, applied as its current state") \
         X(IGNORED_STALE, "ignored_stale_version", "version not higher than the one applied (redelivery or stale amendment)") \
-        X(IGNORED_CANCELLED, "ignored_after_cancel", "event for a declaration already cancelled")
+        X(IGNORED_CANCELLED, "ignored_after_cancel", "event for a declaration already cancelled")      \
+        X(UPSERT_EXPIRED, "upsert_expired_id", "event for a declaration forgotten past ledger.retention.ms, applied as an upsert")
 
 typedef enum {
 #define DS__X(name, code, text) DS_EV_##name,

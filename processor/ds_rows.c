@@ -44,8 +44,16 @@ ds_rows_t *ds_rows_new(uint32_t initial) {
 }
 
 void ds_rows_destroy(ds_rows_t *t) {
+        ds_rows_destroy_with(t, NULL);
+}
+
+void ds_rows_destroy_with(ds_rows_t *t, void (*free_aux)(void *aux)) {
         if (!t)
                 return;
+        if (free_aux)
+                for (uint32_t i = 0; i < t->nrows; i++)
+                        if (t->rows[i].live && t->rows[i].aux)
+                                free_aux(t->rows[i].aux);
         free(t->index);
         free(t->rows);
         free(t->freelist);

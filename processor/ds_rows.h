@@ -10,8 +10,8 @@
  * row number and 32 bits of the hash, so a probe rarely touches a row that
  * is not the one sought; removal is backward-shift (no tombstones).
  *
- * Cost: 88 bytes per row + 8 bytes per index slot (load <= 1/2): about
- * 104 bytes per row.
+ * Cost: 104 bytes per row + 8 bytes per index slot (load <= 1/2): about
+ * 120 bytes per row.
  *
  * @locality one thread at a time; no internal locking.
  */
@@ -23,7 +23,10 @@
 
 #include "ds_decl.h"
 
-typedef enum { DS_DIM_GATE = 0, DS_DIM_COMMODITY, DS_DIM__CNT } ds_dim_t;
+/* GATE and COMMODITY rows are published as vn.customs.Total; GATE_HEADING
+ * cells (gate x heading, DAY windows) are internal: they feed the top
+ * headings per gate and day. */
+typedef enum { DS_DIM_GATE = 0, DS_DIM_COMMODITY, DS_DIM_GATE_HEADING, DS_DIM__CNT } ds_dim_t;
 typedef enum { DS_WIN_TOTAL = 0, DS_WIN_MINUTE, DS_WIN_HOUR, DS_WIN_DAY, DS_WIN__CNT } ds_window_t;
 
 /* k: dim (2 bits) | window (3 bits) | partition + 1 (16 bits, 0 = none) | key (32 bits). */
@@ -44,6 +47,10 @@ static inline ds_rowkey_t ds_rowkey_without_partition(ds_rowkey_t k) {
         return k;
 }
 static inline ds_dim_t ds_rowkey_dim(ds_rowkey_t k) { return (ds_dim_t)(k.k >> 62); }
+/* GATE_HEADING cells pack the gate (5 bits) over the heading (27 bits). */
+static inline uint32_t ds_cell_key(uint32_t gate, uint32_t heading) { return gate << 27 | heading; }
+static inline uint32_t ds_cell_gate(uint32_t key) { return key >> 27; }
+static inline uint32_t ds_cell_heading(uint32_t key) { return key & ((1u << 27) - 1); }
 static inline ds_window_t ds_rowkey_window(ds_rowkey_t k) { return (ds_window_t)(k.k >> 59 & 7); }
 static inline uint32_t ds_rowkey_key(ds_rowkey_t k) { return (uint32_t)k.k; }
 static inline int32_t ds_rowkey_partition(ds_rowkey_t k) { return (int32_t)(k.k >> 32 & 0xffff) - 1; }
@@ -59,14 +66,18 @@ typedef struct ds_measures {
 typedef struct ds_row {
         ds_rowkey_t key;
         ds_measures_t m;
-        uint32_t dirty; /* 1 while on the dirty list */
-        uint32_t live;  /* 0 for a free slot of the dense array */
+        void *aux;      /* owned by the table's user (e.g. distinct-count sketches); freed by it */
+        uint32_t refs;  /* free for the table's user (the merge counts contributing partitions) */
+        uint16_t dirty; /* 1 while on the dirty list */
+        uint16_t live;  /* 0 for a free slot of the dense array */
 } ds_row_t;
 
 typedef struct ds_rows ds_rows_t;
 
 ds_rows_t *ds_rows_new(uint32_t initial_rows);
+/* Frees the table; free_aux (may be NULL) is called for every live row's aux. */
 void ds_rows_destroy(ds_rows_t *t);
+void ds_rows_destroy_with(ds_rows_t *t, void (*free_aux)(void *aux));
 
 /* Finds the row, or inserts a zero row. NULL only on out-of-memory. */
 ds_row_t *ds_rows_get(ds_rows_t *t, ds_rowkey_t key);

@@ -261,8 +261,68 @@ int ds_total_decode(const char *schema_path, const uint8_t *value, size_t len, d
                 avro_value_get_by_name(&v, ds_measure_names[i], &f, NULL);
                 avro_value_get_long(&f, &out->measures[i]);
         }
+        out->distinct_declarants = out->distinct_vehicles = 0;
+        if (!avro_value_get_by_name(&v, "distinct_declarants", &f, NULL))
+                avro_value_get_long(&f, &out->distinct_declarants);
+        if (!avro_value_get_by_name(&v, "distinct_vehicles", &f, NULL))
+                avro_value_get_long(&f, &out->distinct_vehicles);
         avro_value_get_by_name(&v, "updated_at", &f, NULL);
         avro_value_get_long(&f, &out->updated_at);
+        avro_value_decref(&v);
+        return 0;
+}
+
+int ds_top_decode(const char *schema_path, const uint8_t *value, size_t len, ds_top_list_t *out) {
+        static avro_schema_t schema;
+        static avro_value_iface_t *iface;
+        if (!schema) {
+                size_t sl;
+                char *json = ds_slurp(schema_path, &sl);
+                if (!json || avro_schema_from_json_length(json, sl, &schema)) {
+                        free(json);
+                        return -1;
+                }
+                free(json);
+                iface = avro_generic_class_from_schema(schema);
+        }
+        if (len < 5 || value[0] != 0)
+                return -1;
+        avro_value_t v, f, arr, it;
+        avro_generic_value_new(iface, &v);
+        avro_reader_t r = avro_reader_memory((const char *)value + 5, (int64_t)len - 5);
+        int rc = avro_value_read(r, &v);
+        avro_reader_free(r);
+        if (rc) {
+                avro_value_decref(&v);
+                return -1;
+        }
+        const char *s;
+        size_t sz, n;
+        memset(out, 0, sizeof(*out));
+        avro_value_get_by_name(&v, "gate", &f, NULL);
+        avro_value_get_string(&f, &s, &sz);
+        snprintf(out->gate, sizeof(out->gate), "%s", s);
+        avro_value_get_by_name(&v, "window_start", &f, NULL);
+        avro_value_get_long(&f, &out->window_start);
+        avro_value_get_by_name(&v, "headings", &arr, NULL);
+        avro_value_get_size(&arr, &n);
+        for (size_t i = 0; i < n && i < 16; i++) {
+                avro_value_get_by_index(&arr, i, &it, NULL);
+                avro_value_get_by_name(&it, "rank", &f, NULL);
+                avro_value_get_int(&f, &out->e[i].rank);
+                avro_value_get_by_name(&it, "heading", &f, NULL);
+                avro_value_get_string(&f, &s, &sz);
+                snprintf(out->e[i].heading, sizeof(out->e[i].heading), "%s", s);
+                avro_value_get_by_name(&it, "customs_value_usd_cents", &f, NULL);
+                avro_value_get_long(&f, &out->e[i].value);
+                avro_value_get_by_name(&it, "declarations", &f, NULL);
+                avro_value_get_long(&f, &out->e[i].declarations);
+                avro_value_get_by_name(&it, "items", &f, NULL);
+                avro_value_get_long(&f, &out->e[i].items);
+                avro_value_get_by_name(&it, "gross_weight_g", &f, NULL);
+                avro_value_get_long(&f, &out->e[i].weight);
+                out->n++;
+        }
         avro_value_decref(&v);
         return 0;
 }

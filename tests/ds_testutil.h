@@ -55,8 +55,23 @@ typedef struct ds_total_row {
         int window;
         int64_t window_start;
         int64_t measures[8]; /* declarations, items, value, weight, export, import, transit, border_resident */
+        int64_t distinct_declarants, distinct_vehicles; /* 0 when the schema has no such fields (v1) */
         int64_t updated_at;
 } ds_total_row_t;
+
+/* A vn.customs.TopHeadings list decoded with Avro C. */
+typedef struct ds_top_list {
+        char gate[32];
+        int64_t window_start;
+        int n;
+        struct {
+                int rank;
+                char heading[16];
+                int64_t value, declarations, items, weight;
+        } e[16];
+} ds_top_list_t;
+
+int ds_top_decode(const char *schema_path, const uint8_t *value, size_t len, ds_top_list_t *out);
 
 /* Decodes a message value (wire header + Avro) with Avro C against the
  * schema file; returns 0 or -1. */

@@ -74,8 +74,28 @@ static void check_head_not_deleted(const char *topic, int partitions) {
                           "%s partition %d starts at offset %lld: the broker deleted its head", topic, i, first[i]);
 }
 
-Test(integration, totals_and_dead_letters_match_the_truth, .init = setup, .fini = teardown, .timeout = 600) {
-        char *gen[] = {DS_BINARY, "gen", "-b", servers, "--count", "200000", "--bad-rate", "0.01", "--seed", "20261123",
+/* latest message per key of a topic read with kcat -f '%K:%k%S:%s' */
+static json_t *latest_by_key(ds_kmsg_t *msgs, int n) {
+        json_t *latest = json_object();
+        for (int i = 0; i < n; i++)
+                json_object_set_new(latest, msgs[i].key, json_integer(i));
+        return latest;
+}
+
+static int all_zero(json_t *arr) {
+        for (size_t i = 0; i < json_array_size(arr); i++)
+                if (json_integer_value(json_array_get(arr, i)))
+                        return 0;
+        return 1;
+}
+
+Test(integration, every_row_distinct_count_top_list_and_dead_letter_matches_the_truth, .init = setup,
+     .fini = teardown, .timeout = 900) {
+        /* all rates on (defaults: 5% amended, 1% cancelled, 0.5% redelivered,
+         * 2% late), lateness up to 5 h so some events miss their MINUTE
+         * window (3 h retention), two days of event time */
+        char *gen[] = {DS_BINARY,      "gen",    "-b", servers, "--count", "200000", "--bad-rate", "0.01",
+                       "--max-lateness", "18000000", "--span-days", "2", "--seed", "20261123",
                        "--truth", path("truth.json"), "-q", NULL};
         int rc = ds_run(gen, NULL, path("gen.err"), 300000);
         cr_assert_eq(rc, 0, "gen exited with %d (see %s)", rc, path("gen.err"));
@@ -88,55 +108,96 @@ Test(integration, totals_and_dead_letters_match_the_truth, .init = setup, .fini 
         json_error_t jerr;
         json_t *truth = json_load_file(path("truth.json"), 0, &jerr);
         cr_assert_not_null(truth, "truth: %s", jerr.text);
-        cr_assert_eq(json_integer_value(json_object_get(truth, "messages")), 200000);
+        json_t *ev = json_object_get(truth, "events");
+        cr_assert_gt(json_integer_value(json_object_get(ev, "amend")), 1000, "the stream should hold amendments");
+        cr_assert_gt(json_integer_value(json_object_get(ev, "cancel")), 100, "the stream should hold cancellations");
+        cr_assert_gt(json_integer_value(json_object_get(ev, "duplicates")), 100, "the stream should hold duplicates");
+        cr_assert_gt(json_integer_value(json_object_get(ev, "late")), 1000, "the stream should hold late events");
 
-        /* --- customs.totals: latest row per key --- */
+        /* --- customs.totals: every row of every window, exactly --- */
         kcat_read("customs.totals", "%K:%k%S:%s", path("totals.bin"));
         ds_kmsg_t *msgs;
         int n = ds_kcat_parse(path("totals.bin"), &msgs);
         cr_assert_gt(n, 0, "no rows on customs.totals");
-        json_t *latest = json_object(); /* key -> index of the latest message */
-        for (int i = 0; i < n; i++)
-                json_object_set_new(latest, msgs[i].key, json_integer(i));
+        json_t *latest = latest_by_key(msgs, n);
+        json_t *rows = json_object_get(truth, "rows");
+        cr_assert_gt(json_object_size(rows), 1000);
+        const char *k;
+        json_t *want;
+        int checked = 0, per_window[4] = {0}, diffs = 0;
+        json_object_foreach(rows, k, want) {
+                json_t *idx = json_object_get(latest, k);
+                if (!idx) {
+                        /* a row whose contributions cancelled out within one cycle is never published */
+                        cr_expect(all_zero(want), "no row published for %s", k);
+                        continue;
+                }
+                ds_total_row_t row;
+                ds_kmsg_t *m = &msgs[json_integer_value(idx)];
+                cr_assert_eq(ds_total_decode(SCHEMA, m->value, m->value_len, &row), 0, "%s does not decode with Avro C",
+                             k);
+                for (int f = 0; f < 8; f++) {
+                        long long expect = json_integer_value(json_array_get(want, (size_t)f));
+                        if (row.measures[f] != expect && diffs++ < 20)
+                                cr_log_error("%s %s: got %lld, truth %lld", k, ds_measure_names[f],
+                                             (long long)row.measures[f], expect);
+                }
+                checked++;
+                per_window[row.window]++;
+        }
+        cr_expect_eq(diffs, 0, "%d measures differ from the truth", diffs);
+        json_object_foreach(latest, k, want) cr_expect_not_null(json_object_get(rows, k), "unexpected row %s", k);
+        cr_assert(per_window[0] > 0 && per_window[1] > 1000 && per_window[2] > 50 && per_window[3] > 20,
+                  "rows per window: TOTAL %d MINUTE %d HOUR %d DAY %d", per_window[0], per_window[1], per_window[2],
+                  per_window[3]);
+        cr_log_info("compared %d rows (TOTAL %d, MINUTE %d, HOUR %d, DAY %d) with the truth", checked, per_window[0],
+                    per_window[1], per_window[2], per_window[3]);
 
-        json_t *totals = json_object_get(truth, "totals");
-        const char *dims[2] = {"GATE", "COMMODITY"};
-        int checked = 0;
-        for (int d = 0; d < 2; d++) {
-                json_t *want = json_object_get(totals, dims[d]);
-                cr_assert(json_object_size(want) > 0, "truth has no %s rows", dims[d]);
-                const char *k;
-                json_t *tv;
-                json_object_foreach(want, k, tv) {
-                        char key[128];
-                        snprintf(key, sizeof(key), "%s|%s|TOTAL|0", dims[d], k);
-                        json_t *idx = json_object_get(latest, key);
-                        cr_assert_not_null(idx, "no row published for %s", key);
-                        ds_total_row_t row;
-                        ds_kmsg_t *m = &msgs[json_integer_value(idx)];
-                        cr_assert_eq(ds_total_decode(SCHEMA, m->value, m->value_len, &row), 0,
-                                     "row %s does not decode with Avro C", key);
-                        cr_expect_eq(row.dimension, d, "%s: dimension", key);
-                        cr_expect_str_eq(row.key, k, "%s: key field", key);
-                        cr_expect_eq(row.window, 0, "%s: window", key);
-                        cr_expect_eq(row.window_start, 0, "%s: window_start", key);
-                        for (int f = 0; f < 8; f++) {
-                                long long expect = json_integer_value(json_object_get(tv, ds_measure_names[f]));
-                                cr_expect_eq(row.measures[f], expect, "%s %s: got %lld, truth %lld", key,
-                                             ds_measure_names[f], (long long)row.measures[f], expect);
-                        }
-                        checked++;
+        /* --- distinct declarants and vehicles: within 3% --- */
+        json_object_foreach(json_object_get(truth, "distinct"), k, want) {
+                char gate[32];
+                long long day;
+                cr_assert_eq(sscanf(k, "%31[^|]|DAY|%lld", gate, &day), 2);
+                char key[96];
+                snprintf(key, sizeof(key), "GATE|%s|DAY|%lld", gate, day);
+                json_t *idx = json_object_get(latest, key);
+                cr_assert_not_null(idx, "no row %s", key);
+                ds_total_row_t row;
+                ds_kmsg_t *m = &msgs[json_integer_value(idx)];
+                cr_assert_eq(ds_total_decode(SCHEMA, m->value, m->value_len, &row), 0);
+                long long td = json_integer_value(json_array_get(want, 0)), tv = json_integer_value(json_array_get(want, 1));
+                cr_expect(llabs(row.distinct_declarants - td) <= td * 3 / 100, "%s distinct declarants %lld, truth %lld",
+                          key, (long long)row.distinct_declarants, td);
+                cr_expect(llabs(row.distinct_vehicles - tv) <= tv * 3 / 100, "%s distinct vehicles %lld, truth %lld", key,
+                          (long long)row.distinct_vehicles, tv);
+        }
+
+        /* --- top ten headings per gate and day, exactly --- */
+        kcat_read("customs.top_headings", "%K:%k%S:%s", path("top.bin"));
+        ds_kmsg_t *tops;
+        int nt = ds_kcat_parse(path("top.bin"), &tops);
+        cr_assert_gt(nt, 0, "no lists on customs.top_headings");
+        json_t *tlatest = latest_by_key(tops, nt);
+        json_t *twant = json_object_get(truth, "top");
+        cr_assert_gt(json_object_size(twant), 10);
+        json_object_foreach(twant, k, want) {
+                json_t *idx = json_object_get(tlatest, k);
+                cr_assert_not_null(idx, "no top list published for %s", k);
+                ds_top_list_t got;
+                ds_kmsg_t *m = &tops[json_integer_value(idx)];
+                cr_assert_eq(ds_top_decode(DS_SOURCE_DIR "/schemas/customs_top_headings.avsc", m->value, m->value_len, &got), 0);
+                cr_expect_eq((size_t)got.n, json_array_size(want), "%s: %d headings, truth %zu", k, got.n,
+                             json_array_size(want));
+                for (int i = 0; i < got.n && i < (int)json_array_size(want); i++) {
+                        json_t *e = json_array_get(want, (size_t)i);
+                        cr_expect_str_eq(got.e[i].heading, json_string_value(json_array_get(e, 0)), "%s rank %d", k, i + 1);
+                        cr_expect_eq(got.e[i].rank, i + 1);
+                        cr_expect_eq(got.e[i].value, json_integer_value(json_array_get(e, 1)), "%s rank %d value", k, i + 1);
+                        cr_expect_eq(got.e[i].declarations, json_integer_value(json_array_get(e, 2)), "%s rank %d declarations", k, i + 1);
+                        cr_expect_eq(got.e[i].items, json_integer_value(json_array_get(e, 3)), "%s rank %d items", k, i + 1);
+                        cr_expect_eq(got.e[i].weight, json_integer_value(json_array_get(e, 4)), "%s rank %d weight", k, i + 1);
                 }
         }
-        /* no row the truth does not know */
-        const char *k;
-        json_t *iv;
-        json_object_foreach(latest, k, iv) {
-                char dim[16], key[32];
-                cr_assert_eq(sscanf(k, "%15[^|]|%31[^|]|", dim, key), 2, "malformed key %s", k);
-                cr_expect_not_null(json_object_get(json_object_get(totals, dim), key), "unexpected row %s", k);
-        }
-        cr_log_info("compared %d rows of customs.totals with the truth", checked);
 
         /* --- customs.declarations.dlq: every bad message, per reason, with its source --- */
         kcat_read("customs.declarations.dlq", "%h\n", path("dlq.txt"));
@@ -150,9 +211,8 @@ Test(integration, totals_and_dead_letters_match_the_truth, .init = setup, .fini 
                 cr_assert_not_null(c, "dead letter without ds.error.code: %s", line);
                 c += strlen("ds.error.code=");
                 c[strcspn(c, ",\n")] = '\0';
-                cr_expect_not_null(strstr(c + strlen(c) + 1, "ds.source.topic=customs.declarations"),
-                                   "dead letter without its source topic");
                 char *rest = c + strlen(c) + 1;
+                cr_expect_not_null(strstr(rest, "ds.source.topic=customs.declarations"), "dead letter without its source topic");
                 cr_expect_not_null(strstr(rest, "ds.source.partition="), "dead letter without source partition");
                 cr_expect_not_null(strstr(rest, "ds.source.offset="), "dead letter without source offset");
                 json_t *cnt = json_object_get(by_reason, c);
@@ -164,19 +224,22 @@ Test(integration, totals_and_dead_letters_match_the_truth, .init = setup, .fini 
                      (long long)json_integer_value(json_object_get(truth, "bad")));
         json_t *want_bad = json_object_get(truth, "bad_by_reason");
         cr_assert_gt(json_object_size(want_bad), 5, "the generator should make several kinds of bad messages");
-        json_object_foreach(want_bad, k, iv) {
+        json_object_foreach(want_bad, k, want) {
                 json_t *got = json_object_get(by_reason, k);
-                cr_expect_eq(got ? json_integer_value(got) : 0, json_integer_value(iv), "reason %s: %lld dead letters, truth %lld",
-                             k, got ? (long long)json_integer_value(got) : 0LL, (long long)json_integer_value(iv));
+                cr_expect_eq(got ? json_integer_value(got) : 0, json_integer_value(want),
+                             "reason %s: %lld dead letters, truth %lld", k, got ? (long long)json_integer_value(got) : 0LL,
+                             (long long)json_integer_value(want));
         }
-        json_object_foreach(by_reason, k, iv) cr_expect_not_null(json_object_get(want_bad, k), "unexpected reason %s", k);
+        json_object_foreach(by_reason, k, want) cr_expect_not_null(json_object_get(want_bad, k), "unexpected reason %s", k);
 
         /* --- nothing deleted by the embedded broker --- */
         check_head_not_deleted("customs.declarations", 12);
         check_head_not_deleted("customs.totals", 12);
 
         json_decref(by_reason);
+        json_decref(tlatest);
         json_decref(latest);
         json_decref(truth);
+        ds_kcat_free(tops, nt);
         ds_kcat_free(msgs, n);
 }

@@ -1,0 +1,48 @@
+/*
+ * ds_evict.h - which rows to drop when event time moves on.
+ *
+ * Windowed rows are registered under their window class (MINUTE, HOUR, DAY,
+ * or the DAY cells of the top headings) and start time, in buckets sorted by
+ * start. When the watermark advances, the buckets whose windows have closed
+ * are popped from the front, so eviction touches only the rows it removes
+ * (no scan of the table). Rows are usually created in time order, so the
+ * bucket used last is remembered and found without a search.
+ *
+ * Memory: 16 bytes per registered row plus one bucket header per distinct
+ * start (a few hundred per class).
+ *
+ * @locality the owner of the rows.
+ */
+#ifndef DS_EVICT_H
+#define DS_EVICT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ds_rows.h"
+#include "ds_window.h"
+
+typedef enum { DS_EV_MINUTE = 0, DS_EV_HOUR, DS_EV_DAY, DS_EV_CELL, DS_EV__CNT } ds_evclass_t;
+
+typedef struct ds_evict ds_evict_t;
+
+/* cfg: window retentions; top_retention_ms: for DS_EV_CELL. */
+ds_evict_t *ds_evict_new(const ds_window_cfg_t *cfg, int64_t top_retention_ms);
+void ds_evict_destroy(ds_evict_t *e);
+
+/* The class of a row key, or -1 for rows that never close (TOTAL). */
+int ds_evict_class(ds_rowkey_t key);
+/* Whether a row of class cls starting at start is closed at watermark wm. */
+int ds_evict_closed(const ds_evict_t *e, int cls, int64_t start, int64_t wm);
+
+/* Registers key (once per row). 0, or -1 on out-of-memory. */
+int ds_evict_add(ds_evict_t *e, int cls, ds_rowkey_t key);
+
+/* Calls fn for every registered key whose window is closed at wm, and forgets
+ * them. Returns how many. */
+typedef void (*ds_evict_fn)(void *ctx, ds_rowkey_t key);
+uint64_t ds_evict_pop(ds_evict_t *e, int64_t wm, ds_evict_fn fn, void *ctx);
+
+size_t ds_evict_memory(const ds_evict_t *e);
+
+#endif
