@@ -61,6 +61,8 @@ static const confdef_t defs[] = {
      "How long after its end a DAY window (local day, UTC+7) still accepts late events; default 400 days."},
     {"top.retention.ms", CT_I64, O(top_retention_ms), 0, INT64_MAX / 4, "604800000", NULL,
      "How long after its end a day's top-headings list still accepts late events; default 7 days."},
+    {"watermark.idle.ms", CT_I64, O(idle_ms), 1000, INT64_MAX / 4, "300000", NULL,
+     "A partition with no event for this long (wall clock) stops holding windows open for the others."},
     {"exit.on.eof", CT_BOOL, O(exit_on_eof), 0, 1, "false", NULL,
      "Publish, commit and exit once every assigned partition is read to its end (batch and replay runs)."},
     {"shutdown.timeout.ms", CT_I64, O(shutdown_timeout_ms), 100, 600000, "10000", NULL,

@@ -50,6 +50,7 @@ typedef struct ds_config {
         int64_t hour_retention_ms;
         int64_t day_retention_ms;
         int64_t top_retention_ms;
+        int64_t idle_ms;
         int exit_on_eof;
         int64_t shutdown_timeout_ms;
         int64_t stats_interval_ms;

@@ -4,16 +4,16 @@
  * Threads and what they own:
  *
  *   main     the consumer handle (group membership, rebalance callbacks),
- *            the producer's delivery reports, the merge table, the
+ *            the producer's delivery reports, the merge (ds_publish.h), the
  *            assignment table, the publish/commit cycle.
  *   worker   its queue (partition queues are forwarded to it), the
- *            partition states assigned to it, its decode scratch, its
+ *            partitions assigned to it (ds_part.h), its decode scratch, its
  *            counters, its outbox.
  *
  * Barrier. main -> worker requests go through one slot per worker:
  *   main:   writes req_op/args, then req_seq = n   (release)
  *   worker: sees req_seq (acquire) after a batch, serves the request (e.g.
- *           copies its dirty rows into its outbox), then done_seq = n
+ *           flushes its partitions into its outbox), then done_seq = n
  *           (release)
  *   main:   waits until done_seq == n (acquire), then reads the outbox.
  * The release/acquire pairs order the plain writes of the args and of the
@@ -30,19 +30,17 @@
  * never covers a dead letter or a published row that could still be lost.
  */
 #include "ds_pipeline.h"
-#include "ds_agg.h"
 #include "ds_codec.h"
 #include "ds_codec_avro.h"
 #include "ds_common.h"
 #include "ds_domain.h"
 #include "ds_encode.h"
-#include "ds_kafka.h"
 #include "ds_hll.h"
-#include "ds_ledger.h"
+#include "ds_kafka.h"
 #include "ds_log.h"
-#include "ds_merge.h"
 #include "ds_metrics.h"
-#include "ds_rows.h"
+#include "ds_part.h"
+#include "ds_publish.h"
 #include "ds_schemas.h"
 #include "ds_signal.h"
 #include "ds_validate.h"
@@ -57,46 +55,12 @@
 #include <unistd.h>
 
 #define WORKER_POLL_MS 100
-#define LEDGER_SWEEP_SLOTS 65536     /* ledger slots examined per partition per cycle */
-#define WATERMARK_SKEW_MS (5 * 60000) /* event time may run this far ahead of the wall clock */
-#define DLQ_LOG_FIRST 10             /* dead letters logged per reason and worker before sampling */
+#define DLQ_LOG_FIRST 10 /* dead letters logged per reason and worker before sampling */
 #define DLQ_LOG_EVERY 10000
 #define EPOCH_SLOTS 4
 #define MAX_AVRO_DECODERS 16
 
-/* ------------------------------------------------------------------------ */
-
-typedef struct pstate {
-        int32_t partition;
-        ds_ledger_t *ledger;
-        ds_agg_t *agg;
-        int64_t next_offset; /* next offset to process */
-        int64_t restore_end; /* rows withheld until next_offset >= restore_end */
-        int eof;             /* read to the end of the partition */
-        int64_t watermark_ms;
-} pstate_t;
-
 enum { REQ_FLUSH = 1, REQ_ADD, REQ_DROP, REQ_STOP };
-
-typedef struct outrow {
-        int32_t partition;
-        ds_rowkey_t key;
-        ds_measures_t m;
-        ds_distinct_t *distinct; /* copy of a GATE DAY row's sketches, freed by main */
-} outrow_t;
-
-typedef struct outevict {
-        int32_t partition;
-        ds_rowkey_t key;
-} outevict_t;
-
-typedef struct outpart {
-        int32_t partition;
-        int64_t next_offset;
-        int64_t watermark_ms;
-        int eof;
-        int restoring;
-} outpart_t;
 
 typedef struct pipeline pipeline_t;
 
@@ -106,27 +70,21 @@ typedef struct worker {
         pthread_t thread;
         int started;
         rd_kafka_queue_t *q;
-        pstate_t **parts; /* by partition number */
+        ds_part_t **parts; /* by partition number */
         int32_t nparts;
         int owned; /* partitions assigned (main's bookkeeping) */
 
         /* barrier (see the file comment) */
         _Atomic uint64_t req_seq;
         _Atomic uint64_t done_seq;
-        uint64_t posted;  /* main: last request number posted */
-        uint64_t served;  /* worker: last request number served */
+        uint64_t posted; /* main: last request number posted */
+        uint64_t served; /* worker: last request number served */
         int req_op;
-        pstate_t *req_ps;
+        ds_part_t *req_part;
         int32_t req_partition;
         uint32_t req_epoch;
 
-        /* outbox, written by the worker while serving REQ_FLUSH */
-        outrow_t *rows;
-        uint32_t nrows, caprows;
-        outpart_t *outparts;
-        uint32_t noutparts, capoutparts;
-        outevict_t *evicts;
-        uint32_t nevicts, capevicts;
+        ds_outbox_t ob; /* written while serving REQ_FLUSH, read by main after the barrier */
 
         /* hot-path state */
         uint32_t epoch; /* delivery cycle of the dead letters produced now */
@@ -143,9 +101,8 @@ typedef struct worker {
 typedef struct assigned {
         int32_t partition;
         int worker;
-        pstate_t *ps;
+        ds_part_t *part;
         int64_t next_offset; /* as of the last cycle */
-        int64_t watermark_ms;
         int64_t committed;
         int eof;
         int restoring;
@@ -153,21 +110,23 @@ typedef struct assigned {
 
 struct pipeline {
         const ds_config_t *cfg;
-        ds_agg_cfg_t agg_cfg;
+        ds_part_cfg_t part_cfg;
         ds_schemas_t *schemas;
         rd_kafka_t *consumer, *producer;
         worker_t *w;
         int nw;
         ds_merge_t *merge;
+        ds_outbox_t **obs; /* the workers' outboxes, for ds_publish_cycle */
         assigned_t *as;
         int nas, capas;
         _Atomic int fatal;
         uint32_t epoch;
+        uint32_t slot; /* delivery slot of the cycle being published */
+        int64_t publish_now;
         _Atomic int64_t outstanding[EPOCH_SLOTS];
         _Atomic uint64_t delivery_failed;
         ds_buf_t buf;
-        uint64_t published_rows, published_tops, cycles;
-        uint64_t replayed_closed; /* reports for rows closed in every partition, ignored */
+        uint64_t published_rows, published_tops, cycles, replayed_closed;
         int64_t last_cycle_ms;
 };
 
@@ -181,32 +140,6 @@ static int is_fatal(pipeline_t *pl) {
 
 /* ------------------------------------------------------------------------ */
 /* Worker side                                                               */
-
-static pstate_t *pstate_new(const ds_agg_cfg_t *acfg, int32_t partition, int64_t restore_end) {
-        pstate_t *ps = calloc(1, sizeof(*ps));
-        if (!ps)
-                return NULL;
-        ps->partition = partition;
-        ps->ledger = ds_ledger_new(1024);
-        ps->agg = ds_agg_new(acfg);
-        ps->restore_end = restore_end;
-        ps->watermark_ms = INT64_MIN;
-        if (!ps->ledger || !ps->agg) {
-                ds_ledger_destroy(ps->ledger);
-                ds_agg_destroy(ps->agg);
-                free(ps);
-                return NULL;
-        }
-        return ps;
-}
-
-static void pstate_destroy(pstate_t *ps) {
-        if (!ps)
-                return;
-        ds_ledger_destroy(ps->ledger);
-        ds_agg_destroy(ps->agg);
-        free(ps);
-}
 
 static ds_avro_decoder_t *avro_decoder(worker_t *w, uint32_t id) {
         for (int i = 0; i < w->navro; i++)
@@ -282,7 +215,7 @@ static void dead_letter(worker_t *w, const rd_kafka_message_t *msg, ds_dlq_reaso
                        n == DLQ_LOG_FIRST ? " note=\"further ones logged every 10000th\"" : "");
 }
 
-static void process(worker_t *w, pstate_t *ps, const rd_kafka_message_t *msg) {
+static void process(worker_t *w, ds_part_t *part, const rd_kafka_message_t *msg) {
         pipeline_t *pl = w->pl;
         const ds_config_t *cfg = pl->cfg;
         w->c.consumed++;
@@ -313,17 +246,8 @@ static void process(worker_t *w, pstate_t *ps, const rd_kafka_message_t *msg) {
                 return;
         }
         w->c.applied++;
-        /* the watermark: largest event time seen, never far ahead of the wall clock */
-        int64_t at = w->contrib.declared_at;
-        if (at > ps->watermark_ms && at <= w->batch_now_ms + WATERMARK_SKEW_MS)
-                ps->watermark_ms = at;
-        int64_t wm = ps->watermark_ms;
-        int64_t horizon = wm == INT64_MIN ? INT64_MIN : wm - cfg->ledger_retention_ms;
-
-        ds_ledger_effect_t eff = {.old = &w->old};
-        int outcome = ds_ledger_apply(ps->ledger, &w->contrib, horizon, &eff);
-        if (DS_UNLIKELY(outcome < 0 || (eff.retract && ds_agg_apply(ps->agg, &w->old, -1, wm)) ||
-                        (eff.add && ds_agg_apply(ps->agg, &w->contrib, 1, wm)))) {
+        int outcome = ds_part_apply(part, &pl->part_cfg, &w->contrib, w->batch_now_ms, &w->old);
+        if (DS_UNLIKELY(outcome < 0)) {
                 ds_log(DS_LOG_ERROR, "worker", "out of memory applying a declaration; stopping without commit",
                        "partition=%d offset=%" PRId64, msg->partition, msg->offset);
                 set_fatal(pl);
@@ -333,11 +257,11 @@ static void process(worker_t *w, pstate_t *ps, const rd_kafka_message_t *msg) {
 }
 
 static void handle(worker_t *w, const rd_kafka_message_t *msg) {
-        pstate_t *ps = msg->partition >= 0 && msg->partition < w->nparts ? w->parts[msg->partition] : NULL;
+        ds_part_t *part = msg->partition >= 0 && msg->partition < w->nparts ? w->parts[msg->partition] : NULL;
         if (DS_UNLIKELY(msg->err)) {
                 if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-                        if (ps)
-                                ps->eof = 1;
+                        if (part)
+                                part->eof = 1;
                         return;
                 }
                 w->c.kafka_errors++;
@@ -345,124 +269,50 @@ static void handle(worker_t *w, const rd_kafka_message_t *msg) {
                        rd_kafka_err2str(msg->err));
                 return;
         }
-        if (DS_UNLIKELY(!ps)) {
+        if (DS_UNLIKELY(!part)) {
                 w->c.not_owned++;
                 return;
         }
-        process(w, ps, msg);
-        ps->next_offset = msg->offset + 1;
-        ps->eof = 0;
+        process(w, part, msg);
+        part->next_offset = msg->offset + 1;
+        part->eof = 0;
 }
 
-static int outbox_push_row(worker_t *w, int32_t partition, const ds_row_t *r) {
-        if (w->nrows == w->caprows) {
-                uint32_t cap = w->caprows ? w->caprows * 2 : 1024;
-                outrow_t *n = realloc(w->rows, cap * sizeof(*n));
-                if (!n)
-                        return -1;
-                w->rows = n;
-                w->caprows = cap;
-        }
-        ds_distinct_t *d = NULL;
-        if (r->aux && !(d = ds_distinct_dup(r->aux)))
-                return -1;
-        w->rows[w->nrows++] = (outrow_t){partition, r->key, r->m, d};
-        return 0;
-}
-
-typedef struct evict_ctx {
-        worker_t *w;
-        int32_t partition;
-        int oom;
-} evict_ctx_t;
-
-static void on_evict(void *ctx, const ds_row_t *r) {
-        evict_ctx_t *e = ctx;
-        worker_t *w = e->w;
-        if (w->nevicts == w->capevicts) {
-                uint32_t cap = w->capevicts ? w->capevicts * 2 : 1024;
-                outevict_t *n = realloc(w->evicts, cap * sizeof(*n));
-                if (!n) {
-                        e->oom = 1;
+/* Serves REQ_FLUSH: every owned partition's position, changed rows and
+ * closed rows go to the outbox. */
+static void serve_flush(worker_t *w) {
+        int64_t now = ds_now_ms();
+        ds_outbox_reset(&w->ob);
+        for (int32_t p = 0; p < w->nparts; p++) {
+                if (!w->parts[p])
+                        continue;
+                if (ds_part_flush(w->parts[p], &w->pl->part_cfg, now, &w->ob)) {
+                        ds_log(DS_LOG_ERROR, "worker", "out of memory building the outbox; stopping without commit",
+                               "worker=%d", w->id);
+                        set_fatal(w->pl);
                         return;
                 }
-                w->evicts = n;
-                w->capevicts = cap;
         }
-        w->evicts[w->nevicts++] = (outevict_t){e->partition, r->key};
+        const ds_agg_stats_t *st = &w->ob.stats;
+        for (int k = 0; k < DS_WIN__CNT; k++) {
+                w->c.late[k] += st->late[k];
+                w->c.late_retract[k] += st->late_retract[k];
+        }
+        w->c.late_top += st->late_top;
+        w->c.evicted_rows += st->evicted;
 }
 
-static int outbox_push_part(worker_t *w, const pstate_t *ps) {
-        if (w->noutparts == w->capoutparts) {
-                uint32_t cap = w->capoutparts ? w->capoutparts * 2 : 64;
-                outpart_t *n = realloc(w->outparts, cap * sizeof(*n));
-                if (!n)
-                        return -1;
-                w->outparts = n;
-                w->capoutparts = cap;
-        }
-        w->outparts[w->noutparts++] = (outpart_t){ps->partition, ps->next_offset, ps->watermark_ms, ps->eof,
-                                                  ps->next_offset < ps->restore_end};
-        return 0;
-}
-
-/* Serves REQ_FLUSH: copies the changed rows and offsets of every partition
- * that has caught up into the outbox. */
-static void serve_flush(worker_t *w) {
-        w->nrows = 0;
-        w->noutparts = 0;
-        w->nevicts = 0;
-        for (int32_t p = 0; p < w->nparts; p++) {
-                pstate_t *ps = w->parts[p];
-                if (!ps)
-                        continue;
-                ds_agg_stats_t st = {0};
-                ds_agg_take_stats(ps->agg, &st);
-                for (int k = 0; k < DS_WIN__CNT; k++) {
-                        w->c.late[k] += st.late[k];
-                        w->c.late_retract[k] += st.late_retract[k];
-                }
-                w->c.late_top += st.late_top;
-                w->c.evicted_rows += st.evicted;
-                if (outbox_push_part(w, ps))
-                        goto oom;
-                if (ps->next_offset < ps->restore_end)
-                        continue; /* still rebuilding: keep its rows dirty (and unevicted) until caught up */
-                ds_rows_t *rows = ds_agg_rows(ps->agg);
-                uint32_t n = ds_rows_dirty_count(rows);
-                for (uint32_t i = 0; i < n; i++) {
-                        ds_row_t *r = ds_rows_dirty_at(rows, i);
-                        if (r && outbox_push_row(w, p, r))
-                                goto oom;
-                }
-                ds_rows_clear_dirty(rows);
-                if (ps->watermark_ms == INT64_MIN)
-                        continue;
-                /* closed windows: their last values are in the outbox; hand the keys over too */
-                evict_ctx_t ec = {w, p, 0};
-                ds_agg_evict(ps->agg, ps->watermark_ms, on_evict, &ec);
-                if (ec.oom)
-                        goto oom;
-                ds_ledger_expire(ps->ledger, ps->watermark_ms - w->pl->cfg->ledger_retention_ms, LEDGER_SWEEP_SLOTS);
-        }
-        return;
-oom:
-        ds_log(DS_LOG_ERROR, "worker", "out of memory building the outbox; stopping without commit", "worker=%d",
-               w->id);
-        set_fatal(w->pl);
-}
-
-static int serve_add(worker_t *w, pstate_t *ps) {
-        if (ps->partition >= w->nparts) {
-                int32_t n = ps->partition + 1 > w->nparts * 2 ? ps->partition + 1 : w->nparts * 2;
-                pstate_t **np = realloc(w->parts, (size_t)n * sizeof(*np));
+static int serve_add(worker_t *w, ds_part_t *part) {
+        if (part->partition >= w->nparts) {
+                int32_t n = part->partition + 1 > w->nparts * 2 ? part->partition + 1 : w->nparts * 2;
+                ds_part_t **np = realloc(w->parts, (size_t)n * sizeof(*np));
                 if (!np)
                         return -1;
                 memset(np + w->nparts, 0, (size_t)(n - w->nparts) * sizeof(*np));
                 w->parts = np;
                 w->nparts = n;
         }
-        w->parts[ps->partition] = ps;
+        w->parts[part->partition] = part;
         return 0;
 }
 
@@ -474,7 +324,7 @@ static int serve(worker_t *w) {
                 w->epoch = w->req_epoch;
                 return 0;
         case REQ_ADD:
-                if (serve_add(w, w->req_ps)) {
+                if (serve_add(w, w->req_part)) {
                         ds_log(DS_LOG_ERROR, "worker", "out of memory adding a partition", "worker=%d", w->id);
                         set_fatal(w->pl);
                 }
@@ -528,9 +378,9 @@ static void *worker_main(void *arg) {
 /* ------------------------------------------------------------------------ */
 /* Main side                                                                 */
 
-static void post(worker_t *w, int op, pstate_t *ps, int32_t partition, uint32_t epoch) {
+static void post(worker_t *w, int op, ds_part_t *part, int32_t partition, uint32_t epoch) {
         w->req_op = op;
-        w->req_ps = ps;
+        w->req_part = part;
         w->req_partition = partition;
         w->req_epoch = epoch;
         /* release: the request's arguments above are visible to the worker's acquire */
@@ -572,9 +422,9 @@ static assigned_t *find_assigned(pipeline_t *pl, int32_t partition) {
         return NULL;
 }
 
-/* Produces one row of the merged view (tagged with delivery slot `slot`). */
-/* Produces key/value (copied) to topic, tagged with delivery slot `slot`. */
-static int produce(pipeline_t *pl, const char *topic, const char *key, size_t klen, uint32_t slot) {
+/* Produces key and pl->buf (copied) to topic, tagged with this cycle's slot. */
+static int produce(pipeline_t *pl, const char *topic, const char *key, size_t klen) {
+        uint32_t slot = pl->slot;
         atomic_fetch_add_explicit(&pl->outstanding[slot], 1, memory_order_relaxed);
         for (;;) {
                 rd_kafka_resp_err_t err = rd_kafka_producev(
@@ -593,8 +443,9 @@ static int produce(pipeline_t *pl, const char *topic, const char *key, size_t kl
         }
 }
 
-/* Produces one row of the merged view as vn.customs.Total v2. */
-static int publish_row(pipeline_t *pl, const ds_row_t *r, int64_t now, uint32_t slot) {
+/* Kafka sink: one row of the merged view as vn.customs.Total v2. */
+static int sink_row(void *ctx, const ds_row_t *r) {
+        pipeline_t *pl = ctx;
         char key[96], keytext[24];
         int klen = ds_total_key(r->key, pl->cfg->heading_digits, key, sizeof(key));
         ds_row_keytext(r->key, pl->cfg->heading_digits, keytext, sizeof(keytext));
@@ -607,36 +458,21 @@ static int publish_row(pipeline_t *pl, const ds_row_t *r, int64_t now, uint32_t 
         pl->buf.len = 0;
         ds_wire_put_header(&pl->buf, DS_SCHEMA_ID_TOTAL);
         ds_encode_total(&pl->buf, ds_rowkey_dim(r->key), keytext, ds_rowkey_window(r->key), r->key.start, &r->m, dd,
-                        dv, now);
-        return produce(pl, pl->cfg->output_topic, key, (size_t)klen, slot);
+                        dv, pl->publish_now);
+        return produce(pl, pl->cfg->output_topic, key, (size_t)klen);
 }
 
-typedef struct top_ctx {
-        pipeline_t *pl;
-        int64_t now;
-        uint32_t slot;
-        int failed;
-        uint32_t published;
-} top_ctx_t;
-
-/* Publishes the top headings of one (gate, day) whose cells changed. */
-static void publish_top(void *ctx, uint32_t gate, int64_t day) {
-        top_ctx_t *t = ctx;
-        pipeline_t *pl = t->pl;
-        if (t->failed)
-                return;
-        ds_top_entry_t top[10];
-        int n = ds_merge_top(pl->merge, gate, day, top, 10);
+/* Kafka sink: the top headings of one (gate, day). */
+static int sink_top(void *ctx, uint32_t gate, int64_t day, const ds_top_entry_t *e, int n) {
+        pipeline_t *pl = ctx;
         const ds_gate_t *g = ds_gate((int)gate);
+        const char *code = g ? g->code : "?";
         char key[64];
-        int klen = snprintf(key, sizeof(key), "%s|DAY|%" PRId64, g ? g->code : "?", day);
+        int klen = snprintf(key, sizeof(key), "%s|DAY|%" PRId64, code, day);
         pl->buf.len = 0;
         ds_wire_put_header(&pl->buf, DS_SCHEMA_ID_TOP_HEADINGS);
-        ds_encode_top(&pl->buf, g ? g->code : "?", day, top, n, pl->cfg->heading_digits, t->now);
-        if (produce(pl, pl->cfg->top_topic, key, (size_t)klen, t->slot))
-                t->failed = 1;
-        else
-                t->published++;
+        ds_encode_top(&pl->buf, code, day, e, n, pl->cfg->heading_digits, pl->publish_now);
+        return produce(pl, pl->cfg->top_topic, key, (size_t)klen);
 }
 
 /* One publish/commit cycle. Returns 0, or -1 (fatal) when rows could not be
@@ -654,83 +490,39 @@ static int cycle(pipeline_t *pl) {
                 return -1;
 
         for (int i = 0; i < pl->nw; i++) {
-                worker_t *w = &pl->w[i];
-                for (uint32_t k = 0; k < w->nrows; k++) {
-                        outrow_t *o = &w->rows[k];
-                        int err = ds_merge_update(pl->merge, o->partition, o->key, &o->m, o->distinct);
-                        ds_distinct_free(o->distinct);
-                        o->distinct = NULL;
-                        if (err > 0)
-                                pl->replayed_closed++;
-                        if (err < 0) {
-                                ds_log(DS_LOG_ERROR, "publish", "out of memory merging rows", "%s", "");
-                                set_fatal(pl);
-                                return -1;
-                        }
-                }
-                for (uint32_t k = 0; k < w->noutparts; k++) {
-                        assigned_t *a = find_assigned(pl, w->outparts[k].partition);
+                const ds_outbox_t *ob = &pl->w[i].ob;
+                for (uint32_t k = 0; k < ob->nparts; k++) {
+                        assigned_t *a = find_assigned(pl, ob->parts[k].partition);
                         if (!a)
                                 continue;
-                        if (a->restoring && !w->outparts[k].restoring)
-                                ds_log(DS_LOG_INFO, "pipeline", "partition state rebuilt; publishing its rows",
-                                       "partition=%d offset=%" PRId64, a->partition, w->outparts[k].next_offset);
-                        a->next_offset = w->outparts[k].next_offset;
-                        a->watermark_ms = w->outparts[k].watermark_ms;
-                        a->eof = w->outparts[k].eof;
-                        a->restoring = w->outparts[k].restoring;
+                        if (a->restoring && !ob->parts[k].restoring)
+                                ds_log(DS_LOG_INFO, "pipeline", "partition state rebuilt",
+                                       "partition=%d offset=%" PRId64, a->partition, ob->parts[k].next_offset);
+                        a->next_offset = ob->parts[k].next_offset;
+                        a->eof = ob->parts[k].eof;
+                        a->restoring = ob->parts[k].restoring;
                 }
         }
 
-        /* a partition's evicted rows: its final values were merged above */
-        for (int i = 0; i < pl->nw; i++) {
-                worker_t *w = &pl->w[i];
-                for (uint32_t k = 0; k < w->nevicts; k++)
-                        ds_merge_forget(pl->merge, w->evicts[k].partition, w->evicts[k].key);
+        /* Messages of this cycle (dead letters produced since the last
+         * barrier, and the rows below) are tagged with the previous epoch. */
+        pl->slot = (e - 1) % EPOCH_SLOTS;
+        pl->publish_now = ds_now_ms();
+        ds_publish_state_t st;
+        ds_publish_state(pl->obs, pl->nw, &st);
+        ds_sink_t sink = {sink_row, sink_top, pl};
+        ds_publish_result_t res;
+        if (ds_publish_cycle(pl->merge, pl->obs, pl->nw, !st.restoring, st.wm_min, &sink, &res)) {
+                ds_log(DS_LOG_ERROR, "publish", "cannot publish (out of memory or producer failure); stopping "
+                                                "without commit", "%s", "");
+                set_fatal(pl);
+                return -1;
         }
+        pl->published_rows += res.rows;
+        pl->published_tops += res.tops;
+        pl->replayed_closed += res.ignored;
 
-        /* Publish only when every assigned partition has caught up: after a
-         * restart the merge starts empty, and publishing some partitions'
-         * shares before the others' would make published totals go back. */
-        int restoring = 0;
-        int64_t wm_min = INT64_MAX;
-        for (int i = 0; i < pl->nas; i++) {
-                restoring |= pl->as[i].restoring;
-                if (pl->as[i].watermark_ms != INT64_MIN && pl->as[i].watermark_ms < wm_min)
-                        wm_min = pl->as[i].watermark_ms;
-        }
-
-        /* Messages of this cycle were tagged with the previous epoch. */
-        uint32_t slot = (e - 1) % EPOCH_SLOTS;
-        ds_rows_t *g = ds_merge_global(pl->merge);
-        int64_t now = ds_now_ms();
-        uint32_t n = restoring ? 0 : ds_rows_dirty_count(g), published = 0;
-        for (uint32_t i = 0; i < n; i++) {
-                ds_row_t *r = ds_rows_dirty_at(g, i);
-                if (!r || ds_rowkey_dim(r->key) == DS_DIM_GATE_HEADING)
-                        continue;
-                if (publish_row(pl, r, now, slot)) {
-                        set_fatal(pl);
-                        return -1;
-                }
-                published++;
-        }
-        top_ctx_t tc = {pl, now, slot, 0, 0};
-        if (!restoring) {
-                ds_rows_clear_dirty(g);
-                ds_merge_changed_groups(pl->merge, publish_top, &tc);
-                if (tc.failed) {
-                        set_fatal(pl);
-                        return -1;
-                }
-                /* windows closed in every partition: their final values are out */
-                if (wm_min != INT64_MAX)
-                        ds_merge_advance(pl->merge, wm_min);
-        }
-        pl->published_rows += published;
-        pl->published_tops += tc.published;
-
-        while (atomic_load_explicit(&pl->outstanding[slot], memory_order_relaxed) > 0)
+        while (atomic_load_explicit(&pl->outstanding[pl->slot], memory_order_relaxed) > 0)
                 rd_kafka_poll(pl->producer, 5);
         if (atomic_load_explicit(&pl->delivery_failed, memory_order_relaxed)) {
                 ds_log(DS_LOG_ERROR, "publish", "messages were not delivered; stopping without commit",
@@ -762,7 +554,8 @@ static int cycle(pipeline_t *pl) {
         rd_kafka_topic_partition_list_destroy(offs);
         pl->cycles++;
         pl->last_cycle_ms = ds_mono_ms() - t0;
-        DS_DEBUG("pipeline", "cycle done", "rows=%u duration_ms=%" PRId64, published, pl->last_cycle_ms);
+        DS_DEBUG("pipeline", "cycle done", "rows=%u tops=%u published=%d duration_ms=%" PRId64, res.rows, res.tops,
+                 res.published, pl->last_cycle_ms);
         return 0;
 }
 
@@ -796,12 +589,12 @@ static void assign_partitions(pipeline_t *pl, rd_kafka_t *rk, rd_kafka_topic_par
                         set_fatal(pl);
                         return;
                 }
-                pstate_t *ps = pstate_new(&pl->agg_cfg, tp->partition, hi);
-                if (!ps || pl->nas == pl->capas) {
+                ds_part_t *part = ds_part_new(&pl->part_cfg, tp->partition, hi);
+                if (!part || pl->nas == pl->capas) {
                         int cap = pl->capas ? pl->capas * 2 : 64;
-                        assigned_t *na = ps ? realloc(pl->as, (size_t)cap * sizeof(*na)) : NULL;
+                        assigned_t *na = part ? realloc(pl->as, (size_t)cap * sizeof(*na)) : NULL;
                         if (!na) {
-                                pstate_destroy(ps);
+                                ds_part_destroy(part);
                                 ds_log(DS_LOG_ERROR, "pipeline", "out of memory assigning a partition", "%s", "");
                                 set_fatal(pl);
                                 return;
@@ -811,14 +604,14 @@ static void assign_partitions(pipeline_t *pl, rd_kafka_t *rk, rd_kafka_topic_par
                 }
                 int wi = least_loaded_worker(pl);
                 worker_t *w = &pl->w[wi];
-                post(w, REQ_ADD, ps, tp->partition, 0);
+                post(w, REQ_ADD, part, tp->partition, 0);
                 wait_done(pl, w);
                 w->owned++;
                 rd_kafka_queue_t *pq = rd_kafka_queue_get_partition(rk, topic, tp->partition);
                 rd_kafka_queue_forward(pq, w->q);
                 rd_kafka_queue_destroy(pq);
                 tp->offset = RD_KAFKA_OFFSET_BEGINNING; /* state is rebuilt by replay */
-                pl->as[pl->nas++] = (assigned_t){tp->partition, wi, ps, 0, INT64_MIN, -1, hi == 0, hi > 0};
+                pl->as[pl->nas++] = (assigned_t){tp->partition, wi, part, 0, -1, hi == 0, hi > 0};
                 ds_log(DS_LOG_INFO, "pipeline", "partition assigned",
                        "topic=%s partition=%d worker=%d rebuild_to_offset=%" PRId64, topic, tp->partition, wi, hi);
         }
@@ -836,7 +629,7 @@ static void revoke_partitions(pipeline_t *pl, rd_kafka_t *rk, rd_kafka_topic_par
                 rd_kafka_queue_t *pq = rd_kafka_queue_get_partition(rk, pl->cfg->input_topic, a->partition);
                 rd_kafka_queue_forward(pq, NULL);
                 rd_kafka_queue_destroy(pq);
-                pstate_destroy(a->ps);
+                ds_part_destroy(a->part);
                 ds_log(DS_LOG_INFO, "pipeline", "partition revoked", "partition=%d next_offset=%" PRId64,
                        a->partition, a->next_offset);
                 *a = pl->as[--pl->nas];
@@ -928,9 +721,9 @@ static void log_summary(pipeline_t *pl) {
                  s.evicted_rows);
         ds_log(DS_LOG_INFO, "pipeline", "summary",
                "consumed=%" PRIu64 " applied=%" PRIu64 " dead_lettered=%" PRIu64 " rows_published=%" PRIu64
-               " top_lists_published=%" PRIu64 " cycles=%" PRIu64 "%s%s%s",
-               s.consumed, s.applied, s.dead_lettered, pl->published_rows, pl->published_tops, pl->cycles, reasons,
-               outcomes, late);
+               " top_lists_published=%" PRIu64 " cycles=%" PRIu64 " replayed_closed_rows_ignored=%" PRIu64 "%s%s%s",
+               s.consumed, s.applied, s.dead_lettered, pl->published_rows, pl->published_tops, pl->cycles,
+               pl->replayed_closed, reasons, outcomes, late);
 }
 
 /* Exits the process if shutdown overruns shutdown.timeout.ms. */
@@ -979,11 +772,13 @@ int ds_pipeline_run(const ds_config_t *cfg) {
                 return 1;
         }
         pl->cfg = cfg;
-        ds_agg_cfg_default(&pl->agg_cfg);
-        pl->agg_cfg.win.retention_ms[DS_WIN_MINUTE] = cfg->minute_retention_ms;
-        pl->agg_cfg.win.retention_ms[DS_WIN_HOUR] = cfg->hour_retention_ms;
-        pl->agg_cfg.win.retention_ms[DS_WIN_DAY] = cfg->day_retention_ms;
-        pl->agg_cfg.top_retention_ms = cfg->top_retention_ms;
+        ds_part_cfg_default(&pl->part_cfg);
+        pl->part_cfg.agg.win.retention_ms[DS_WIN_MINUTE] = cfg->minute_retention_ms;
+        pl->part_cfg.agg.win.retention_ms[DS_WIN_HOUR] = cfg->hour_retention_ms;
+        pl->part_cfg.agg.win.retention_ms[DS_WIN_DAY] = cfg->day_retention_ms;
+        pl->part_cfg.agg.top_retention_ms = cfg->top_retention_ms;
+        pl->part_cfg.ledger_retention_ms = cfg->ledger_retention_ms;
+        pl->part_cfg.idle_ms = cfg->idle_ms;
         ds_domain_init();
 
         if (!ds_config_kafka_get(cfg, "bootstrap.servers") && !ds_config_kafka_get(cfg, "metadata.broker.list")) {
@@ -1040,10 +835,11 @@ int ds_pipeline_run(const ds_config_t *cfg) {
         }
         rd_kafka_poll_set_consumer(pl->consumer);
 
-        pl->merge = ds_merge_new(&pl->agg_cfg.win, pl->agg_cfg.top_retention_ms);
+        pl->merge = ds_merge_new(&pl->part_cfg.agg.win, pl->part_cfg.agg.top_retention_ms);
         pl->nw = cfg->threads ? cfg->threads : nprocs();
         pl->w = calloc((size_t)pl->nw, sizeof(worker_t));
-        if (!pl->merge || !pl->w) {
+        pl->obs = calloc((size_t)pl->nw, sizeof(*pl->obs));
+        if (!pl->merge || !pl->w || !pl->obs) {
                 ds_log(DS_LOG_ERROR, "pipeline", "out of memory", "%s", "");
                 rc = 1;
                 goto out;
@@ -1052,6 +848,7 @@ int ds_pipeline_run(const ds_config_t *cfg) {
                 worker_t *w = &pl->w[i];
                 w->id = i;
                 w->pl = pl;
+                pl->obs[i] = &w->ob;
                 w->q = rd_kafka_queue_new(pl->consumer);
                 if (pthread_create(&w->thread, NULL, worker_main, w)) {
                         ds_log(DS_LOG_ERROR, "pipeline", "cannot start a worker thread", "worker=%d", i);
@@ -1145,13 +942,9 @@ out:
                         }
                         for (int32_t p = 0; p < w->nparts; p++)
                                 if (w->parts[p])
-                                        pstate_destroy(w->parts[p]);
+                                        ds_part_destroy(w->parts[p]);
                         free(w->parts);
-                        for (uint32_t k = 0; k < w->nrows; k++)
-                                ds_distinct_free(w->rows[k].distinct);
-                        free(w->rows);
-                        free(w->outparts);
-                        free(w->evicts);
+                        ds_outbox_free(&w->ob);
                         for (int k = 0; k < w->navro; k++)
                                 ds_avro_decoder_destroy(w->avro[k]);
                         if (w->q)
@@ -1166,6 +959,7 @@ out:
                 rd_kafka_destroy(pl->producer);
         }
         ds_merge_destroy(pl->merge);
+        free(pl->obs);
         free(pl->as);
         ds_buf_free(&pl->buf);
         ds_schemas_destroy(pl->schemas);
