@@ -730,3 +730,45 @@ Test(property, random_streams_match_the_model_when_windows_close_fast) {
         for (uint64_t seed = 100; seed < 130; seed++)
                 property_run(seed, 400, 4 * DAY, &cfg);
 }
+
+/* ------------------------------------------------------------------------ */
+/* Rolling views                                                             */
+
+#include "ds_rolling.h"
+
+Test(rolling, views_sum_the_right_buckets) {
+        ds_rows_t *rows = ds_rows_new(64);
+        /* now: 2024-03-10 09:30:20 local (02:30:20 UTC) */
+        int64_t now = 1710037820000LL;
+        int64_t m = now / MIN * MIN, hr = now / HOUR * HOUR, d = day(now);
+        struct {
+                ds_window_t w;
+                int64_t start;
+                int64_t value;
+        } b[] = {
+            {DS_WIN_MINUTE, m, 1},                 /* in 15m, 1h */
+            {DS_WIN_MINUTE, m - 14 * MIN, 2},      /* in 15m, 1h */
+            {DS_WIN_MINUTE, m - 15 * MIN, 4},      /* in 1h only */
+            {DS_WIN_MINUTE, m - 60 * MIN, 8},      /* in neither */
+            {DS_WIN_HOUR, hr, 16},                 /* 24h */
+            {DS_WIN_HOUR, hr - 23 * HOUR, 32},     /* 24h */
+            {DS_WIN_HOUR, hr - 24 * HOUR, 64},     /* not */
+            {DS_WIN_DAY, d, 128},                  /* today, mtd, ytd */
+            {DS_WIN_DAY, d - 9 * DAY, 256},        /* March 1st: mtd, ytd */
+            {DS_WIN_DAY, d - 10 * DAY, 512},       /* Feb 29th: ytd */
+            {DS_WIN_DAY, 1704042000000LL, 1024},   /* Jan 1st 2024 local: ytd */
+            {DS_WIN_DAY, 1704042000000LL - DAY, 2048}, /* Dec 31st 2023: none */
+        };
+        for (size_t i = 0; i < sizeof(b) / sizeof(b[0]); i++)
+                ds_rows_get(rows, ds_rowkey(DS_DIM_GATE, b[i].w, 0, b[i].start))->m.value = b[i].value;
+        int64_t want[DS_VIEW__CNT] = {1 + 2, 1 + 2 + 4, 16 + 32, 128, 128 + 256, 128 + 256 + 512 + 1024};
+        for (int v = 0; v < DS_VIEW__CNT; v++) {
+                ds_measures_t out;
+                ds_view_sum(rows, (ds_view_t)v, now, DS_DIM_GATE, 0, &out);
+                cr_expect_eq(out.value, want[v], "%s: %lld, want %lld", ds_view_name((ds_view_t)v),
+                             (long long)out.value, (long long)want[v]);
+        }
+        cr_expect_eq(ds_view_parse("month_to_date"), DS_VIEW_MONTH_TO_DATE);
+        cr_expect_eq(ds_view_parse("yesterday"), -1);
+        ds_rows_destroy(rows);
+}
