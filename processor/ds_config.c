@@ -43,6 +43,16 @@ static const confdef_t defs[] = {
      "Topic the top ten headings by customs value per gate and day are published to."},
     {"schema.dir", CT_STR, O(schema_dir), 0, 0, DS_SCHEMA_DIR, NULL,
      "Directory holding registry.properties and the .avsc files it names."},
+    {"schema.registry.url", CT_STR, O(schema_registry_url), 0, 0, "", NULL,
+     "Confluent Schema Registry base URL for ids not in schema.dir (e.g. http://registry:8081); empty: none."},
+    {"schema.registry.basic.auth.user.info", CT_STR, O(schema_registry_user_info), 0, 0, "", NULL,
+     "user:password for the Schema Registry's basic authentication; empty: none."},
+    {"schema.registry.timeout.ms", CT_I64, O(schema_registry_timeout_ms), 100, 600000, "2000", NULL,
+     "Timeout of one Schema Registry request."},
+    {"schema.registry.retries", CT_INT, O(schema_registry_retries), 0, 10, "2", NULL,
+     "Retries of a failed Schema Registry request (5xx, timeout), with backoff."},
+    {"schema.registry.negative.ttl.ms", CT_I64, O(schema_registry_negative_ttl_ms), 0, 86400000, "60000", NULL,
+     "How long an id the registry could not resolve stays unresolved before it is asked again."},
     {"threads", CT_INT, O(threads), 0, 256, "0", NULL,
      "Worker threads; 0 means one per CPU core."},
     {"commit.interval.ms", CT_I64, O(commit_interval_ms), 10, 3600000, "1000", NULL,
@@ -147,7 +157,7 @@ int ds_config_set(ds_config_t *c, const char *key, const char *value, const char
         char *field = (char *)c + d->off;
         switch (d->type) {
         case CT_STR: {
-                if (!*value)
+                if (!*value && *d->def)
                         return ds_err(errstr, sz, "%s: %s must not be empty", source, key);
                 char *s = strdup(value);
                 if (!s)
@@ -348,9 +358,12 @@ void ds_config_dump(const ds_config_t *c, FILE *out) {
                 const confdef_t *d = &defs[i];
                 const char *field = (const char *)c + d->off;
                 switch (d->type) {
-                case CT_STR:
-                        fprintf(out, "%s = %s\n", d->name, *(char *const *)field);
+                case CT_STR: {
+                        const char *v = *(char *const *)field;
+                        int secret = strstr(d->name, "user.info") != NULL && *v;
+                        fprintf(out, "%s = %s\n", d->name, secret ? "(hidden)" : v);
                         break;
+                }
                 case CT_INT:
                         fprintf(out, "%s = %d\n", d->name, *(const int *)field);
                         break;

@@ -41,6 +41,11 @@ typedef struct ds_config {
         char *dlq_topic;
         char *top_topic;
         char *schema_dir;
+        char *schema_registry_url;       /* "" when not used */
+        char *schema_registry_user_info; /* "user:password" for basic auth, "" when none */
+        int64_t schema_registry_timeout_ms;
+        int schema_registry_retries;
+        int64_t schema_registry_negative_ttl_ms;
         int threads;
         int64_t commit_interval_ms;
         int heading_digits;

@@ -221,28 +221,25 @@ static void process(worker_t *w, ds_part_t *part, const rd_kafka_message_t *msg)
         w->c.consumed++;
         w->c.consumed_bytes += msg->len;
 
-        uint32_t sid = 0;
-        int64_t schema_id = -1;
-        const uint8_t *body = NULL;
-        size_t blen = 0;
-        const ds_codec_t *codec = NULL;
-        ds_dlq_reason_t r = ds_wire_parse(msg->payload, msg->len, &sid, &body, &blen);
-        if (DS_LIKELY(!r)) {
-                schema_id = sid;
-                codec = ds_schemas_codec(pl->schemas, sid, &r);
-        }
+        ds_resolved_t rs;
+        ds_dlq_reason_t r = ds_schemas_resolve(pl->schemas, msg->payload, msg->len, &rs);
         if (DS_LIKELY(!r))
-                r = ds_codec_decode(codec, body, blen, &w->decl);
+                r = ds_codec_decode(rs.codec, rs.body, rs.body_len, &w->decl);
         if (DS_UNLIKELY(cfg->decoder == DS_DECODER_AVRO_C) && !r) {
                 /* the specialised decoder has vetted the bytes: Avro C leaks on
                  * some malformed input, so it only ever sees clean records */
-                ds_avro_decoder_t *ad = avro_decoder(w, sid);
-                r = ad ? ds_avro_decode(ad, body, blen, &w->decl) : DS_DLQ_INCOMPATIBLE_SCHEMA;
+                ds_avro_decoder_t *ad = avro_decoder(w, (uint32_t)rs.schema_id);
+                r = ad ? ds_avro_decode(ad, rs.body, rs.body_len, &w->decl) : DS_DLQ_INCOMPATIBLE_SCHEMA;
         }
         if (DS_LIKELY(!r))
                 r = ds_validate(&w->decl, cfg->heading_digits, &w->contrib);
+        /* the key must be the declaration id: it is what keeps every event of
+         * a declaration in one partition, in order */
+        if (DS_LIKELY(!r) && DS_UNLIKELY(msg->key_len != w->decl.declaration_id.len ||
+                                          memcmp(msg->key, w->decl.declaration_id.p, msg->key_len)))
+                r = DS_DLQ_BAD_KEY;
         if (DS_UNLIKELY(r)) {
-                dead_letter(w, msg, r, schema_id);
+                dead_letter(w, msg, r, rs.schema_id);
                 return;
         }
         w->c.applied++;
@@ -787,7 +784,7 @@ int ds_pipeline_run(const ds_config_t *cfg) {
                 free(pl);
                 return 2;
         }
-        pl->schemas = ds_schemas_load(cfg->schema_dir, err, sizeof(err));
+        pl->schemas = ds_schemas_open(cfg, err, sizeof(err));
         if (!pl->schemas) {
                 ds_log(DS_LOG_ERROR, "config", "cannot load schemas", "error=\"%s\"", err);
                 free(pl);

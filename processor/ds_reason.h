@@ -27,7 +27,10 @@
         X(NEGATIVE_WEIGHT, "negative_weight", "gross_weight_g is negative")        \
         X(NEGATIVE_VALUE, "negative_value", "customs_value_usd_cents is negative") \
         X(OVERFLOW, "overflow", "sum of item values or weights overflows 64 bits") \
-        X(NEGATIVE_VERSION, "negative_version", "version is negative")
+        X(NEGATIVE_VERSION, "negative_version", "version is negative")                 \
+        X(BAD_KEY, "bad_key", "message key is not the declaration_id (events of one declaration must share a key)") \
+        X(INVALID_UTF8, "invalid_utf8", "a string field is not valid UTF-8")             \
+        X(REGISTRY_UNAVAILABLE, "registry_unavailable", "the schema registry could not be reached to resolve the schema id")
 
 typedef enum {
         DS_DLQ_NONE = 0,

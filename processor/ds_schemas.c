@@ -3,6 +3,8 @@
  */
 #include "ds_schemas.h"
 #include "ds_common.h"
+#include "ds_config.h"
+#include "ds_wire.h"
 #include "ds_log.h"
 
 #include <ctype.h>
@@ -184,6 +186,26 @@ fail:
         free(text);
         ds_schemas_destroy(s);
         return NULL;
+}
+
+ds_schemas_t *ds_schemas_open(const ds_config_t *cfg, char *errstr, size_t sz) {
+        if (cfg->schema_registry_url && *cfg->schema_registry_url) {
+                ds_err(errstr, sz, "schema.registry.url: the Schema Registry client is not built yet");
+                return NULL;
+        }
+        return ds_schemas_load(cfg->schema_dir, errstr, sz);
+}
+
+ds_dlq_reason_t ds_schemas_resolve(const ds_schemas_t *s, const uint8_t *msg, size_t len, ds_resolved_t *out) {
+        uint32_t id;
+        out->codec = NULL;
+        out->schema_id = -1;
+        ds_dlq_reason_t r = ds_wire_parse(msg, len, &id, &out->body, &out->body_len);
+        if (DS_UNLIKELY(r))
+                return r;
+        out->schema_id = id;
+        out->codec = ds_schemas_codec(s, id, &r);
+        return out->codec ? DS_DLQ_NONE : r;
 }
 
 void ds_schemas_destroy(ds_schemas_t *s) {

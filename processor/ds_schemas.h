@@ -22,7 +22,13 @@
 #define DS_SCHEMA_ID_TOTAL_V1 5
 
 typedef struct ds_schemas ds_schemas_t;
+struct ds_config;
 
+/* Opens the schema sources named by the configuration (schema.dir, and
+ * schema.registry.* when set). The pipeline's entry point. */
+ds_schemas_t *ds_schemas_open(const struct ds_config *cfg, char *errstr, size_t errstr_size);
+
+/* Loads the local registry directory only. */
 ds_schemas_t *ds_schemas_load(const char *dir, char *errstr, size_t errstr_size);
 void ds_schemas_destroy(ds_schemas_t *s);
 
@@ -30,6 +36,20 @@ void ds_schemas_destroy(ds_schemas_t *s);
  * UNKNOWN_SCHEMA (id not registered) or INCOMPATIBLE_SCHEMA (registered but
  * not readable as a Declaration). */
 const ds_codec_t *ds_schemas_codec(const ds_schemas_t *s, uint32_t id, ds_dlq_reason_t *why);
+
+/* What a message's framing says: the decoder for its writer schema and
+ * where its Avro body starts. */
+typedef struct ds_resolved {
+        const ds_codec_t *codec;
+        const uint8_t *body;
+        size_t body_len;
+        int64_t schema_id; /* -1 when the framing could not be read */
+} ds_resolved_t;
+
+/* Reads a message's framing (Confluent wire header) and finds its decoder.
+ * Returns DS_DLQ_NONE, or EMPTY, SHORT_HEADER, BAD_MAGIC, UNKNOWN_SCHEMA,
+ * INCOMPATIBLE_SCHEMA. @locality any thread. */
+ds_dlq_reason_t ds_schemas_resolve(const ds_schemas_t *s, const uint8_t *msg, size_t len, ds_resolved_t *out);
 
 /* Parsed schema for id (borrowed), or NULL. */
 avro_schema_t ds_schemas_get(const ds_schemas_t *s, uint32_t id);
