@@ -145,6 +145,34 @@ uint64_t ds_agg_evict(ds_agg_t *a, int64_t wm, ds_agg_evict_cb cb, void *ctx) {
         return e.n;
 }
 
+int ds_agg_restore_row(ds_agg_t *a, ds_rowkey_t key, const ds_measures_t *m, ds_distinct_t *d) {
+        ds_row_t *r = ds_rows_get(a->rows, key);
+        if (!r) {
+                ds_distinct_free(d);
+                return -1;
+        }
+        int cls = ds_evict_class(key);
+        if (cls >= 0 && track(a, r, cls)) {
+                ds_distinct_free(d);
+                return -1;
+        }
+        r->m = *m;
+        if (d) {
+                ds_distinct_free(r->aux);
+                r->aux = d;
+        }
+        return 0;
+}
+
+void ds_agg_remove_row(ds_agg_t *a, ds_rowkey_t key) {
+        ds_row_t *r = ds_rows_find(a->rows, key);
+        if (!r)
+                return;
+        ds_distinct_free(r->aux);
+        r->aux = NULL;
+        ds_rows_remove(a->rows, key); /* its eviction bucket entry finds nothing later */
+}
+
 /* ---- applying a contribution ------------------------------------------- */
 
 static inline void add_measures(ds_row_t *r, int64_t sign, int64_t items, int64_t value, int64_t weight, int flow) {

@@ -77,6 +77,12 @@ ds_rows_t *ds_agg_rows(ds_agg_t *a);
 typedef void (*ds_agg_evict_cb)(void *ctx, const ds_row_t *row);
 uint64_t ds_agg_evict(ds_agg_t *a, int64_t wm, ds_agg_evict_cb cb, void *ctx);
 
+/* Restore: sets row key to m (with sketches d, whose ownership passes to the
+ * aggregates; NULL for none), not marked dirty. 0, or -1 on OOM. */
+int ds_agg_restore_row(ds_agg_t *a, ds_rowkey_t key, const ds_measures_t *m, ds_distinct_t *d);
+/* Removes a row (restore of an eviction). */
+void ds_agg_remove_row(ds_agg_t *a, ds_rowkey_t key);
+
 const ds_agg_stats_t *ds_agg_stats(const ds_agg_t *a);
 /* Adds the stats gathered since the last call to *into and zeroes them. */
 void ds_agg_take_stats(ds_agg_t *a, ds_agg_stats_t *into);

@@ -27,7 +27,8 @@ typedef struct lentry {
         uint8_t flow;
         uint8_t nlines;
         uint8_t cancelled;
-        uint8_t pad[3];
+        uint8_t changed; /* on the change list */
+        uint8_t pad[2];
 } lentry_t;
 
 _Static_assert(sizeof(lentry_t) == 32, "ledger entry must stay 32 bytes");
@@ -41,6 +42,9 @@ struct ds_ledger {
         uint32_t nchunks, capchunks;
         uint32_t chunk_used; /* lines used in the last chunk */
         uint32_t free_head[DS_MAX_ITEMS + 1]; /* per run length: first free run, NIL */
+        uint64_t *changes; /* keys of entries changed since the last take */
+        uint32_t nchanges, capchanges;
+        int track;         /* remember changes (ds_ledger_track_changes) */
 };
 
 /* A free run stores the next free run's ref in its first line's heading. */
@@ -69,6 +73,7 @@ void ds_ledger_destroy(ds_ledger_t *l) {
                 free(l->chunks[i]);
         free(l->chunks);
         free(l->slots);
+        free(l->changes);
         free(l);
 }
 
@@ -160,6 +165,23 @@ static int store(ds_ledger_t *l, lentry_t *e, const ds_contrib_t *c, int had_lin
         return 0;
 }
 
+/* Remembers that e changed (once per take). */
+static int note_change(ds_ledger_t *l, lentry_t *e) {
+        if (!l->track || e->changed)
+                return 0;
+        if (l->nchanges == l->capchanges) {
+                uint32_t cap = l->capchanges ? l->capchanges * 2 : 1024;
+                uint64_t *c = realloc(l->changes, cap * sizeof(*c));
+                if (!c)
+                        return -1;
+                l->changes = c;
+                l->capchanges = cap;
+        }
+        e->changed = 1;
+        l->changes[l->nchanges++] = e->key;
+        return 0;
+}
+
 /* Rebuilds the contribution an entry made, for retraction. */
 static void load(const ds_ledger_t *l, const lentry_t *e, ds_contrib_t *old) {
         old->id = e->key - 1;
@@ -211,14 +233,20 @@ int ds_ledger_apply(ds_ledger_t *l, const ds_contrib_t *c, int64_t horizon_ms, d
                         e->lines_ref = NIL;
                         e->nlines = 0;
                         e->cancelled = 1;
+                        e->changed = 0;
                         l->used++;
+                        if (note_change(l, e))
+                                return -1;
                         return expired ? DS_EV_UPSERT_EXPIRED : DS_EV_UPSERT_UNKNOWN;
                 }
+                e->changed = 0;
                 if (store(l, e, c, 0)) {
                         e->key = 0;
                         return -1;
                 }
                 l->used++;
+                if (note_change(l, e))
+                        return -1;
                 eff->add = 1;
                 if (expired)
                         return DS_EV_UPSERT_EXPIRED;
@@ -237,12 +265,16 @@ int ds_ledger_apply(ds_ledger_t *l, const ds_contrib_t *c, int64_t horizon_ms, d
                 e->version = c->version;
                 e->declared_at = c->declared_at;
                 e->cancelled = 1;
+                if (note_change(l, e))
+                        return -1;
                 return DS_EV_APPLIED_CANCEL;
         }
         if (store(l, e, c, 1)) {
                 eff->retract = 0;
                 return -1;
         }
+        if (note_change(l, e))
+                return -1;
         eff->add = 1;
         return DS_EV_APPLIED_AMEND;
 }
@@ -276,6 +308,84 @@ uint64_t ds_ledger_expire(ds_ledger_t *l, int64_t horizon_ms, uint32_t max_scan)
                 l->cursor = (s + 1) & l->mask;
         }
         return n;
+}
+
+static void to_entry(const ds_ledger_t *l, const lentry_t *e, ds_ledger_entry_t *out) {
+        out->id = e->key - 1;
+        out->declared_at = e->declared_at;
+        out->version = e->version;
+        out->gate = e->gate;
+        out->flow = e->flow;
+        out->cancelled = e->cancelled;
+        out->nlines = e->nlines;
+        out->lines = e->nlines ? line_ptr(l, e->lines_ref) : NULL;
+}
+
+int ds_ledger_foreach(const ds_ledger_t *l, ds_ledger_fn fn, void *ctx) {
+        for (uint32_t i = 0; i <= l->mask; i++) {
+                if (!l->slots[i].key)
+                        continue;
+                ds_ledger_entry_t e;
+                to_entry(l, &l->slots[i], &e);
+                int r = fn(ctx, &e);
+                if (r)
+                        return r;
+        }
+        return 0;
+}
+
+int ds_ledger_take_changes(ds_ledger_t *l, ds_ledger_fn fn, void *ctx) {
+        int rc = 0;
+        for (uint32_t i = 0; i < l->nchanges; i++) {
+                lentry_t *e = find(l, l->changes[i]);
+                if (!e->key)
+                        continue; /* forgotten since (retention) */
+                e->changed = 0;
+                ds_ledger_entry_t out;
+                to_entry(l, e, &out);
+                if (!rc)
+                        rc = fn(ctx, &out);
+        }
+        l->nchanges = 0;
+        return rc;
+}
+
+void ds_ledger_track_changes(ds_ledger_t *l) {
+        l->track = 1;
+}
+
+int ds_ledger_put(ds_ledger_t *l, const ds_ledger_entry_t *in) {
+        if (in->nlines > DS_MAX_ITEMS)
+                return -1;
+        uint64_t key = in->id + 1;
+        lentry_t *e = find(l, key);
+        if (!e->key) {
+                if ((l->used + 1) * 10 > (uint64_t)(l->mask + 1) * 7) {
+                        if (grow(l))
+                                return -1;
+                        e = find(l, key);
+                }
+                memset(e, 0, sizeof(*e));
+                e->key = key;
+                e->lines_ref = NIL;
+                l->used++;
+        }
+        if (e->nlines != in->nlines) {
+                uint32_t ref = NIL;
+                if (in->nlines && (ref = lines_alloc(l, in->nlines)) == NIL)
+                        return -1;
+                lines_free(l, e->lines_ref, e->nlines);
+                e->lines_ref = ref;
+                e->nlines = (uint8_t)in->nlines;
+        }
+        if (in->nlines)
+                memcpy(line_ptr(l, e->lines_ref), in->lines, in->nlines * sizeof(ds_line_t));
+        e->declared_at = in->declared_at;
+        e->version = in->version;
+        e->gate = in->gate;
+        e->flow = in->flow;
+        e->cancelled = in->cancelled;
+        return note_change(l, e);
 }
 
 uint64_t ds_ledger_count(const ds_ledger_t *l) {

@@ -62,6 +62,34 @@ int ds_ledger_apply(ds_ledger_t *l, const ds_contrib_t *c, int64_t horizon_ms, d
  * continuing where the previous call stopped. Returns the number forgotten. */
 uint64_t ds_ledger_expire(ds_ledger_t *l, int64_t horizon_ms, uint32_t max_scan);
 
+/* One declaration as the ledger keeps it (for checkpoints and restore). */
+typedef struct ds_ledger_entry {
+        uint64_t id;
+        int64_t declared_at;
+        int32_t version;
+        uint16_t gate;
+        uint8_t flow;
+        uint8_t cancelled;
+        uint32_t nlines;
+        const ds_line_t *lines; /* borrowed: valid until the ledger changes */
+} ds_ledger_entry_t;
+
+/* Calls fn for every entry (order unspecified). */
+typedef int (*ds_ledger_fn)(void *ctx, const ds_ledger_entry_t *e);
+int ds_ledger_foreach(const ds_ledger_t *l, ds_ledger_fn fn, void *ctx);
+
+/* Starts remembering which entries change (off by default: only a ledger
+ * whose changes are written to a changelog pays for it). */
+void ds_ledger_track_changes(ds_ledger_t *l);
+
+/* Calls fn for every entry changed since the last call (applied, amended,
+ * cancelled), then forgets the changes. Entries forgotten past retention are
+ * not reported: a restored ledger forgets them again by the same rule. */
+int ds_ledger_take_changes(ds_ledger_t *l, ds_ledger_fn fn, void *ctx);
+
+/* Inserts or replaces an entry as given (restore). 0, or -1 on OOM. */
+int ds_ledger_put(ds_ledger_t *l, const ds_ledger_entry_t *e);
+
 uint64_t ds_ledger_count(const ds_ledger_t *l);
 size_t ds_ledger_memory(const ds_ledger_t *l);
 

@@ -26,6 +26,8 @@ struct ds_merge {
         ds_rows_t *global; /* key -> sum over partitions */
         ds_evict_t *ev;    /* global windowed rows by closing time */
         int64_t wm;        /* minimum watermark over partitions, as last advanced */
+        int32_t *epochs;   /* per partition: current owner epoch */
+        int32_t nepochs;
         group_t *groups;
         uint32_t gmask, gused;
         uint32_t *changed; /* indices of changed groups */
@@ -55,6 +57,7 @@ void ds_merge_destroy(ds_merge_t *m) {
         ds_rows_destroy(m->parts);
         ds_rows_destroy_with(m->global, ds_distinct_free);
         ds_evict_destroy(m->ev);
+        free(m->epochs);
         if (m->groups)
                 for (uint32_t i = 0; i <= m->gmask; i++)
                         free(m->groups[i].headings);
@@ -167,15 +170,41 @@ static void group_remove(ds_merge_t *m, uint32_t gate, int64_t day, uint32_t hea
 
 /* ---- rows ---------------------------------------------------------------- */
 
-int ds_merge_update(ds_merge_t *m, int32_t partition, ds_rowkey_t key, const ds_measures_t *value,
+int ds_merge_epoch(ds_merge_t *m, int32_t partition, int32_t epoch) {
+        if (partition >= m->nepochs) {
+                int32_t n = partition + 1 > m->nepochs * 2 ? partition + 1 : m->nepochs * 2;
+                int32_t *e = realloc(m->epochs, (size_t)n * sizeof(*e));
+                if (!e)
+                        return -1;
+                memset(e + m->nepochs, 0, (size_t)(n - m->nepochs) * sizeof(*e));
+                m->epochs = e;
+                m->nepochs = n;
+        }
+        if (epoch < m->epochs[partition])
+                return DS_MERGE_FENCED;
+        m->epochs[partition] = epoch;
+        return 0;
+}
+
+int ds_merge_update(ds_merge_t *m, const ds_merge_src_t *src, ds_rowkey_t key, const ds_measures_t *value,
                     const ds_distinct_t *distinct) {
         key = ds_rowkey_without_partition(key);
         int cls = ds_evict_class(key);
         if (cls >= 0 && ds_evict_closed(m->ev, cls, key.start, m->wm))
-                return 1;
-        ds_row_t *p = ds_rows_get(m->parts, ds_rowkey_with_partition(key, partition));
-        if (!p)
+                return DS_MERGE_CLOSED;
+        int fenced = ds_merge_epoch(m, src->partition, src->epoch);
+        if (fenced)
+                return fenced;
+        ds_rowkey_t pk = ds_rowkey_with_partition(key, src->partition);
+        ds_row_t *p = ds_rows_find(m->parts, pk);
+        /* an older value: the same owner's, or a new owner's replaying from an
+         * older checkpoint (kept until it passes the kept offset) */
+        if (p && src->offset < p->seq)
+                return DS_MERGE_STALE;
+        if (!p && !(p = ds_rows_get(m->parts, pk)))
                 return -1;
+        p->refs = (uint32_t)src->epoch;
+        p->seq = src->offset;
         ds_row_t *g = ds_rows_find(m->global, key);
         if (!g) {
                 if (!(g = ds_rows_get(m->global, key)))
@@ -211,11 +240,7 @@ int ds_merge_update(ds_merge_t *m, int32_t partition, ds_rowkey_t key, const ds_
                                 return -1;
                 }
         }
-        return 0;
-}
-
-void ds_merge_forget(ds_merge_t *m, int32_t partition, ds_rowkey_t key) {
-        ds_rows_remove(m->parts, ds_rowkey_with_partition(ds_rowkey_without_partition(key), partition));
+        return DS_MERGE_APPLIED;
 }
 
 static void drop_global(void *ctx, ds_rowkey_t key) {
@@ -228,6 +253,9 @@ static void drop_global(void *ctx, ds_rowkey_t key) {
         ds_distinct_free(g->aux);
         g->aux = NULL;
         ds_rows_remove(m->global, key);
+        /* every partition's entry goes with it (partitions seen: those with an epoch) */
+        for (int32_t p = 0; p < m->nepochs; p++)
+                ds_rows_remove(m->parts, ds_rowkey_with_partition(key, p));
 }
 
 uint64_t ds_merge_advance(ds_merge_t *m, int64_t wm) {
@@ -235,7 +263,7 @@ uint64_t ds_merge_advance(ds_merge_t *m, int64_t wm) {
                 return 0;
         m->wm = wm;
         uint64_t n = ds_evict_pop(m->ev, wm, drop_global, m);
-        /* removed slots of both tables become reusable (nothing is dirty here) */
+        /* removed slots of the parts table become reusable (it has no dirty list) */
         ds_rows_clear_dirty(m->parts);
         return n;
 }

@@ -11,14 +11,19 @@
  * Distinct-count sketches of GATE DAY rows are unioned into the global row
  * (union is idempotent, so no per-partition copy is kept).
  *
- * Closing. A window closes in each partition at its own watermark. When a
- * partition evicts a closed row, ds_merge_forget() drops that partition's
- * entry only: a slower partition may still add to the row. The global row
- * goes when the window is closed in every partition, i.e. at the minimum
- * watermark over partitions (ds_merge_advance()); its last published value
- * stays the final one on the topic. A report for a row already closed at that
- * minimum (a replay of final data) is ignored, so a rebuilt partition can
- * never recreate a finished row from its share alone.
+ * Sources. Every value comes from a partition's owner, identified by an
+ * epoch (raised each time the partition changes owner) and the input offset
+ * the value reflects. A value older than the one kept - a lower epoch (a
+ * fenced zombie), or a lower offset (a new owner replaying from an older
+ * checkpoint) - is ignored, so the kept value never goes back.
+ *
+ * Closing. A window closes in each partition at its own watermark. The global
+ * row, and every partition's entry for it, goes when the window is closed in
+ * every partition, i.e. at the minimum watermark over partitions
+ * (ds_merge_advance()); its last published value stays the final one on the
+ * topic. Keeping a partition's entry until then is what makes a replayed
+ * share an upsert rather than a second addition. A report for a row already
+ * closed everywhere (a replay of final data) is ignored.
  *
  * GATE_HEADING cells are grouped by (gate, day) so the top headings of a
  * group whose cells changed can be recomputed: ds_merge_top().
@@ -38,14 +43,27 @@ typedef struct ds_merge ds_merge_t;
 ds_merge_t *ds_merge_new(const ds_window_cfg_t *win, int64_t top_retention_ms);
 void ds_merge_destroy(ds_merge_t *m);
 
-/* Sets partition's value of row key; distinct (may be NULL) is unioned into
- * the global row's sketches. Returns 0, 1 when ignored (the row's window is
- * closed in every partition), or -1 on out-of-memory. */
-int ds_merge_update(ds_merge_t *m, int32_t partition, ds_rowkey_t key, const ds_measures_t *value,
+/* Where a value comes from. */
+typedef struct ds_merge_src {
+        int32_t partition;
+        int32_t epoch;  /* owner epoch of the partition */
+        int64_t offset; /* input offset the value reflects (next offset to process) */
+} ds_merge_src_t;
+
+enum { DS_MERGE_APPLIED = 0, DS_MERGE_CLOSED = 1, DS_MERGE_STALE = 2, DS_MERGE_FENCED = 3 };
+
+/* Sets the source partition's value of row key; distinct (may be NULL) is
+ * unioned into the global row's sketches. Returns DS_MERGE_APPLIED, or why
+ * it was ignored (CLOSED: closed in every partition; STALE: an older offset
+ * than the kept value; FENCED: an epoch older than the partition's), or -1 on
+ * out-of-memory. */
+int ds_merge_update(ds_merge_t *m, const ds_merge_src_t *src, ds_rowkey_t key, const ds_measures_t *value,
                     const ds_distinct_t *distinct);
 
-/* Partition has evicted row key (its window closed there). */
-void ds_merge_forget(ds_merge_t *m, int32_t partition, ds_rowkey_t key);
+/* Raises a partition's epoch (a new owner announced itself): values of older
+ * epochs are fenced from now on. Returns 0, or DS_MERGE_FENCED if epoch is
+ * older than the partition's current one. */
+int ds_merge_epoch(ds_merge_t *m, int32_t partition, int32_t epoch);
 
 /* Event time has reached wm in every partition: global rows closed at wm are
  * removed (call after publishing them). wm only moves forward. Returns the

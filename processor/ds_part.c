@@ -77,12 +77,12 @@ static int push_part(ds_outbox_t *ob, const ds_part_t *p, int idle) {
         return 0;
 }
 
-static int push_row(ds_outbox_t *ob, int32_t partition, const ds_row_t *r) {
+static int push_row(ds_outbox_t *ob, const ds_part_t *p, const ds_row_t *r) {
         GROW(ob->rows, ob->nrows, ob->caprows, 1024);
         ds_distinct_t *d = NULL;
         if (r->aux && !(d = ds_distinct_dup(r->aux)))
                 return -1;
-        ob->rows[ob->nrows++] = (ds_outrow_t){partition, r->key, r->m, d};
+        ob->rows[ob->nrows++] = (ds_outrow_t){p->partition, p->epoch, p->next_offset, r->key, r->m, d};
         return 0;
 }
 
@@ -116,7 +116,7 @@ int ds_part_flush(ds_part_t *p, const ds_part_cfg_t *cfg, int64_t now_ms, ds_out
         uint32_t n = ds_rows_dirty_count(rows);
         for (uint32_t i = 0; i < n; i++) {
                 ds_row_t *r = ds_rows_dirty_at(rows, i);
-                if (r && push_row(ob, p->partition, r))
+                if (r && push_row(ob, p, r))
                         return -1;
         }
         ds_rows_clear_dirty(rows);

@@ -42,12 +42,15 @@ typedef struct ds_part {
         int64_t restore_end;  /* rows are held back until next_offset reaches it */
         int64_t watermark_ms; /* largest event time seen (INT64_MIN: none yet) */
         int64_t active_ms;    /* wall clock of the last event (or of the first flush) */
+        int32_t epoch;        /* this owner's epoch (changelog claim) */
         int eof;              /* read to the end of the partition */
 } ds_part_t;
 
 /* What a flush hands over. Vectors grow as needed and are reused. */
 typedef struct ds_outrow {
         int32_t partition;
+        int32_t epoch;  /* the partition owner's epoch */
+        int64_t offset; /* input offset the value reflects */
         ds_rowkey_t key;
         ds_measures_t m;
         ds_distinct_t *distinct; /* copy of a GATE DAY row's sketches: owned by the outbox */

@@ -43,16 +43,14 @@ int ds_publish_cycle(ds_merge_t *m, ds_outbox_t *const *obs, int nobs, int allow
                 const ds_outbox_t *ob = obs[i];
                 for (uint32_t k = 0; k < ob->nrows; k++) {
                         const ds_outrow_t *o = &ob->rows[k];
-                        int r = ds_merge_update(m, o->partition, o->key, &o->m, o->distinct);
+                        ds_merge_src_t src = {o->partition, o->epoch, o->offset};
+                        int r = ds_merge_update(m, &src, o->key, &o->m, o->distinct);
                         if (r < 0)
                                 return -1;
-                        res->ignored += (uint64_t)r;
+                        if (r)
+                                res->ignored++;
                 }
         }
-        /* evicted rows: their final values were merged above */
-        for (int i = 0; i < nobs; i++)
-                for (uint32_t k = 0; k < obs[i]->nevicts; k++)
-                        ds_merge_forget(m, obs[i]->evicts[k].partition, obs[i]->evicts[k].key);
         if (!allow)
                 return 0;
 

@@ -2,7 +2,7 @@
  * ds_publish.h - from partitions' outboxes to the rows people read.
  *
  * One cycle: merge every outbox's rows into the global view (ds_merge.h),
- * forget the rows partitions evicted, and - when publishing is allowed -
+ * and - when publishing is allowed -
  * hand every changed global row and every changed top-headings list to a
  * sink, then let the merge drop the windows closed in every partition.
  *
@@ -35,7 +35,7 @@ typedef struct ds_sink {
 typedef struct ds_publish_result {
         uint32_t rows;    /* rows handed to the sink */
         uint32_t tops;    /* top lists handed to the sink */
-        uint64_t ignored; /* reports for rows already closed in every partition */
+        uint64_t ignored; /* reports ignored: rows closed everywhere, stale or fenced values */
         uint64_t dropped; /* global rows dropped after their windows closed everywhere */
         int published;    /* 0 when withheld (a partition was restoring) */
 } ds_publish_result_t;
@@ -55,7 +55,8 @@ typedef struct ds_publish_state {
  * everywhere else is too late, counted as replayed_closed. */
 void ds_publish_state(ds_outbox_t *const *obs, int nobs, ds_publish_state_t *st);
 
-/* Runs one cycle. allow: publish (callers pass !state.restoring, computed
+/* Runs one cycle: merges every outbox row (ds_merge_update with the row's
+ * partition, epoch and offset), then, when allowed, publishes. allow: publish (callers pass !state.restoring, computed
  * over every partition they own - including ones that reported nothing).
  * Returns 0, or -1 when the merge ran out of memory or the sink failed. */
 int ds_publish_cycle(ds_merge_t *m, ds_outbox_t *const *obs, int nobs, int allow, int64_t wm_min,

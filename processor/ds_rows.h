@@ -10,8 +10,8 @@
  * row number and 32 bits of the hash, so a probe rarely touches a row that
  * is not the one sought; removal is backward-shift (no tombstones).
  *
- * Cost: 104 bytes per row + 8 bytes per index slot (load <= 1/2): about
- * 120 bytes per row.
+ * Cost: 112 bytes per row + 8 bytes per index slot (load <= 1/2): about
+ * 128 bytes per row.
  *
  * @locality one thread at a time; no internal locking.
  */
@@ -67,7 +67,8 @@ typedef struct ds_row {
         ds_rowkey_t key;
         ds_measures_t m;
         void *aux;      /* owned by the table's user (e.g. distinct-count sketches); freed by it */
-        uint32_t refs;  /* free for the table's user (the merge counts contributing partitions) */
+        int64_t seq;    /* free for the table's user (the merge: input offset the value reflects) */
+        uint32_t refs;  /* free for the table's user (agg: registered for eviction; merge: owner epoch) */
         uint16_t dirty; /* 1 while on the dirty list */
         uint16_t live;  /* 0 for a free slot of the dense array */
 } ds_row_t;

@@ -1,0 +1,350 @@
+/*
+ * test_state.c - a partition's state through its changelog and back.
+ *
+ * An in-memory log stands in for the changelog partition. Owners apply
+ * random events and write what `declstream run` writes each cycle (deltas or
+ * a snapshot, then a checkpoint); restores must rebuild exactly the state at
+ * the checkpoint they target, compared by a fingerprint of every ledger entry
+ * and every row, taken when that checkpoint was written.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ds_common.h"
+#include "ds_domain.h"
+#include "ds_hll.h"
+#include "ds_part.h"
+#include "ds_state.h"
+#include "ds_validate.h"
+
+typedef struct rec {
+        uint8_t *p;
+        size_t len;
+} rec_t;
+
+typedef struct log {
+        rec_t r[20000];
+        int n;
+} log_t;
+
+static int emit(void *ctx, const uint8_t *p, size_t len) {
+        log_t *l = ctx;
+        cr_assert_lt(l->n, 20000);
+        l->r[l->n].p = malloc(len);
+        memcpy(l->r[l->n].p, p, len);
+        l->r[l->n].len = len;
+        l->n++;
+        return 0;
+}
+
+static int64_t append(log_t *l, ds_buf_t *b) {
+        emit(l, b->p, b->len);
+        b->len = 0;
+        return l->n - 1;
+}
+
+static void log_free(log_t *l) {
+        for (int i = 0; i < l->n; i++)
+                free(l->r[i].p);
+        l->n = 0;
+}
+
+/* ---- state fingerprints ---------------------------------------------------- */
+
+static uint64_t fp_entry_sum;
+static int fp_entry(void *ctx, const ds_ledger_entry_t *e) {
+        (void)ctx;
+        uint64_t h = ds_mix64(e->id * 31 + (uint64_t)e->version) ^ ds_mix64((uint64_t)e->declared_at) ^
+                     ds_mix64((uint64_t)e->gate << 8 | e->flow << 1 | e->cancelled);
+        for (uint32_t i = 0; i < e->nlines; i++)
+                h ^= ds_mix64((uint64_t)e->lines[i].heading * 7 + (uint64_t)e->lines[i].value * 13 +
+                              (uint64_t)e->lines[i].weight * 17 + e->lines[i].items + i);
+        fp_entry_sum += h;
+        return 0;
+}
+
+static uint64_t fingerprint(ds_part_t *p) {
+        fp_entry_sum = 0;
+        ds_ledger_foreach(p->ledger, fp_entry, NULL);
+        uint64_t f = fp_entry_sum;
+        uint32_t cur = 0;
+        ds_rows_t *rows = ds_agg_rows(p->agg);
+        for (ds_row_t *r; (r = ds_rows_iter(rows, &cur));) {
+                uint64_t h = ds_mix64(r->key.k ^ ds_mix64((uint64_t)r->key.start));
+                const int64_t *v = &r->m.declarations;
+                for (int i = 0; i < 8; i++)
+                        h = ds_mix64(h ^ (uint64_t)v[i]);
+                if (r->aux) {
+                        const ds_distinct_t *d = r->aux;
+                        h ^= ds_mix64((uint64_t)ds_hll_estimate(d->declarants) * 3 +
+                                      (uint64_t)ds_hll_estimate(d->vehicles));
+                }
+                f += h;
+        }
+        return f ^ ds_mix64((uint64_t)p->next_offset) ^ ds_mix64((uint64_t)p->watermark_ms);
+}
+
+/* ---- an owner writing its changelog ---------------------------------------- */
+
+typedef struct owner {
+        ds_part_cfg_t cfg;
+        ds_part_t *p;
+        ds_outbox_t ob;
+        uint64_t rng;
+        int64_t snapshot_offset, claim_offset;
+        int64_t t;
+} owner_t;
+
+static uint64_t next(uint64_t *s) {
+        *s += 0x9e3779b97f4a7c15ULL;
+        uint64_t z = *s;
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+        return z ^ (z >> 31);
+}
+
+static void apply_random(owner_t *o, int n) {
+        static const char *gates[] = {"MONGCAI", "HUUNGHI", "TANTHANH", "CHIMA"};
+        static const char *hs[] = {"08106000", "44012200", "84295200", "54075200", "27011200"};
+        for (int i = 0; i < n; i++) {
+                ds_decl_t d;
+                memset(&d, 0, offsetof(ds_decl_t, items));
+                char id[16], tax[16], plate[16];
+                snprintf(id, sizeof(id), "%012llu", (unsigned long long)(next(&o->rng) % 300));
+                snprintf(tax, sizeof(tax), "57%08llu", (unsigned long long)(next(&o->rng) % 50));
+                snprintf(plate, sizeof(plate), "14C-%03llu.00", (unsigned long long)(next(&o->rng) % 80));
+                d.declaration_id = (ds_str_t){id, 12};
+                d.version = (int32_t)(next(&o->rng) % 4);
+                d.kind = (uint8_t)(next(&o->rng) % 7 == 0 ? DS_KIND_CANCEL : d.version ? DS_KIND_AMEND : DS_KIND_NEW);
+                o->t += (int64_t)(next(&o->rng) % 120000);
+                d.declared_at = o->t - (int64_t)(next(&o->rng) % 4 == 0 ? next(&o->rng) % (6 * 3600000) : 0);
+                const char *g = gates[next(&o->rng) % 4];
+                d.gate_code = (ds_str_t){g, (uint32_t)strlen(g)};
+                d.flow = (uint8_t)(next(&o->rng) % 4);
+                d.declarant_tax_id = (ds_str_t){tax, 10};
+                d.vehicle_plate = next(&o->rng) % 3 ? (ds_str_t){plate, 10} : (ds_str_t){NULL, 0};
+                d.item_cnt = 1 + (uint32_t)(next(&o->rng) % 4);
+                for (uint32_t k = 0; k < d.item_cnt; k++)
+                        d.items[k] = (ds_item_t){{hs[next(&o->rng) % 5], 8}, {"x", 1}, {"kg", 2}, {"VN", 2}, 1.0,
+                                                 (int64_t)(next(&o->rng) % 100000), (int64_t)(next(&o->rng) % 900000)};
+                ds_contrib_t c, scratch;
+                cr_assert_eq(ds_validate(&d, 4, &c), DS_DLQ_NONE);
+                cr_assert_geq(ds_part_apply(o->p, &o->cfg, &c, INT64_MAX / 4, &scratch), 0);
+                o->p->next_offset++;
+        }
+}
+
+/* One cycle as the pipeline runs it: flush, delta (or snapshot), checkpoint.
+ * Returns the checkpoint's log offset; *fp gets the state's fingerprint. */
+static int64_t cycle(owner_t *o, log_t *l, int snapshot, uint64_t *fp) {
+        ds_outbox_reset(&o->ob);
+        cr_assert_eq(ds_part_flush(o->p, &o->cfg, 0, &o->ob), 0);
+        if (snapshot) {
+                o->snapshot_offset = l->n;
+                cr_assert_geq(ds_cl_write_snapshot(o->p, 4096, emit, l), 0);
+        } else {
+                cr_assert_geq(ds_cl_write_delta(o->p, &o->ob, 4096, emit, l), 0);
+        }
+        ds_buf_t b = {0};
+        ds_cl_checkpoint_t cp = {o->p->next_offset, o->p->watermark_ms, o->snapshot_offset, o->claim_offset};
+        ds_cl_write_checkpoint(&b, o->p->partition, o->p->epoch, &cp);
+        int64_t at = append(l, &b);
+        ds_buf_free(&b);
+        if (fp)
+                *fp = fingerprint(o->p);
+        return at;
+}
+
+static ds_part_t *restore(log_t *l, int64_t target, ds_cl_checkpoint_t *cp, ds_restore_stats_t *st) {
+        ds_part_cfg_t cfg;
+        ds_part_cfg_default(&cfg);
+        ds_cl_checkpoint_t want;
+        cr_assert_eq(ds_cl_read_checkpoint(l->r[target].p, l->r[target].len, &want), 0);
+        ds_restore_t *r = ds_restore_new(&cfg, 3, want.snapshot_offset, target);
+        char err[256] = "";
+        int rc = 0;
+        for (int64_t i = 0; i < l->n && rc == 0; i++)
+                rc = ds_restore_feed(r, i, l->r[i].p, l->r[i].len, err, sizeof(err));
+        cr_assert_eq(rc, 1, "restore did not reach the checkpoint: %s", err);
+        if (st)
+                ds_restore_stats(r, st);
+        ds_part_t *p = ds_restore_take(r, cp);
+        ds_restore_destroy(r);
+        return p;
+}
+
+static void owner_init(owner_t *o, uint64_t seed, int32_t epoch) {
+        memset(o, 0, sizeof(*o));
+        ds_domain_init();
+        ds_part_cfg_default(&o->cfg);
+        o->cfg.agg.win.retention_ms[DS_WIN_MINUTE] = 30 * 60000; /* windows close during the test */
+        o->p = ds_part_new(&o->cfg, 3, 0);
+        o->p->epoch = epoch;
+        ds_ledger_track_changes(o->p->ledger);
+        o->rng = seed;
+        o->t = 1710036000000LL;
+}
+
+static void owner_free(owner_t *o) {
+        ds_part_destroy(o->p);
+        ds_outbox_free(&o->ob);
+}
+
+Test(state, snapshot_and_deltas_restore_the_state_of_every_checkpoint) {
+        log_t *l = calloc(1, sizeof(*l));
+        owner_t o;
+        owner_init(&o, 7, 1);
+        ds_buf_t b = {0};
+        ds_cl_claim_t claim = {-1, -1, 0, INT64_MIN};
+        ds_cl_write_claim(&b, 3, 1, &claim);
+        o.claim_offset = append(l, &b);
+        uint64_t fps[40];
+        int64_t cps[40];
+        apply_random(&o, 50);
+        cps[0] = cycle(&o, l, 1, &fps[0]);
+        for (int i = 1; i < 40; i++) {
+                apply_random(&o, 40);
+                cps[i] = cycle(&o, l, i == 25, &fps[i]); /* a second snapshot midway */
+        }
+        for (int i = 0; i < 40; i += 3) {
+                ds_cl_checkpoint_t cp;
+                ds_part_t *p = restore(l, cps[i], &cp, NULL);
+                cr_expect_eq(fingerprint(p), fps[i], "state at checkpoint %d differs after restore", i);
+                cr_expect_eq(p->next_offset, cp.input_offset);
+                ds_part_destroy(p);
+        }
+        /* the latest checkpoint starts from the second snapshot: the replay is short */
+        ds_restore_stats_t st;
+        ds_part_t *p = restore(l, cps[39], NULL, &st);
+        cr_expect_lt(st.records, (uint64_t)(l->n - cps[24]), "restore read from the older snapshot");
+        ds_part_destroy(p);
+        ds_buf_free(&b);
+        owner_free(&o);
+        log_free(l);
+        free(l);
+}
+
+Test(state, deltas_of_a_cycle_cut_short_are_discarded) {
+        log_t *l = calloc(1, sizeof(*l));
+        owner_t o;
+        owner_init(&o, 11, 1);
+        ds_buf_t b = {0};
+        ds_cl_claim_t claim = {-1, -1, 0, INT64_MIN};
+        ds_cl_write_claim(&b, 3, 1, &claim);
+        o.claim_offset = append(l, &b);
+        apply_random(&o, 80);
+        uint64_t fp1;
+        int64_t c1 = cycle(&o, l, 1, &fp1);
+        apply_random(&o, 80);
+        /* crash: the delta is written, the checkpoint is not */
+        ds_outbox_reset(&o.ob);
+        ds_part_flush(o.p, &o.cfg, 0, &o.ob);
+        cr_assert_geq(ds_cl_write_delta(o.p, &o.ob, 4096, emit, l), 0);
+        /* the next owner claims from c1 and carries on */
+        owner_t n;
+        owner_init(&n, 99, 2);
+        ds_part_destroy(n.p);
+        n.p = restore(l, c1, NULL, NULL);
+        cr_assert_eq(fingerprint(n.p), fp1);
+        n.p->epoch = 2;
+        ds_ledger_track_changes(n.p->ledger);
+        n.snapshot_offset = o.snapshot_offset;
+        ds_cl_claim_t c2 = {c1, o.snapshot_offset, n.p->next_offset, n.p->watermark_ms};
+        ds_cl_write_claim(&b, 3, 2, &c2);
+        n.claim_offset = append(l, &b);
+        n.t = o.t;
+        apply_random(&n, 60);
+        uint64_t fp2;
+        int64_t cn = cycle(&n, l, 0, &fp2);
+        ds_part_t *p = restore(l, cn, NULL, NULL);
+        cr_expect_eq(fingerprint(p), fp2, "the cut-short delta leaked into the new owner's state");
+        ds_part_destroy(p);
+        ds_buf_free(&b);
+        owner_free(&o);
+        owner_free(&n);
+        log_free(l);
+        free(l);
+}
+
+Test(state, a_zombie_writing_after_a_newer_claim_is_ignored) {
+        log_t *l = calloc(1, sizeof(*l));
+        owner_t a;
+        owner_init(&a, 21, 1);
+        ds_buf_t b = {0};
+        ds_cl_claim_t claim = {-1, -1, 0, INT64_MIN};
+        ds_cl_write_claim(&b, 3, 1, &claim);
+        a.claim_offset = append(l, &b);
+        apply_random(&a, 100);
+        uint64_t fp_a;
+        int64_t ca = cycle(&a, l, 1, &fp_a);
+        /* B takes over from A's checkpoint */
+        owner_t bo;
+        owner_init(&bo, 77, 2);
+        ds_part_destroy(bo.p);
+        bo.p = restore(l, ca, NULL, NULL);
+        bo.p->epoch = 2;
+        ds_ledger_track_changes(bo.p->ledger);
+        bo.snapshot_offset = a.snapshot_offset;
+        bo.t = a.t;
+        ds_cl_claim_t cb = {ca, a.snapshot_offset, bo.p->next_offset, bo.p->watermark_ms};
+        ds_cl_write_claim(&b, 3, 2, &cb);
+        bo.claim_offset = append(l, &b);
+        /* A was paused and resumes: it does not know, and writes two cycles */
+        apply_random(&a, 70);
+        cycle(&a, l, 0, NULL);
+        apply_random(&bo, 50);
+        uint64_t fp_b;
+        int64_t cb1 = cycle(&bo, l, 0, &fp_b);
+        apply_random(&a, 70);
+        int64_t cz = cycle(&a, l, 0, NULL);
+        ds_restore_stats_t st;
+        ds_part_t *p = restore(l, cb1, NULL, &st);
+        cr_expect_eq(fingerprint(p), fp_b, "the zombie's records changed the restored state");
+        cr_expect_gt(st.ignored_records, 0);
+        ds_part_destroy(p);
+        /* restoring to the zombie's checkpoint is refused: it is not in a valid region */
+        ds_part_cfg_t cfg;
+        ds_part_cfg_default(&cfg);
+        ds_cl_checkpoint_t zc;
+        ds_cl_read_checkpoint(l->r[cz].p, l->r[cz].len, &zc);
+        ds_restore_t *r = ds_restore_new(&cfg, 3, zc.snapshot_offset, cz);
+        char err[256];
+        int rc = 0;
+        for (int64_t i = 0; i < l->n && rc == 0; i++)
+                rc = ds_restore_feed(r, i, l->r[i].p, l->r[i].len, err, sizeof(err));
+        cr_expect_neq(rc, 1, "a zombie's checkpoint must not be reachable");
+        ds_restore_destroy(r);
+        ds_buf_free(&b);
+        owner_free(&a);
+        owner_free(&bo);
+        log_free(l);
+        free(l);
+}
+
+Test(state, corrupt_records_are_reported) {
+        ds_part_cfg_t cfg;
+        ds_part_cfg_default(&cfg);
+        ds_restore_t *r = ds_restore_new(&cfg, 3, 0, 5);
+        char err[256] = "";
+        const uint8_t junk[] = "not a record";
+        cr_expect_eq(ds_restore_feed(r, 0, junk, sizeof(junk), err, sizeof(err)), -1);
+        cr_expect_neq(err[0], '\0');
+        ds_restore_destroy(r);
+        /* a snapshot chunk truncated mid-item */
+        log_t *l = calloc(1, sizeof(*l));
+        owner_t o;
+        owner_init(&o, 5, 1);
+        apply_random(&o, 30);
+        o.snapshot_offset = 0;
+        ds_cl_write_snapshot(o.p, 1 << 20, emit, l);
+        cr_assert_geq(l->n, 3);
+        r = ds_restore_new(&cfg, 3, 0, 99);
+        cr_assert_eq(ds_restore_feed(r, 0, l->r[0].p, l->r[0].len, err, sizeof(err)), 0);
+        cr_expect_eq(ds_restore_feed(r, 1, l->r[1].p, l->r[1].len - 3, err, sizeof(err)), -1, "truncated chunk accepted");
+        ds_restore_destroy(r);
+        owner_free(&o);
+        log_free(l);
+        free(l);
+}
