@@ -105,7 +105,8 @@ int ds_cmd_broker(int argc, char **argv) {
         int P = (int)partitions;
         int rc = 0;
         if (create_topic(mc, "customs.declarations", P, rf) || create_topic(mc, "customs.declarations.dlq", P, rf) ||
-            create_topic(mc, "customs.totals", P, rf) || create_topic(mc, "customs.top_headings", P, rf))
+            create_topic(mc, "customs.totals", P, rf) || create_topic(mc, "customs.top_headings", P, rf) ||
+            create_topic(mc, "customs.totals.partial", P, rf) || create_topic(mc, "customs.state", P, rf))
                 rc = 1;
         for (int i = 0; i < nextra && !rc; i++) {
                 char name[256];

@@ -29,6 +29,7 @@
 #include <stdio.h>
 
 typedef enum { DS_DECODER_SPECIALIZED = 0, DS_DECODER_AVRO_C } ds_decoder_kind_t;
+typedef enum { DS_ROLE_ALL = 0, DS_ROLE_PROCESS, DS_ROLE_MERGE } ds_role_t;
 
 typedef struct ds_kv {
         char *key;
@@ -40,6 +41,11 @@ typedef struct ds_config {
         char *output_topic;
         char *dlq_topic;
         char *top_topic;
+        char *partial_topic;
+        char *state_topic;
+        int role;
+        int64_t merge_interval_ms;
+        int64_t snapshot_min_bytes;
         char *schema_dir;
         char *schema_registry_url;       /* "" when not used */
         char *schema_registry_user_info; /* "user:password" for basic auth, "" when none */

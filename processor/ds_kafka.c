@@ -5,7 +5,9 @@
 #include "ds_common.h"
 #include "ds_log.h"
 
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* librdkafka syslog levels -> ds_log levels. */
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
@@ -108,4 +110,37 @@ int ds_kafka_check_head(rd_kafka_t *rk, const char *topic, int partitions, int t
                 }
         }
         return lost;
+}
+
+int ds_kafka_produce_wait(rd_kafka_t *producer, const char *topic, int32_t partition, const void *key, size_t klen,
+                          const void *value, size_t vlen, int64_t *offset, int timeout_ms) {
+        /* on the heap: if the wait times out, a late report must still find it */
+        ds_dtag_t *tag = calloc(1, sizeof(*tag));
+        if (!tag)
+                return RD_KAFKA_RESP_ERR__FAIL;
+        tag->slot = -1;
+        tag->offset = -1;
+        rd_kafka_resp_err_t err;
+        int64_t deadline = ds_mono_ms() + timeout_ms;
+        for (;;) {
+                err = rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
+                                        RD_KAFKA_V_KEY(key, klen), RD_KAFKA_V_VALUE((void *)value, vlen),
+                                        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(tag),
+                                        RD_KAFKA_V_END);
+                if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || ds_mono_ms() > deadline)
+                        break;
+                rd_kafka_poll(producer, 10);
+        }
+        if (err) {
+                free(tag);
+                return err;
+        }
+        while (!tag->done && ds_mono_ms() < deadline)
+                rd_kafka_poll(producer, 5);
+        if (!tag->done)
+                return RD_KAFKA_RESP_ERR__TIMED_OUT; /* tag left for the late report: the caller stops */
+        err = tag->err;
+        *offset = tag->offset;
+        free(tag);
+        return err;
 }

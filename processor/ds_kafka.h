@@ -17,6 +17,24 @@
 
 typedef enum { DS_KAFKA_CONSUMER, DS_KAFKA_PRODUCER } ds_kafka_role_t;
 
+/* A produced message's delivery tag (its opaque): the delivery report
+ * callback fills it. Reports run on the thread that polls the producer, the
+ * only one that writes tags, so no atomics are needed; shared tags (one per
+ * delivery slot) are only read by the producing threads. */
+typedef struct ds_dtag {
+        int32_t slot;   /* delivery slot to count down (ds_pipeline), -1: none */
+        int err;        /* rd_kafka_resp_err_t of the delivery */
+        int done;       /* the report arrived */
+        int64_t offset; /* the message's offset, on success */
+} ds_dtag_t;
+
+/* Produces one copied message to (topic, partition) and polls producer until
+ * it is acknowledged or timeout_ms passes. Returns the delivery error (0 on
+ * success, with *offset set). The producer's delivery report callback must
+ * fill ds_dtag_t opaques (as the pipeline's does). */
+int ds_kafka_produce_wait(rd_kafka_t *producer, const char *topic, int32_t partition, const void *key, size_t klen,
+                          const void *value, size_t vlen, int64_t *offset, int timeout_ms);
+
 /* defaults: NULL-terminated key, value pairs applied before props. */
 rd_kafka_conf_t *ds_kafka_conf(ds_kafka_role_t role, const char *const *defaults, const ds_kv_t *props, int nprops,
                                char *errstr, size_t errstr_size);

@@ -12,6 +12,7 @@ void ds_part_cfg_default(ds_part_cfg_t *cfg) {
         cfg->ledger_retention_ms = 35 * DS_DAY_MS;
         cfg->ledger_sweep_slots = 65536;
         cfg->idle_ms = 5 * 60000;
+        cfg->snapshot_min_bytes = 1 << 20;
 }
 
 ds_part_t *ds_part_new(const ds_part_cfg_t *cfg, int32_t partition, int64_t restore_end) {

@@ -32,6 +32,7 @@ typedef struct ds_part_cfg {
         int64_t ledger_retention_ms;
         uint32_t ledger_sweep_slots; /* ledger slots reclaimed per flush */
         int64_t idle_ms; /* no event for this long (wall clock): the partition stops holding windows open */
+        int64_t snapshot_min_bytes; /* snapshot when the changelog since the last one exceeds this and it */
 } ds_part_cfg_t;
 
 typedef struct ds_part {
@@ -43,6 +44,9 @@ typedef struct ds_part {
         int64_t watermark_ms; /* largest event time seen (INT64_MIN: none yet) */
         int64_t active_ms;    /* wall clock of the last event (or of the first flush) */
         int32_t epoch;        /* this owner's epoch (changelog claim) */
+        int64_t cl_snap_bytes; /* size of the last snapshot written */
+        int64_t cl_tail_bytes; /* changelog bytes written since it */
+        int need_snapshot;     /* no snapshot yet since this owner started */
         int eof;              /* read to the end of the partition */
 } ds_part_t;
 

@@ -1,20 +1,23 @@
 /*
- * ds_pipeline.c - the processor.
+ * ds_pipeline.c - the processing role (and, with role=all, the merge role
+ * beside it).
  *
  * Threads and what they own:
  *
  *   main     the consumer handle (group membership, rebalance callbacks),
- *            the producer's delivery reports, the merge (ds_publish.h), the
- *            assignment table, the publish/commit cycle.
+ *            the producer's delivery reports, the assignment table, the
+ *            changelog reader, the publish/checkpoint/commit cycle.
  *   worker   its queue (partition queues are forwarded to it), the
  *            partitions assigned to it (ds_part.h), its decode scratch, its
  *            counters, its outbox.
+ *   merge    with role=all: the merge role (ds_merge_role.h), with its own
+ *            consumer and producer.
  *
  * Barrier. main -> worker requests go through one slot per worker:
  *   main:   writes req_op/args, then req_seq = n   (release)
  *   worker: sees req_seq (acquire) after a batch, serves the request (e.g.
- *           flushes its partitions into its outbox), then done_seq = n
- *           (release)
+ *           flushes its partitions into its outbox and writes their changelog
+ *           records), then done_seq = n (release)
  *   main:   waits until done_seq == n (acquire), then reads the outbox.
  * The release/acquire pairs order the plain writes of the args and of the
  * outbox; each side writes its slot only while the other is not reading it,
@@ -23,26 +26,42 @@
  * waiting, main keeps serving the producer's delivery reports, so a worker
  * blocked on a full producer queue (dead-letter flood) cannot deadlock it.
  *
- * Delivery accounting. Every produced message (dead letters from workers,
- * rows from main) is tagged with the cycle it belongs to; `outstanding`
- * counts undelivered messages per cycle slot. A cycle commits offsets only
- * after all messages of its slot were acknowledged, so a committed offset
- * never covers a dead letter or a published row that could still be lost.
+ * A cycle (every commit.interval.ms, and before letting partitions go):
+ *   1. barrier: each partition's changed rows, its position, and its
+ *      changelog records (a delta, or a snapshot when the changelog since the
+ *      last one has outgrown it);
+ *   2. snapshots are written first and acknowledged (the checkpoint names
+ *      the snapshot's offset);
+ *   3. deltas, partial rows (customs.totals.partial, with the owner epoch and
+ *      the input offset they reflect), a STATUS per partition, and after each
+ *      partition's delta its CHECKPOINT;
+ *   4. once every message of the cycle (dead letters included) is
+ *      acknowledged, the input offsets are committed with the claim metadata.
+ * A crash anywhere leaves the last acknowledged checkpoint as the state:
+ * the next owner restores it and resumes the input there; what the lost cycle
+ * had published is published again from the same input, identically, and
+ * the merge keeps the newest value of each row.
+ *
+ * Delivery accounting. Every produced message is tagged with its cycle's
+ * slot; `outstanding` counts undelivered messages per slot, so a cycle waits
+ * for exactly its own messages.
  */
 #include "ds_pipeline.h"
+#include "ds_changelog.h"
 #include "ds_codec.h"
 #include "ds_codec_avro.h"
 #include "ds_common.h"
 #include "ds_domain.h"
-#include "ds_encode.h"
 #include "ds_hll.h"
 #include "ds_kafka.h"
 #include "ds_log.h"
+#include "ds_merge_role.h"
 #include "ds_metrics.h"
 #include "ds_part.h"
-#include "ds_publish.h"
+#include "ds_partial.h"
 #include "ds_schemas.h"
 #include "ds_signal.h"
+#include "ds_state.h"
 #include "ds_validate.h"
 #include "ds_wire.h"
 
@@ -64,6 +83,14 @@ enum { REQ_FLUSH = 1, REQ_ADD, REQ_DROP, REQ_STOP };
 
 typedef struct pipeline pipeline_t;
 
+/* A changelog record a worker wrote during a flush. */
+typedef struct clrec {
+        int32_t partition;
+        int snapshot;   /* part of a snapshot */
+        int first;      /* the snapshot's SNAP_BEGIN */
+        size_t off, len; /* in the worker's clbuf */
+} clrec_t;
+
 typedef struct worker {
         int id;
         pipeline_t *pl;
@@ -84,7 +111,12 @@ typedef struct worker {
         int32_t req_partition;
         uint32_t req_epoch;
 
-        ds_outbox_t ob; /* written while serving REQ_FLUSH, read by main after the barrier */
+        /* written while serving REQ_FLUSH, read by main after the barrier */
+        ds_outbox_t ob;
+        ds_buf_t clbuf;
+        clrec_t *cl;
+        uint32_t ncl, capcl;
+        int oom;
 
         /* hot-path state */
         uint32_t epoch; /* delivery cycle of the dead letters produced now */
@@ -102,10 +134,14 @@ typedef struct assigned {
         int32_t partition;
         int worker;
         ds_part_t *part;
-        int64_t next_offset; /* as of the last cycle */
+        int32_t epoch;           /* claimed */
+        int64_t claim_offset;    /* changelog offset of the claim */
+        int64_t snapshot_offset; /* changelog offset of the snapshot the state starts from */
+        int64_t next_offset;     /* as of the last cycle */
+        int64_t watermark_ms;
         int64_t committed;
-        int eof;
-        int restoring;
+        int eof, idle;
+        ds_dtag_t snap_tag; /* the delivery of this cycle's SNAP_BEGIN */
 } assigned_t;
 
 struct pipeline {
@@ -113,21 +149,26 @@ struct pipeline {
         ds_part_cfg_t part_cfg;
         ds_schemas_t *schemas;
         rd_kafka_t *consumer, *producer;
+        ds_changelog_t *cl;
         worker_t *w;
         int nw;
-        ds_merge_t *merge;
-        ds_outbox_t **obs; /* the workers' outboxes, for ds_publish_cycle */
+        int32_t partial_partitions;
         assigned_t *as;
         int nas, capas;
         _Atomic int fatal;
         uint32_t epoch;
-        uint32_t slot; /* delivery slot of the cycle being published */
-        int64_t publish_now;
+        uint32_t slot; /* delivery slot of the cycle being written */
+        ds_dtag_t tags[EPOCH_SLOTS];
         _Atomic int64_t outstanding[EPOCH_SLOTS];
         _Atomic uint64_t delivery_failed;
         ds_buf_t buf;
-        uint64_t published_rows, published_tops, cycles, replayed_closed;
+        uint64_t partial_rows, changelog_bytes, snapshots, cycles, restores;
+        int64_t restore_ms_total, restore_ms_max;
         int64_t last_cycle_ms;
+        int ready_logged;
+        ds_merge_role_t *mr;
+        pthread_t mr_thread;
+        int mr_started, mr_rc;
 };
 
 static void set_fatal(pipeline_t *pl) {
@@ -191,7 +232,7 @@ static void dead_letter(worker_t *w, const rd_kafka_message_t *msg, ds_dlq_reaso
                                         RD_KAFKA_V_KEY(msg->key, msg->key_len),
                                         RD_KAFKA_V_VALUE(msg->payload, msg->len),
                                         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
-                                        RD_KAFKA_V_OPAQUE((void *)(uintptr_t)(slot + 1)), RD_KAFKA_V_END);
+                                        RD_KAFKA_V_OPAQUE(&pl->tags[slot]), RD_KAFKA_V_END);
                 if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
                         break;
                 usleep(1000); /* main serves delivery reports and frees room */
@@ -270,25 +311,77 @@ static void handle(worker_t *w, const rd_kafka_message_t *msg) {
                 w->c.not_owned++;
                 return;
         }
+        if (DS_UNLIKELY(msg->offset < part->next_offset)) {
+                w->c.not_owned++; /* a message from before the restored checkpoint: already applied */
+                return;
+        }
         process(w, part, msg);
         part->next_offset = msg->offset + 1;
         part->eof = 0;
 }
 
-/* Serves REQ_FLUSH: every owned partition's position, changed rows and
- * closed rows go to the outbox. */
+/* Changelog records go into the worker's clbuf; main produces them. */
+typedef struct cl_ctx {
+        worker_t *w;
+        int32_t partition;
+        int snapshot;
+        int n;
+} cl_ctx_t;
+
+static int cl_emit(void *ctx, const uint8_t *rec, size_t len) {
+        cl_ctx_t *c = ctx;
+        worker_t *w = c->w;
+        if (w->ncl == w->capcl) {
+                uint32_t cap = w->capcl ? w->capcl * 2 : 256;
+                clrec_t *n = realloc(w->cl, cap * sizeof(*n));
+                if (!n)
+                        return -1;
+                w->cl = n;
+                w->capcl = cap;
+        }
+        w->cl[w->ncl++] = (clrec_t){c->partition, c->snapshot, c->snapshot && c->n == 0, w->clbuf.len, len};
+        ds_buf_put(&w->clbuf, rec, len);
+        c->n++;
+        return 0;
+}
+
+/* Serves REQ_FLUSH: every owned partition's position, changed rows, closed
+ * rows, and its changelog records go to the outbox. */
 static void serve_flush(worker_t *w) {
+        pipeline_t *pl = w->pl;
         int64_t now = ds_now_ms();
         ds_outbox_reset(&w->ob);
+        w->clbuf.len = 0;
+        w->ncl = 0;
         for (int32_t p = 0; p < w->nparts; p++) {
-                if (!w->parts[p])
+                ds_part_t *part = w->parts[p];
+                if (!part)
                         continue;
-                if (ds_part_flush(w->parts[p], &w->pl->part_cfg, now, &w->ob)) {
-                        ds_log(DS_LOG_ERROR, "worker", "out of memory building the outbox; stopping without commit",
-                               "worker=%d", w->id);
-                        set_fatal(w->pl);
-                        return;
+                uint32_t rows_before = w->ob.nrows, evicts_before = w->ob.nevicts;
+                if (ds_part_flush(part, &pl->part_cfg, now, &w->ob))
+                        goto oom;
+                /* a snapshot when there is none yet, or the tail has outgrown it */
+                int64_t limit = part->cl_snap_bytes > pl->part_cfg.snapshot_min_bytes ? part->cl_snap_bytes
+                                                                                       : pl->part_cfg.snapshot_min_bytes;
+                cl_ctx_t cc = {w, p, part->need_snapshot || part->cl_tail_bytes > limit, 0};
+                int64_t bytes;
+                if (cc.snapshot) {
+                        bytes = ds_cl_write_snapshot(part, DS_CL_MAX_RECORD, cl_emit, &cc);
+                        part->cl_snap_bytes = bytes;
+                        part->cl_tail_bytes = 0;
+                        part->need_snapshot = 0;
+                } else {
+                        /* only this partition's rows and evictions (just appended) */
+                        ds_outbox_t view = w->ob;
+                        view.rows = w->ob.rows + rows_before;
+                        view.nrows = w->ob.nrows - rows_before;
+                        view.evicts = w->ob.evicts + evicts_before;
+                        view.nevicts = w->ob.nevicts - evicts_before;
+                        bytes = ds_cl_write_delta(part, &view, DS_CL_MAX_RECORD, cl_emit, &cc);
+                        part->cl_tail_bytes += bytes;
                 }
+                if (bytes < 0)
+                        goto oom;
         }
         const ds_agg_stats_t *st = &w->ob.stats;
         for (int k = 0; k < DS_WIN__CNT; k++) {
@@ -297,6 +390,11 @@ static void serve_flush(worker_t *w) {
         }
         w->c.late_top += st->late_top;
         w->c.evicted_rows += st->evicted;
+        return;
+oom:
+        ds_log(DS_LOG_ERROR, "worker", "out of memory building the outbox; stopping without commit", "worker=%d",
+               w->id);
+        set_fatal(pl);
 }
 
 static int serve_add(worker_t *w, ds_part_t *part) {
@@ -399,16 +497,22 @@ static void wait_done(pipeline_t *pl, worker_t *w) {
         }
 }
 
+/* Delivery reports: every message carries a ds_dtag_t. Runs on main. */
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
         (void)rk;
         pipeline_t *pl = opaque;
-        uintptr_t tag = (uintptr_t)m->_private;
-        if (tag >= 1 && tag <= EPOCH_SLOTS)
-                atomic_fetch_sub_explicit(&pl->outstanding[tag - 1], 1, memory_order_relaxed);
+        ds_dtag_t *t = m->_private;
+        if (t) {
+                t->done = 1;
+                t->err = m->err;
+                t->offset = m->offset;
+                if (t->slot >= 0 && t->slot < EPOCH_SLOTS)
+                        atomic_fetch_sub_explicit(&pl->outstanding[t->slot], 1, memory_order_relaxed);
+        }
         if (m->err) {
                 atomic_fetch_add_explicit(&pl->delivery_failed, 1, memory_order_relaxed);
-                ds_log(DS_LOG_ERROR, "producer", "delivery failed", "topic=%s error=\"%s\"",
-                       rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
+                ds_log(DS_LOG_ERROR, "producer", "delivery failed", "topic=%s partition=%d error=\"%s\"",
+                       rd_kafka_topic_name(m->rkt), m->partition, rd_kafka_err2str(m->err));
         }
 }
 
@@ -419,121 +523,75 @@ static assigned_t *find_assigned(pipeline_t *pl, int32_t partition) {
         return NULL;
 }
 
-/* Produces key and pl->buf (copied) to topic, tagged with this cycle's slot. */
-static int produce(pipeline_t *pl, const char *topic, const char *key, size_t klen) {
+/* Produces key and value (copied) to (topic, partition), counted in this
+ * cycle's slot; tag defaults to the slot's shared tag. */
+static int produce(pipeline_t *pl, const char *topic, int32_t partition, const void *key, size_t klen,
+                   const void *value, size_t vlen, ds_dtag_t *tag) {
         uint32_t slot = pl->slot;
+        if (!tag)
+                tag = &pl->tags[slot];
+        tag->slot = (int32_t)slot;
         atomic_fetch_add_explicit(&pl->outstanding[slot], 1, memory_order_relaxed);
         for (;;) {
                 rd_kafka_resp_err_t err = rd_kafka_producev(
-                    pl->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, klen),
-                    RD_KAFKA_V_VALUE(pl->buf.p, pl->buf.len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                    RD_KAFKA_V_OPAQUE((void *)(uintptr_t)(slot + 1)), RD_KAFKA_V_END);
+                    pl->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition), RD_KAFKA_V_KEY(key, klen),
+                    RD_KAFKA_V_VALUE((void *)value, vlen), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                    RD_KAFKA_V_OPAQUE(tag), RD_KAFKA_V_END);
                 if (!err)
                         return 0;
                 if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
                         atomic_fetch_sub_explicit(&pl->outstanding[slot], 1, memory_order_relaxed);
-                        ds_log(DS_LOG_ERROR, "publish", "cannot produce", "topic=%s error=\"%s\"", topic,
-                               rd_kafka_err2str(err));
+                        ds_log(DS_LOG_ERROR, "pipeline", "cannot produce", "topic=%s partition=%d error=\"%s\"", topic,
+                               partition, rd_kafka_err2str(err));
                         return -1;
                 }
                 rd_kafka_poll(pl->producer, 10);
         }
 }
 
-/* Kafka sink: one row of the merged view as vn.customs.Total v2. */
-static int sink_row(void *ctx, const ds_row_t *r) {
-        pipeline_t *pl = ctx;
-        char key[96], keytext[24];
-        int klen = ds_total_key(r->key, pl->cfg->heading_digits, key, sizeof(key));
-        ds_row_keytext(r->key, pl->cfg->heading_digits, keytext, sizeof(keytext));
-        int64_t dd = 0, dv = 0;
-        if (r->aux) {
-                const ds_distinct_t *d = r->aux;
-                dd = (int64_t)(ds_hll_estimate(d->declarants) + 0.5);
-                dv = (int64_t)(ds_hll_estimate(d->vehicles) + 0.5);
-        }
-        pl->buf.len = 0;
-        ds_wire_put_header(&pl->buf, DS_SCHEMA_ID_TOTAL);
-        ds_encode_total(&pl->buf, ds_rowkey_dim(r->key), keytext, ds_rowkey_window(r->key), r->key.start, &r->m, dd,
-                        dv, pl->publish_now);
-        return produce(pl, pl->cfg->output_topic, key, (size_t)klen);
-}
-
-/* Kafka sink: the top headings of one (gate, day). */
-static int sink_top(void *ctx, uint32_t gate, int64_t day, const ds_top_entry_t *e, int n) {
-        pipeline_t *pl = ctx;
-        const ds_gate_t *g = ds_gate((int)gate);
-        const char *code = g ? g->code : "?";
-        char key[64];
-        int klen = snprintf(key, sizeof(key), "%s|DAY|%" PRId64, code, day);
-        pl->buf.len = 0;
-        ds_wire_put_header(&pl->buf, DS_SCHEMA_ID_TOP_HEADINGS);
-        ds_encode_top(&pl->buf, code, day, e, n, pl->cfg->heading_digits, pl->publish_now);
-        return produce(pl, pl->cfg->top_topic, key, (size_t)klen);
-}
-
-/* One publish/commit cycle. Returns 0, or -1 (fatal) when rows could not be
- * delivered: offsets are then not committed. */
-static int cycle(pipeline_t *pl) {
-        if (is_fatal(pl))
-                return -1;
-        int64_t t0 = ds_mono_ms();
-        uint32_t e = ++pl->epoch;
-        for (int i = 0; i < pl->nw; i++)
-                post(&pl->w[i], REQ_FLUSH, NULL, -1, e);
-        for (int i = 0; i < pl->nw; i++)
-                wait_done(pl, &pl->w[i]);
-        if (is_fatal(pl))
-                return -1;
-
-        for (int i = 0; i < pl->nw; i++) {
-                const ds_outbox_t *ob = &pl->w[i].ob;
-                for (uint32_t k = 0; k < ob->nparts; k++) {
-                        assigned_t *a = find_assigned(pl, ob->parts[k].partition);
-                        if (!a)
-                                continue;
-                        if (a->restoring && !ob->parts[k].restoring)
-                                ds_log(DS_LOG_INFO, "pipeline", "partition state rebuilt",
-                                       "partition=%d offset=%" PRId64, a->partition, ob->parts[k].next_offset);
-                        a->next_offset = ob->parts[k].next_offset;
-                        a->eof = ob->parts[k].eof;
-                        a->restoring = ob->parts[k].restoring;
-                }
-        }
-
-        /* Messages of this cycle (dead letters produced since the last
-         * barrier, and the rows below) are tagged with the previous epoch. */
-        pl->slot = (e - 1) % EPOCH_SLOTS;
-        pl->publish_now = ds_now_ms();
-        ds_publish_state_t st;
-        ds_publish_state(pl->obs, pl->nw, &st);
-        ds_sink_t sink = {sink_row, sink_top, pl};
-        ds_publish_result_t res;
-        if (ds_publish_cycle(pl->merge, pl->obs, pl->nw, !st.restoring, st.wm_min, &sink, &res)) {
-                ds_log(DS_LOG_ERROR, "publish", "cannot publish (out of memory or producer failure); stopping "
-                                                "without commit", "%s", "");
-                set_fatal(pl);
-                return -1;
-        }
-        pl->published_rows += res.rows;
-        pl->published_tops += res.tops;
-        pl->replayed_closed += res.ignored;
-
+/* Waits until every message of this cycle's slot is acknowledged. */
+static int wait_slot(pipeline_t *pl) {
         while (atomic_load_explicit(&pl->outstanding[pl->slot], memory_order_relaxed) > 0)
-                rd_kafka_poll(pl->producer, 5);
+                rd_kafka_poll(pl->producer, 2);
         if (atomic_load_explicit(&pl->delivery_failed, memory_order_relaxed)) {
-                ds_log(DS_LOG_ERROR, "publish", "messages were not delivered; stopping without commit",
+                ds_log(DS_LOG_ERROR, "pipeline", "messages were not delivered; stopping without checkpoint or commit",
                        "failed=%" PRIu64, atomic_load(&pl->delivery_failed));
                 set_fatal(pl);
                 return -1;
         }
+        return 0;
+}
 
+static int produce_changelog(pipeline_t *pl, const worker_t *w, const clrec_t *r, ds_dtag_t *tag) {
+        char key[16];
+        int kl = snprintf(key, sizeof(key), "%d", r->partition);
+        pl->changelog_bytes += r->len;
+        return produce(pl, pl->cfg->state_topic, r->partition, key, (size_t)kl, w->clbuf.p + r->off, r->len, tag);
+}
+
+static int produce_partial(pipeline_t *pl, const ds_partial_t *pr, int32_t partial_partition) {
+        char key[128];
+        int kl = ds_partial_key(pr, pl->cfg->heading_digits, key, sizeof(key));
+        pl->buf.len = 0;
+        ds_partial_encode(&pl->buf, pr, pl->cfg->heading_digits);
+        return produce(pl, pl->cfg->partial_topic, partial_partition, key, (size_t)kl, pl->buf.p, pl->buf.len, NULL);
+}
+
+/* Commits every owned partition's offset with its claim as metadata: the
+ * authority on who owns the partition (ds_changelog.h). */
+static void commit(pipeline_t *pl, int all) {
         rd_kafka_topic_partition_list_t *offs = rd_kafka_topic_partition_list_new(pl->nas ? pl->nas : 1);
         for (int i = 0; i < pl->nas; i++) {
                 assigned_t *a = &pl->as[i];
-                if (!a->restoring && a->next_offset > a->committed)
-                        rd_kafka_topic_partition_list_add(offs, pl->cfg->input_topic, a->partition)->offset =
-                            a->next_offset;
+                if (!all && a->next_offset <= a->committed)
+                        continue;
+                rd_kafka_topic_partition_t *tp = rd_kafka_topic_partition_list_add(offs, pl->cfg->input_topic,
+                                                                                  a->partition);
+                tp->offset = a->next_offset;
+                char md[96];
+                int n = ds_changelog_metadata(a->epoch, a->claim_offset, md, sizeof(md));
+                tp->metadata = strdup(md);
+                tp->metadata_size = tp->metadata ? (size_t)n : 0;
         }
         if (offs->cnt) {
                 rd_kafka_resp_err_t err = rd_kafka_commit(pl->consumer, offs, 0);
@@ -549,11 +607,117 @@ static int cycle(pipeline_t *pl) {
                 }
         }
         rd_kafka_topic_partition_list_destroy(offs);
+}
+
+/* One cycle (see the file comment). Returns 0, or -1 (fatal): then no
+ * checkpoint or commit covers what was not acknowledged. */
+static int cycle(pipeline_t *pl) {
+        if (is_fatal(pl))
+                return -1;
+        int64_t t0 = ds_mono_ms();
+        uint32_t e = ++pl->epoch;
+        for (int i = 0; i < pl->nw; i++)
+                post(&pl->w[i], REQ_FLUSH, NULL, -1, e);
+        for (int i = 0; i < pl->nw; i++)
+                wait_done(pl, &pl->w[i]);
+        if (is_fatal(pl))
+                return -1;
+        /* this cycle's messages (and the dead letters before the barrier) */
+        pl->slot = (e - 1) % EPOCH_SLOTS;
+
+        for (int i = 0; i < pl->nw; i++) {
+                const ds_outbox_t *ob = &pl->w[i].ob;
+                for (uint32_t k = 0; k < ob->nparts; k++) {
+                        assigned_t *a = find_assigned(pl, ob->parts[k].partition);
+                        if (!a)
+                                continue;
+                        a->next_offset = ob->parts[k].next_offset;
+                        a->watermark_ms = ob->parts[k].watermark_ms;
+                        a->eof = ob->parts[k].eof;
+                        a->idle = ob->parts[k].idle;
+                }
+        }
+
+        /* 1. snapshots, acknowledged before a checkpoint names them */
+        int snaps = 0;
+        for (int i = 0; i < pl->nw; i++) {
+                worker_t *w = &pl->w[i];
+                for (uint32_t k = 0; k < w->ncl; k++) {
+                        const clrec_t *r = &w->cl[k];
+                        if (!r->snapshot)
+                                continue;
+                        assigned_t *a = find_assigned(pl, r->partition);
+                        ds_dtag_t *tag = r->first && a ? &a->snap_tag : NULL;
+                        if (tag)
+                                tag->done = 0;
+                        if (produce_changelog(pl, w, r, tag))
+                                goto fail;
+                        snaps += r->first;
+                }
+        }
+        if (snaps) {
+                if (wait_slot(pl))
+                        return -1;
+                for (int i = 0; i < pl->nas; i++)
+                        if (pl->as[i].snap_tag.done) {
+                                pl->as[i].snapshot_offset = pl->as[i].snap_tag.offset;
+                                pl->as[i].snap_tag.done = 0;
+                                pl->snapshots++;
+                        }
+        }
+
+        /* 2. deltas, partial rows, statuses, checkpoints */
+        int64_t now = ds_now_ms();
+        for (int i = 0; i < pl->nw; i++) {
+                worker_t *w = &pl->w[i];
+                for (uint32_t k = 0; k < w->ncl; k++)
+                        if (!w->cl[k].snapshot && produce_changelog(pl, w, &w->cl[k], NULL))
+                                goto fail;
+                const ds_outbox_t *ob = &w->ob;
+                for (uint32_t k = 0; k < ob->nrows; k++) {
+                        const ds_outrow_t *o = &ob->rows[k];
+                        ds_partial_t pr = {DS_PARTIAL_ROW, o->partition, o->epoch, o->offset, 0, 0, o->key, o->m,
+                                           NULL, 0, NULL, 0, now};
+                        uint8_t s1[DS_HLL_M + 16], s2[DS_HLL_M + 16];
+                        if (o->distinct) {
+                                pr.declarants_len = ds_hll_serialize(o->distinct->declarants, s1);
+                                pr.vehicles_len = ds_hll_serialize(o->distinct->vehicles, s2);
+                                pr.declarants_sketch = s1;
+                                pr.vehicles_sketch = s2;
+                        }
+                        if (produce_partial(pl, &pr, ds_partial_route(o->key, pl->partial_partitions)))
+                                goto fail;
+                        pl->partial_rows++;
+                }
+        }
+        for (int i = 0; i < pl->nas; i++) {
+                assigned_t *a = &pl->as[i];
+                ds_partial_t st = {DS_PARTIAL_STATUS, a->partition, a->epoch, a->next_offset, a->watermark_ms,
+                                   a->idle, {0, 0}, {0}, NULL, 0, NULL, 0, now};
+                for (int32_t pp = 0; pp < pl->partial_partitions; pp++)
+                        if (produce_partial(pl, &st, pp))
+                                goto fail;
+                ds_cl_checkpoint_t cp = {a->next_offset, a->watermark_ms, a->snapshot_offset, a->claim_offset};
+                pl->buf.len = 0;
+                ds_cl_write_checkpoint(&pl->buf, a->partition, a->epoch, &cp);
+                char key[16];
+                int kl = snprintf(key, sizeof(key), "%d", a->partition);
+                if (produce(pl, pl->cfg->state_topic, a->partition, key, (size_t)kl, pl->buf.p, pl->buf.len, NULL))
+                        goto fail;
+        }
+
+        /* 3. all acknowledged: commit the input offsets */
+        if (wait_slot(pl))
+                return -1;
+        commit(pl, 0);
         pl->cycles++;
         pl->last_cycle_ms = ds_mono_ms() - t0;
-        DS_DEBUG("pipeline", "cycle done", "rows=%u tops=%u published=%d duration_ms=%" PRId64, res.rows, res.tops,
-                 res.published, pl->last_cycle_ms);
+        DS_DEBUG("pipeline", "cycle done", "partitions=%d snapshots=%d duration_ms=%" PRId64, pl->nas, snaps,
+                 pl->last_cycle_ms);
         return 0;
+fail:
+        set_fatal(pl);
+        return -1;
 }
 
 static int least_loaded_worker(pipeline_t *pl) {
@@ -566,39 +730,56 @@ static int least_loaded_worker(pipeline_t *pl) {
 
 static void assign_partitions(pipeline_t *pl, rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts) {
         const char *topic = pl->cfg->input_topic;
-        for (int i = 0; i < parts->cnt; i++) {
+        /* the authority on each partition's owner: the group's committed metadata */
+        rd_kafka_topic_partition_list_t *committed = rd_kafka_topic_partition_list_copy(parts);
+        rd_kafka_resp_err_t cerr = rd_kafka_committed(rk, committed, 10000);
+        if (cerr)
+                ds_log(DS_LOG_WARN, "pipeline", "cannot read committed offsets; restoring from the changelog alone",
+                       "error=\"%s\"", rd_kafka_err2str(cerr));
+        for (int i = 0; i < parts->cnt && !is_fatal(pl); i++) {
                 rd_kafka_topic_partition_t *tp = &parts->elems[i];
                 if (strcmp(tp->topic, topic))
                         continue;
+                char md[128] = "";
+                if (!cerr) {
+                        rd_kafka_topic_partition_t *c = rd_kafka_topic_partition_list_find(committed, topic,
+                                                                                           tp->partition);
+                        if (c && c->metadata && c->metadata_size)
+                                snprintf(md, sizeof(md), "%.*s", (int)c->metadata_size, (const char *)c->metadata);
+                }
+                char err[1024];
+                ds_restore_result_t res;
+                if (ds_changelog_take(pl->cl, tp->partition, md[0] ? md : NULL, &res, err, sizeof(err))) {
+                        ds_log(DS_LOG_ERROR, "pipeline", "cannot restore the partition's state", "partition=%d error=\"%s\"",
+                               tp->partition, err);
+                        set_fatal(pl);
+                        break;
+                }
                 int64_t lo = 0, hi = 0;
-                rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(rk, topic, tp->partition, &lo, &hi, 10000);
-                if (err) {
-                        ds_log(DS_LOG_ERROR, "pipeline", "cannot read the partition's watermarks",
-                               "topic=%s partition=%d error=\"%s\"", topic, tp->partition, rd_kafka_err2str(err));
-                        set_fatal(pl);
-                        return;
-                }
-                if (lo > 0) {
+                rd_kafka_resp_err_t werr = rd_kafka_query_watermark_offsets(rk, topic, tp->partition, &lo, &hi, 10000);
+                if (!werr && lo > res.input_offset) {
                         ds_log(DS_LOG_ERROR, "pipeline",
-                               "the broker has deleted the head of this partition: its totals cannot be rebuilt "
-                               "(the embedded broker keeps 5 MiB per partition: use more partitions)",
-                               "topic=%s partition=%d log_start_offset=%" PRId64, topic, tp->partition, lo);
+                               "the broker has deleted input the state has not seen: totals cannot be exact (the "
+                               "embedded broker keeps 5 MiB per partition: use more partitions)",
+                               "topic=%s partition=%d log_start_offset=%" PRId64 " resume_offset=%" PRId64, topic,
+                               tp->partition, lo, res.input_offset);
+                        ds_part_destroy(res.part);
                         set_fatal(pl);
-                        return;
+                        break;
                 }
-                ds_part_t *part = ds_part_new(&pl->part_cfg, tp->partition, hi);
-                if (!part || pl->nas == pl->capas) {
+                if (pl->nas == pl->capas) {
                         int cap = pl->capas ? pl->capas * 2 : 64;
-                        assigned_t *na = part ? realloc(pl->as, (size_t)cap * sizeof(*na)) : NULL;
+                        assigned_t *na = realloc(pl->as, (size_t)cap * sizeof(*na));
                         if (!na) {
-                                ds_part_destroy(part);
-                                ds_log(DS_LOG_ERROR, "pipeline", "out of memory assigning a partition", "%s", "");
+                                ds_part_destroy(res.part);
                                 set_fatal(pl);
-                                return;
+                                break;
                         }
                         pl->as = na;
                         pl->capas = cap;
                 }
+                ds_part_t *part = res.part;
+                part->need_snapshot = res.snapshot_offset < 0;
                 int wi = least_loaded_worker(pl);
                 worker_t *w = &pl->w[wi];
                 post(w, REQ_ADD, part, tp->partition, 0);
@@ -607,11 +788,24 @@ static void assign_partitions(pipeline_t *pl, rd_kafka_t *rk, rd_kafka_topic_par
                 rd_kafka_queue_t *pq = rd_kafka_queue_get_partition(rk, topic, tp->partition);
                 rd_kafka_queue_forward(pq, w->q);
                 rd_kafka_queue_destroy(pq);
-                tp->offset = RD_KAFKA_OFFSET_BEGINNING; /* state is rebuilt by replay */
-                pl->as[pl->nas++] = (assigned_t){tp->partition, wi, part, 0, -1, hi == 0, hi > 0};
-                ds_log(DS_LOG_INFO, "pipeline", "partition assigned",
-                       "topic=%s partition=%d worker=%d rebuild_to_offset=%" PRId64, topic, tp->partition, wi, hi);
+                tp->offset = res.input_offset;
+                pl->as[pl->nas++] = (assigned_t){tp->partition, wi, part, res.epoch, res.claim_offset,
+                                                 res.snapshot_offset, res.input_offset, part->watermark_ms, -1, 0, 0,
+                                                 {-1, 0, 0, -1}};
+                pl->restores++;
+                pl->restore_ms_total += res.restore_ms;
+                if (res.restore_ms > pl->restore_ms_max)
+                        pl->restore_ms_max = res.restore_ms;
+                ds_log(DS_LOG_INFO, "pipeline", res.fresh ? "partition claimed (no earlier state)" : "partition restored",
+                       "partition=%d worker=%d epoch=%d resume_offset=%" PRId64 " restore_ms=%" PRId64
+                       " records=%" PRIu64 " bytes=%" PRIu64 " ledger_entries=%" PRIu64 " rows=%" PRIu64,
+                       tp->partition, wi, res.epoch, res.input_offset, res.restore_ms, res.stats.records,
+                       res.stats.bytes, res.stats.ledger_entries, res.stats.rows);
         }
+        rd_kafka_topic_partition_list_destroy(committed);
+        /* the claims become the authority before anything is consumed */
+        if (!is_fatal(pl))
+                commit(pl, 1);
 }
 
 static void revoke_partitions(pipeline_t *pl, rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts) {
@@ -652,8 +846,13 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
                                 rd_kafka_error_destroy(e);
                         set_fatal(pl);
                 }
+                if (!is_fatal(pl) && !pl->ready_logged && pl->nas > 0) {
+                        pl->ready_logged = 1;
+                        ds_log(DS_LOG_INFO, "pipeline", "ready: partitions restored",
+                               "partitions=%d restore_ms_max=%" PRId64, pl->nas, pl->restore_ms_max);
+                }
         } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
-                /* publish and commit what was processed before letting go */
+                /* checkpoint, publish and commit what was processed before letting go */
                 if (!is_fatal(pl))
                         cycle(pl);
                 if (coop) {
@@ -675,21 +874,18 @@ static void log_progress(pipeline_t *pl, ds_counters_t *prev, int64_t elapsed_ms
         for (int i = 0; i < pl->nw; i++)
                 ds_counters_sum(&s, &pl->w[i].shared);
         int64_t lag = 0;
-        int restoring = 0;
         for (int i = 0; i < pl->nas; i++) {
                 int64_t lo, hi;
                 if (!rd_kafka_get_watermark_offsets(pl->consumer, pl->cfg->input_topic, pl->as[i].partition, &lo,
                                                     &hi) &&
                     hi > pl->as[i].next_offset)
                         lag += hi - pl->as[i].next_offset;
-                restoring += pl->as[i].restoring;
         }
         double rate = elapsed_ms > 0 ? (double)(s.consumed - prev->consumed) * 1000.0 / (double)elapsed_ms : 0;
         ds_log(DS_LOG_INFO, "pipeline", "progress",
                "consumed=%" PRIu64 " applied=%" PRIu64 " dead_lettered=%" PRIu64 " rate_per_s=%.0f partitions=%d "
-               "rebuilding=%d lag=%" PRId64 " rows_published=%" PRIu64 " cycle_ms=%" PRId64,
-               s.consumed, s.applied, s.dead_lettered, rate, pl->nas, restoring, lag, pl->published_rows,
-               pl->last_cycle_ms);
+               "lag=%" PRId64 " partial_rows=%" PRIu64 " cycle_ms=%" PRId64,
+               s.consumed, s.applied, s.dead_lettered, rate, pl->nas, lag, pl->partial_rows, pl->last_cycle_ms);
         *prev = s;
 }
 
@@ -717,10 +913,11 @@ static void log_summary(pipeline_t *pl) {
                  s.late_retract[DS_WIN_MINUTE], s.late_retract[DS_WIN_HOUR], s.late_retract[DS_WIN_DAY],
                  s.evicted_rows);
         ds_log(DS_LOG_INFO, "pipeline", "summary",
-               "consumed=%" PRIu64 " applied=%" PRIu64 " dead_lettered=%" PRIu64 " rows_published=%" PRIu64
-               " top_lists_published=%" PRIu64 " cycles=%" PRIu64 " replayed_closed_rows_ignored=%" PRIu64 "%s%s%s",
-               s.consumed, s.applied, s.dead_lettered, pl->published_rows, pl->published_tops, pl->cycles,
-               pl->replayed_closed, reasons, outcomes, late);
+               "consumed=%" PRIu64 " applied=%" PRIu64 " dead_lettered=%" PRIu64 " partial_rows=%" PRIu64
+               " changelog_bytes=%" PRIu64 " snapshots=%" PRIu64 " cycles=%" PRIu64 " restores=%" PRIu64
+               " restore_ms_max=%" PRId64 "%s%s%s",
+               s.consumed, s.applied, s.dead_lettered, pl->partial_rows, pl->changelog_bytes, pl->snapshots, pl->cycles,
+               pl->restores, pl->restore_ms_max, reasons, outcomes, late);
 }
 
 /* Exits the process if shutdown overruns shutdown.timeout.ms. */
@@ -760,30 +957,72 @@ static int nprocs(void) {
         return n > 0 ? (int)n : 1;
 }
 
+static void *merge_main(void *arg) {
+        pipeline_t *pl = arg;
+        pl->mr_rc = ds_merge_role_run(pl->mr);
+        if (pl->mr_rc)
+                set_fatal(pl);
+        return NULL;
+}
+
+static void part_cfg_from(ds_part_cfg_t *pc, const ds_config_t *cfg) {
+        ds_part_cfg_default(pc);
+        pc->agg.win.retention_ms[DS_WIN_MINUTE] = cfg->minute_retention_ms;
+        pc->agg.win.retention_ms[DS_WIN_HOUR] = cfg->hour_retention_ms;
+        pc->agg.win.retention_ms[DS_WIN_DAY] = cfg->day_retention_ms;
+        pc->agg.top_retention_ms = cfg->top_retention_ms;
+        pc->ledger_retention_ms = cfg->ledger_retention_ms;
+        pc->idle_ms = cfg->idle_ms;
+        pc->snapshot_min_bytes = cfg->snapshot_min_bytes;
+}
+
+/* The merge role alone (role=merge). */
+static int run_merge_only(const ds_config_t *cfg, const ds_part_cfg_t *pc) {
+        char err[1024];
+        ds_merge_role_t *mr = ds_merge_role_new(cfg, pc, err, sizeof(err));
+        if (!mr) {
+                ds_log(DS_LOG_ERROR, "merge", "cannot start", "error=\"%s\"", err);
+                return 2;
+        }
+        /* the merge loop checks its own flag; forward signals to it */
+        pthread_t t;
+        pipeline_t pl = {0};
+        pl.mr = mr;
+        if (pthread_create(&t, NULL, merge_main, &pl)) {
+                ds_merge_role_destroy(mr);
+                return 1;
+        }
+        while (!ds_stop_requested() && !is_fatal(&pl))
+                usleep(50 * 1000);
+        ds_merge_role_request_stop(mr);
+        pthread_join(t, NULL);
+        ds_merge_role_destroy(mr);
+        return pl.mr_rc;
+}
+
 int ds_pipeline_run(const ds_config_t *cfg) {
         char err[1024];
         int rc = 0;
+        ds_domain_init();
+        if (!ds_config_kafka_get(cfg, "bootstrap.servers") && !ds_config_kafka_get(cfg, "metadata.broker.list")) {
+                ds_log(DS_LOG_ERROR, "config", "no brokers given: use -b SERVERS or kafka.bootstrap.servers", "%s",
+                       "");
+                return 2;
+        }
+        ds_part_cfg_t pc;
+        part_cfg_from(&pc, cfg);
+        if (cfg->role == DS_ROLE_MERGE)
+                return run_merge_only(cfg, &pc);
+
         pipeline_t *pl = calloc(1, sizeof(*pl));
         if (!pl) {
                 fprintf(stderr, "declstream: out of memory\n");
                 return 1;
         }
         pl->cfg = cfg;
-        ds_part_cfg_default(&pl->part_cfg);
-        pl->part_cfg.agg.win.retention_ms[DS_WIN_MINUTE] = cfg->minute_retention_ms;
-        pl->part_cfg.agg.win.retention_ms[DS_WIN_HOUR] = cfg->hour_retention_ms;
-        pl->part_cfg.agg.win.retention_ms[DS_WIN_DAY] = cfg->day_retention_ms;
-        pl->part_cfg.agg.top_retention_ms = cfg->top_retention_ms;
-        pl->part_cfg.ledger_retention_ms = cfg->ledger_retention_ms;
-        pl->part_cfg.idle_ms = cfg->idle_ms;
-        ds_domain_init();
-
-        if (!ds_config_kafka_get(cfg, "bootstrap.servers") && !ds_config_kafka_get(cfg, "metadata.broker.list")) {
-                ds_log(DS_LOG_ERROR, "config", "no brokers given: use -b SERVERS or kafka.bootstrap.servers", "%s",
-                       "");
-                free(pl);
-                return 2;
-        }
+        pl->part_cfg = pc;
+        for (int i = 0; i < EPOCH_SLOTS; i++)
+                pl->tags[i].slot = i;
         pl->schemas = ds_schemas_open(cfg, err, sizeof(err));
         if (!pl->schemas) {
                 ds_log(DS_LOG_ERROR, "config", "cannot load schemas", "error=\"%s\"", err);
@@ -793,7 +1032,7 @@ int ds_pipeline_run(const ds_config_t *cfg) {
 
         static const char *const producer_defaults[] = {
             "linger.ms", "5",  "compression.codec", "lz4", "partitioner", "murmur2_random",
-            "enable.idempotence", "true", "acks", "all", NULL};
+            "enable.idempotence", "true", "acks", "all", "message.max.bytes", "16777216", NULL};
         rd_kafka_conf_t *pconf =
             ds_kafka_conf(DS_KAFKA_PRODUCER, producer_defaults, cfg->kafka, cfg->nkafka, err, sizeof(err));
         if (!pconf) {
@@ -805,6 +1044,23 @@ int ds_pipeline_run(const ds_config_t *cfg) {
         rd_kafka_conf_set_opaque(pconf, pl);
         if (!(pl->producer = ds_kafka_new(DS_KAFKA_PRODUCER, pconf, err, sizeof(err)))) {
                 ds_log(DS_LOG_ERROR, "pipeline", "cannot start", "error=\"%s\"", err);
+                rc = 2;
+                goto out;
+        }
+        pl->partial_partitions = ds_kafka_partition_count(pl->producer, cfg->partial_topic, 10000, err, sizeof(err));
+        if (pl->partial_partitions <= 0) {
+                ds_log(DS_LOG_ERROR, "pipeline", "cannot use the partial topic", "error=\"%s\"", err);
+                rc = 1;
+                goto out;
+        }
+        /* the changelog reader: the user's connection properties, no group */
+        static const char *const reader_defaults[] = {"enable.auto.commit", "false", "enable.partition.eof", "true",
+                                                      "fetch.wait.max.ms", "50", NULL};
+        rd_kafka_conf_t *rconf =
+            ds_kafka_conf(DS_KAFKA_CONSUMER, reader_defaults, cfg->kafka, cfg->nkafka, err, sizeof(err));
+        if (!rconf || !(pl->cl = ds_changelog_new(cfg->state_topic, &pl->part_cfg, rconf, pl->producer, err,
+                                                 sizeof(err)))) {
+                ds_log(DS_LOG_ERROR, "pipeline", "cannot start the changelog reader", "error=\"%s\"", err);
                 rc = 2;
                 goto out;
         }
@@ -832,11 +1088,22 @@ int ds_pipeline_run(const ds_config_t *cfg) {
         }
         rd_kafka_poll_set_consumer(pl->consumer);
 
-        pl->merge = ds_merge_new(&pl->part_cfg.agg.win, pl->part_cfg.agg.top_retention_ms);
+        if (cfg->role == DS_ROLE_ALL) {
+                if (!(pl->mr = ds_merge_role_new(cfg, &pl->part_cfg, err, sizeof(err)))) {
+                        ds_log(DS_LOG_ERROR, "merge", "cannot start", "error=\"%s\"", err);
+                        rc = 2;
+                        goto out;
+                }
+                if (pthread_create(&pl->mr_thread, NULL, merge_main, pl)) {
+                        rc = 1;
+                        goto out;
+                }
+                pl->mr_started = 1;
+        }
+
         pl->nw = cfg->threads ? cfg->threads : nprocs();
         pl->w = calloc((size_t)pl->nw, sizeof(worker_t));
-        pl->obs = calloc((size_t)pl->nw, sizeof(*pl->obs));
-        if (!pl->merge || !pl->w || !pl->obs) {
+        if (!pl->w) {
                 ds_log(DS_LOG_ERROR, "pipeline", "out of memory", "%s", "");
                 rc = 1;
                 goto out;
@@ -845,7 +1112,6 @@ int ds_pipeline_run(const ds_config_t *cfg) {
                 worker_t *w = &pl->w[i];
                 w->id = i;
                 w->pl = pl;
-                pl->obs[i] = &w->ob;
                 w->q = rd_kafka_queue_new(pl->consumer);
                 if (pthread_create(&w->thread, NULL, worker_main, w)) {
                         ds_log(DS_LOG_ERROR, "pipeline", "cannot start a worker thread", "worker=%d", i);
@@ -866,11 +1132,11 @@ int ds_pipeline_run(const ds_config_t *cfg) {
                 goto out;
         }
         ds_log(DS_LOG_INFO, "pipeline", "started",
-               "version=%s input=%s output=%s dlq=%s group=%s workers=%d commit_interval_ms=%" PRId64
+               "version=%s role=%s input=%s partial=%s state=%s group=%s workers=%d commit_interval_ms=%" PRId64
                " heading_digits=%d decoder=%s",
-               DS_VERSION, cfg->input_topic, cfg->output_topic, cfg->dlq_topic,
-               ds_config_kafka_get(cfg, "group.id"), pl->nw, cfg->commit_interval_ms, cfg->heading_digits,
-               cfg->decoder == DS_DECODER_AVRO_C ? "avro-c" : "specialized");
+               DS_VERSION, cfg->role == DS_ROLE_ALL ? "all" : "process", cfg->input_topic, cfg->partial_topic,
+               cfg->state_topic, ds_config_kafka_get(cfg, "group.id"), pl->nw, cfg->commit_interval_ms,
+               cfg->heading_digits, cfg->decoder == DS_DECODER_AVRO_C ? "avro-c" : "specialized");
 
         int64_t next_cycle = ds_mono_ms() + cfg->commit_interval_ms;
         int64_t next_stats = ds_mono_ms() + cfg->stats_interval_ms, last_stats = ds_mono_ms();
@@ -893,7 +1159,7 @@ int ds_pipeline_run(const ds_config_t *cfg) {
                         if (cfg->exit_on_eof && pl->nas > 0) {
                                 int all = 1;
                                 for (int i = 0; i < pl->nas && all; i++)
-                                        all = pl->as[i].eof && !pl->as[i].restoring;
+                                        all = pl->as[i].eof;
                                 if (all) {
                                         ds_log(DS_LOG_INFO, "pipeline", "every assigned partition is read to its end",
                                                "partitions=%d", pl->nas);
@@ -914,10 +1180,21 @@ int ds_pipeline_run(const ds_config_t *cfg) {
         pthread_t wdt;
         int wd_started = !pthread_create(&wdt, NULL, watchdog_main, &wd);
         if (ds_stop_requested())
-                ds_log(DS_LOG_INFO, "pipeline", "stopping: publishing and committing", "%s", "");
+                ds_log(DS_LOG_INFO, "pipeline", "stopping: checkpointing, publishing and committing", "%s", "");
         if (!is_fatal(pl) && !finished)
                 cycle(pl);
         rd_kafka_consumer_close(pl->consumer); /* revokes: one more cycle, then leaves the group */
+        if (pl->mr_started) {
+                /* the merge publishes what the last cycles produced, then stops */
+                if (is_fatal(pl))
+                        ds_merge_role_request_stop(pl->mr);
+                else
+                        ds_merge_role_request_finish(pl->mr);
+                pthread_join(pl->mr_thread, NULL);
+                pl->mr_started = 0;
+                if (pl->mr_rc)
+                        set_fatal(pl);
+        }
         if (is_fatal(pl))
                 rc = 1;
         log_summary(pl);
@@ -930,6 +1207,11 @@ int ds_pipeline_run(const ds_config_t *cfg) {
         }
 
 out:
+        if (pl->mr_started) {
+                ds_merge_role_request_stop(pl->mr);
+                pthread_join(pl->mr_thread, NULL);
+        }
+        ds_merge_role_destroy(pl->mr);
         if (pl->w) {
                 for (int i = 0; i < pl->nw; i++) {
                         worker_t *w = &pl->w[i];
@@ -942,6 +1224,8 @@ out:
                                         ds_part_destroy(w->parts[p]);
                         free(w->parts);
                         ds_outbox_free(&w->ob);
+                        ds_buf_free(&w->clbuf);
+                        free(w->cl);
                         for (int k = 0; k < w->navro; k++)
                                 ds_avro_decoder_destroy(w->avro[k]);
                         if (w->q)
@@ -949,14 +1233,13 @@ out:
                 }
                 free(pl->w);
         }
+        ds_changelog_destroy(pl->cl);
         if (pl->consumer)
                 rd_kafka_destroy(pl->consumer);
         if (pl->producer) {
                 rd_kafka_flush(pl->producer, 10000);
                 rd_kafka_destroy(pl->producer);
         }
-        ds_merge_destroy(pl->merge);
-        free(pl->obs);
         free(pl->as);
         ds_buf_free(&pl->buf);
         ds_schemas_destroy(pl->schemas);

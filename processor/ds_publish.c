@@ -36,9 +36,7 @@ void ds_publish_state(ds_outbox_t *const *obs, int nobs, ds_publish_state_t *st)
                 }
 }
 
-int ds_publish_cycle(ds_merge_t *m, ds_outbox_t *const *obs, int nobs, int allow, int64_t wm_min,
-                     const ds_sink_t *sink, ds_publish_result_t *res) {
-        memset(res, 0, sizeof(*res));
+int ds_publish_merge(ds_merge_t *m, ds_outbox_t *const *obs, int nobs, ds_publish_result_t *res) {
         for (int i = 0; i < nobs; i++) {
                 const ds_outbox_t *ob = obs[i];
                 for (uint32_t k = 0; k < ob->nrows; k++) {
@@ -51,9 +49,10 @@ int ds_publish_cycle(ds_merge_t *m, ds_outbox_t *const *obs, int nobs, int allow
                                 res->ignored++;
                 }
         }
-        if (!allow)
-                return 0;
+        return 0;
+}
 
+int ds_publish_emit(ds_merge_t *m, int64_t wm_min, const ds_sink_t *sink, ds_publish_result_t *res) {
         ds_rows_t *g = ds_merge_global(m);
         uint32_t n = ds_rows_dirty_count(g);
         for (uint32_t i = 0; i < n; i++) {
@@ -67,12 +66,22 @@ int ds_publish_cycle(ds_merge_t *m, ds_outbox_t *const *obs, int nobs, int allow
         ds_rows_clear_dirty(g);
         top_ctx_t tc = {m, sink, 0, 0};
         ds_merge_changed_groups(m, top_group, &tc);
-        res->tops = tc.n;
+        res->tops += tc.n;
         if (tc.failed)
                 return -1;
         /* windows closed in every partition: their final values are out */
         if (wm_min != INT64_MAX && wm_min != INT64_MIN)
-                res->dropped = ds_merge_advance(m, wm_min);
+                res->dropped += ds_merge_advance(m, wm_min);
         res->published = 1;
         return 0;
+}
+
+int ds_publish_cycle(ds_merge_t *m, ds_outbox_t *const *obs, int nobs, int allow, int64_t wm_min,
+                     const ds_sink_t *sink, ds_publish_result_t *res) {
+        memset(res, 0, sizeof(*res));
+        if (ds_publish_merge(m, obs, nobs, res))
+                return -1;
+        if (!allow)
+                return 0;
+        return ds_publish_emit(m, wm_min, sink, res);
 }

@@ -55,6 +55,15 @@ typedef struct ds_publish_state {
  * everywhere else is too late, counted as replayed_closed. */
 void ds_publish_state(ds_outbox_t *const *obs, int nobs, ds_publish_state_t *st);
 
+/* Merges every outbox row into m (ds_merge_update with the row's partition,
+ * epoch and offset); counts ignored ones in res->ignored. 0, or -1 on OOM. */
+int ds_publish_merge(ds_merge_t *m, ds_outbox_t *const *obs, int nobs, ds_publish_result_t *res);
+
+/* Hands m's changed rows and top lists to the sink, then drops the windows
+ * closed at wm_min (INT64_MIN / INT64_MAX: none). 0, or -1 when the sink
+ * failed. Adds to res. */
+int ds_publish_emit(ds_merge_t *m, int64_t wm_min, const ds_sink_t *sink, ds_publish_result_t *res);
+
 /* Runs one cycle: merges every outbox row (ds_merge_update with the row's
  * partition, epoch and offset), then, when allowed, publishes. allow: publish (callers pass !state.restoring, computed
  * over every partition they own - including ones that reported nothing).

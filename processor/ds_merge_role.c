@@ -1,0 +1,482 @@
+/*
+ * ds_merge_role.c - the merge stage (see ds_merge_role.h).
+ */
+#include "ds_merge_role.h"
+#include "ds_agg.h"
+#include "ds_common.h"
+#include "ds_domain.h"
+#include "ds_encode.h"
+#include "ds_hll.h"
+#include "ds_kafka.h"
+#include "ds_log.h"
+#include "ds_merge.h"
+#include "ds_partial.h"
+#include "ds_publish.h"
+#include "ds_signal.h"
+#include "ds_wire.h"
+
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct istatus {
+        int32_t epoch;
+        int64_t offset;
+        int64_t watermark_ms;
+        int idle;
+        int seen;
+} istatus_t;
+
+typedef struct mpart {
+        int32_t partition;  /* of the partial topic */
+        ds_merge_t *merge;
+        int64_t restore_end; /* its end when assigned: nothing is published before reaching it */
+        int64_t next_offset;
+        istatus_t *status;  /* per input partition */
+} mpart_t;
+
+struct ds_merge_role {
+        const ds_config_t *cfg;
+        ds_part_cfg_t pcfg;
+        rd_kafka_t *consumer, *producer;
+        int32_t inputs; /* input partitions: every one must report before windows close */
+        mpart_t **parts;
+        int32_t nparts;
+        ds_dtag_t tag; /* shared delivery tag of published messages */
+        int64_t outstanding;
+        uint64_t failed;
+        ds_buf_t buf;
+        int64_t now;
+        _Atomic int stop, finish;
+        int finishing;
+        int64_t *finish_at; /* per partial partition: end to reach before finishing */
+        int fatal;
+        ds_merge_role_stats_t st;
+};
+
+static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
+        (void)rk;
+        ds_merge_role_t *mr = opaque;
+        ds_dtag_t *t = m->_private;
+        if (t) {
+                t->done = 1;
+                t->err = m->err;
+                t->offset = m->offset;
+        }
+        mr->outstanding--;
+        if (m->err) {
+                mr->failed++;
+                ds_log(DS_LOG_ERROR, "merge", "delivery failed", "topic=%s error=\"%s\"", rd_kafka_topic_name(m->rkt),
+                       rd_kafka_err2str(m->err));
+        }
+}
+
+static mpart_t *mpart_get(ds_merge_role_t *mr, int32_t p) {
+        return p >= 0 && p < mr->nparts ? mr->parts[p] : NULL;
+}
+
+static void mpart_free(mpart_t *mp) {
+        if (!mp)
+                return;
+        ds_merge_destroy(mp->merge);
+        free(mp->status);
+        free(mp);
+}
+
+static void assign(ds_merge_role_t *mr, rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts) {
+        for (int i = 0; i < parts->cnt; i++) {
+                rd_kafka_topic_partition_t *tp = &parts->elems[i];
+                int64_t lo = 0, hi = 0;
+                rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(rk, tp->topic, tp->partition, &lo, &hi, 10000);
+                if (err) {
+                        ds_log(DS_LOG_ERROR, "merge", "cannot read the partial partition's watermarks",
+                               "topic=%s partition=%d error=\"%s\"", tp->topic, tp->partition, rd_kafka_err2str(err));
+                        mr->fatal = 1;
+                        return;
+                }
+                if (lo > 0) {
+                        ds_log(DS_LOG_ERROR, "merge",
+                               "the partial topic lost its head: the merge cannot be rebuilt (compact this topic on a "
+                               "real cluster; the embedded broker keeps 5 MiB per partition)",
+                               "topic=%s partition=%d log_start_offset=%" PRId64, tp->topic, tp->partition, lo);
+                        mr->fatal = 1;
+                        return;
+                }
+                if (tp->partition >= mr->nparts) {
+                        int32_t n = tp->partition + 1;
+                        mpart_t **np = realloc(mr->parts, (size_t)n * sizeof(*np));
+                        int64_t *nf = realloc(mr->finish_at, (size_t)n * sizeof(*nf));
+                        if (!np || !nf) {
+                                free(np == mr->parts ? NULL : np);
+                                mr->fatal = 1;
+                                return;
+                        }
+                        memset(np + mr->nparts, 0, (size_t)(n - mr->nparts) * sizeof(*np));
+                        mr->parts = np;
+                        mr->finish_at = nf;
+                        mr->nparts = n;
+                }
+                mpart_t *mp = calloc(1, sizeof(*mp));
+                if (mp) {
+                        mp->merge = ds_merge_new(&mr->pcfg.agg.win, mr->pcfg.agg.top_retention_ms);
+                        mp->status = calloc((size_t)mr->inputs, sizeof(istatus_t));
+                }
+                if (!mp || !mp->merge || !mp->status) {
+                        mpart_free(mp);
+                        mr->fatal = 1;
+                        return;
+                }
+                mp->partition = tp->partition;
+                mp->restore_end = hi;
+                mpart_free(mr->parts[tp->partition]);
+                mr->parts[tp->partition] = mp;
+                tp->offset = RD_KAFKA_OFFSET_BEGINNING; /* the merge is rebuilt from the partition's history */
+                ds_log(DS_LOG_INFO, "merge", "partial partition assigned", "partition=%d rebuild_to_offset=%" PRId64,
+                       tp->partition, hi);
+        }
+}
+
+static int publish(ds_merge_role_t *mr);
+
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts,
+                         void *opaque) {
+        ds_merge_role_t *mr = opaque;
+        if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+                assign(mr, rk, parts);
+                rd_kafka_assign(rk, parts);
+        } else {
+                if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS && !mr->fatal)
+                        publish(mr); /* hand over with everything merged published */
+                rd_kafka_assign(rk, NULL);
+                for (int i = 0; i < parts->cnt; i++) {
+                        int32_t p = parts->elems[i].partition;
+                        if (p < mr->nparts) {
+                                mpart_free(mr->parts[p]);
+                                mr->parts[p] = NULL;
+                        }
+                }
+        }
+}
+
+ds_merge_role_t *ds_merge_role_new(const ds_config_t *cfg, const ds_part_cfg_t *pcfg, char *errstr, size_t sz) {
+        ds_merge_role_t *mr = calloc(1, sizeof(*mr));
+        if (!mr) {
+                ds_err(errstr, sz, "out of memory");
+                return NULL;
+        }
+        mr->cfg = cfg;
+        mr->pcfg = *pcfg;
+        mr->tag.slot = -1;
+        static const char *const producer_defaults[] = {"linger.ms",   "5",    "compression.codec", "lz4",
+                                                        "partitioner", "murmur2_random", "enable.idempotence", "true",
+                                                        "acks",        "all",  NULL};
+        rd_kafka_conf_t *pconf =
+            ds_kafka_conf(DS_KAFKA_PRODUCER, producer_defaults, cfg->kafka, cfg->nkafka, errstr, sz);
+        if (!pconf)
+                goto fail;
+        rd_kafka_conf_set_dr_msg_cb(pconf, dr_cb);
+        rd_kafka_conf_set_opaque(pconf, mr);
+        if (!(mr->producer = ds_kafka_new(DS_KAFKA_PRODUCER, pconf, errstr, sz)))
+                goto fail;
+        char group[512];
+        const char *g = ds_config_kafka_get(cfg, "group.id");
+        snprintf(group, sizeof(group), "%s.merge", g ? g : "declstream");
+        const char *consumer_defaults[] = {"enable.auto.commit", "false", "auto.offset.reset", "earliest",
+                                           "enable.partition.eof", "true", "fetch.wait.max.ms", "50", NULL};
+        rd_kafka_conf_t *cconf =
+            ds_kafka_conf(DS_KAFKA_CONSUMER, consumer_defaults, cfg->kafka, cfg->nkafka, errstr, sz);
+        if (!cconf)
+                goto fail;
+        char err[512];
+        if (rd_kafka_conf_set(cconf, "group.id", group, err, sizeof(err)) != RD_KAFKA_CONF_OK) {
+                rd_kafka_conf_destroy(cconf);
+                ds_err(errstr, sz, "group.id: %s", err);
+                goto fail;
+        }
+        rd_kafka_conf_set_rebalance_cb(cconf, rebalance_cb);
+        rd_kafka_conf_set_opaque(cconf, mr);
+        if (!(mr->consumer = ds_kafka_new(DS_KAFKA_CONSUMER, cconf, errstr, sz)))
+                goto fail;
+        rd_kafka_poll_set_consumer(mr->consumer);
+        mr->inputs = ds_kafka_partition_count(mr->consumer, cfg->input_topic, 10000, errstr, sz);
+        if (mr->inputs <= 0)
+                goto fail;
+        rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(sub, cfg->partial_topic, RD_KAFKA_PARTITION_UA);
+        rd_kafka_resp_err_t serr = rd_kafka_subscribe(mr->consumer, sub);
+        rd_kafka_topic_partition_list_destroy(sub);
+        if (serr) {
+                ds_err(errstr, sz, "cannot subscribe to %s: %s", cfg->partial_topic, rd_kafka_err2str(serr));
+                goto fail;
+        }
+        return mr;
+fail:
+        ds_merge_role_destroy(mr);
+        return NULL;
+}
+
+void ds_merge_role_destroy(ds_merge_role_t *mr) {
+        if (!mr)
+                return;
+        if (mr->consumer) {
+                rd_kafka_consumer_close(mr->consumer);
+                rd_kafka_destroy(mr->consumer);
+        }
+        if (mr->producer) {
+                rd_kafka_flush(mr->producer, 10000);
+                rd_kafka_destroy(mr->producer);
+        }
+        for (int32_t i = 0; i < mr->nparts; i++)
+                mpart_free(mr->parts[i]);
+        free(mr->parts);
+        free(mr->finish_at);
+        ds_buf_free(&mr->buf);
+        free(mr);
+}
+
+void ds_merge_role_request_stop(ds_merge_role_t *mr) {
+        atomic_store_explicit(&mr->stop, 1, memory_order_relaxed);
+}
+
+void ds_merge_role_request_finish(ds_merge_role_t *mr) {
+        atomic_store_explicit(&mr->finish, 1, memory_order_relaxed);
+}
+
+void ds_merge_role_stats(ds_merge_role_t *mr, ds_merge_role_stats_t *st) {
+        *st = mr->st;
+}
+
+/* ---- applying partial messages -------------------------------------------- */
+
+static void consume(ds_merge_role_t *mr, const rd_kafka_message_t *m) {
+        mpart_t *mp = mpart_get(mr, m->partition);
+        if (!mp)
+                return;
+        mp->next_offset = m->offset + 1;
+        ds_partial_t pr;
+        ds_dlq_reason_t r = ds_partial_decode(m->payload, m->len, mr->cfg->heading_digits, &pr);
+        mr->st.partials++;
+        if (r) {
+                ds_log(DS_LOG_WARN, "merge", "unreadable partial row skipped",
+                       "partition=%d offset=%" PRId64 " reason=%s", m->partition, m->offset, ds_dlq_code(r));
+                return;
+        }
+        if (pr.partition >= mr->inputs) {
+                ds_log(DS_LOG_WARN, "merge", "partial row for an unknown input partition skipped",
+                       "input_partition=%d inputs=%d", pr.partition, mr->inputs);
+                return;
+        }
+        if (pr.kind == DS_PARTIAL_STATUS) {
+                if (ds_merge_epoch(mp->merge, pr.partition, pr.epoch)) {
+                        mr->st.ignored++; /* a fenced owner's status */
+                        return;
+                }
+                istatus_t *s = &mp->status[pr.partition];
+                if (!s->seen || pr.epoch > s->epoch || pr.input_offset >= s->offset) {
+                        *s = (istatus_t){pr.epoch, pr.input_offset, pr.watermark_ms, pr.idle, 1};
+                }
+                return;
+        }
+        ds_distinct_t *d = NULL;
+        if (pr.declarants_len && pr.vehicles_len) {
+                d = calloc(1, sizeof(*d));
+                if (d) {
+                        d->declarants = ds_hll_deserialize(pr.declarants_sketch, pr.declarants_len);
+                        d->vehicles = ds_hll_deserialize(pr.vehicles_sketch, pr.vehicles_len);
+                }
+                if (!d || !d->declarants || !d->vehicles) {
+                        ds_distinct_free(d);
+                        d = NULL;
+                        ds_log(DS_LOG_WARN, "merge", "unreadable sketch in a partial row; counts skipped",
+                               "partition=%d offset=%" PRId64, m->partition, m->offset);
+                }
+        }
+        ds_merge_src_t src = {pr.partition, pr.epoch, pr.input_offset};
+        int rc = ds_merge_update(mp->merge, &src, pr.key, &pr.m, d);
+        ds_distinct_free(d);
+        if (rc < 0) {
+                ds_log(DS_LOG_ERROR, "merge", "out of memory merging", "%s", "");
+                mr->fatal = 1;
+        } else if (rc) {
+                mr->st.ignored++;
+        }
+}
+
+/* ---- publishing ------------------------------------------------------------ */
+
+static int produce(ds_merge_role_t *mr, const char *topic, const char *key, size_t klen) {
+        mr->outstanding++;
+        for (;;) {
+                rd_kafka_resp_err_t err = rd_kafka_producev(
+                    mr->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, klen),
+                    RD_KAFKA_V_VALUE(mr->buf.p, mr->buf.len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                    RD_KAFKA_V_OPAQUE(&mr->tag), RD_KAFKA_V_END);
+                if (!err)
+                        return 0;
+                if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+                        mr->outstanding--;
+                        ds_log(DS_LOG_ERROR, "merge", "cannot produce", "topic=%s error=\"%s\"", topic,
+                               rd_kafka_err2str(err));
+                        return -1;
+                }
+                rd_kafka_poll(mr->producer, 10);
+        }
+}
+
+static int sink_row(void *ctx, const ds_row_t *r) {
+        ds_merge_role_t *mr = ctx;
+        char key[96], keytext[24];
+        int klen = ds_total_key(r->key, mr->cfg->heading_digits, key, sizeof(key));
+        ds_row_keytext(r->key, mr->cfg->heading_digits, keytext, sizeof(keytext));
+        int64_t dd = 0, dv = 0;
+        if (r->aux) {
+                const ds_distinct_t *d = r->aux;
+                dd = (int64_t)(ds_hll_estimate(d->declarants) + 0.5);
+                dv = (int64_t)(ds_hll_estimate(d->vehicles) + 0.5);
+        }
+        mr->buf.len = 0;
+        ds_wire_put_header(&mr->buf, DS_SCHEMA_ID_TOTAL);
+        ds_encode_total(&mr->buf, ds_rowkey_dim(r->key), keytext, ds_rowkey_window(r->key), r->key.start, &r->m, dd,
+                        dv, mr->now);
+        return produce(mr, mr->cfg->output_topic, key, (size_t)klen);
+}
+
+static int sink_top(void *ctx, uint32_t gate, int64_t day, const ds_top_entry_t *e, int n) {
+        ds_merge_role_t *mr = ctx;
+        const ds_gate_t *g = ds_gate((int)gate);
+        const char *code = g ? g->code : "?";
+        char key[64];
+        int klen = snprintf(key, sizeof(key), "%s|DAY|%" PRId64, code, day);
+        mr->buf.len = 0;
+        ds_wire_put_header(&mr->buf, DS_SCHEMA_ID_TOP_HEADINGS);
+        ds_encode_top(&mr->buf, code, day, e, n, mr->cfg->heading_digits, mr->now);
+        return produce(mr, mr->cfg->top_topic, key, (size_t)klen);
+}
+
+/* The smallest watermark over input partitions not idle; INT64_MIN while one
+ * has not reported (it may still add to any window). */
+static int64_t wm_min(const ds_merge_role_t *mr, const mpart_t *mp) {
+        int64_t wm = INT64_MAX;
+        for (int32_t i = 0; i < mr->inputs; i++) {
+                const istatus_t *s = &mp->status[i];
+                if (!s->seen)
+                        return INT64_MIN;
+                if (!s->idle && s->watermark_ms < wm)
+                        wm = s->watermark_ms;
+        }
+        return wm;
+}
+
+static int caught_up(const ds_merge_role_t *mr) {
+        for (int32_t i = 0; i < mr->nparts; i++)
+                if (mr->parts[i] && mr->parts[i]->next_offset < mr->parts[i]->restore_end)
+                        return 0;
+        return 1;
+}
+
+/* Fencing: commit our position synchronously; a member whose partitions
+ * have moved on is refused by the coordinator and must not publish. */
+static int still_owner(ds_merge_role_t *mr) {
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(mr->nparts ? mr->nparts : 1);
+        for (int32_t i = 0; i < mr->nparts; i++)
+                if (mr->parts[i] && mr->parts[i]->next_offset > 0)
+                        rd_kafka_topic_partition_list_add(l, mr->cfg->partial_topic, i)->offset =
+                            mr->parts[i]->next_offset;
+        rd_kafka_resp_err_t err = l->cnt ? rd_kafka_commit(mr->consumer, l, 0) : RD_KAFKA_RESP_ERR_NO_ERROR;
+        rd_kafka_topic_partition_list_destroy(l);
+        if (err) {
+                mr->st.fenced_publishes++;
+                ds_log(DS_LOG_WARN, "merge", "not publishing: the group refused this member's commit",
+                       "error=\"%s\"", rd_kafka_err2str(err));
+                return 0;
+        }
+        return 1;
+}
+
+static int publish(ds_merge_role_t *mr) {
+        if (mr->fatal || !caught_up(mr))
+                return 0;
+        int any = 0;
+        for (int32_t i = 0; i < mr->nparts && !any; i++)
+                any = mr->parts[i] && (ds_rows_dirty_count(ds_merge_global(mr->parts[i]->merge)) > 0);
+        if (!any)
+                return 0;
+        if (!still_owner(mr))
+                return 0;
+        mr->now = ds_now_ms();
+        ds_sink_t sink = {sink_row, sink_top, mr};
+        for (int32_t i = 0; i < mr->nparts; i++) {
+                mpart_t *mp = mr->parts[i];
+                if (!mp)
+                        continue;
+                ds_publish_result_t res = {0};
+                if (ds_publish_emit(mp->merge, wm_min(mr, mp), &sink, &res)) {
+                        mr->fatal = 1;
+                        return -1;
+                }
+                mr->st.rows_published += res.rows;
+                mr->st.tops_published += res.tops;
+        }
+        while (mr->outstanding > 0)
+                rd_kafka_poll(mr->producer, 5);
+        if (mr->failed) {
+                ds_log(DS_LOG_ERROR, "merge", "published rows were not delivered; stopping", "failed=%" PRIu64,
+                       mr->failed);
+                mr->fatal = 1;
+                return -1;
+        }
+        return 0;
+}
+
+int ds_merge_role_run(ds_merge_role_t *mr) {
+        int64_t next = ds_mono_ms() + mr->cfg->merge_interval_ms;
+        ds_log(DS_LOG_INFO, "merge", "started", "partial_topic=%s output=%s input_partitions=%d",
+               mr->cfg->partial_topic, mr->cfg->output_topic, mr->inputs);
+        while (!mr->fatal && !atomic_load_explicit(&mr->stop, memory_order_relaxed)) {
+                rd_kafka_message_t *m = rd_kafka_consumer_poll(mr->consumer, 20);
+                if (m) {
+                        if (!m->err)
+                                consume(mr, m);
+                        else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                                ds_log(DS_LOG_WARN, "merge", "consumer event", "error=\"%s\"",
+                                       rd_kafka_message_errstr(m));
+                        rd_kafka_message_destroy(m);
+                }
+                rd_kafka_poll(mr->producer, 0);
+                if (atomic_load_explicit(&mr->finish, memory_order_relaxed) && !mr->finishing) {
+                        /* the end to reach: each assigned partition's end now */
+                        mr->finishing = 1;
+                        for (int32_t i = 0; i < mr->nparts; i++) {
+                                int64_t lo = 0, hi = 0;
+                                mr->finish_at[i] = 0;
+                                if (mr->parts[i] && !rd_kafka_query_watermark_offsets(mr->consumer,
+                                                                                      mr->cfg->partial_topic, i, &lo,
+                                                                                      &hi, 10000))
+                                        mr->finish_at[i] = hi;
+                        }
+                }
+                if (ds_mono_ms() >= next) {
+                        publish(mr);
+                        next = ds_mono_ms() + mr->cfg->merge_interval_ms;
+                        if (mr->finishing) {
+                                int done = caught_up(mr);
+                                for (int32_t i = 0; i < mr->nparts && done; i++)
+                                        done = !mr->parts[i] || mr->parts[i]->next_offset >= mr->finish_at[i];
+                                if (done) {
+                                        publish(mr);
+                                        break;
+                                }
+                        }
+                }
+        }
+        if (!mr->fatal)
+                publish(mr);
+        ds_log(DS_LOG_INFO, "merge", "stopped",
+               "partials=%" PRIu64 " rows_published=%" PRIu64 " top_lists_published=%" PRIu64
+               " ignored=%" PRIu64 " fenced_publishes=%" PRIu64,
+               mr->st.partials, mr->st.rows_published, mr->st.tops_published, mr->st.ignored,
+               mr->st.fenced_publishes);
+        return mr->fatal ? 1 : 0;
+}

@@ -1,0 +1,50 @@
+/*
+ * ds_merge_role.h - the merge stage: partial rows in, global rows out.
+ *
+ * Reads customs.totals.partial as consumer group "<group.id>.merge", so
+ * several instances split the partial partitions between them (every share
+ * of a row, and every cell of a gate's day, meet in one partial partition:
+ * ds_partial_route). For each partial partition it owns it keeps a ds_merge
+ * rebuilt from that partition's history (read to its end before anything is
+ * published, so published totals never go back after a restart) and the
+ * latest STATUS of every input partition (owner epoch, watermark, idleness).
+ *
+ * Every merge.interval.ms it publishes changed rows (vn.customs.Total v2 to
+ * customs.totals) and changed top lists (customs.top_headings), then drops
+ * windows closed in every input partition. Before publishing it commits its
+ * position synchronously: the group coordinator refuses a member whose
+ * partitions have moved (a paused-then-resumed zombie), and such a member
+ * publishes nothing.
+ *
+ * @locality one thread runs ds_merge_role_run(); ds_merge_role_request_*
+ * may be called from any thread.
+ */
+#ifndef DS_MERGE_ROLE_H
+#define DS_MERGE_ROLE_H
+
+#include <stdint.h>
+
+#include "ds_config.h"
+#include "ds_part.h"
+
+typedef struct ds_merge_role ds_merge_role_t;
+
+ds_merge_role_t *ds_merge_role_new(const ds_config_t *cfg, const ds_part_cfg_t *pcfg, char *errstr,
+                                   size_t errstr_size);
+void ds_merge_role_destroy(ds_merge_role_t *mr);
+
+/* Runs until stopped; returns 0, or 1 after a fatal error. */
+int ds_merge_role_run(ds_merge_role_t *mr);
+
+/* Stop now (after a last publish of what is merged). */
+void ds_merge_role_request_stop(ds_merge_role_t *mr);
+/* Stop once every assigned partial partition has been read to the end it
+ * has now and published (batch runs: the processing side has finished). */
+void ds_merge_role_request_finish(ds_merge_role_t *mr);
+
+typedef struct ds_merge_role_stats {
+        uint64_t partials, rows_published, tops_published, ignored, fenced_publishes;
+} ds_merge_role_stats_t;
+void ds_merge_role_stats(ds_merge_role_t *mr, ds_merge_role_stats_t *st);
+
+#endif

@@ -1,0 +1,200 @@
+/*
+ * ds_partial.c - PartialTotal encoding and decoding.
+ *
+ * Hand-written against customs_partial_total.avsc (field order matters);
+ * tests/test_partial.c checks both directions against Apache Avro C.
+ */
+#include "ds_partial.h"
+#include "ds_common.h"
+#include "ds_domain.h"
+#include "ds_encode.h"
+
+#include <librdkafka/rdkafka.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Key text of a row: gate code, heading, or gate|heading. */
+static int key_text(ds_rowkey_t k, int digits, char *buf, size_t size) {
+        uint32_t key = ds_rowkey_key(k);
+        switch (ds_rowkey_dim(k)) {
+        case DS_DIM_GATE: {
+                const ds_gate_t *g = ds_gate((int)key);
+                return snprintf(buf, size, "%s", g ? g->code : "?");
+        }
+        case DS_DIM_COMMODITY:
+                return snprintf(buf, size, "%0*u", digits, key);
+        default: {
+                const ds_gate_t *g = ds_gate((int)ds_cell_gate(key));
+                return snprintf(buf, size, "%s|%0*u", g ? g->code : "?", digits, ds_cell_heading(key));
+        }
+        }
+}
+
+void ds_partial_encode(ds_buf_t *b, const ds_partial_t *p, int digits) {
+        char kt[48];
+        ds_wire_put_header(b, DS_SCHEMA_ID_PARTIAL);
+        ds_avro_put_long(b, p->kind);
+        ds_avro_put_long(b, p->partition);
+        ds_avro_put_long(b, p->epoch);
+        ds_avro_put_long(b, p->input_offset);
+        ds_avro_put_long(b, p->watermark_ms);
+        ds_buf_put(b, p->idle ? "\x01" : "\x00", 1);
+        if (p->kind == DS_PARTIAL_ROW) {
+                ds_avro_put_long(b, ds_rowkey_dim(p->key));
+                int n = key_text(p->key, digits, kt, sizeof(kt));
+                ds_avro_put_bytes(b, kt, (size_t)n);
+                ds_avro_put_long(b, ds_rowkey_window(p->key));
+                ds_avro_put_long(b, p->key.start);
+        } else {
+                ds_avro_put_long(b, 0);
+                ds_avro_put_long(b, 0); /* empty key */
+                ds_avro_put_long(b, 0);
+                ds_avro_put_long(b, 0);
+        }
+        const int64_t *v = &p->m.declarations;
+        for (int i = 0; i < 8; i++)
+                ds_avro_put_long(b, p->kind == DS_PARTIAL_ROW ? v[i] : 0);
+        ds_avro_put_bytes(b, p->declarants_sketch, p->declarants_len);
+        ds_avro_put_bytes(b, p->vehicles_sketch, p->vehicles_len);
+        ds_avro_put_long(b, p->updated_at);
+}
+
+typedef struct rd {
+        const uint8_t *p, *end;
+        int bad;
+} rd_t;
+
+static int64_t get_long(rd_t *r) {
+        uint64_t v = 0;
+        for (int i = 0; i < 10; i++) {
+                if (r->p >= r->end) {
+                        r->bad = 1;
+                        return 0;
+                }
+                uint8_t b = *r->p++;
+                v |= (uint64_t)(b & 0x7f) << (7 * i);
+                if (!(b & 0x80))
+                        return (int64_t)((v >> 1) ^ (~(v & 1) + 1));
+        }
+        r->bad = 1;
+        return 0;
+}
+
+static const uint8_t *get_bytes(rd_t *r, size_t *n) {
+        int64_t len = get_long(r);
+        if (r->bad || len < 0 || len > r->end - r->p) {
+                r->bad = 1;
+                *n = 0;
+                return NULL;
+        }
+        const uint8_t *p = r->p;
+        r->p += len;
+        *n = (size_t)len;
+        return p;
+}
+
+static int parse_digits(const uint8_t *p, size_t n, uint32_t *out) {
+        uint32_t v = 0;
+        if (!n || n > 8)
+                return -1;
+        for (size_t i = 0; i < n; i++) {
+                if (p[i] < '0' || p[i] > '9')
+                        return -1;
+                v = v * 10 + (uint32_t)(p[i] - '0');
+        }
+        *out = v;
+        return 0;
+}
+
+ds_dlq_reason_t ds_partial_decode(const uint8_t *msg, size_t len, int digits, ds_partial_t *out) {
+        uint32_t id;
+        const uint8_t *body;
+        size_t blen;
+        ds_dlq_reason_t r = ds_wire_parse(msg, len, &id, &body, &blen);
+        if (r)
+                return r;
+        if (id != DS_SCHEMA_ID_PARTIAL)
+                return DS_DLQ_INCOMPATIBLE_SCHEMA;
+        rd_t in = {body, body + blen, 0};
+        memset(out, 0, sizeof(*out));
+        out->kind = (int)get_long(&in);
+        out->partition = (int32_t)get_long(&in);
+        out->epoch = (int32_t)get_long(&in);
+        out->input_offset = get_long(&in);
+        out->watermark_ms = get_long(&in);
+        if (in.p >= in.end)
+                return DS_DLQ_TRUNCATED;
+        out->idle = *in.p++ != 0;
+        int dim = (int)get_long(&in);
+        size_t kl;
+        const uint8_t *k = get_bytes(&in, &kl);
+        int win = (int)get_long(&in);
+        int64_t start = get_long(&in);
+        int64_t *v = &out->m.declarations;
+        for (int i = 0; i < 8; i++)
+                v[i] = get_long(&in);
+        out->declarants_sketch = get_bytes(&in, &out->declarants_len);
+        out->vehicles_sketch = get_bytes(&in, &out->vehicles_len);
+        out->updated_at = get_long(&in);
+        if (in.bad)
+                return DS_DLQ_TRUNCATED;
+        if (in.p != in.end)
+                return DS_DLQ_TRAILING_BYTES;
+        if (out->kind == DS_PARTIAL_STATUS)
+                return out->partition >= 0 ? DS_DLQ_NONE : DS_DLQ_MALFORMED;
+        if (out->kind != DS_PARTIAL_ROW || out->partition < 0 || dim < 0 || dim >= DS_DIM__CNT || win < 0 ||
+            win >= DS_WIN__CNT)
+                return DS_DLQ_MALFORMED;
+        uint32_t key;
+        if (dim == DS_DIM_GATE) {
+                int g = ds_gate_lookup((const char *)k, (uint32_t)kl);
+                if (g < 0)
+                        return DS_DLQ_UNKNOWN_GATE;
+                key = (uint32_t)g;
+        } else if (dim == DS_DIM_COMMODITY) {
+                if ((int)kl != digits || parse_digits(k, kl, &key))
+                        return DS_DLQ_BAD_HS_CODE;
+        } else {
+                const uint8_t *bar = memchr(k, '|', kl);
+                uint32_t heading;
+                int g = bar ? ds_gate_lookup((const char *)k, (uint32_t)(bar - k)) : -1;
+                if (g < 0)
+                        return DS_DLQ_UNKNOWN_GATE;
+                size_t hl = kl - (size_t)(bar - k) - 1;
+                if ((int)hl != digits || parse_digits(bar + 1, hl, &heading))
+                        return DS_DLQ_BAD_HS_CODE;
+                key = ds_cell_key((uint32_t)g, heading);
+        }
+        out->key = ds_rowkey((ds_dim_t)dim, (ds_window_t)win, key, start);
+        return DS_DLQ_NONE;
+}
+
+int ds_partial_key(const ds_partial_t *p, int digits, char *buf, size_t size) {
+        if (p->kind == DS_PARTIAL_STATUS)
+                return snprintf(buf, size, "%" PRId32 "|STATUS", p->partition);
+        char kt[48];
+        key_text(p->key, digits, kt, sizeof(kt));
+        return snprintf(buf, size, "%" PRId32 "|%s|%s|%s|%" PRId64, p->partition,
+                        ds_rowkey_dim(p->key) == DS_DIM_GATE        ? "GATE"
+                        : ds_rowkey_dim(p->key) == DS_DIM_COMMODITY ? "COMMODITY"
+                                                                    : "GATE_HEADING",
+                        kt, ds_window_name(ds_rowkey_window(p->key)), p->key.start);
+}
+
+int32_t ds_partial_route(ds_rowkey_t key, int32_t partitions) {
+        uint8_t h[16];
+        size_t n;
+        if (ds_rowkey_dim(key) == DS_DIM_GATE_HEADING) {
+                /* every cell of a (gate, day) in one place: the top-10 needs them together */
+                uint32_t gate = ds_cell_gate(ds_rowkey_key(key));
+                memcpy(h, &gate, 4);
+                memcpy(h + 4, &key.start, 8);
+                n = 12;
+        } else {
+                memcpy(h, &key.k, 8);
+                memcpy(h + 8, &key.start, 8);
+                n = 16;
+        }
+        return rd_kafka_msg_partitioner_murmur2(NULL, h, n, partitions, NULL, NULL);
+}

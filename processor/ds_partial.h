@@ -1,0 +1,60 @@
+/*
+ * ds_partial.h - one input partition's share of a row, on the way to the merge.
+ *
+ * The processing role publishes, every cycle, the changed rows of each
+ * partition it owns and a STATUS per partition to customs.totals.partial
+ * (vn.customs.PartialTotal, schema id 6); the merge role (ds_merge_role.h)
+ * reads them back. The message key is "<partition>|<row key>" (or
+ * "<partition>|STATUS"), so compaction on a real cluster keeps each
+ * partition's latest share of each row. The Kafka partition is chosen from
+ * the row alone (ds_partial_route()): every partition's share of a row, and
+ * every cell of a (gate, day), meet in one partial partition, so merge
+ * instances can split the work by partial partition. STATUS goes to every
+ * partial partition.
+ *
+ * @locality any thread; encoding appends to a caller's buffer, decoding
+ * points into the message.
+ */
+#ifndef DS_PARTIAL_H
+#define DS_PARTIAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ds_reason.h"
+#include "ds_rows.h"
+#include "ds_wire.h"
+
+#define DS_SCHEMA_ID_PARTIAL 6
+
+typedef enum { DS_PARTIAL_ROW = 0, DS_PARTIAL_STATUS = 1 } ds_partial_kind_t;
+
+typedef struct ds_partial {
+        int kind;
+        int32_t partition;
+        int32_t epoch;
+        int64_t input_offset;
+        int64_t watermark_ms; /* STATUS */
+        int idle;             /* STATUS */
+        ds_rowkey_t key;      /* ROW (no partition bits) */
+        ds_measures_t m;
+        const uint8_t *declarants_sketch; /* NULL/0 when none */
+        size_t declarants_len;
+        const uint8_t *vehicles_sketch;
+        size_t vehicles_len;
+        int64_t updated_at;
+} ds_partial_t;
+
+/* Appends header and Avro body of p; heading_digits formats COMMODITY keys. */
+void ds_partial_encode(ds_buf_t *b, const ds_partial_t *p, int heading_digits);
+/* Decodes a whole message value (wire header + body). Strings and sketches
+ * point into msg. Returns DS_DLQ_NONE or the reason it is not a partial. */
+ds_dlq_reason_t ds_partial_decode(const uint8_t *msg, size_t len, int heading_digits, ds_partial_t *out);
+
+/* Message key of a ROW or STATUS. Returns its length. */
+int ds_partial_key(const ds_partial_t *p, int heading_digits, char *buf, size_t size);
+/* Partial-topic partition for a ROW: GATE_HEADING cells by (gate, day),
+ * every other row by its own key, hashed with murmur2. */
+int32_t ds_partial_route(ds_rowkey_t key, int32_t partitions);
+
+#endif
