@@ -47,6 +47,11 @@ static const confdef_t defs[] = {
      "Changelog: each input partition's state (snapshots, deltas, checkpoints), as many partitions as the input."},
     {"role", CT_ENUM, O(role), 0, 0, "all", "all|process|merge",
      "process: consume and aggregate input partitions; merge: sum the partitions' shares and publish; all: both."},
+    {"exactly.once.mode", CT_ENUM, O(eos_mode), 0, 0, "checkpoint", "checkpoint|transactions",
+     "checkpoint: changelog checkpoints with upserts (works on any broker); transactions: also wrap each cycle in a "
+     "Kafka transaction (real clusters; the embedded broker does not keep their promises)."},
+    {"instance.id", CT_STR, O(instance_id), 0, 0, "", NULL,
+     "This instance's stable name, for transactional ids (<group>.<instance>.process/.merge); empty: the host name."},
     {"merge.interval.ms", CT_I64, O(merge_interval_ms), 10, 3600000, "200",
      NULL, "How often the merge role publishes the rows that changed."},
     {"state.snapshot.min.bytes", CT_I64, O(snapshot_min_bytes), 0, INT64_MAX / 4, "1048576", NULL,

@@ -30,6 +30,7 @@
 
 typedef enum { DS_DECODER_SPECIALIZED = 0, DS_DECODER_AVRO_C } ds_decoder_kind_t;
 typedef enum { DS_ROLE_ALL = 0, DS_ROLE_PROCESS, DS_ROLE_MERGE } ds_role_t;
+typedef enum { DS_EOS_CHECKPOINT = 0, DS_EOS_TRANSACTIONS } ds_eos_mode_t;
 
 typedef struct ds_kv {
         char *key;
@@ -44,6 +45,8 @@ typedef struct ds_config {
         char *partial_topic;
         char *state_topic;
         int role;
+        int eos_mode;
+        char *instance_id; /* "" means the host name */
         int64_t merge_interval_ms;
         int64_t snapshot_min_bytes;
         char *schema_dir;

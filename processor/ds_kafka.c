@@ -144,3 +144,47 @@ int ds_kafka_produce_wait(rd_kafka_t *producer, const char *topic, int32_t parti
         free(tag);
         return err;
 }
+
+int ds_kafka_txn_id(const ds_config_t *cfg, const char *role, char *buf, size_t size) {
+        char host[256] = "declstream";
+        const char *inst = cfg->instance_id;
+        if (!inst || !*inst) {
+                if (gethostname(host, sizeof(host) - 1) == 0)
+                        host[sizeof(host) - 1] = '\0';
+                inst = host;
+        }
+        const char *g = ds_config_kafka_get(cfg, "group.id");
+        return snprintf(buf, size, "%s.%s.%s", g ? g : "declstream", inst, role);
+}
+
+static int txn_error(rd_kafka_error_t *e, const char *what, char *errstr, size_t sz) {
+        ds_err(errstr, sz, "%s: %s%s", what, rd_kafka_error_string(e),
+               rd_kafka_error_is_fatal(e) ? " (fatal)" : rd_kafka_error_txn_requires_abort(e) ? " (aborted)" : "");
+        rd_kafka_error_destroy(e);
+        return -1;
+}
+
+int ds_kafka_txn_commit(rd_kafka_t *producer, rd_kafka_t *consumer, const rd_kafka_topic_partition_list_t *offsets,
+                        char *errstr, size_t sz) {
+        rd_kafka_error_t *e;
+        if (offsets && offsets->cnt) {
+                rd_kafka_consumer_group_metadata_t *md = rd_kafka_consumer_group_metadata(consumer);
+                e = rd_kafka_send_offsets_to_transaction(producer, offsets, md, 30000);
+                rd_kafka_consumer_group_metadata_destroy(md);
+                if (e) {
+                        rd_kafka_error_t *ae = rd_kafka_abort_transaction(producer, 30000);
+                        if (ae)
+                                rd_kafka_error_destroy(ae);
+                        return txn_error(e, "sending offsets to the transaction", errstr, sz);
+                }
+        }
+        if ((e = rd_kafka_commit_transaction(producer, 30000))) {
+                rd_kafka_error_t *ae = rd_kafka_abort_transaction(producer, 30000);
+                if (ae)
+                        rd_kafka_error_destroy(ae);
+                return txn_error(e, "committing the transaction", errstr, sz);
+        }
+        if ((e = rd_kafka_begin_transaction(producer)))
+                return txn_error(e, "beginning a transaction", errstr, sz);
+        return 0;
+}

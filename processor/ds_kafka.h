@@ -42,6 +42,16 @@ rd_kafka_conf_t *ds_kafka_conf(ds_kafka_role_t role, const char *const *defaults
 /* Creates the client (takes ownership of conf, also on failure). */
 rd_kafka_t *ds_kafka_new(ds_kafka_role_t role, rd_kafka_conf_t *conf, char *errstr, size_t errstr_size);
 
+/* Transactional id of this instance for a role: <group.id>.<instance>.<role>,
+ * instance being instance.id or the host name. */
+int ds_kafka_txn_id(const ds_config_t *cfg, const char *role, char *buf, size_t size);
+
+/* Ends the open transaction: sends offsets (may be NULL) with the consumer's
+ * group metadata, commits, and begins the next one. Returns 0, or -1 with
+ * errstr (the caller stops: what the transaction held is rolled back). */
+int ds_kafka_txn_commit(rd_kafka_t *producer, rd_kafka_t *consumer, const rd_kafka_topic_partition_list_t *offsets,
+                        char *errstr, size_t errstr_size);
+
 /* Number of partitions of topic (metadata request), or -1 with errstr. */
 int ds_kafka_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms, char *errstr, size_t errstr_size);
 

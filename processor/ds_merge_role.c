@@ -53,6 +53,7 @@ struct ds_merge_role {
         int finishing;
         int64_t *finish_at; /* per partial partition: end to reach before finishing */
         int fatal;
+        int txn; /* exactly.once.mode=transactions */
         ds_merge_role_stats_t st;
 };
 
@@ -178,13 +179,35 @@ ds_merge_role_t *ds_merge_role_new(const ds_config_t *cfg, const ds_part_cfg_t *
                 goto fail;
         rd_kafka_conf_set_dr_msg_cb(pconf, dr_cb);
         rd_kafka_conf_set_opaque(pconf, mr);
+        mr->txn = cfg->eos_mode == DS_EOS_TRANSACTIONS;
+        if (mr->txn) {
+                char tid[512], e2[256];
+                ds_kafka_txn_id(cfg, "merge", tid, sizeof(tid));
+                if (rd_kafka_conf_set(pconf, "transactional.id", tid, e2, sizeof(e2)) != RD_KAFKA_CONF_OK) {
+                        rd_kafka_conf_destroy(pconf);
+                        ds_err(errstr, sz, "transactional.id: %s", e2);
+                        goto fail;
+                }
+        }
         if (!(mr->producer = ds_kafka_new(DS_KAFKA_PRODUCER, pconf, errstr, sz)))
                 goto fail;
+        if (mr->txn) {
+                rd_kafka_error_t *e = rd_kafka_init_transactions(mr->producer, 60000);
+                if (!e)
+                        e = rd_kafka_begin_transaction(mr->producer);
+                if (e) {
+                        ds_err(errstr, sz, "transactions: %s", rd_kafka_error_string(e));
+                        rd_kafka_error_destroy(e);
+                        goto fail;
+                }
+        }
         char group[512];
         const char *g = ds_config_kafka_get(cfg, "group.id");
         snprintf(group, sizeof(group), "%s.merge", g ? g : "declstream");
         const char *consumer_defaults[] = {"enable.auto.commit", "false", "auto.offset.reset", "earliest",
-                                           "enable.partition.eof", "true", "fetch.wait.max.ms", "50", NULL};
+                                           "enable.partition.eof", "true", "fetch.wait.max.ms", "50",
+                                           /* transactions: aborted partial rows are not shares */
+                                           mr->txn ? "isolation.level" : NULL, "read_committed", NULL};
         rd_kafka_conf_t *cconf =
             ds_kafka_conf(DS_KAFKA_CONSUMER, consumer_defaults, cfg->kafka, cfg->nkafka, errstr, sz);
         if (!cconf)
@@ -376,14 +399,22 @@ static int caught_up(const ds_merge_role_t *mr) {
         return 1;
 }
 
-/* Fencing: commit our position synchronously; a member whose partitions
- * have moved on is refused by the coordinator and must not publish. */
-static int still_owner(ds_merge_role_t *mr) {
+static rd_kafka_topic_partition_list_t *positions(ds_merge_role_t *mr) {
         rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(mr->nparts ? mr->nparts : 1);
         for (int32_t i = 0; i < mr->nparts; i++)
                 if (mr->parts[i] && mr->parts[i]->next_offset > 0)
                         rd_kafka_topic_partition_list_add(l, mr->cfg->partial_topic, i)->offset =
                             mr->parts[i]->next_offset;
+        return l;
+}
+
+/* Fencing: commit our position synchronously; a member whose partitions
+ * have moved on is refused by the coordinator and must not publish. (With
+ * transactions, the transaction's offset commit does the same.) */
+static int still_owner(ds_merge_role_t *mr) {
+        if (mr->txn)
+                return 1;
+        rd_kafka_topic_partition_list_t *l = positions(mr);
         rd_kafka_resp_err_t err = l->cnt ? rd_kafka_commit(mr->consumer, l, 0) : RD_KAFKA_RESP_ERR_NO_ERROR;
         rd_kafka_topic_partition_list_destroy(l);
         if (err) {
@@ -421,6 +452,17 @@ static int publish(ds_merge_role_t *mr) {
         }
         while (mr->outstanding > 0)
                 rd_kafka_poll(mr->producer, 5);
+        if (mr->txn && !mr->failed) {
+                char err[512];
+                rd_kafka_topic_partition_list_t *l = positions(mr);
+                int rc = ds_kafka_txn_commit(mr->producer, mr->consumer, l, err, sizeof(err));
+                rd_kafka_topic_partition_list_destroy(l);
+                if (rc) {
+                        ds_log(DS_LOG_ERROR, "merge", "transaction failed; stopping", "error=\"%s\"", err);
+                        mr->fatal = 1;
+                        return -1;
+                }
+        }
         if (mr->failed) {
                 ds_log(DS_LOG_ERROR, "merge", "published rows were not delivered; stopping", "failed=%" PRIu64,
                        mr->failed);

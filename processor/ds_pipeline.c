@@ -83,6 +83,18 @@ enum { REQ_FLUSH = 1, REQ_ADD, REQ_DROP, REQ_STOP };
 
 typedef struct pipeline pipeline_t;
 
+/* A dead letter waiting for the cycle's transaction (exactly.once.mode=transactions). */
+typedef struct pdlq {
+        rd_kafka_headers_t *h;
+        void *key, *value;
+        size_t klen, vlen;
+} pdlq_t;
+
+typedef struct pdlqv {
+        pdlq_t *v;
+        uint32_t n, cap;
+} pdlqv_t;
+
 /* A changelog record a worker wrote during a flush. */
 typedef struct clrec {
         int32_t partition;
@@ -116,7 +128,9 @@ typedef struct worker {
         ds_buf_t clbuf;
         clrec_t *cl;
         uint32_t ncl, capcl;
+        pdlqv_t dlq_out; /* transactions: the dead letters since the last flush */
         int oom;
+        pdlqv_t dlq_pending; /* transactions: dead letters of the running cycle (worker only) */
 
         /* hot-path state */
         uint32_t epoch; /* delivery cycle of the dead letters produced now */
@@ -222,6 +236,35 @@ static void dead_letter(worker_t *w, const rd_kafka_message_t *msg, ds_dlq_reaso
         snprintf(num, sizeof(num), "%" PRId64, msg->offset);
         rd_kafka_header_add(h, "ds.source.offset", -1, num, -1);
 
+        if (pl->cfg->eos_mode == DS_EOS_TRANSACTIONS) {
+                /* produced by main inside the cycle's transaction */
+                pdlqv_t *q = &w->dlq_pending;
+                if (q->n == q->cap) {
+                        uint32_t cap = q->cap ? q->cap * 2 : 64;
+                        pdlq_t *v = realloc(q->v, cap * sizeof(*v));
+                        if (!v)
+                                goto oom;
+                        q->v = v;
+                        q->cap = cap;
+                }
+                pdlq_t *d = &q->v[q->n];
+                d->h = h;
+                d->klen = msg->key_len;
+                d->vlen = msg->len;
+                d->key = msg->key_len ? malloc(msg->key_len) : NULL;
+                d->value = msg->len ? malloc(msg->len) : NULL;
+                if ((msg->key_len && !d->key) || (msg->len && !d->value)) {
+                        free(d->key);
+                        free(d->value);
+                        goto oom;
+                }
+                if (d->key)
+                        memcpy(d->key, msg->key, msg->key_len);
+                if (d->value)
+                        memcpy(d->value, msg->payload, msg->len);
+                q->n++;
+                goto counted;
+        }
         uint32_t slot = w->epoch % EPOCH_SLOTS;
         /* relaxed RMW: other workers tag the same slot; main reads it after
          * the barrier's acquire, which orders this increment before it */
@@ -246,6 +289,7 @@ static void dead_letter(worker_t *w, const rd_kafka_message_t *msg, ds_dlq_reaso
                 set_fatal(pl);
                 return;
         }
+counted:
         w->c.dead_lettered++;
         uint64_t n = ++w->c.dlq[r];
         if (n <= DLQ_LOG_FIRST || n % DLQ_LOG_EVERY == 0)
@@ -254,6 +298,12 @@ static void dead_letter(worker_t *w, const rd_kafka_message_t *msg, ds_dlq_reaso
                        " count_for_reason=%" PRIu64 "%s",
                        code, topic, msg->partition, msg->offset, schema_id, n,
                        n == DLQ_LOG_FIRST ? " note=\"further ones logged every 10000th\"" : "");
+        return;
+oom:
+        rd_kafka_headers_destroy(h);
+        ds_log(DS_LOG_ERROR, "dlq", "out of memory keeping a dead letter; stopping without commit",
+               "partition=%d offset=%" PRId64, msg->partition, msg->offset);
+        set_fatal(pl);
 }
 
 static void process(worker_t *w, ds_part_t *part, const rd_kafka_message_t *msg) {
@@ -353,6 +403,11 @@ static void serve_flush(worker_t *w) {
         ds_outbox_reset(&w->ob);
         w->clbuf.len = 0;
         w->ncl = 0;
+        /* transactions: hand this cycle's dead letters over (main has produced the last ones) */
+        pdlqv_t t = w->dlq_out;
+        w->dlq_out = w->dlq_pending;
+        w->dlq_pending = t;
+        w->dlq_pending.n = 0;
         for (int32_t p = 0; p < w->nparts; p++) {
                 ds_part_t *part = w->parts[p];
                 if (!part)
@@ -577,9 +632,9 @@ static int produce_partial(pipeline_t *pl, const ds_partial_t *pr, int32_t parti
         return produce(pl, pl->cfg->partial_topic, partial_partition, key, (size_t)kl, pl->buf.p, pl->buf.len, NULL);
 }
 
-/* Commits every owned partition's offset with its claim as metadata: the
- * authority on who owns the partition (ds_changelog.h). */
-static void commit(pipeline_t *pl, int all) {
+/* Every owned partition's offset (all: also unchanged ones) with its claim
+ * as metadata: the authority on who owns the partition (ds_changelog.h). */
+static rd_kafka_topic_partition_list_t *offsets(pipeline_t *pl, int all) {
         rd_kafka_topic_partition_list_t *offs = rd_kafka_topic_partition_list_new(pl->nas ? pl->nas : 1);
         for (int i = 0; i < pl->nas; i++) {
                 assigned_t *a = &pl->as[i];
@@ -593,6 +648,30 @@ static void commit(pipeline_t *pl, int all) {
                 tp->metadata = strdup(md);
                 tp->metadata_size = tp->metadata ? (size_t)n : 0;
         }
+        return offs;
+}
+
+/* Transactions: the cycle's messages and the input offsets commit together. */
+static int txn_commit(pipeline_t *pl) {
+        char err[512];
+        rd_kafka_topic_partition_list_t *offs = offsets(pl, 0);
+        int rc = ds_kafka_txn_commit(pl->producer, pl->consumer, offs, err, sizeof(err));
+        if (rc)
+                ds_log(DS_LOG_ERROR, "pipeline", "transaction failed; stopping", "error=\"%s\"", err);
+        else
+                for (int i = 0; i < offs->cnt; i++) {
+                        assigned_t *a = find_assigned(pl, offs->elems[i].partition);
+                        if (a)
+                                a->committed = offs->elems[i].offset;
+                }
+        rd_kafka_topic_partition_list_destroy(offs);
+        return rc;
+}
+
+/* Commits the offsets (outside transactions: the claims at assignment, and
+ * every cycle in checkpoint mode). */
+static void commit(pipeline_t *pl, int all) {
+        rd_kafka_topic_partition_list_t *offs = offsets(pl, all);
         if (offs->cnt) {
                 rd_kafka_resp_err_t err = rd_kafka_commit(pl->consumer, offs, 0);
                 if (err) {
@@ -666,10 +745,32 @@ static int cycle(pipeline_t *pl) {
                         }
         }
 
-        /* 2. deltas, partial rows, statuses, checkpoints */
+        /* 2. dead letters (transactions), deltas, partial rows, statuses, checkpoints */
         int64_t now = ds_now_ms();
         for (int i = 0; i < pl->nw; i++) {
                 worker_t *w = &pl->w[i];
+                for (uint32_t k = 0; k < w->dlq_out.n; k++) {
+                        pdlq_t *d = &w->dlq_out.v[k];
+                        ds_dtag_t *tag = &pl->tags[pl->slot];
+                        atomic_fetch_add_explicit(&pl->outstanding[pl->slot], 1, memory_order_relaxed);
+                        rd_kafka_resp_err_t err;
+                        while ((err = rd_kafka_producev(pl->producer, RD_KAFKA_V_TOPIC(pl->cfg->dlq_topic),
+                                                        RD_KAFKA_V_KEY(d->key, d->klen),
+                                                        RD_KAFKA_V_VALUE(d->value, d->vlen),
+                                                        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
+                                                        RD_KAFKA_V_HEADERS(d->h), RD_KAFKA_V_OPAQUE(tag),
+                                                        RD_KAFKA_V_END)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+                                rd_kafka_poll(pl->producer, 10);
+                        if (err) {
+                                atomic_fetch_sub_explicit(&pl->outstanding[pl->slot], 1, memory_order_relaxed);
+                                ds_log(DS_LOG_ERROR, "dlq", "cannot write to the dead-letter topic", "error=\"%s\"",
+                                       rd_kafka_err2str(err));
+                                goto fail;
+                        }
+                        free(d->key); /* the value is freed by librdkafka (F_FREE) */
+                        d->key = NULL;
+                }
+                w->dlq_out.n = 0;
                 for (uint32_t k = 0; k < w->ncl; k++)
                         if (!w->cl[k].snapshot && produce_changelog(pl, w, &w->cl[k], NULL))
                                 goto fail;
@@ -709,7 +810,12 @@ static int cycle(pipeline_t *pl) {
         /* 3. all acknowledged: commit the input offsets */
         if (wait_slot(pl))
                 return -1;
-        commit(pl, 0);
+        if (pl->cfg->eos_mode == DS_EOS_TRANSACTIONS) {
+                if (txn_commit(pl))
+                        goto fail;
+        } else {
+                commit(pl, 0);
+        }
         pl->cycles++;
         pl->last_cycle_ms = ds_mono_ms() - t0;
         DS_DEBUG("pipeline", "cycle done", "partitions=%d snapshots=%d duration_ms=%" PRId64, pl->nas, snaps,
@@ -1042,10 +1148,36 @@ int ds_pipeline_run(const ds_config_t *cfg) {
         }
         rd_kafka_conf_set_dr_msg_cb(pconf, dr_cb);
         rd_kafka_conf_set_opaque(pconf, pl);
+        int txn = cfg->eos_mode == DS_EOS_TRANSACTIONS;
+        if (txn) {
+                char tid[512], e2[256];
+                ds_kafka_txn_id(cfg, "process", tid, sizeof(tid));
+                if (rd_kafka_conf_set(pconf, "transactional.id", tid, e2, sizeof(e2)) != RD_KAFKA_CONF_OK) {
+                        ds_log(DS_LOG_ERROR, "config", "cannot set transactional.id", "error=\"%s\"", e2);
+                        rd_kafka_conf_destroy(pconf);
+                        rc = 2;
+                        goto out;
+                }
+        }
         if (!(pl->producer = ds_kafka_new(DS_KAFKA_PRODUCER, pconf, err, sizeof(err)))) {
                 ds_log(DS_LOG_ERROR, "pipeline", "cannot start", "error=\"%s\"", err);
                 rc = 2;
                 goto out;
+        }
+        if (txn) {
+                /* fences earlier instances with the same transactional id */
+                rd_kafka_error_t *e = rd_kafka_init_transactions(pl->producer, 60000);
+                if (!e)
+                        e = rd_kafka_begin_transaction(pl->producer);
+                if (e) {
+                        ds_log(DS_LOG_ERROR, "pipeline", "cannot start transactions", "error=\"%s\"",
+                               rd_kafka_error_string(e));
+                        rd_kafka_error_destroy(e);
+                        rc = 1;
+                        goto out;
+                }
+                ds_log(DS_LOG_INFO, "pipeline", "transactions on (the embedded broker accepts them but does not keep "
+                                                "their guarantees)", "%s", "");
         }
         pl->partial_partitions = ds_kafka_partition_count(pl->producer, cfg->partial_topic, 10000, err, sizeof(err));
         if (pl->partial_partitions <= 0) {
@@ -1055,9 +1187,15 @@ int ds_pipeline_run(const ds_config_t *cfg) {
         }
         /* the changelog reader: the user's connection properties, no group */
         static const char *const reader_defaults[] = {"enable.auto.commit", "false", "enable.partition.eof", "true",
-                                                      "fetch.wait.max.ms", "50", NULL};
+                                                      "fetch.wait.max.ms", "50", NULL, NULL, NULL};
+        const char *rdefs[9];
+        memcpy(rdefs, reader_defaults, sizeof(rdefs));
+        if (cfg->eos_mode == DS_EOS_TRANSACTIONS) { /* aborted cycles are not state */
+                rdefs[6] = "isolation.level";
+                rdefs[7] = "read_committed";
+        }
         rd_kafka_conf_t *rconf =
-            ds_kafka_conf(DS_KAFKA_CONSUMER, reader_defaults, cfg->kafka, cfg->nkafka, err, sizeof(err));
+            ds_kafka_conf(DS_KAFKA_CONSUMER, rdefs, cfg->kafka, cfg->nkafka, err, sizeof(err));
         if (!rconf || !(pl->cl = ds_changelog_new(cfg->state_topic, &pl->part_cfg, rconf, pl->producer, err,
                                                  sizeof(err)))) {
                 ds_log(DS_LOG_ERROR, "pipeline", "cannot start the changelog reader", "error=\"%s\"", err);
@@ -1132,9 +1270,10 @@ int ds_pipeline_run(const ds_config_t *cfg) {
                 goto out;
         }
         ds_log(DS_LOG_INFO, "pipeline", "started",
-               "version=%s role=%s input=%s partial=%s state=%s group=%s workers=%d commit_interval_ms=%" PRId64
-               " heading_digits=%d decoder=%s",
-               DS_VERSION, cfg->role == DS_ROLE_ALL ? "all" : "process", cfg->input_topic, cfg->partial_topic,
+               "version=%s role=%s exactly_once=%s input=%s partial=%s state=%s group=%s workers=%d "
+               "commit_interval_ms=%" PRId64 " heading_digits=%d decoder=%s",
+               DS_VERSION, cfg->role == DS_ROLE_ALL ? "all" : "process",
+               cfg->eos_mode == DS_EOS_TRANSACTIONS ? "transactions" : "checkpoint", cfg->input_topic, cfg->partial_topic,
                cfg->state_topic, ds_config_kafka_get(cfg, "group.id"), pl->nw, cfg->commit_interval_ms,
                cfg->heading_digits, cfg->decoder == DS_DECODER_AVRO_C ? "avro-c" : "specialized");
 
@@ -1225,6 +1364,18 @@ out:
                         free(w->parts);
                         ds_outbox_free(&w->ob);
                         ds_buf_free(&w->clbuf);
+                        for (uint32_t k = 0; k < w->dlq_out.n; k++) {
+                                rd_kafka_headers_destroy(w->dlq_out.v[k].h);
+                                free(w->dlq_out.v[k].key);
+                                free(w->dlq_out.v[k].value);
+                        }
+                        for (uint32_t k = 0; k < w->dlq_pending.n; k++) {
+                                rd_kafka_headers_destroy(w->dlq_pending.v[k].h);
+                                free(w->dlq_pending.v[k].key);
+                                free(w->dlq_pending.v[k].value);
+                        }
+                        free(w->dlq_out.v);
+                        free(w->dlq_pending.v);
                         free(w->cl);
                         for (int k = 0; k < w->navro; k++)
                                 ds_avro_decoder_destroy(w->avro[k]);
