@@ -87,6 +87,7 @@ typedef struct rfield {
         uint8_t rk;
         uint8_t renum; /* RK_ENUM: which enum */
         uint16_t off;  /* offset in ds_decl_t or ds_item_t */
+        uint8_t opt;   /* optional in the reader schema: absent there, the field is not read at all */
 } rfield_t;
 
 static const char *const kind_syms[] = {"NEW", "AMEND", "CANCEL"};
@@ -118,6 +119,10 @@ static const rfield_t decl_fields[] = {
     {"channel", RK_ENUM, RE_CHANNEL, D(channel)},
     {"vehicle_plate", RK_OPTSTR, 0, D(vehicle_plate)},
     {"items", RK_ITEMS, 0, D(items)},
+    /* schema v2 (customs_declaration.v2.avsc): read when the reader schema has
+     * them, left 0 / {NULL, 0} when it does not (the processor's v1 reader) */
+    {"container_count", RK_INT, 0, D(container_count), 1},
+    {"invoice_currency", RK_STR, 0, D(invoice_currency), 1},
 };
 static const rfield_t item_fields[] = {
     {"hs_code", RK_STR, 0, I(hs_code)},
@@ -133,12 +138,17 @@ static const rfield_t item_fields[] = {
 
 #define NDECL ((int)DS_ARRAY_LEN(decl_fields))
 #define NITEM ((int)DS_ARRAY_LEN(item_fields))
+#define MAX_RFIELDS 16 /* compile_record's seen[] */
+_Static_assert(DS_ARRAY_LEN(decl_fields) <= MAX_RFIELDS && DS_ARRAY_LEN(item_fields) <= MAX_RFIELDS,
+               "too many reader fields");
 
 struct ds_reader {
         avro_schema_t schema;
         json_t *json;                  /* owns the default strings */
         uint8_t decl_has_default[NDECL];
         uint8_t item_has_default[NITEM];
+        uint8_t decl_in_reader[NDECL]; /* 0: an optional field the reader schema lacks */
+        uint8_t item_in_reader[NITEM];
         int enum_default[RE__CNT];     /* reader enum's default symbol, or -1 */
         ds_decl_t proto;               /* defaults; only the part before items is used */
         ds_item_t item_proto;
@@ -290,13 +300,20 @@ static int set_default(const rfield_t *f, json_t *def, void *proto, char *errstr
 }
 
 static int load_fields(ds_reader_t *r, avro_schema_t rec, json_t *jrec, const rfield_t *fields, int n,
-                       uint8_t *has_default, void *proto, char *errstr, size_t sz) {
+                       uint8_t *has_default, uint8_t *in_reader, void *proto, char *errstr, size_t sz) {
         json_t *jfields = json_object_get(jrec, "fields");
         for (int i = 0; i < n; i++) {
                 const rfield_t *f = &fields[i];
-                avro_schema_t t = avro_schema_record_field_get(rec, f->name);
+                /* avro_schema_record_field_get() returns garbage for a missing
+                 * name (Avro C 1.11.1 reads an unset lookup result): ask the
+                 * index first */
+                int idx = avro_schema_record_field_get_index(rec, f->name);
+                avro_schema_t t = idx >= 0 ? avro_schema_record_field_get_by_index(rec, idx) : NULL;
+                if (!t && f->opt)
+                        continue; /* in_reader[i] stays 0: writers' values of it are skipped */
                 if (!t)
                         return ds_err(errstr, sz, "reader schema %s lacks field %s", avro_schema_name(rec), f->name);
+                in_reader[i] = 1;
                 if (check_reader_type(f, t, errstr, sz))
                         return -1;
                 size_t k;
@@ -336,7 +353,8 @@ ds_reader_t *ds_reader_new(const char *json, size_t len, char *errstr, size_t sz
                 ds_err(errstr, sz, "reader schema must be the record Declaration");
                 goto fail;
         }
-        if (load_fields(r, r->schema, r->json, decl_fields, NDECL, r->decl_has_default, &r->proto, errstr, sz))
+        if (load_fields(r, r->schema, r->json, decl_fields, NDECL, r->decl_has_default, r->decl_in_reader,
+                        &r->proto, errstr, sz))
                 goto fail;
         avro_schema_t item = resolve_link(avro_schema_array_items(
             resolve_link(avro_schema_record_field_get(r->schema, "items"))));
@@ -345,7 +363,8 @@ ds_reader_t *ds_reader_new(const char *json, size_t len, char *errstr, size_t sz
                 ds_err(errstr, sz, "reader schema: record Item not found");
                 goto fail;
         }
-        if (load_fields(r, item, jitem, item_fields, NITEM, r->item_has_default, &r->item_proto, errstr, sz))
+        if (load_fields(r, item, jitem, item_fields, NITEM, r->item_has_default, r->item_in_reader, &r->item_proto,
+                        errstr, sz))
                 goto fail;
         for (int e = 1; e < RE__CNT; e++) {
                 r->enum_default[e] = -1;
@@ -408,6 +427,11 @@ typedef struct build {
         size_t errsz;
 } build_t;
 
+static wnode_t *oom(build_t *b) {
+        ds_err(b->errstr, b->errsz, "out of memory compiling the writer schema");
+        return NULL;
+}
+
 static wnode_t *wbuild(build_t *b, avro_schema_t s, int depth) {
         if (depth > MAX_DEPTH) {
                 ds_err(b->errstr, b->errsz, "writer schema nested deeper than %d", MAX_DEPTH);
@@ -423,7 +447,7 @@ static wnode_t *wbuild(build_t *b, avro_schema_t s, int depth) {
                         return b->named[i].w;
         wnode_t *w = arena_alloc(b->arena, sizeof(*w));
         if (!w)
-                return NULL;
+                return oom(b);
         switch (avro_typeof(s)) {
         case AVRO_NULL: w->t = W_NULL; return w;
         case AVRO_BOOLEAN: w->t = W_BOOL; return w;
@@ -442,7 +466,8 @@ static wnode_t *wbuild(build_t *b, avro_schema_t s, int depth) {
                 }
                 b->named[b->nnamed].s = s;
                 b->named[b->nnamed++].w = w;
-                w->name = arena_strdup(b->arena, avro_schema_name(s));
+                if (!(w->name = arena_strdup(b->arena, avro_schema_name(s))))
+                        return oom(b);
         }
         switch (avro_typeof(s)) {
         case AVRO_FIXED:
@@ -453,21 +478,26 @@ static wnode_t *wbuild(build_t *b, avro_schema_t s, int depth) {
                 w->t = W_ENUM;
                 w->n = (uint32_t)avro_schema_enum_number_of_symbols(s);
                 w->names = arena_alloc(b->arena, sizeof(char *) * (w->n + 1));
+                if (!w->names)
+                        return oom(b);
                 for (uint32_t i = 0; i < w->n; i++)
-                        w->names[i] = arena_strdup(b->arena, avro_schema_enum_get(s, (int)i));
+                        if (!(w->names[i] = arena_strdup(b->arena, avro_schema_enum_get(s, (int)i))))
+                                return oom(b);
                 return w;
         case AVRO_ARRAY:
         case AVRO_MAP:
                 w->t = avro_typeof(s) == AVRO_ARRAY ? W_ARRAY : W_MAP;
                 w->n = 1;
-                w->kids = arena_alloc(b->arena, sizeof(wnode_t *));
+                if (!(w->kids = arena_alloc(b->arena, sizeof(wnode_t *))))
+                        return oom(b);
                 w->kids[0] = wbuild(b, w->t == W_ARRAY ? avro_schema_array_items(s) : avro_schema_map_values(s),
                                     depth + 1);
                 return w->kids[0] ? w : NULL;
         case AVRO_UNION:
                 w->t = W_UNION;
                 w->n = (uint32_t)avro_schema_union_size(s);
-                w->kids = arena_alloc(b->arena, sizeof(wnode_t *) * (w->n + 1));
+                if (!(w->kids = arena_alloc(b->arena, sizeof(wnode_t *) * (w->n + 1))))
+                        return oom(b);
                 for (uint32_t i = 0; i < w->n; i++)
                         if (!(w->kids[i] = wbuild(b, avro_schema_union_branch(s, (int)i), depth + 1)))
                                 return NULL;
@@ -477,8 +507,11 @@ static wnode_t *wbuild(build_t *b, avro_schema_t s, int depth) {
                 w->n = (uint32_t)avro_schema_record_size(s);
                 w->kids = arena_alloc(b->arena, sizeof(wnode_t *) * (w->n + 1));
                 w->names = arena_alloc(b->arena, sizeof(char *) * (w->n + 1));
+                if (!w->kids || !w->names)
+                        return oom(b);
                 for (uint32_t i = 0; i < w->n; i++) {
-                        w->names[i] = arena_strdup(b->arena, avro_schema_record_field_name(s, (int)i));
+                        if (!(w->names[i] = arena_strdup(b->arena, avro_schema_record_field_name(s, (int)i))))
+                                return oom(b);
                         if (!(w->kids[i] = wbuild(b, avro_schema_record_field_get_by_index(s, (int)i), depth + 1)))
                                 return NULL;
                 }
@@ -549,7 +582,7 @@ typedef struct compile {
 } compile_t;
 
 static int compile_record(compile_t *c, const wnode_t *w, const rfield_t *fields, int n,
-                          const uint8_t *has_default, plan_t *out, const char *what);
+                          const uint8_t *has_default, const uint8_t *in_reader, plan_t *out, const char *what);
 
 /* Compiles reading writer type w (not a union) into reader field f.
  * Returns 0 ok, 1 incompatible (op->bad set, errstr says why), -1 fatal. */
@@ -608,7 +641,8 @@ static int compile_leaf(compile_t *c, const rfield_t *f, const wnode_t *w, op_t 
                 op->sub = arena_alloc(c->arena, sizeof(plan_t));
                 if (!op->sub)
                         return -1;
-                if (compile_record(c, e, item_fields, NITEM, c->reader->item_has_default, op->sub, "Item"))
+                if (compile_record(c, e, item_fields, NITEM, c->reader->item_has_default, c->reader->item_in_reader,
+                                   op->sub, "Item"))
                         return -1;
                 c->codec->item_min_size = wmin_size(e, 0);
                 return 0;
@@ -644,8 +678,8 @@ static int compile_field(compile_t *c, const rfield_t *f, const wnode_t *w, op_t
 }
 
 static int compile_record(compile_t *c, const wnode_t *w, const rfield_t *fields, int n,
-                          const uint8_t *has_default, plan_t *out, const char *what) {
-        uint8_t seen[16] = {0};
+                          const uint8_t *has_default, const uint8_t *in_reader, plan_t *out, const char *what) {
+        uint8_t seen[MAX_RFIELDS] = {0};
         out->nops = w->n;
         out->ops = arena_alloc(c->arena, sizeof(op_t) * (w->n + 1));
         if (!out->ops)
@@ -654,7 +688,7 @@ static int compile_record(compile_t *c, const wnode_t *w, const rfield_t *fields
                 op_t *op = &out->ops[i];
                 int fi = -1;
                 for (int k = 0; k < n; k++)
-                        if (!strcmp(fields[k].name, w->names[i]))
+                        if (in_reader[k] && !strcmp(fields[k].name, w->names[i]))
                                 fi = k;
                 if (fi < 0) {
                         op->rk = RK_SKIP;
@@ -670,7 +704,7 @@ static int compile_record(compile_t *c, const wnode_t *w, const rfield_t *fields
                         return -1;
         }
         for (int k = 0; k < n; k++)
-                if (!seen[k] && !has_default[k])
+                if (in_reader[k] && !seen[k] && !has_default[k])
                         return ds_err(c->errstr, c->errsz,
                                       "%s: reader field %s has no default and the writer schema lacks it", what,
                                       fields[k].name);
@@ -702,7 +736,8 @@ ds_codec_t *ds_codec_new(const ds_reader_t *reader, avro_schema_t writer, char *
                 goto fail;
         }
         compile_t c = {&codec->arena, reader, codec, errstr, sz};
-        if (compile_record(&c, root, decl_fields, NDECL, reader->decl_has_default, &codec->top, "Declaration"))
+        if (compile_record(&c, root, decl_fields, NDECL, reader->decl_has_default, reader->decl_in_reader,
+                           &codec->top, "Declaration"))
                 goto fail;
         codec->item_proto = reader->item_proto;
         codec->proto_size = offsetof(ds_decl_t, items);
@@ -879,6 +914,10 @@ static ds_dlq_reason_t run_items(const ds_codec_t *codec, const op_t *op, cur_t 
 static inline ds_dlq_reason_t run_op(const ds_codec_t *codec, const op_t *op, cur_t *c, char *dst, ds_decl_t *decl) {
         ds_dlq_reason_t r;
         int64_t v;
+        /* a skipped writer field is walked by skip(), whatever its type: a
+         * skipped union must not be taken for a union feeding a reader field */
+        if (DS_UNLIKELY(op->rk == RK_SKIP))
+                return skip(op->w, c, 0);
         if (op->wt == W_UNION) {
                 if ((r = rd_long(c, &v)))
                         return r;

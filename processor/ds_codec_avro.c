@@ -13,12 +13,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { F_ID, F_VERSION, F_KIND, F_AT, F_GATE, F_OFFICE, F_TYPE, F_FLOW, F_TAX, F_CHANNEL, F_PLATE, F_ITEMS, F__CNT };
+enum { F_ID, F_VERSION, F_KIND, F_AT, F_GATE, F_OFFICE, F_TYPE, F_FLOW, F_TAX, F_CHANNEL, F_PLATE, F_ITEMS,
+       F_CONTAINERS, F_CURRENCY, F__CNT };
+#define F_FIRST_OPTIONAL F_CONTAINERS /* v2 fields: read when the reader schema has them (as ds_codec.c) */
 enum { IF_HS, IF_DESC, IF_QTY, IF_UNIT, IF_WEIGHT, IF_VALUE, IF_ORIGIN, IF__CNT };
 
 static const char *const fnames[F__CNT] = {"declaration_id", "version", "kind", "declared_at",
                                             "gate_code", "customs_office", "type_code", "flow",
-                                            "declarant_tax_id", "channel", "vehicle_plate", "items"};
+                                            "declarant_tax_id", "channel", "vehicle_plate", "items",
+                                            "container_count", "invoice_currency"};
 static const char *const ifnames[IF__CNT] = {"hs_code", "description", "quantity", "unit",
                                               "gross_weight_g", "customs_value_usd_cents", "origin_country"};
 
@@ -44,7 +47,7 @@ ds_avro_decoder_t *ds_avro_decoder_new(avro_schema_t reader, avro_schema_t write
         d->writer_schema = avro_schema_incref(writer);
         for (int i = 0; i < F__CNT; i++) {
                 d->fidx[i] = avro_schema_record_field_get_index(reader, fnames[i]);
-                if (d->fidx[i] < 0) {
+                if (d->fidx[i] < 0 && i < F_FIRST_OPTIONAL) {
                         ds_err(errstr, sz, "reader schema lacks %s", fnames[i]);
                         goto fail;
                 }
@@ -171,6 +174,13 @@ ds_dlq_reason_t ds_avro_decode(ds_avro_decoder_t *d, const uint8_t *buf, size_t 
         if (get_enum(rec, d->fidx[F_KIND], d->nsym[F_KIND], &out->kind) ||
             get_enum(rec, d->fidx[F_FLOW], d->nsym[F_FLOW], &out->flow) ||
             get_enum(rec, d->fidx[F_CHANNEL], d->nsym[F_CHANNEL], &out->channel))
+                return DS_DLQ_MALFORMED;
+
+        if (d->fidx[F_CONTAINERS] >= 0 &&
+            (avro_value_get_by_index(rec, (size_t)d->fidx[F_CONTAINERS], &v, NULL) ||
+             avro_value_get_int(&v, &out->container_count)))
+                return DS_DLQ_MALFORMED;
+        if (d->fidx[F_CURRENCY] >= 0 && get_str(rec, d->fidx[F_CURRENCY], &out->invoice_currency))
                 return DS_DLQ_MALFORMED;
 
         avro_value_t plate, branch;

@@ -58,6 +58,11 @@ typedef struct ds_decl {
         uint8_t kind;    /* ds_kind_t */
         uint8_t flow;    /* ds_flow_t */
         uint8_t channel; /* ds_channel_t */
+        /* Schema v2 fields (customs_declaration.v2.avsc). Filled only when the
+         * reader schema has them (ds_codec.h: optional reader fields); with the
+         * processor's v1 reader they stay 0 and {NULL, 0}. */
+        int32_t container_count;
+        ds_str_t invoice_currency;
         uint32_t item_cnt;
         ds_item_t items[DS_MAX_ITEMS];
 } ds_decl_t;
