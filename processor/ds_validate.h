@@ -1,11 +1,22 @@
 /*
  * ds_validate.h - the semantic rules of a declaration, and its contribution.
  *
- * A decoded declaration is valid when: declaration_id has 12 ASCII digits,
- * version >= 0, gate_code is a known gate, there is at least one item, every
- * hs_code has 8 ASCII digits, every weight and value is >= 0, and the sums of
- * value and weight fit in 64 bits. ds_validate() checks them in that order and
- * returns the first rule broken, so each bad message has one reason.
+ * A decoded declaration is valid when: every string field is valid UTF-8
+ * (INVALID_UTF8), declaration_id has 12 ASCII digits, version >= 0,
+ * gate_code is a known gate (a code holding a NUL byte is not), there is at
+ * least one item and at most 50, every hs_code has 8 ASCII digits, every
+ * weight and value is >= 0, and the sums of value and weight fit in 64 bits.
+ * ds_validate() checks them in that order and returns the first rule broken,
+ * so each bad message has one reason.
+ *
+ * UTF-8 comes first because it is a property of the encoding, not of the
+ * business: Avro's string type is UTF-8, so a string that is not is a record
+ * that is not well-formed, whatever else it holds - a gate code or HS code
+ * with a broken byte is INVALID_UTF8, not UNKNOWN_GATE or BAD_HS_CODE. It
+ * covers every string the reader reads: declaration_id, gate_code,
+ * customs_office, type_code, declarant_tax_id, vehicle_plate (when not null),
+ * invoice_currency (v2 reader), and each item's hs_code, description, unit
+ * and origin_country. NUL (U+0000) is valid UTF-8 and allowed in free text.
  *
  * On success it fills a ds_contrib_t: the id and HS codes as integers, the
  * gate interned, items merged into one line per heading (first
@@ -23,6 +34,11 @@
 
 /* heading_digits: 2, 4, 6 or 8. */
 ds_dlq_reason_t ds_validate(const ds_decl_t *d, int heading_digits, ds_contrib_t *out);
+
+/* 1 when the n bytes at p are well-formed UTF-8 (RFC 3629 / Unicode table
+ * 3-7: shortest form, no surrogates, at most U+10FFFF), else 0. ASCII is
+ * checked eight bytes at a time. */
+int ds_utf8_valid(const char *p, size_t n);
 
 /* 64-bit hash of a byte string (FNV-1a then fmix64): well mixed in every
  * bit, as HyperLogLog needs. */
