@@ -186,6 +186,14 @@ static int choose(const scan_t *s, int32_t auth_epoch, int64_t auth_claim, int64
         for (uint32_t i = 0; i < s->n; i++)
                 if (s->v[i].epoch > *max_epoch)
                         *max_epoch = s->v[i].epoch;
+        /* A CLAIM newer than the committed metadata wins: only an assigned
+         * member writes claims, so the metadata is stale (its commit failed,
+         * or a zombie's commit got through). */
+        for (uint32_t i = 0; i < s->n; i++)
+                if (s->v[i].type == DS_CL_CLAIM && s->v[i].epoch > auth_epoch) {
+                        auth_epoch = s->v[i].epoch;
+                        auth_claim = s->v[i].offset;
+                }
         if (auth_epoch > 0) {
                 for (uint32_t i = s->n; i-- > 0;) {
                         const hrec_t *r = &s->v[i];

@@ -36,7 +36,8 @@ static void usage(FILE *out) {
                 "  --brokers N            brokers in the cluster (default 1)\n"
                 "  --partitions P         partitions of customs.declarations and of the other topics (default 12)\n"
                 "  --bootstrap-file PATH  also write the bootstrap servers to PATH\n"
-                "  --topic NAME:P         create another topic with P partitions (repeatable)\n"
+                "  --topic NAME:P         create topic NAME with P partitions (repeatable); also changes the\n"
+                "                         partitions of one of declstream's topics\n"
                 "  --control PATH         create a FIFO at PATH and read fault-injection commands from it, one per\n"
                 "                         line (for tests):\n"
                 "                           down B | up B            broker B (1..N) down or up\n"
@@ -214,31 +215,36 @@ int ds_cmd_broker(int argc, char **argv) {
         int rf = brokers < 3 ? (int)brokers : 3;
         int P = (int)partitions;
         int rc = 0;
-        if (create_topic(mc, "customs.declarations", P, rf) || create_topic(mc, "customs.declarations.dlq", P, rf) ||
-            create_topic(mc, "customs.totals", P, rf) || create_topic(mc, "customs.top_headings", P, rf) ||
-            create_topic(mc, "customs.totals.partial", P, rf) || create_topic(mc, "customs.state", P, rf))
-                rc = 1;
+        /* declstream's topics, with P partitions unless a --topic names them */
+        static const char *const defaults[] = {"customs.declarations", "customs.declarations.dlq", "customs.totals",
+                                               "customs.top_headings", "customs.totals.partial", "customs.state"};
+        char names[64][256];
+        int64_t counts[64];
         for (int i = 0; i < nextra && !rc; i++) {
-                char name[256];
                 const char *colon = strrchr(extra[i], ':');
-                int64_t p = P;
+                counts[i] = P;
                 if (colon) {
-                        snprintf(name, sizeof(name), "%.*s", (int)(colon - extra[i]), extra[i]);
-                        if (ds_arg_i64("broker", "--topic", colon + 1, 1, 10000, &p)) {
+                        snprintf(names[i], sizeof(names[i]), "%.*s", (int)(colon - extra[i]), extra[i]);
+                        if (ds_arg_i64("broker", "--topic", colon + 1, 1, 10000, &counts[i]))
                                 rc = 2;
-                                break;
-                        }
                 } else {
-                        snprintf(name, sizeof(name), "%s", extra[i]);
+                        snprintf(names[i], sizeof(names[i]), "%s", extra[i]);
                 }
-                if (!*name) {
+                if (!rc && !names[i][0]) {
                         fprintf(stderr, "declstream broker: --topic needs a name\n");
                         rc = 2;
-                        break;
                 }
-                if (create_topic(mc, name, (int)p, rf))
+        }
+        for (size_t d = 0; d < DS_ARRAY_LEN(defaults) && !rc; d++) {
+                int overridden = 0;
+                for (int i = 0; i < nextra; i++)
+                        overridden |= !strcmp(names[i], defaults[d]);
+                if (!overridden && create_topic(mc, defaults[d], P, rf))
                         rc = 1;
         }
+        for (int i = 0; i < nextra && !rc; i++)
+                if (create_topic(mc, names[i], (int)counts[i], rf))
+                        rc = 1;
         const char *bs = rd_kafka_mock_cluster_bootstraps(mc);
         if (!rc && bootstrap_file) {
                 char tmp[4096];

@@ -39,6 +39,8 @@ static void usage(FILE *out) {
                 "  --count N               make N declarations over --span-days of event time, then stop\n"
                 "  --rate R                make R declarations per second, stamped with the wall clock\n"
                 "  --duration S            with --rate: stop after S seconds (default 0: until SIGINT/SIGTERM)\n"
+                "  --time-scale X          with --rate and --duration: event time runs X times faster than the\n"
+                "                          wall clock and ends now (e.g. 360: 20 s of stream cover 2 hours)\n"
                 "  --seed S                random seed (default 1); a seed reproduces the stream exactly\n"
                 "  --bad-rate F            share of malformed messages, 0..1 (default 0): truncated Avro, wrong\n"
                 "                          magic byte, unknown schema id, bad id, unknown gate, bad HS code, no\n"
@@ -78,7 +80,7 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
 int ds_cmd_gen(int argc, char **argv) {
         ds_argv_t a = {argc, 0, argv, "gen"};
         const char *brokers = NULL, *topic = "customs.declarations", *truth = NULL, *v;
-        int64_t count = 0, rate = 0, duration = 0, seed = 1, digits = 4, extra = 0, start_ms = INT64_MIN;
+        int64_t count = 0, rate = 0, duration = 0, seed = 1, digits = 4, extra = 0, start_ms = INT64_MIN, scale = 1;
         double bad_rate = 0, span_days = 1, amend_rate = 0.05, cancel_rate = 0.01, dup_rate = 0.005,
                late_rate = 0.02;
         int64_t max_lateness = 2 * 3600 * 1000LL, amend_delay = -1;
@@ -111,6 +113,9 @@ int ds_cmd_gen(int argc, char **argv) {
                                 return 2;
                 } else if ((r = ds_arg_value(&a, "--duration", &v))) {
                         if (r < 0 || ds_arg_i64("gen", "--duration", v, 0, 86400 * 365, &duration))
+                                return 2;
+                } else if ((r = ds_arg_value(&a, "--time-scale", &v))) {
+                        if (r < 0 || ds_arg_i64("gen", "--time-scale", v, 1, 1000000, &scale))
                                 return 2;
                 } else if ((r = ds_arg_value(&a, "--seed", &v))) {
                         if (r < 0 || ds_arg_i64("gen", "--seed", v, 0, INT64_MAX, &seed))
@@ -183,6 +188,10 @@ int ds_cmd_gen(int argc, char **argv) {
                 fprintf(stderr, "declstream gen: --duration goes with --rate\n");
                 return 2;
         }
+        if (scale > 1 && (!rate || !duration)) {
+                fprintf(stderr, "declstream gen: --time-scale goes with --rate and --duration\n");
+                return 2;
+        }
         if (digits & 1) {
                 fprintf(stderr, "declstream gen: --heading-digits must be 2, 4, 6 or 8\n");
                 return 2;
@@ -244,6 +253,8 @@ int ds_cmd_gen(int argc, char **argv) {
         rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
 
         int64_t t0 = ds_mono_ms(), next_log = t0 + 5000;
+        /* scaled event time ends at the wall clock: the processor never sees the future */
+        int64_t sim0 = ds_now_ms() - (scale - 1) * duration * 1000;
         uint64_t bytes = 0, i = 0;
         while (!ds_stop_requested()) {
                 int64_t now = ds_mono_ms();
@@ -258,7 +269,8 @@ int ds_cmd_gen(int argc, char **argv) {
                         }
                 }
                 ds_gen_msg_t m;
-                if (!ds_gen_next(g, rate ? ds_now_ms() : -1, &m))
+                int64_t at = rate ? (scale > 1 ? sim0 + (ds_mono_ms() - t0) * scale : ds_now_ms()) : -1;
+                if (!ds_gen_next(g, at, &m))
                         break;
                 for (;;) {
                         if (rd_kafka_produce(rkt, m.partition, RD_KAFKA_MSG_F_COPY, (void *)m.value,

@@ -57,6 +57,8 @@ static const confdef_t defs[] = {
     {"state.snapshot.min.bytes", CT_I64, O(snapshot_min_bytes), 0, INT64_MAX / 4, "1048576", NULL,
      "A partition's state is snapshotted when the changelog written since its last snapshot exceeds both this and "
      "the snapshot's size."},
+    {"state.snapshot.interval.cycles", CT_INT, O(snapshot_interval_cycles), 0, 1000000, "0", NULL,
+     "Also snapshot a partition at least every N cycles (bounds restore time); 0: by size only."},
     {"schema.dir", CT_STR, O(schema_dir), 0, 0, DS_SCHEMA_DIR, NULL,
      "Directory holding registry.properties and the .avsc files it names."},
     {"schema.registry.url", CT_STR, O(schema_registry_url), 0, 0, "", NULL,

@@ -49,6 +49,7 @@ typedef struct ds_config {
         char *instance_id; /* "" means the host name */
         int64_t merge_interval_ms;
         int64_t snapshot_min_bytes;
+        int snapshot_interval_cycles;
         char *schema_dir;
         char *schema_registry_url;       /* "" when not used */
         char *schema_registry_user_info; /* "user:password" for basic auth, "" when none */

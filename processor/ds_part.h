@@ -33,6 +33,7 @@ typedef struct ds_part_cfg {
         uint32_t ledger_sweep_slots; /* ledger slots reclaimed per flush */
         int64_t idle_ms; /* no event for this long (wall clock): the partition stops holding windows open */
         int64_t snapshot_min_bytes; /* snapshot when the changelog since the last one exceeds this and it */
+        int snapshot_interval_cycles; /* ... or when this many cycles passed (0: never) */
 } ds_part_cfg_t;
 
 typedef struct ds_part {
@@ -47,6 +48,7 @@ typedef struct ds_part {
         int64_t cl_snap_bytes; /* size of the last snapshot written */
         int64_t cl_tail_bytes; /* changelog bytes written since it */
         int need_snapshot;     /* no snapshot yet since this owner started */
+        int cl_cycles;         /* cycles since the last snapshot */
         int eof;              /* read to the end of the partition */
 } ds_part_t;
 

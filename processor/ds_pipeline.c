@@ -418,12 +418,17 @@ static void serve_flush(worker_t *w) {
                 /* a snapshot when there is none yet, or the tail has outgrown it */
                 int64_t limit = part->cl_snap_bytes > pl->part_cfg.snapshot_min_bytes ? part->cl_snap_bytes
                                                                                        : pl->part_cfg.snapshot_min_bytes;
-                cl_ctx_t cc = {w, p, part->need_snapshot || part->cl_tail_bytes > limit, 0};
+                int every = pl->part_cfg.snapshot_interval_cycles;
+                cl_ctx_t cc = {w, p,
+                               part->need_snapshot || part->cl_tail_bytes > limit ||
+                                   (every > 0 && ++part->cl_cycles >= every),
+                               0};
                 int64_t bytes;
                 if (cc.snapshot) {
                         bytes = ds_cl_write_snapshot(part, DS_CL_MAX_RECORD, cl_emit, &cc);
                         part->cl_snap_bytes = bytes;
                         part->cl_tail_bytes = 0;
+                        part->cl_cycles = 0;
                         part->need_snapshot = 0;
                 } else {
                         /* only this partition's rows and evictions (just appended) */
@@ -1080,6 +1085,7 @@ static void part_cfg_from(ds_part_cfg_t *pc, const ds_config_t *cfg) {
         pc->ledger_retention_ms = cfg->ledger_retention_ms;
         pc->idle_ms = cfg->idle_ms;
         pc->snapshot_min_bytes = cfg->snapshot_min_bytes;
+        pc->snapshot_interval_cycles = cfg->snapshot_interval_cycles;
 }
 
 /* The merge role alone (role=merge). */

@@ -4,6 +4,7 @@
 #include "ds_testutil.h"
 
 #include <avro.h>
+#include <stdarg.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -124,12 +125,38 @@ char *ds_slurp(const char *path, size_t *len) {
 }
 
 int ds_broker_start(ds_proc_t *p, const char *dir, int partitions, char *servers, size_t size) {
-        char bf[512], np[16], out[512], err[512];
+        return ds_broker_start_ex(p, dir, partitions, 1, NULL, NULL, servers, size);
+}
+
+int ds_broker_control(const char *control, const char *fmt, ...) {
+        FILE *f = fopen(control, "w");
+        if (!f)
+                return -1;
+        va_list ap;
+        va_start(ap, fmt);
+        vfprintf(f, fmt, ap);
+        va_end(ap);
+        fputc('\n', f);
+        return fclose(f);
+}
+
+int ds_broker_start_ex(ds_proc_t *p, const char *dir, int partitions, int brokers, const char *control,
+                       const char *const *extra, char *servers, size_t size) {
+        char bf[512], np[16], nb[16], out[512], err[512];
         snprintf(bf, sizeof(bf), "%s/bootstrap", dir);
         snprintf(out, sizeof(out), "%s/broker.out", dir);
         snprintf(err, sizeof(err), "%s/broker.err", dir);
         snprintf(np, sizeof(np), "%d", partitions);
-        char *argv[] = {DS_BINARY, "broker", "--partitions", np, "--bootstrap-file", bf, NULL};
+        snprintf(nb, sizeof(nb), "%d", brokers);
+        char *argv[32] = {DS_BINARY, "broker", "--partitions", np, "--brokers", nb, "--bootstrap-file", bf};
+        int n = 8;
+        if (control) {
+                argv[n++] = "--control";
+                argv[n++] = (char *)control;
+        }
+        for (; extra && *extra && n < 31; extra++)
+                argv[n++] = (char *)*extra;
+        argv[n] = NULL;
         if (ds_proc_start(p, argv, out, err))
                 return -1;
         for (int i = 0; i < 1000; i++) {
@@ -325,4 +352,177 @@ int ds_top_decode(const char *schema_path, const uint8_t *value, size_t len, ds_
         }
         avro_value_decref(&v);
         return 0;
+}
+
+/* ---- comparing the output with a truth file -------------------------------- */
+
+static int kcat_to(const char *servers, const char *topic, const char *format, const char *out, const char *err) {
+        char *argv[] = {"kcat", "-b", (char *)servers, "-C", "-t", (char *)topic, "-o", "beginning", "-e", "-q",
+                        "-f", (char *)format, NULL};
+        return ds_run(argv, out, err, 180000);
+}
+
+int ds_topic_heads_lost(const char *servers, const char *dir, const char *topic) {
+        char out[512], err[512];
+        snprintf(out, sizeof(out), "%s/heads.%s.txt", dir, topic);
+        snprintf(err, sizeof(err), "%s/heads.err", dir);
+        if (kcat_to(servers, topic, "%p %o\n", out, err))
+                return -1;
+        FILE *f = fopen(out, "r");
+        if (!f)
+                return -1;
+        long long first[4096];
+        for (int i = 0; i < 4096; i++)
+                first[i] = -1;
+        int pp;
+        long long o;
+        while (fscanf(f, "%d %lld", &pp, &o) == 2)
+                if (pp >= 0 && pp < 4096 && first[pp] < 0)
+                        first[pp] = o;
+        fclose(f);
+        int lost = 0;
+        for (int i = 0; i < 4096; i++)
+                if (first[i] > 0) {
+                        fprintf(stderr, "%s partition %d starts at offset %lld: its head was deleted\n", topic, i,
+                                first[i]);
+                        lost++;
+                }
+        return lost;
+}
+
+static json_t *latest_index(ds_kmsg_t *m, int n) {
+        json_t *o = json_object();
+        for (int i = 0; i < n; i++)
+                json_object_set_new(o, m[i].key, json_integer(i));
+        return o;
+}
+
+int ds_check_against_truth(const char *servers, const char *dir, const char *truth_path, ds_truth_check_t *chk) {
+        memset(chk, 0, sizeof(*chk));
+        char totals[512], tops[512], err[512], schema[512], tschema[512];
+        snprintf(totals, sizeof(totals), "%s/check.totals.bin", dir);
+        snprintf(tops, sizeof(tops), "%s/check.top.bin", dir);
+        snprintf(err, sizeof(err), "%s/check.kcat.err", dir);
+        snprintf(schema, sizeof(schema), "%s/schemas/customs_total.avsc", DS_SOURCE_DIR);
+        snprintf(tschema, sizeof(tschema), "%s/schemas/customs_top_headings.avsc", DS_SOURCE_DIR);
+        if (kcat_to(servers, "customs.totals", "%K:%k%S:%s", totals, err) ||
+            kcat_to(servers, "customs.top_headings", "%K:%k%S:%s", tops, err)) {
+                fprintf(stderr, "kcat failed, see %s\n", err);
+                return 1;
+        }
+        json_error_t jerr;
+        json_t *truth = json_load_file(truth_path, 0, &jerr);
+        if (!truth) {
+                fprintf(stderr, "truth %s: %s\n", truth_path, jerr.text);
+                return 1;
+        }
+        ds_kmsg_t *msgs = NULL, *tmsgs = NULL;
+        int n = ds_kcat_parse(totals, &msgs), nt = ds_kcat_parse(tops, &tmsgs);
+        int problems = 0;
+        if (n < 0 || nt < 0) {
+                fprintf(stderr, "cannot parse kcat output\n");
+                json_decref(truth);
+                return 1;
+        }
+        json_t *latest = latest_index(msgs, n), *tlatest = latest_index(tmsgs, nt);
+        json_t *rows = json_object_get(truth, "rows");
+        const char *k;
+        json_t *want;
+        json_object_foreach(rows, k, want) {
+                int zero = 1;
+                for (int f = 0; f < 8; f++)
+                        zero &= json_integer_value(json_array_get(want, (size_t)f)) == 0;
+                int gate_total = !strncmp(k, "GATE|", 5) && strstr(k, "|TOTAL|0") != NULL;
+                if (gate_total)
+                        chk->declarations_truth += json_integer_value(json_array_get(want, 0));
+                json_t *idx = json_object_get(latest, k);
+                if (!idx) {
+                        if (!zero && chk->rows_missing++ < 10)
+                                fprintf(stderr, "no row published for %s\n", k);
+                        continue;
+                }
+                ds_total_row_t row;
+                ds_kmsg_t *m = &msgs[json_integer_value(idx)];
+                if (ds_total_decode(schema, m->value, m->value_len, &row)) {
+                        fprintf(stderr, "%s does not decode\n", k);
+                        chk->measure_diffs++;
+                        continue;
+                }
+                if (gate_total)
+                        chk->declarations_counted += row.measures[0];
+                chk->rows_compared++;
+                for (int f = 0; f < 8; f++) {
+                        long long e = json_integer_value(json_array_get(want, (size_t)f));
+                        if (row.measures[f] != e && chk->measure_diffs++ < 10)
+                                fprintf(stderr, "%s %s: got %lld, truth %lld\n", k, ds_measure_names[f],
+                                        (long long)row.measures[f], e);
+                }
+        }
+        json_object_foreach(latest, k, want) if (!json_object_get(rows, k) && chk->unexpected_rows++ < 10)
+                fprintf(stderr, "unexpected row %s\n", k);
+        json_object_foreach(json_object_get(truth, "distinct"), k, want) {
+                char gate[32], key[96];
+                long long day;
+                if (sscanf(k, "%31[^|]|DAY|%lld", gate, &day) != 2)
+                        continue;
+                snprintf(key, sizeof(key), "GATE|%s|DAY|%lld", gate, day);
+                json_t *idx = json_object_get(latest, key);
+                ds_total_row_t row;
+                if (!idx || ds_total_decode(schema, msgs[json_integer_value(idx)].value,
+                                            msgs[json_integer_value(idx)].value_len, &row)) {
+                        chk->distinct_off++;
+                        continue;
+                }
+                long long td = json_integer_value(json_array_get(want, 0)), tv = json_integer_value(json_array_get(want, 1));
+                if (llabs(row.distinct_declarants - td) > td * 3 / 100 || llabs(row.distinct_vehicles - tv) > tv * 3 / 100) {
+                        if (chk->distinct_off++ < 5)
+                                fprintf(stderr, "%s distinct %lld/%lld, truth %lld/%lld\n", key,
+                                        (long long)row.distinct_declarants, (long long)row.distinct_vehicles, td, tv);
+                }
+        }
+        json_object_foreach(json_object_get(truth, "top"), k, want) {
+                json_t *idx = json_object_get(tlatest, k);
+                ds_top_list_t got;
+                if (!idx || ds_top_decode(tschema, tmsgs[json_integer_value(idx)].value,
+                                          tmsgs[json_integer_value(idx)].value_len, &got) ||
+                    (size_t)got.n != json_array_size(want)) {
+                        if (chk->top_mismatches++ < 5)
+                                fprintf(stderr, "top list %s missing or of another length\n", k);
+                        continue;
+                }
+                for (int i = 0; i < got.n; i++) {
+                        json_t *e = json_array_get(want, (size_t)i);
+                        if (strcmp(got.e[i].heading, json_string_value(json_array_get(e, 0))) ||
+                            got.e[i].value != json_integer_value(json_array_get(e, 1)) ||
+                            got.e[i].declarations != json_integer_value(json_array_get(e, 2)) ||
+                            got.e[i].items != json_integer_value(json_array_get(e, 3)) ||
+                            got.e[i].weight != json_integer_value(json_array_get(e, 4))) {
+                                if (chk->top_mismatches++ < 5)
+                                        fprintf(stderr, "top list %s differs at rank %d\n", k, i + 1);
+                                break;
+                        }
+                }
+        }
+        problems = chk->rows_missing + chk->measure_diffs + chk->unexpected_rows + chk->distinct_off +
+                   chk->top_mismatches;
+        json_decref(latest);
+        json_decref(tlatest);
+        json_decref(truth);
+        ds_kcat_free(msgs, n);
+        ds_kcat_free(tmsgs, nt);
+        return problems;
+}
+
+long ds_proc_rss_kib(pid_t pid) {
+        char path[64], line[256];
+        snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+        FILE *f = fopen(path, "r");
+        if (!f)
+                return -1;
+        long kib = -1;
+        while (fgets(line, sizeof(line), f))
+                if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+                        break;
+        fclose(f);
+        return kib;
 }

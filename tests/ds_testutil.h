@@ -33,6 +33,37 @@ void ds_tmpdir_remove(const char *dir);
  * Returns 0 or -1. */
 int ds_broker_start(ds_proc_t *p, const char *dir, int partitions, char *servers, size_t size);
 
+/* Starts `declstream broker` with brokers, a control FIFO (NULL: none) and
+ * more arguments (NULL-terminated list, or NULL). */
+int ds_broker_start_ex(ds_proc_t *p, const char *dir, int partitions, int brokers, const char *control,
+                       const char *const *extra, char *servers, size_t size);
+/* Sends one fault-injection command to a broker's control FIFO. */
+int ds_broker_control(const char *control, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* What a comparison of the published output with a truth file found. */
+typedef struct ds_truth_check {
+        int rows_compared;
+        int rows_missing;        /* truth rows (non-zero) never published */
+        int measure_diffs;       /* measures that differ */
+        int unexpected_rows;     /* published rows the truth does not know */
+        int distinct_off;        /* distinct counts more than 3% off */
+        int top_mismatches;      /* top-10 lists that differ */
+        long long declarations_truth;   /* sum of declarations over the truth's GATE TOTAL rows */
+        long long declarations_counted; /* the same, published */
+} ds_truth_check_t;
+
+/* Reads customs.totals and customs.top_headings with kcat (files in dir)
+ * and compares every row, distinct count and top list with the truth file.
+ * Logs the first differences to stderr. Returns the number of problems. */
+int ds_check_against_truth(const char *servers, const char *dir, const char *truth_path, ds_truth_check_t *chk);
+
+/* Partitions of topic whose first readable offset is not 0 (their head was
+ * deleted), read with kcat; -1 on error. */
+int ds_topic_heads_lost(const char *servers, const char *dir, const char *topic);
+
+/* VmRSS of a process in KiB (-1 if unknown). */
+long ds_proc_rss_kib(pid_t pid);
+
 /* Runs a command to completion (timeout_ms); returns its exit status. */
 int ds_run(char *const argv[], const char *out_path, const char *err_path, int timeout_ms);
 
