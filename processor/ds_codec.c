@@ -860,8 +860,8 @@ static ds_dlq_reason_t skip(const wnode_t *w, cur_t *c, int depth) {
                         if (cnt < 0) {
                                 if ((r = rd_long(c, &size)))
                                         return r;
-                                if (cnt == INT64_MIN) /* Avro C negates it to itself: an empty block */
-                                        continue;
+                                if (cnt == INT64_MIN) /* -cnt overflows; Avro C goes on reading 2^63 elements */
+                                        return DS_DLQ_MALFORMED;
                                 cnt = -cnt;
                         }
                         if (min && (uint64_t)cnt > (uint64_t)(c->end - c->p) / min)
@@ -894,8 +894,8 @@ static ds_dlq_reason_t run_items(const ds_codec_t *codec, const op_t *op, cur_t 
                 if (cnt < 0) {
                         if ((r = rd_long(c, &size)))
                                 return r;
-                        if (cnt == INT64_MIN) /* Avro C negates it to itself: an empty block */
-                                continue;
+                        if (cnt == INT64_MIN) /* -cnt overflows; Avro C goes on reading 2^63 elements */
+                                return DS_DLQ_MALFORMED;
                         cnt = -cnt;
                 }
                 if (min && (uint64_t)cnt > (uint64_t)(c->end - c->p) / min)
