@@ -35,7 +35,10 @@ static inline void ds_buf_reserve(ds_buf_t *b, size_t n) {
                 ds_buf_grow(b, n);
 }
 
+/* p may be NULL when n is 0 (an empty slice): memcpy would be undefined. */
 static inline void ds_buf_put(ds_buf_t *b, const void *p, size_t n) {
+        if (!n)
+                return;
         ds_buf_reserve(b, n);
         memcpy(b->p + b->len, p, n);
         b->len += n;
