@@ -29,7 +29,7 @@
 #include <string.h>
 
 #define CRC64_EMPTY 0xc15d213aa4d7a795ULL
-#define MAX_DEPTH 128
+#define MAX_DEPTH 1024 /* walk() levels; Jansson itself stops at 2048 */
 
 static uint64_t crc_table[256];
 static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
@@ -254,7 +254,7 @@ static int walk_named(pcf_t *c, json_t *j, const char *type, const char *ns, int
 
 static int walk(pcf_t *c, json_t *j, const char *ns, int depth) {
         if (depth > MAX_DEPTH)
-                return fail(c, "schema nested deeper than %s levels", "128");
+                return fail(c, "schema nested deeper than %s levels", "1024");
         if (json_is_string(j)) {
                 const char *t = json_string_value(j);
                 return is_primitive(t) ? put_str(c, t) : put_ref(c, t, ns);

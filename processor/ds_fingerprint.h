@@ -35,8 +35,8 @@ uint64_t ds_crc64_avro(const void *p, size_t n);
 
 /* The Parsing Canonical Form of a schema given as JSON text: a malloc'd
  * NUL-terminated string (caller frees), or NULL with errstr filled when the
- * text is not JSON or not shaped like an Avro schema. Nesting deeper than 128
- * levels is refused. */
+ * text is not JSON or not shaped like an Avro schema. Nesting deeper than
+ * 1024 levels is refused. */
 char *ds_schema_canonical(const char *json, size_t len, char *errstr, size_t errstr_size);
 
 /* ds_crc64_avro(ds_schema_canonical(json)). Returns 0, or -1 with errstr. */

@@ -228,7 +228,9 @@ static void sleep_ms(int64_t ms) {
                 ;
 }
 
-enum outcome { OK, NOT_FOUND, NOT_AVRO, RETRY, FATAL };
+/* RETRY: may pass (retried); DOWN: the registry refuses us (auth), not
+ * retried; BAD_ANSWER: an unusable answer about this id, not retried. */
+enum outcome { OK, NOT_FOUND, NOT_AVRO, RETRY, DOWN, BAD_ANSWER };
 
 /* One request. Fills *schema on OK; errstr otherwise. */
 static enum outcome attempt(ds_registry_t *r, const char *base, uint32_t id, char **schema, size_t *len,
@@ -270,13 +272,13 @@ static enum outcome attempt(ds_registry_t *r, const char *base, uint32_t id, cha
         if (rc != CURLE_OK) {
                 if (b.too_big) {
                         ds_err(errstr, sz, "GET %s: response larger than %u bytes", url, MAX_BODY);
-                        o = FATAL;
+                        o = BAD_ANSWER;
                 } else {
                         ds_err(errstr, sz, "GET %s: %s", url, cerr[0] ? cerr : curl_easy_strerror(rc));
                         /* a bad URL or protocol, or a refused certificate, will not get better */
                         o = rc == CURLE_URL_MALFORMAT || rc == CURLE_UNSUPPORTED_PROTOCOL ||
                                     rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_LOGIN_DENIED
-                                ? FATAL
+                                ? DOWN
                                 : RETRY;
                 }
         } else if (status == 200) {
@@ -286,7 +288,7 @@ static enum outcome attempt(ds_registry_t *r, const char *base, uint32_t id, cha
                 const char *type = json_string_value(json_object_get(j, "schemaType"));
                 if (!json_is_string(js)) {
                         ds_err(errstr, sz, "GET %s: 200 without a \"schema\" string in the body", url);
-                        o = FATAL;
+                        o = BAD_ANSWER;
                 } else if (type && strcmp(type, "AVRO")) {
                         ds_err(errstr, sz, "GET %s: schema type %.32s, not Avro", url, type);
                         o = NOT_AVRO;
@@ -306,16 +308,22 @@ static enum outcome attempt(ds_registry_t *r, const char *base, uint32_t id, cha
         } else {
                 ds_err(errstr, sz, "GET %s: HTTP %ld%s", url, status,
                        status == 401 || status == 403 ? " (check schema.registry.basic.auth.user.info)" : "");
-                o = status >= 500 || status == 408 || status == 429 ? RETRY : FATAL;
+                o = status >= 500 || status == 408 || status == 429 ? RETRY
+                    : status == 401 || status == 403                   ? DOWN
+                                                                       : BAD_ANSWER;
         }
         free(b.p);
         return o;
 }
 
-ds_dlq_reason_t ds_registry_fetch(ds_registry_t *r, uint32_t id, char **schema, size_t *len, char *errstr,
-                                  size_t sz) {
+ds_dlq_reason_t ds_registry_fetch(ds_registry_t *r, uint32_t id, char **schema, size_t *len, int *registry_down,
+                                  char *errstr, size_t sz) {
+        int down_ignored;
+        if (!registry_down)
+                registry_down = &down_ignored;
         *schema = NULL;
         *len = 0;
+        *registry_down = 0;
         for (int k = 0;; k++) {
                 switch (attempt(r, r->urls[k % r->nurls], id, schema, len, errstr, sz)) {
                 case OK:
@@ -324,13 +332,18 @@ ds_dlq_reason_t ds_registry_fetch(ds_registry_t *r, uint32_t id, char **schema, 
                         return DS_DLQ_UNKNOWN_SCHEMA;
                 case NOT_AVRO:
                         return DS_DLQ_INCOMPATIBLE_SCHEMA;
-                case FATAL:
+                case BAD_ANSWER:
+                        return DS_DLQ_REGISTRY_UNAVAILABLE;
+                case DOWN:
+                        *registry_down = 1;
                         return DS_DLQ_REGISTRY_UNAVAILABLE;
                 case RETRY:
                         break;
                 }
-                if (k >= r->retries)
+                if (k >= r->retries) {
+                        *registry_down = 1;
                         return DS_DLQ_REGISTRY_UNAVAILABLE;
+                }
                 sleep_ms(backoff_of(r, k));
         }
 }

@@ -56,9 +56,13 @@ void ds_registry_destroy(ds_registry_t *r);
  *                               (schemaType PROTOBUF or JSON);
  *   DS_DLQ_REGISTRY_UNAVAILABLE no usable answer after every attempt (errstr
  *                               says what the last attempt got).
+ * *registry_down (may be NULL) is set to 1 when REGISTRY_UNAVAILABLE means
+ * the registry itself failed - no connection, timeouts, 5xx, 408, 429, 401,
+ * 403 - and to 0 when it answered about this id with something unusable (a
+ * body that is not its JSON, or too large).
  * Blocks for at most ds_registry_max_fetch_ms(). @locality any thread. */
-ds_dlq_reason_t ds_registry_fetch(ds_registry_t *r, uint32_t id, char **schema, size_t *len, char *errstr,
-                                  size_t errstr_size);
+ds_dlq_reason_t ds_registry_fetch(ds_registry_t *r, uint32_t id, char **schema, size_t *len, int *registry_down,
+                                  char *errstr, size_t errstr_size);
 
 /* The longest a fetch can take, in ms. */
 int64_t ds_registry_max_fetch_ms(const ds_registry_t *r);

@@ -243,11 +243,10 @@ static int load_one(ds_schemas_t *s, const char *dir, const char *file, uint32_t
         }
         avro_schema_decref(schema); /* parsed again by compile_entry: one code path for both sources */
         uint64_t fp;
-        if (ds_schema_fingerprint(text, len, &fp, err, sizeof(err))) {
-                ds_err(errstr, sz, "%s: %s", spath, err);
-                free(text);
-                return -1;
-        }
+        int has_fp = ds_schema_fingerprint(text, len, &fp, err, sizeof(err)) == 0;
+        if (!has_fp) /* a schema Avro C parses but the canonical form refuses (e.g. too deep) */
+                ds_log(DS_LOG_WARN, "schemas", "no fingerprint: single-object messages cannot name this schema",
+                       "file=%s error=\"%s\"", spath, err);
         entry_t *e = calloc(1, sizeof(*e));
         fp_entry_t *nf = realloc(s->fps, (size_t)(s->nfps + 1) * sizeof(*nf));
         if (!e || !nf) {
@@ -267,8 +266,8 @@ static int load_one(ds_schemas_t *s, const char *dir, const char *file, uint32_t
                 entry_free(e);
                 return ds_err(errstr, sz, "%s: more than %d schemas", where, MAX_IDS);
         }
-        int dup = 0;
-        for (int i = 0; i < s->nfps; i++)
+        int dup = !has_fp;
+        for (int i = 0; i < s->nfps && has_fp; i++)
                 dup |= s->fps[i].fp == fp;
         if (!dup) /* the same schema under two ids: the first id answers */
                 s->fps[s->nfps++] = (fp_entry_t){fp, e};
@@ -465,7 +464,8 @@ static const ds_codec_t *resolve_slow(ds_schemas_t *s, uint32_t id, ds_dlq_reaso
         char err[512] = "", *text = NULL;
         size_t len = 0;
         int64_t t0 = ds_mono_ms();
-        ds_dlq_reason_t r = ds_registry_fetch(s->reg, id, &text, &len, err, sizeof(err));
+        int down = 0;
+        ds_dlq_reason_t r = ds_registry_fetch(s->reg, id, &text, &len, &down, err, sizeof(err));
         avro_schema_t schema = NULL;
         ds_codec_t *codec = NULL;
         char note[256] = "";
@@ -494,10 +494,9 @@ static const ds_codec_t *resolve_slow(ds_schemas_t *s, uint32_t id, ds_dlq_reaso
         } else {
                 int64_t until = done + s->negative_ttl_ms;
                 memcpy(e->note, note, sizeof(e->note));
-                if (r == DS_DLQ_REGISTRY_UNAVAILABLE)
-                        s->down_until = until;
-                else
-                        s->down_until = 0; /* a 404 is an answer: the registry is up */
+                /* only a registry that failed spares the others; a 404 or an
+                 * unusable answer about this id says the registry is up */
+                s->down_until = down ? until : 0;
                 atomic_store_explicit(&e->state, ST(r, until), memory_order_release);
         }
         pthread_cond_broadcast(&s->cv);

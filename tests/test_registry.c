@@ -240,6 +240,9 @@ Test(registry, schemas_that_are_not_declarations_are_incompatible_for_good) {
         /* a 200 whose body is not the registry's JSON (a proxy's page): unavailable, not retried */
         cr_assert_eq(resolve_id(s, 107, d), DS_DLQ_REGISTRY_UNAVAILABLE);
         cr_assert_eq(dst_registry_count(url, 107), 1);
+        /* ... which is about that id only: the registry is still asked about others */
+        cr_assert_eq(resolve_id(s, 100, d), DS_DLQ_NONE);
+        cr_assert_eq(dst_registry_count(url, 100), 1);
         free(d);
         ds_schemas_destroy(s);
 }
