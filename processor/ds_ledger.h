@@ -24,10 +24,11 @@
  * again: a later event for it is applied as an upsert, without retracting the
  * forgotten contribution, and is counted as upsert_expired_id.
  *
- * Memory: 32 bytes per entry in the hash table (load <= 0.7, so ~46 bytes
- * per id) plus 24 bytes per distinct heading of the declaration (in 64 Ki-line
- * chunks): ~118 bytes for a typical 3-heading declaration, 1.1 GiB for 10
- * million.
+ * Memory: 32 bytes per slot in the hash table, which doubles when its load
+ * passes 0.7 (so 46 to 91 bytes per id, depending on where it is between
+ * doublings), plus 24 bytes per distinct heading of the declaration (in
+ * 64 Ki-line chunks): 118 to 170 bytes for a typical 3-heading declaration,
+ * 1.2 to 1.7 GiB for 10 million. ds_ledger_memory() reports the real figure.
  *
  * @locality the worker thread that owns the partition.
  */

@@ -86,7 +86,18 @@ static size_t json_put(char *out, size_t o, size_t size, const char *s, size_t n
         return o;
 }
 
-/* Converts logfmt fields (k=v k="v w") to ,"k":"v" pairs. */
+static int hexval(char c) {
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        if (c >= 'a' && c <= 'f')
+                return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F')
+                return c - 'A' + 10;
+        return -1;
+}
+
+/* Converts logfmt fields (k=v k="v w") to ,"k":"v" pairs, o staying at most
+ * size - 2. */
 static size_t json_fields(char *out, size_t o, size_t size, const char *kv) {
         const char *p = kv;
         while (*p) {
@@ -104,10 +115,16 @@ static size_t json_fields(char *out, size_t o, size_t size, const char *kv) {
                 if (*p == '=') {
                         p++;
                         if (*p == '"') {
-                                /* quoted: unescape \" and \\ into unq */
+                                /* quoted: undo ds_log_quote() - \" \\ and \xNN -
+                                 * into unq; json_put() escapes for JSON */
                                 p++;
                                 size_t u = 0;
                                 while (*p && *p != '"' && u + 1 < sizeof(unq)) {
+                                        if (*p == '\\' && p[1] == 'x' && hexval(p[2]) >= 0 && hexval(p[3]) >= 0) {
+                                                unq[u++] = (char)(hexval(p[2]) << 4 | hexval(p[3]));
+                                                p += 4;
+                                                continue;
+                                        }
                                         if (*p == '\\' && p[1])
                                                 p++;
                                         unq[u++] = *p++;
@@ -123,17 +140,18 @@ static size_t json_fields(char *out, size_t o, size_t size, const char *kv) {
                                 vlen = (size_t)(p - v);
                         }
                 }
+                /* bounds: json_put(.., lim) leaves o <= lim - 2, so each
+                 * field closes its quotes and o stays <= size - 2 */
                 if (o + 8 >= size)
                         break;
                 out[o++] = ',';
                 out[o++] = '"';
-                o = json_put(out, o, size, k, klen);
+                o = json_put(out, o, size - 4, k, klen);
                 out[o++] = '"';
                 out[o++] = ':';
                 out[o++] = '"';
-                o = json_put(out, o, size, v, vlen);
-                if (o + 2 < size)
-                        out[o++] = '"';
+                o = json_put(out, o, size - 1, v, vlen);
+                out[o++] = '"';
         }
         return o;
 }
@@ -157,14 +175,16 @@ void ds_logv(ds_log_level_t level, const char *comp, const char *msg, const char
         char line[4096];
         size_t o;
         if (g_fmt == DS_LOG_FMT_JSON) {
+                /* lim keeps room for the closing "}\n"; json_put(.., n)
+                 * leaves o <= n - 2 */
+                const size_t lim = sizeof(line) - 2;
                 o = (size_t)snprintf(line, sizeof(line), "{\"ts\":\"%s\",\"level\":\"%s\",\"comp\":\"", tbuf,
                                      level_names[level]);
-                o = json_put(line, o, sizeof(line), comp, strlen(comp));
+                o = json_put(line, o, 512, comp, strlen(comp));
                 o += (size_t)snprintf(line + o, sizeof(line) - o, "\",\"msg\":\"");
-                o = json_put(line, o, sizeof(line), msg, strlen(msg));
-                if (o + 1 < sizeof(line))
-                        line[o++] = '"';
-                o = json_fields(line, o, sizeof(line) - 3, kv);
+                o = json_put(line, o, lim - 1, msg, strlen(msg));
+                line[o++] = '"';
+                o = json_fields(line, o, lim, kv);
                 line[o++] = '}';
         } else {
                 char q[1024];

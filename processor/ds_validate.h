@@ -4,10 +4,12 @@
  * A decoded declaration is valid when: every string field is valid UTF-8
  * (INVALID_UTF8), declaration_id has 12 ASCII digits, version >= 0,
  * gate_code is a known gate (a code holding a NUL byte is not), there is at
- * least one item and at most 50, every hs_code has 8 ASCII digits, every
- * weight and value is >= 0, and the sums of value and weight fit in 64 bits.
- * ds_validate() checks them in that order and returns the first rule broken,
- * so each bad message has one reason.
+ * least one item and at most 50, then item by item: its hs_code has 8 ASCII
+ * digits, its weight and value are >= 0, and the running sums of value and
+ * weight still fit in 64 bits. ds_validate() checks them in that order and
+ * returns the first rule broken, so each bad message has one reason; among
+ * the item rules the first item that breaks one decides (one pass over the
+ * items: a weight rule on item 0 wins over a bad HS code on item 2).
  *
  * UTF-8 comes first because it is a property of the encoding, not of the
  * business: Avro's string type is UTF-8, so a string that is not is a record
