@@ -1,0 +1,316 @@
+/*
+ * test_merge.c - global rows as the sum of partitions' latest values:
+ * idempotent upserts, sums, decreases, the dirty list, closing, top headings.
+ */
+#include <criterion/criterion.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "ds_agg.h"
+#include "ds_common.h"
+#include "ds_merge.h"
+#include "ds_rows.h"
+#include "ds_window.h"
+
+#define T0 1732327200000LL /* 2024-11-23 09:00 local */
+#define DAY0 (T0 - 9 * DS_HOUR_MS)
+
+static ds_merge_t *m;
+static ds_window_cfg_t win;
+
+static void setup(void) {
+        ds_window_cfg_default(&win);
+        m = ds_merge_new(&win, 7 * DS_DAY_MS);
+        cr_assert_not_null(m);
+}
+
+static void teardown(void) {
+        ds_merge_destroy(m);
+}
+
+TestSuite(merge, .init = setup, .fini = teardown);
+
+static ds_measures_t meas(int64_t decl, int64_t value, int flow) {
+        ds_measures_t x;
+        memset(&x, 0, sizeof(x));
+        x.declarations = decl;
+        x.items = decl * 3;
+        x.value = value;
+        x.weight = value / 10;
+        x.flow_value[flow] = value;
+        return x;
+}
+
+static const ds_rowkey_t gate5 = {(uint64_t)DS_DIM_GATE << 62 | 5, 0};
+
+/* Partition p's value of key as of input offset off (owner epoch 1). */
+static int64_t next_offset[64];
+static int upd(int32_t p, ds_rowkey_t key, const ds_measures_t *v) {
+        ds_merge_src_t src = {.partition = p, .epoch = 1, .offset = ++next_offset[p]};
+        return ds_merge_update(m, &src, key, v, NULL);
+}
+
+static ds_row_t *global(ds_rowkey_t k) {
+        return ds_rows_find(ds_merge_global(m), k);
+}
+
+static uint32_t dirty_live(void) {
+        ds_rows_t *g = ds_merge_global(m);
+        uint32_t n = 0;
+        for (uint32_t i = 0; i < ds_rows_dirty_count(g); i++)
+                n += ds_rows_dirty_at(g, i) != NULL;
+        return n;
+}
+
+Test(merge, upserting_the_same_value_twice_changes_nothing_and_marks_nothing) {
+        ds_measures_t v = meas(4, 1000, DS_FLOW_EXPORT);
+        cr_assert_eq(upd(0, gate5, &v), 0);
+        cr_assert_eq(dirty_live(), 1);
+        ds_rows_clear_dirty(ds_merge_global(m));
+        cr_assert_eq(upd(0, gate5, &v), 0);
+        cr_assert_eq(upd(0, gate5, &v), 0);
+        cr_assert_eq(dirty_live(), 0, "an unchanged value marked the row dirty");
+        cr_assert_eq(ds_rows_dirty_count(ds_merge_global(m)), 0);
+        ds_row_t *g = global(gate5);
+        cr_assert_not_null(g);
+        cr_assert(!memcmp(&g->m, &v, sizeof(v)), "the global row is not the single partition's value");
+}
+
+Test(merge, a_key_with_a_partition_is_taken_without_it) {
+        ds_measures_t v = meas(1, 10, DS_FLOW_IMPORT);
+        cr_assert_eq(upd(3, ds_rowkey_with_partition(gate5, 3), &v), 0);
+        cr_assert_not_null(global(gate5));
+        cr_assert_eq(global(gate5)->m.value, 10);
+        cr_assert_eq(ds_rowkey_partition(global(gate5)->key), -1);
+}
+
+Test(merge, two_partitions_sum) {
+        ds_measures_t a = meas(4, 1000, DS_FLOW_EXPORT), b = meas(6, 250, DS_FLOW_IMPORT);
+        cr_assert_eq(upd(0, gate5, &a), 0);
+        cr_assert_eq(upd(7, gate5, &b), 0);
+        ds_row_t *g = global(gate5);
+        cr_assert_eq(g->m.declarations, 10);
+        cr_assert_eq(g->m.items, 30);
+        cr_assert_eq(g->m.value, 1250);
+        cr_assert_eq(g->m.weight, 125);
+        cr_assert_eq(g->m.flow_value[DS_FLOW_EXPORT], 1000);
+        cr_assert_eq(g->m.flow_value[DS_FLOW_IMPORT], 250);
+        cr_assert_eq(ds_rows_count(ds_merge_global(m)), 1);
+        /* a replay of both partitions' values changes nothing */
+        ds_rows_clear_dirty(ds_merge_global(m));
+        cr_assert_eq(upd(7, gate5, &b), 0);
+        cr_assert_eq(upd(0, gate5, &a), 0);
+        cr_assert_eq(global(gate5)->m.value, 1250);
+        cr_assert_eq(dirty_live(), 0);
+}
+
+Test(merge, a_partition_lowering_its_value_lowers_the_global) {
+        ds_measures_t a = meas(4, 1000, DS_FLOW_EXPORT), b = meas(6, 250, DS_FLOW_EXPORT);
+        cr_assert_eq(upd(0, gate5, &a), 0);
+        cr_assert_eq(upd(1, gate5, &b), 0);
+        ds_rows_clear_dirty(ds_merge_global(m));
+        ds_measures_t a2 = meas(3, 400, DS_FLOW_EXPORT); /* a cancellation in partition 0 */
+        cr_assert_eq(upd(0, gate5, &a2), 0);
+        ds_row_t *g = global(gate5);
+        cr_assert_eq(g->m.declarations, 9);
+        cr_assert_eq(g->m.value, 650);
+        cr_assert_eq(g->m.flow_value[DS_FLOW_EXPORT], 650);
+        cr_assert_eq(dirty_live(), 1);
+        /* down to zero: the row stays, at zero */
+        ds_measures_t zero;
+        memset(&zero, 0, sizeof(zero));
+        cr_assert_eq(upd(0, gate5, &zero), 0);
+        cr_assert_eq(upd(1, gate5, &zero), 0);
+        cr_assert(ds_measures_is_zero(&global(gate5)->m));
+}
+
+Test(merge, global_row_is_dirty_only_on_change) {
+        ds_rowkey_t h810 = ds_rowkey(DS_DIM_COMMODITY, DS_WIN_TOTAL, 810, 0);
+        ds_measures_t a = meas(1, 100, DS_FLOW_EXPORT), b = meas(2, 200, DS_FLOW_EXPORT);
+        cr_assert_eq(upd(0, gate5, &a), 0);
+        cr_assert_eq(upd(0, h810, &a), 0);
+        cr_assert_eq(dirty_live(), 2);
+        ds_rows_clear_dirty(ds_merge_global(m));
+        cr_assert_eq(upd(0, gate5, &b), 0); /* changes */
+        cr_assert_eq(upd(0, h810, &a), 0);  /* does not */
+        cr_assert_eq(dirty_live(), 1);
+        cr_assert_eq(ds_rows_dirty_at(ds_merge_global(m), 0), global(gate5));
+        ds_rows_clear_dirty(ds_merge_global(m));
+        /* two partitions trading value: each update changes the sum, the end sum is the same */
+        ds_measures_t c = meas(1, 50, DS_FLOW_EXPORT), d = meas(1, 150, DS_FLOW_EXPORT);
+        cr_assert_eq(upd(1, h810, &c), 0);
+        cr_assert_eq(global(h810)->m.value, 150);
+        cr_assert_eq(dirty_live(), 1);
+        ds_rows_clear_dirty(ds_merge_global(m));
+        /* only the items differ: still a change */
+        ds_measures_t e = d;
+        e.value = 50;
+        e.weight = c.weight;
+        e.declarations = 1;
+        e.flow_value[DS_FLOW_EXPORT] = 50;
+        e.items = 99;
+        cr_assert_eq(upd(1, h810, &e), 0);
+        cr_assert_eq(dirty_live(), 1);
+        cr_assert_eq(global(h810)->m.items, 3 + 99);
+}
+
+Test(merge, many_partitions_and_rows_sum_exactly) {
+        /* 12 partitions x 200 rows, each value updated several times */
+        static int64_t last[12][200];
+        uint64_t x = 99;
+        for (int round = 0; round < 5; round++)
+                for (int p = 0; p < 12; p++)
+                        for (uint32_t k = 0; k < 200; k++) {
+                                x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+                                int64_t v = (int64_t)(x % 1000000);
+                                last[p][k] = v;
+                                ds_measures_t mv = meas(v % 7, v, (int)(k % 4));
+                                cr_assert_eq(upd(p, ds_rowkey(DS_DIM_COMMODITY, DS_WIN_TOTAL, k, 0), &mv),
+                                             0);
+                        }
+        for (uint32_t k = 0; k < 200; k++) {
+                int64_t want = 0, decl = 0;
+                for (int p = 0; p < 12; p++)
+                        want += last[p][k], decl += last[p][k] % 7;
+                ds_row_t *g = global(ds_rowkey(DS_DIM_COMMODITY, DS_WIN_TOTAL, k, 0));
+                cr_assert_eq(g->m.value, want, "row %u", k);
+                cr_assert_eq(g->m.declarations, decl, "row %u", k);
+                cr_assert_eq(g->m.flow_value[k % 4], want, "row %u", k);
+        }
+}
+
+/* ---- closing ------------------------------------------------------------------ */
+
+Test(merge, advance_removes_closed_global_rows_and_ignores_later_reports) {
+        ds_rowkey_t minute = ds_rowkey(DS_DIM_GATE, DS_WIN_MINUTE, 5, T0);
+        ds_rowkey_t hour = ds_rowkey(DS_DIM_GATE, DS_WIN_HOUR, 5, T0);
+        ds_measures_t v = meas(1, 100, DS_FLOW_EXPORT);
+        cr_assert_eq(upd(0, minute, &v), 0);
+        cr_assert_eq(upd(0, hour, &v), 0);
+        cr_assert_eq(upd(0, gate5, &v), 0);
+        ds_rows_clear_dirty(ds_merge_global(m));
+        int64_t closed = T0 + DS_MINUTE_MS + win.retention_ms[DS_WIN_MINUTE];
+        cr_assert_eq(ds_merge_advance(m, closed - 1), 0, "the minute is still open");
+        cr_assert_not_null(global(minute));
+        cr_assert_eq(ds_merge_advance(m, closed), 1);
+        cr_assert_null(global(minute));
+        cr_assert_not_null(global(hour));
+        cr_assert_not_null(global(gate5));
+        /* a replay of the finished minute does not recreate it */
+        ds_measures_t w = meas(2, 200, DS_FLOW_EXPORT);
+        cr_assert_eq(upd(1, minute, &w), DS_MERGE_CLOSED);
+        cr_assert_null(global(minute));
+        /* the watermark only moves forward */
+        cr_assert_eq(ds_merge_advance(m, T0), 0);
+        cr_assert_eq(upd(1, minute, &w), DS_MERGE_CLOSED);
+}
+
+Test(merge, a_closed_partition_row_stays_until_closed_everywhere) {
+        /* partition 0 has closed its minute, partition 1 (slower) still adds */
+        ds_rowkey_t minute = ds_rowkey(DS_DIM_GATE, DS_WIN_MINUTE, 5, T0);
+        ds_measures_t a = meas(1, 100, DS_FLOW_EXPORT), b = meas(2, 300, DS_FLOW_EXPORT);
+        cr_assert_eq(upd(0, minute, &a), DS_MERGE_APPLIED);
+        cr_assert_eq(upd(1, minute, &b), DS_MERGE_APPLIED);
+        ds_measures_t b2 = meas(3, 350, DS_FLOW_EXPORT);
+        cr_assert_eq(upd(1, minute, &b2), DS_MERGE_APPLIED);
+        cr_assert_eq(global(minute)->m.value, 450);
+        cr_assert_eq(global(minute)->m.declarations, 4);
+        /* partition 0's share reported again (a replay): an upsert, not a second addition */
+        cr_assert_eq(upd(0, minute, &a), DS_MERGE_APPLIED);
+        cr_assert_eq(global(minute)->m.value, 450);
+}
+
+/* ---- sources: offsets and epochs --------------------------------------------------- */
+
+static int upd_src(int32_t p, int32_t epoch, int64_t offset, ds_rowkey_t key, const ds_measures_t *v) {
+        ds_merge_src_t src = {.partition = p, .epoch = epoch, .offset = offset};
+        return ds_merge_update(m, &src, key, v, NULL);
+}
+
+Test(merge, a_value_from_an_older_offset_is_stale) {
+        ds_measures_t v100 = meas(3, 300, DS_FLOW_EXPORT), v50 = meas(1, 100, DS_FLOW_EXPORT);
+        cr_assert_eq(upd_src(2, 1, 100, gate5, &v100), DS_MERGE_APPLIED);
+        ds_rows_clear_dirty(ds_merge_global(m));
+        cr_assert_eq(upd_src(2, 1, 50, gate5, &v50), DS_MERGE_STALE);
+        cr_assert_eq(global(gate5)->m.value, 300, "the kept value went back");
+        cr_assert_eq(dirty_live(), 0);
+        /* a new owner replaying from an older checkpoint: ignored until it passes the kept offset */
+        cr_assert_eq(upd_src(2, 2, 60, gate5, &v50), DS_MERGE_STALE);
+        cr_assert_eq(global(gate5)->m.value, 300);
+        ds_measures_t v120 = meas(4, 400, DS_FLOW_EXPORT);
+        cr_assert_eq(upd_src(2, 2, 120, gate5, &v120), DS_MERGE_APPLIED);
+        cr_assert_eq(global(gate5)->m.value, 400);
+        /* the same offset again (a repeated flush) is applied, and changes nothing */
+        ds_rows_clear_dirty(ds_merge_global(m));
+        cr_assert_eq(upd_src(2, 2, 120, gate5, &v120), DS_MERGE_APPLIED);
+        cr_assert_eq(dirty_live(), 0);
+}
+
+Test(merge, a_value_from_an_older_epoch_is_fenced) {
+        ds_measures_t a = meas(1, 100, DS_FLOW_EXPORT), zombie = meas(9, 900, DS_FLOW_EXPORT);
+        cr_assert_eq(upd_src(4, 1, 10, gate5, &a), DS_MERGE_APPLIED);
+        cr_assert_eq(ds_merge_epoch(m, 4, 2), 0); /* a new owner announced itself */
+        cr_assert_eq(upd_src(4, 1, 1000, gate5, &zombie), DS_MERGE_FENCED);
+        cr_assert_eq(global(gate5)->m.value, 100);
+        cr_assert_eq(ds_merge_epoch(m, 4, 1), DS_MERGE_FENCED, "the epoch went back");
+        /* other partitions are not fenced */
+        cr_assert_eq(upd_src(5, 1, 1, gate5, &a), DS_MERGE_APPLIED);
+        cr_assert_eq(global(gate5)->m.value, 200);
+        /* a value of a newer epoch raises the partition's epoch by itself */
+        cr_assert_eq(upd_src(5, 3, 2, gate5, &a), DS_MERGE_APPLIED);
+        cr_assert_eq(upd_src(5, 2, 3, gate5, &zombie), DS_MERGE_FENCED);
+}
+
+/* ---- top headings ------------------------------------------------------------------ */
+
+static ds_rowkey_t cell(uint32_t gate, uint32_t heading) {
+        return ds_rowkey(DS_DIM_GATE_HEADING, DS_WIN_DAY, ds_cell_key(gate, heading), DAY0);
+}
+
+Test(merge, top_headings_by_value_ties_to_the_lower_heading) {
+        const struct {
+                uint32_t heading;
+                int64_t decl, value;
+        } cells[] = {{810, 3, 500}, {8429, 1, 9000}, {2701, 2, 500}, {4401, 0, 0}, {7208, 5, 100}, {1006, 1, 700}};
+        for (size_t i = 0; i < DS_ARRAY_LEN(cells); i++) {
+                ds_measures_t v = meas(cells[i].decl, cells[i].value, DS_FLOW_EXPORT);
+                cr_assert_eq(upd((int32_t)(i % 2), cell(5, cells[i].heading), &v), 0);
+        }
+        /* another gate's cells do not mix in */
+        ds_measures_t big = meas(1, 1000000, DS_FLOW_EXPORT);
+        cr_assert_eq(upd(0, cell(6, 810), &big), 0);
+        ds_top_entry_t top[10];
+        int n = ds_merge_top(m, 5, DAY0, top, 10);
+        cr_assert_eq(n, 5, "cells without declarations are left out (got %d)", n);
+        const uint32_t want[] = {8429, 1006, 810, 2701, 7208};
+        for (int i = 0; i < n; i++)
+                cr_assert_eq(top[i].heading, want[i], "place %d: %u, want %u", i, top[i].heading, want[i]);
+        cr_assert_eq(top[0].m.value, 9000);
+        cr_assert_eq(top[2].m.declarations, 3);
+        cr_assert_eq(ds_merge_top(m, 5, DAY0, top, 2), 2);
+        cr_assert_eq(top[1].heading, 1006);
+        cr_assert_eq(ds_merge_top(m, 5, DAY0 + DS_DAY_MS, top, 10), 0, "another day");
+        cr_assert_eq(ds_merge_top(m, 6, DAY0, top, 10), 1);
+}
+
+static int groups_seen;
+static void on_group(void *ctx, uint32_t gate, int64_t day) {
+        (void)ctx;
+        cr_assert_eq(gate, 5);
+        cr_assert_eq(day, DAY0);
+        groups_seen++;
+}
+
+Test(merge, changed_groups_are_reported_once) {
+        ds_measures_t v = meas(1, 100, DS_FLOW_EXPORT);
+        cr_assert_eq(upd(0, cell(5, 810), &v), 0);
+        cr_assert_eq(upd(1, cell(5, 8429), &v), 0);
+        groups_seen = 0;
+        ds_merge_changed_groups(m, on_group, NULL);
+        cr_assert_eq(groups_seen, 1);
+        ds_merge_changed_groups(m, on_group, NULL);
+        cr_assert_eq(groups_seen, 1, "a group reported twice");
+        cr_assert_eq(upd(1, cell(5, 8429), &v), 0); /* unchanged */
+        ds_merge_changed_groups(m, on_group, NULL);
+        cr_assert_eq(groups_seen, 1, "an unchanged cell changed its group");
+}
