@@ -7,7 +7,9 @@
  *
  *   ds_reader_t  the reader contract: the fields of ds_decl_t / ds_item_t, by
  *                name, with the defaults taken from the reader schema's JSON
- *                (Avro C cannot report defaults).
+ *                (Avro C cannot report defaults). The v2 fields
+ *                container_count and invoice_currency are optional: read
+ *                when the reader schema has them, else left 0 / {NULL, 0}.
  *   ds_codec_t   a plan compiled once per writer schema against the reader:
  *                one op per writer field, saying where the value goes (or how
  *                to skip it), with Avro's resolution rules applied at compile

@@ -4,12 +4,15 @@
  * Decodes the same bytes into the same ds_decl_t as ds_codec.h, through Avro
  * C's generic value API (avro_value_read into a reused generic value, with a
  * resolved writer when the writer schema differs from the reader's). It is
- * the yardstick: tests/test_codec.c and the fuzz target check that both
- * decoders accept and reject exactly the same bytes and produce the same
- * values, and bench/ measures both.
+ * the yardstick: tests/test_codec.c, tests/test_evolution.c and
+ * tests/fuzz_diff.c check that both decoders accept and reject the same bytes
+ * and produce the same values, and bench/ measures both. The v2 fields are
+ * read when the reader schema has them, as in ds_codec.
  *
- * Known limits of Avro C 1.11.1 (FACTS.md): it cannot fill reader defaults
- * (ds_avro_decoder_new fails when the writer lacks a reader field), and it
+ * Known limits of Avro C 1.11.1 (FACTS.md, README "Schema evolution"): it
+ * cannot fill reader defaults (ds_avro_decoder_new fails when the writer
+ * lacks a reader field); it resolves enums by position, not by symbol name;
+ * it refuses string <-> bytes; it truncates an enum index to int; and it
  * leaks the string buffer of a record truncated inside a string. declstream
  * never feeds it untrusted bytes unchecked: with decoder=avro-c the processor
  * runs ds_codec_decode first and only hands Avro C bytes that decoded cleanly.
