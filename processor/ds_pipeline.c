@@ -62,6 +62,7 @@
 #include "ds_schemas.h"
 #include "ds_signal.h"
 #include "ds_state.h"
+#include "ds_step.h"
 #include "ds_validate.h"
 #include "ds_wire.h"
 
@@ -312,10 +313,10 @@ static void process(worker_t *w, ds_part_t *part, const rd_kafka_message_t *msg)
         w->c.consumed++;
         w->c.consumed_bytes += msg->len;
 
+        /* one message in DS_DECODE_SAMPLE is timed (ds_metrics.h) */
+        int64_t t0 = DS_UNLIKELY(w->c.consumed % DS_DECODE_SAMPLE == 0) ? ds_mono_ns() : 0;
         ds_resolved_t rs;
-        ds_dlq_reason_t r = ds_schemas_resolve(pl->schemas, msg->payload, msg->len, &rs);
-        if (DS_LIKELY(!r))
-                r = ds_codec_decode(rs.codec, rs.body, rs.body_len, &w->decl);
+        ds_dlq_reason_t r = ds_step_decode(pl->schemas, msg->payload, msg->len, &w->decl, &rs);
         if (DS_UNLIKELY(cfg->decoder == DS_DECODER_AVRO_C) && !r) {
                 /* the specialised decoder has vetted the bytes: Avro C leaks on
                  * some malformed input, so it only ever sees clean records */
@@ -323,12 +324,9 @@ static void process(worker_t *w, ds_part_t *part, const rd_kafka_message_t *msg)
                 r = ad ? ds_avro_decode(ad, rs.body, rs.body_len, &w->decl) : DS_DLQ_INCOMPATIBLE_SCHEMA;
         }
         if (DS_LIKELY(!r))
-                r = ds_validate(&w->decl, cfg->heading_digits, &w->contrib);
-        /* the key must be the declaration id: it is what keeps every event of
-         * a declaration in one partition, in order */
-        if (DS_LIKELY(!r) && DS_UNLIKELY(msg->key_len != w->decl.declaration_id.len ||
-                                          memcmp(msg->key, w->decl.declaration_id.p, msg->key_len)))
-                r = DS_DLQ_BAD_KEY;
+                r = ds_step_check(&w->decl, cfg->heading_digits, msg->key, msg->key_len, &w->contrib);
+        if (DS_UNLIKELY(t0))
+                ds_hist_observe(&w->c.decode, DS_HIST_NS, ds_mono_ns() - t0);
         if (DS_UNLIKELY(r)) {
                 dead_letter(w, msg, r, rs.schema_id);
                 return;
