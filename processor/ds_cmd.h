@@ -14,6 +14,8 @@ int ds_cmd_gen(int argc, char **argv);
 int ds_cmd_broker(int argc, char **argv);
 int ds_cmd_config(int argc, char **argv);
 int ds_cmd_top(int argc, char **argv);
+int ds_cmd_replay(int argc, char **argv);
+int ds_cmd_dump(int argc, char **argv);
 
 /* Argument helpers shared by the commands. */
 typedef struct ds_argv {

@@ -10,6 +10,10 @@
  * broker deleted nothing (log start offset 0 on every partition), and only
  * then writes the truth file, so a truth file always describes data that is
  * entirely on the topic.
+ *
+ * With --file the same messages go to a replay file (ds_replay.h) instead of
+ * Kafka, with --partitions chosen as the producer would (murmur2) and
+ * offsets counted per partition: `declstream replay` then reads them.
  */
 #include "ds_cmd.h"
 #include "ds_common.h"
@@ -17,6 +21,7 @@
 #include "ds_gen.h"
 #include "ds_kafka.h"
 #include "ds_log.h"
+#include "ds_replay.h"
 #include "ds_signal.h"
 
 #include <errno.h>
@@ -30,12 +35,16 @@
 static void usage(FILE *out) {
         fprintf(out,
                 "usage: declstream gen -b SERVERS (--count N | --rate R [--duration S]) [options]\n"
+                "       declstream gen --file FILE --count N [--partitions P] [options]\n"
                 "\n"
                 "Produces realistic customs declarations (Avro, Confluent wire header, schema id 1, keyed by\n"
                 "declaration_id) for the northern border gates, optionally mixed with malformed messages.\n"
                 "\n"
                 "  -b, --brokers SERVERS   bootstrap servers (required)\n"
                 "  -t, --topic TOPIC       topic (default customs.declarations)\n"
+                "  --file FILE             write the messages to a replay file instead of Kafka (with --count;\n"
+                "                          `declstream replay --file FILE` reads it)\n"
+                "  --partitions P          with --file: partitions to spread the messages over (default 12)\n"
                 "  --count N               make N declarations over --span-days of event time, then stop\n"
                 "  --rate R                make R declarations per second, stamped with the wall clock\n"
                 "  --duration S            with --rate: stop after S seconds (default 0: until SIGINT/SIGTERM)\n"
@@ -65,6 +74,70 @@ static void usage(FILE *out) {
 
 static _Atomic uint64_t g_failed, g_delivered;
 
+/* Writes the truth file (via a temporary file renamed into place). */
+static int write_truth(const ds_gen_t *g, const char *truth) {
+        char tmp[4096], err[512];
+        snprintf(tmp, sizeof(tmp), "%s.tmp", truth);
+        FILE *f = fopen(tmp, "w");
+        int werr = !f || ds_gen_write_truth(g, f, err, sizeof(err));
+        if (f && fclose(f))
+                werr = 1;
+        if (werr || rename(tmp, truth)) {
+                fprintf(stderr, "declstream gen: cannot write %s: %s\n", truth, f ? err : strerror(errno));
+                return 1;
+        }
+        return 0;
+}
+
+/* --file: the generator's messages into a replay file. */
+static int gen_to_file(const ds_gen_opts_t *o, const char *file, const char *truth, int quiet) {
+        char err[512];
+        ds_gen_t *g = ds_gen_new(o, err, sizeof(err));
+        if (!g) {
+                fprintf(stderr, "declstream gen: %s\n", err);
+                return 2;
+        }
+        ds_replay_writer_t *w = ds_replay_writer_open(file, err, sizeof(err));
+        if (!w) {
+                fprintf(stderr, "declstream gen: %s\n", err);
+                ds_gen_destroy(g);
+                return 1;
+        }
+        int64_t *next_offset = calloc((size_t)o->partitions, sizeof(int64_t));
+        int rc = next_offset ? 0 : 1;
+        int64_t t0 = ds_mono_ms(), now = ds_now_ms();
+        uint64_t bytes = 0, i = 0;
+        ds_gen_msg_t m;
+        while (!rc && !ds_stop_requested() && ds_gen_next(g, -1, &m)) {
+                if ((++i & 1023) == 0)
+                        now = ds_now_ms(); /* the record's timestamp, as a producer's CreateTime */
+                if (ds_replay_write(w, m.partition, next_offset[m.partition]++, now, m.key, m.key_len, m.value,
+                                    m.value_len, err, sizeof(err))) {
+                        fprintf(stderr, "declstream gen: %s\n", err);
+                        rc = 1;
+                }
+                bytes += m.value_len;
+        }
+        if (!rc && ds_stop_requested()) {
+                fprintf(stderr, "declstream gen: interrupted; %s not written\n", file);
+                rc = 1;
+        }
+        if (ds_replay_writer_close(w, !rc, err, sizeof(err))) {
+                fprintf(stderr, "declstream gen: %s\n", err);
+                rc = 1;
+        }
+        free(next_offset);
+        double secs = (double)(ds_mono_ms() - t0) / 1000.0;
+        if (!quiet || rc)
+                ds_log(DS_LOG_INFO, "gen", "done",
+                       "messages=%" PRIu64 " bad=%" PRIu64 " bytes=%" PRIu64 " seconds=%.2f file=%s partitions=%d",
+                       ds_gen_made(g), ds_gen_bad(g), bytes, secs, file, o->partitions);
+        if (!rc && truth)
+                rc = write_truth(g, truth);
+        ds_gen_destroy(g);
+        return rc;
+}
+
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
         (void)rk;
         (void)opaque;
@@ -79,7 +152,8 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
 
 int ds_cmd_gen(int argc, char **argv) {
         ds_argv_t a = {argc, 0, argv, "gen"};
-        const char *brokers = NULL, *topic = "customs.declarations", *truth = NULL, *v;
+        const char *brokers = NULL, *topic = "customs.declarations", *truth = NULL, *file = NULL, *v;
+        int64_t file_partitions = 12;
         int64_t count = 0, rate = 0, duration = 0, seed = 1, digits = 4, extra = 0, start_ms = INT64_MIN, scale = 1;
         double bad_rate = 0, span_days = 1, amend_rate = 0.05, cancel_rate = 0.01, dup_rate = 0.005,
                late_rate = 0.02;
@@ -105,6 +179,13 @@ int ds_cmd_gen(int argc, char **argv) {
                         if (r < 0)
                                 return 2;
                         topic = v;
+                } else if ((r = ds_arg_value(&a, "--file", &v))) {
+                        if (r < 0)
+                                return 2;
+                        file = v;
+                } else if ((r = ds_arg_value(&a, "--partitions", &v))) {
+                        if (r < 0 || ds_arg_i64("gen", "--partitions", v, 1, 65536, &file_partitions))
+                                return 2;
                 } else if ((r = ds_arg_value(&a, "--count", &v))) {
                         if (r < 0 || ds_arg_i64("gen", "--count", v, 1, INT64_MAX / 2, &count))
                                 return 2;
@@ -176,8 +257,16 @@ int ds_cmd_gen(int argc, char **argv) {
                         return 2;
                 }
         }
-        if (!brokers) {
-                fprintf(stderr, "declstream gen: -b SERVERS is required (see --help)\n");
+        if (file && brokers) {
+                fprintf(stderr, "declstream gen: give -b SERVERS or --file FILE, not both\n");
+                return 2;
+        }
+        if (!brokers && !file) {
+                fprintf(stderr, "declstream gen: -b SERVERS (or --file FILE) is required (see --help)\n");
+                return 2;
+        }
+        if (file && !count) {
+                fprintf(stderr, "declstream gen: --file goes with --count N\n");
                 return 2;
         }
         if (!count == !rate) {
@@ -195,6 +284,29 @@ int ds_cmd_gen(int argc, char **argv) {
         if (digits & 1) {
                 fprintf(stderr, "declstream gen: --heading-digits must be 2, 4, 6 or 8\n");
                 return 2;
+        }
+
+        int64_t span_ms = (int64_t)(span_days * 86400000.0);
+        ds_gen_opts_t o;
+        ds_gen_opts_default(&o);
+        o.seed = (uint64_t)seed;
+        o.bad_rate = bad_rate;
+        o.amend_rate = amend_rate;
+        o.cancel_rate = cancel_rate;
+        o.dup_rate = dup_rate;
+        o.late_rate = late_rate;
+        o.max_lateness_ms = max_lateness;
+        o.amend_delay_ms = amend_delay > 0 ? amend_delay : rate ? 30000 : 2 * 3600 * 1000LL;
+        o.heading_digits = (int)digits;
+        o.start_ms = start_ms != INT64_MIN ? start_ms : ds_now_ms() - span_ms;
+        o.span_ms = span_ms;
+        o.count = (uint64_t)count;
+        o.extra_headings = (int)extra;
+        if (file) {
+                for (int i = 0; i < nprops; i++)
+                        free(props[i].key);
+                o.partitions = (int32_t)file_partitions;
+                return gen_to_file(&o, file, truth, quiet);
         }
 
         int rc = 0;
@@ -227,22 +339,6 @@ int ds_cmd_gen(int argc, char **argv) {
                 return 1;
         }
 
-        int64_t span_ms = (int64_t)(span_days * 86400000.0);
-        ds_gen_opts_t o;
-        ds_gen_opts_default(&o);
-        o.seed = (uint64_t)seed;
-        o.bad_rate = bad_rate;
-        o.amend_rate = amend_rate;
-        o.cancel_rate = cancel_rate;
-        o.dup_rate = dup_rate;
-        o.late_rate = late_rate;
-        o.max_lateness_ms = max_lateness;
-        o.amend_delay_ms = amend_delay > 0 ? amend_delay : rate ? 30000 : 2 * 3600 * 1000LL;
-        o.heading_digits = (int)digits;
-        o.start_ms = start_ms != INT64_MIN ? start_ms : ds_now_ms() - span_ms;
-        o.span_ms = span_ms;
-        o.count = (uint64_t)count;
-        o.extra_headings = (int)extra;
         o.partitions = nparts;
         ds_gen_t *g = ds_gen_new(&o, err, sizeof(err));
         if (!g) {
@@ -322,18 +418,8 @@ done:
                " seconds=%.2f rate_per_s=%.0f topic=%s partitions=%d",
                ds_gen_made(g), ds_gen_bad(g), atomic_load(&g_delivered), bytes, secs,
                secs > 0 ? (double)ds_gen_made(g) / secs : 0, topic, nparts);
-        if (truth && rc == 0) {
-                char tmp[4096];
-                snprintf(tmp, sizeof(tmp), "%s.tmp", truth);
-                FILE *f = fopen(tmp, "w");
-                int werr = !f || ds_gen_write_truth(g, f, err, sizeof(err));
-                if (f && fclose(f))
-                        werr = 1;
-                if (werr || rename(tmp, truth)) {
-                        fprintf(stderr, "declstream gen: cannot write %s: %s\n", truth, f ? err : strerror(errno));
-                        rc = 1;
-                }
-        }
+        if (truth && rc == 0)
+                rc = write_truth(g, truth);
         rd_kafka_topic_destroy(rkt);
         rd_kafka_destroy(rk);
         ds_gen_destroy(g);

@@ -16,7 +16,10 @@ static void usage(FILE *out) {
                 "\n"
                 "commands:\n"
                 "  run      consume declarations, validate, aggregate, publish totals (the processor)\n"
-                "  gen      produce realistic declarations to Kafka, with a truth file\n"
+                "  gen      produce realistic declarations to Kafka (or to a replay file), with a truth file\n"
+                "  replay   feed a replay file through the worker path: the processor's ceiling without a broker,\n"
+                "           or totals recomputed from an archive\n"
+                "  dump     archive a topic into a replay file\n"
                 "  broker   start the embedded default broker (librdkafka's mock cluster, in memory)\n"
                 "  top      show the published totals as a live per-gate table\n"
                 "  config   print the configuration table\n"
@@ -36,6 +39,10 @@ int main(int argc, char **argv) {
                 return ds_cmd_run(argc - 2, argv + 2);
         if (!strcmp(cmd, "gen"))
                 return ds_cmd_gen(argc - 2, argv + 2);
+        if (!strcmp(cmd, "replay"))
+                return ds_cmd_replay(argc - 2, argv + 2);
+        if (!strcmp(cmd, "dump"))
+                return ds_cmd_dump(argc - 2, argv + 2);
         if (!strcmp(cmd, "broker"))
                 return ds_cmd_broker(argc - 2, argv + 2);
         if (!strcmp(cmd, "top"))
