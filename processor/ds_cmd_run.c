@@ -8,12 +8,15 @@
 #include "ds_cmd.h"
 #include "ds_common.h"
 #include "ds_config.h"
+#include "ds_http.h"
 #include "ds_log.h"
 #include "ds_pipeline.h"
+#include "ds_status.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 extern char **environ;
 
@@ -30,6 +33,7 @@ static void usage(FILE *out) {
                 "  -g, --group GROUP      consumer group (kafka.group.id, default declstream)\n"
                 "  -X prop=value          librdkafka property, as kcat does (repeatable)\n"
                 "  --threads N            worker threads (0: one per core)\n"
+                "  --http HOST:PORT       dashboard, JSON API and /metrics address (http.listen; off: none)\n"
                 "  --KEY VALUE            any configuration key below, e.g. --commit.interval.ms 500\n"
                 "  --print-config         print the effective configuration and exit\n"
                 "\n");
@@ -74,6 +78,10 @@ static int parse(int argc, char **argv, ds_config_t *cfg, int *print) {
                         if (r < 0)
                                 goto fail;
                         set[n++] = (setting_t){"kafka.bootstrap.servers", v, "flag -b", 0};
+                } else if ((r = ds_arg_value(&a, "--http", &v))) {
+                        if (r < 0)
+                                goto fail;
+                        set[n++] = (setting_t){"http.listen", v, "flag --http", 0};
                 } else if ((r = ds_arg_value(&a, "-g", &v)) || (r = ds_arg_value(&a, "--group", &v))) {
                         if (r < 0)
                                 goto fail;
@@ -162,7 +170,23 @@ int ds_cmd_run(int argc, char **argv) {
                 ds_config_free(&cfg);
                 return 0;
         }
+        char host[256] = "";
+        if (cfg.instance_id[0])
+                snprintf(host, sizeof(host), "%s", cfg.instance_id);
+        else if (gethostname(host, sizeof(host) - 1))
+                snprintf(host, sizeof(host), "declstream");
+        ds_status_init(host, cfg.role == DS_ROLE_ALL ? "all" : cfg.role == DS_ROLE_MERGE ? "merge" : "process");
+        ds_http_t *http = NULL;
+        if (strcmp(cfg.http_listen, "off")) {
+                char err[1024];
+                if (!(http = ds_http_start(&cfg, err, sizeof(err)))) {
+                        ds_log(DS_LOG_ERROR, "config", "cannot start the HTTP server", "error=\"%s\"", err);
+                        ds_config_free(&cfg);
+                        return 2;
+                }
+        }
         int rc = ds_pipeline_run(&cfg);
+        ds_http_stop(http);
         ds_config_free(&cfg);
         return rc;
 }

@@ -99,6 +99,14 @@ static const confdef_t defs[] = {
      "How often a progress line is logged; 0 turns it off."},
     {"batch.size", CT_INT, O(batch_size), 1, 65536, "4096", NULL,
      "Messages a worker takes from its queue at a time."},
+    {"http.listen", CT_STR, O(http_listen), 0, 0, "127.0.0.1:8080", NULL,
+     "HOST:PORT of the HTTP server (dashboard, JSON API, /metrics, /healthz, /readyz); port 0 picks a free one; off: "
+     "no server."},
+    {"http.max.rows", CT_INT, O(http_max_rows), 1000, 100000000, "1000000", NULL,
+     "Rows of the output topics the HTTP API keeps in memory (~150 bytes each); further new rows are counted and "
+     "dropped."},
+    {"ready.max.lag", CT_I64, O(ready_max_lag), 0, INT64_MAX / 4, "0", NULL,
+     "/readyz answers 503 while the input lag exceeds this many messages; 0: lag does not count."},
     {"log.level", CT_ENUM, O(log_level), 0, 0, "info", "debug|info|warn|error", "Least severe level logged."},
     {"log.format", CT_ENUM, O(log_format), 0, 0, "logfmt", "logfmt|json", "Log line format."},
 };

@@ -70,6 +70,9 @@ typedef struct ds_config {
         int64_t shutdown_timeout_ms;
         int64_t stats_interval_ms;
         int batch_size;
+        char *http_listen; /* HOST:PORT, or "off" */
+        int http_max_rows;
+        int64_t ready_max_lag;
         int log_level;
         int log_format;
         /* librdkafka properties, in the order given (later wins) */

@@ -9,6 +9,7 @@
 #include "ds_hll.h"
 #include "ds_kafka.h"
 #include "ds_log.h"
+#include "ds_kstats.h"
 #include "ds_merge.h"
 #include "ds_partial.h"
 #include "ds_publish.h"
@@ -16,6 +17,7 @@
 #include "ds_wire.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,7 +56,11 @@ struct ds_merge_role {
         int64_t *finish_at; /* per partial partition: end to reach before finishing */
         int fatal;
         int txn; /* exactly.once.mode=transactions */
-        ds_merge_role_stats_t st;
+        ds_merge_role_stats_t st; /* the merge thread's own */
+        int assigned_once;
+        pthread_mutex_t pub_mtx; /* guards pub: ds_merge_role_stats() may run on any thread */
+        ds_merge_role_stats_t pub;
+        int64_t next_pub;
 };
 
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
@@ -147,6 +153,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
         if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
                 assign(mr, rk, parts);
                 rd_kafka_assign(rk, parts);
+                mr->assigned_once = 1;
         } else {
                 if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS && !mr->fatal)
                         publish(mr); /* hand over with everything merged published */
@@ -170,6 +177,7 @@ ds_merge_role_t *ds_merge_role_new(const ds_config_t *cfg, const ds_part_cfg_t *
         mr->cfg = cfg;
         mr->pcfg = *pcfg;
         mr->tag.slot = -1;
+        pthread_mutex_init(&mr->pub_mtx, NULL);
         static const char *const producer_defaults[] = {"linger.ms",   "5",    "compression.codec", "lz4",
                                                         "partitioner", "murmur2_random", "enable.idempotence", "true",
                                                         "acks",        "all",  NULL};
@@ -178,6 +186,7 @@ ds_merge_role_t *ds_merge_role_new(const ds_config_t *cfg, const ds_part_cfg_t *
         if (!pconf)
                 goto fail;
         rd_kafka_conf_set_dr_msg_cb(pconf, dr_cb);
+        ds_kstats_attach(pconf, cfg);
         rd_kafka_conf_set_opaque(pconf, mr);
         mr->txn = cfg->eos_mode == DS_EOS_TRANSACTIONS;
         if (mr->txn) {
@@ -219,6 +228,7 @@ ds_merge_role_t *ds_merge_role_new(const ds_config_t *cfg, const ds_part_cfg_t *
                 goto fail;
         }
         rd_kafka_conf_set_rebalance_cb(cconf, rebalance_cb);
+        ds_kstats_attach(cconf, cfg);
         rd_kafka_conf_set_opaque(cconf, mr);
         if (!(mr->consumer = ds_kafka_new(DS_KAFKA_CONSUMER, cconf, errstr, sz)))
                 goto fail;
@@ -256,6 +266,7 @@ void ds_merge_role_destroy(ds_merge_role_t *mr) {
         free(mr->parts);
         free(mr->finish_at);
         ds_buf_free(&mr->buf);
+        pthread_mutex_destroy(&mr->pub_mtx);
         free(mr);
 }
 
@@ -268,7 +279,29 @@ void ds_merge_role_request_finish(ds_merge_role_t *mr) {
 }
 
 void ds_merge_role_stats(ds_merge_role_t *mr, ds_merge_role_stats_t *st) {
-        *st = mr->st;
+        pthread_mutex_lock(&mr->pub_mtx);
+        *st = mr->pub;
+        pthread_mutex_unlock(&mr->pub_mtx);
+}
+
+static int caught_up(const ds_merge_role_t *mr);
+
+/* The merge thread: copies its statistics where ds_merge_role_stats() reads. */
+static void publish_stats(ds_merge_role_t *mr) {
+        ds_merge_role_stats_t st = mr->st;
+        st.partitions = 0;
+        st.rebuild_lag = 0;
+        for (int32_t i = 0; i < mr->nparts; i++)
+                if (mr->parts[i]) {
+                        st.partitions++;
+                        if (mr->parts[i]->next_offset < mr->parts[i]->restore_end)
+                                st.rebuild_lag += mr->parts[i]->restore_end - mr->parts[i]->next_offset;
+                }
+        st.assigned_once = mr->assigned_once;
+        st.ready = mr->assigned_once && !mr->fatal && caught_up(mr);
+        pthread_mutex_lock(&mr->pub_mtx);
+        mr->pub = st;
+        pthread_mutex_unlock(&mr->pub_mtx);
 }
 
 /* ---- applying partial messages -------------------------------------------- */
@@ -499,6 +532,10 @@ int ds_merge_role_run(ds_merge_role_t *mr) {
                                         mr->finish_at[i] = hi;
                         }
                 }
+                if (ds_mono_ms() >= mr->next_pub) {
+                        publish_stats(mr);
+                        mr->next_pub = ds_mono_ms() + 250;
+                }
                 if (ds_mono_ms() >= next) {
                         publish(mr);
                         next = ds_mono_ms() + mr->cfg->merge_interval_ms;
@@ -515,6 +552,7 @@ int ds_merge_role_run(ds_merge_role_t *mr) {
         }
         if (!mr->fatal)
                 publish(mr);
+        publish_stats(mr);
         ds_log(DS_LOG_INFO, "merge", "stopped",
                "partials=%" PRIu64 " rows_published=%" PRIu64 " top_lists_published=%" PRIu64
                " ignored=%" PRIu64 " fenced_publishes=%" PRIu64,

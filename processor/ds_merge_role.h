@@ -44,7 +44,13 @@ void ds_merge_role_request_finish(ds_merge_role_t *mr);
 
 typedef struct ds_merge_role_stats {
         uint64_t partials, rows_published, tops_published, ignored, fenced_publishes;
+        int32_t partitions; /* partial partitions assigned */
+        int64_t rebuild_lag; /* partial messages still to read before publishing may start */
+        int assigned_once;   /* the group has answered (an empty assignment counts) */
+        int ready;           /* assigned once, every assigned partition rebuilt, no fatal error */
 } ds_merge_role_stats_t;
+/* A copy of the statistics as of the last quarter second; any thread (the
+ * merge thread publishes them under a mutex, the caller copies them out). */
 void ds_merge_role_stats(ds_merge_role_t *mr, ds_merge_role_stats_t *st);
 
 #endif

@@ -54,6 +54,7 @@
 #include "ds_domain.h"
 #include "ds_hll.h"
 #include "ds_kafka.h"
+#include "ds_kstats.h"
 #include "ds_log.h"
 #include "ds_merge_role.h"
 #include "ds_metrics.h"
@@ -62,6 +63,7 @@
 #include "ds_schemas.h"
 #include "ds_signal.h"
 #include "ds_state.h"
+#include "ds_status.h"
 #include "ds_step.h"
 #include "ds_validate.h"
 #include "ds_wire.h"
@@ -180,6 +182,8 @@ struct pipeline {
         uint64_t partial_rows, changelog_bytes, snapshots, cycles, restores;
         int64_t restore_ms_total, restore_ms_max;
         int64_t last_cycle_ms;
+        ds_hist_t cycle_hist, restore_hist; /* DS_HIST_MS, main thread */
+        int assigned_once, restoring;       /* for /readyz (ds_status.h) */
         int ready_logged;
         ds_merge_role_t *mr;
         pthread_t mr_thread;
@@ -821,12 +825,63 @@ static int cycle(pipeline_t *pl) {
         }
         pl->cycles++;
         pl->last_cycle_ms = ds_mono_ms() - t0;
+        ds_hist_observe(&pl->cycle_hist, DS_HIST_MS, pl->last_cycle_ms * 1000000);
         DS_DEBUG("pipeline", "cycle done", "partitions=%d snapshots=%d duration_ms=%" PRId64, pl->nas, snaps,
                  pl->last_cycle_ms);
         return 0;
 fail:
         set_fatal(pl);
         return -1;
+}
+
+/* The status snapshot for /metrics, /readyz and the dashboard (ds_status.h);
+ * main thread, four times a second and around restores. */
+static void publish_status(pipeline_t *pl) {
+        const ds_config_t *cfg = pl->cfg;
+        ds_status_snap_t s;
+        memset(&s, 0, sizeof(s));
+        snprintf(s.role, sizeof(s.role), "%s", cfg->role == DS_ROLE_ALL ? "all" : "process");
+        s.processing = 1;
+        s.assigned_once = pl->assigned_once;
+        s.restoring = pl->restoring;
+        s.fatal = is_fatal(pl);
+        s.stopping = ds_stop_requested();
+        s.nworkers = pl->nw < DS_STATUS_MAX_WORKERS ? pl->nw : DS_STATUS_MAX_WORKERS;
+        for (int i = 0; i < pl->nw; i++) {
+                ds_counters_sum(&s.c, &pl->w[i].shared);
+                if (i < DS_STATUS_MAX_WORKERS && pl->w[i].q)
+                        s.worker_queue[i] = (int64_t)rd_kafka_queue_length(pl->w[i].q);
+        }
+        s.partial_rows = pl->partial_rows;
+        s.changelog_bytes = pl->changelog_bytes;
+        s.snapshots = pl->snapshots;
+        s.cycles = pl->cycles;
+        s.restores = pl->restores;
+        s.cycle = pl->cycle_hist;
+        s.restore = pl->restore_hist;
+        s.last_cycle_ms = pl->last_cycle_ms;
+        s.parts = pl->nas ? calloc((size_t)pl->nas, sizeof(*s.parts)) : NULL;
+        for (int i = 0; s.parts && i < pl->nas; i++) {
+                const assigned_t *a = &pl->as[i];
+                ds_status_part_t *p = &s.parts[s.nparts++];
+                int64_t lo = 0, hi = -1;
+                /* librdkafka's cached watermarks: no request to the broker */
+                if (pl->consumer &&
+                    rd_kafka_get_watermark_offsets(pl->consumer, cfg->input_topic, a->partition, &lo, &hi))
+                        hi = -1;
+                *p = (ds_status_part_t){a->partition, a->epoch, a->worker, a->next_offset, a->committed, hi,
+                                        hi >= 0 ? (hi > a->next_offset ? hi - a->next_offset : 0) : -1,
+                                        a->watermark_ms};
+                if (p->lag > 0)
+                        s.lag += p->lag;
+        }
+        if (pl->mr) {
+                s.merging = 1;
+                ds_merge_role_stats(pl->mr, &s.merge);
+        }
+        ds_status_ready(&s, cfg->ready_max_lag);
+        ds_status_publish(&s);
+        free(s.parts);
 }
 
 static int least_loaded_worker(pipeline_t *pl) {
@@ -903,6 +958,7 @@ static void assign_partitions(pipeline_t *pl, rd_kafka_t *rk, rd_kafka_topic_par
                                                  {-1, 0, 0, -1}};
                 pl->restores++;
                 pl->restore_ms_total += res.restore_ms;
+                ds_hist_observe(&pl->restore_hist, DS_HIST_MS, res.restore_ms * 1000000);
                 if (res.restore_ms > pl->restore_ms_max)
                         pl->restore_ms_max = res.restore_ms;
                 ds_log(DS_LOG_INFO, "pipeline", res.fresh ? "partition claimed (no earlier state)" : "partition restored",
@@ -941,7 +997,12 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
         pipeline_t *pl = opaque;
         int coop = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
         if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+                /* restoring can take a while: say so first (/readyz, /healthz) */
+                pl->restoring = 1;
+                publish_status(pl);
                 assign_partitions(pl, rk, parts);
+                pl->restoring = 0;
+                pl->assigned_once = 1;
                 rd_kafka_error_t *e = NULL;
                 rd_kafka_resp_err_t aerr = RD_KAFKA_RESP_ERR_NO_ERROR;
                 if (coop)
@@ -960,6 +1021,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
                         ds_log(DS_LOG_INFO, "pipeline", "ready: partitions restored",
                                "partitions=%d restore_ms_max=%" PRId64, pl->nas, pl->restore_ms_max);
                 }
+                publish_status(pl);
         } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
                 /* checkpoint, publish and commit what was processed before letting go */
                 if (!is_fatal(pl))
@@ -1102,8 +1164,18 @@ static int run_merge_only(const ds_config_t *cfg, const ds_part_cfg_t *pc) {
                 ds_merge_role_destroy(mr);
                 return 1;
         }
-        while (!ds_stop_requested() && !is_fatal(&pl))
-                usleep(50 * 1000);
+        while (!ds_stop_requested() && !is_fatal(&pl)) {
+                ds_status_snap_t s;
+                memset(&s, 0, sizeof(s));
+                snprintf(s.role, sizeof(s.role), "merge");
+                s.merging = 1;
+                s.fatal = is_fatal(&pl);
+                ds_merge_role_stats(mr, &s.merge);
+                ds_status_ready(&s, 0);
+                ds_status_publish(&s);
+                usleep(250 * 1000);
+        }
+        ds_status_stopping();
         ds_merge_role_request_stop(mr);
         pthread_join(t, NULL);
         ds_merge_role_destroy(mr);
@@ -1151,6 +1223,7 @@ int ds_pipeline_run(const ds_config_t *cfg) {
                 goto out;
         }
         rd_kafka_conf_set_dr_msg_cb(pconf, dr_cb);
+        ds_kstats_attach(pconf, cfg);
         rd_kafka_conf_set_opaque(pconf, pl);
         int txn = cfg->eos_mode == DS_EOS_TRANSACTIONS;
         if (txn) {
@@ -1200,6 +1273,8 @@ int ds_pipeline_run(const ds_config_t *cfg) {
         }
         rd_kafka_conf_t *rconf =
             ds_kafka_conf(DS_KAFKA_CONSUMER, rdefs, cfg->kafka, cfg->nkafka, err, sizeof(err));
+        if (rconf)
+                ds_kstats_off(rconf); /* read in bursts, not polled between: its statistics would pile up */
         if (!rconf || !(pl->cl = ds_changelog_new(cfg->state_topic, &pl->part_cfg, rconf, pl->producer, err,
                                                  sizeof(err)))) {
                 ds_log(DS_LOG_ERROR, "pipeline", "cannot start the changelog reader", "error=\"%s\"", err);
@@ -1222,6 +1297,7 @@ int ds_pipeline_run(const ds_config_t *cfg) {
                 goto out;
         }
         rd_kafka_conf_set_rebalance_cb(cconf, rebalance_cb);
+        ds_kstats_attach(cconf, cfg);
         rd_kafka_conf_set_opaque(cconf, pl);
         if (!(pl->consumer = ds_kafka_new(DS_KAFKA_CONSUMER, cconf, err, sizeof(err)))) {
                 ds_log(DS_LOG_ERROR, "pipeline", "cannot start", "error=\"%s\"", err);
@@ -1283,6 +1359,7 @@ int ds_pipeline_run(const ds_config_t *cfg) {
 
         int64_t next_cycle = ds_mono_ms() + cfg->commit_interval_ms;
         int64_t next_stats = ds_mono_ms() + cfg->stats_interval_ms, last_stats = ds_mono_ms();
+        int64_t next_status = 0;
         ds_counters_t prev = {0};
         int finished = 0;
         while (!ds_stop_requested() && !is_fatal(pl)) {
@@ -1311,6 +1388,10 @@ int ds_pipeline_run(const ds_config_t *cfg) {
                                 }
                         }
                 }
+                if (now >= next_status) {
+                        publish_status(pl);
+                        next_status = now + 250;
+                }
                 if (cfg->stats_interval_ms && now >= next_stats) {
                         log_progress(pl, &prev, now - last_stats);
                         last_stats = now;
@@ -1322,6 +1403,7 @@ int ds_pipeline_run(const ds_config_t *cfg) {
         watchdog_t wd = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, cfg->shutdown_timeout_ms};
         pthread_t wdt;
         int wd_started = !pthread_create(&wdt, NULL, watchdog_main, &wd);
+        ds_status_stopping();
         if (ds_stop_requested())
                 ds_log(DS_LOG_INFO, "pipeline", "stopping: checkpointing, publishing and committing", "%s", "");
         if (!is_fatal(pl) && !finished)
@@ -1341,6 +1423,7 @@ int ds_pipeline_run(const ds_config_t *cfg) {
         if (is_fatal(pl))
                 rc = 1;
         log_summary(pl);
+        publish_status(pl); /* the final figures, for a last scrape */
         if (wd_started) {
                 pthread_mutex_lock(&wd.mtx);
                 wd.done = 1;

@@ -48,6 +48,9 @@ int ds_proc_start(ds_proc_t *p, char *const argv[], const char *out_path, const 
                 dup2(in, 0);
                 dup2(out, 1);
                 dup2(err, 2);
+                /* every test process gets its own HTTP port (the default,
+                 * 127.0.0.1:8080, would collide between processes) */
+                setenv("DECLSTREAM_HTTP_LISTEN", "127.0.0.1:0", 0);
                 execvp(argv[0], argv);
                 _exit(127);
         }

@@ -1,0 +1,237 @@
+/*
+ * ds_prom.c - the Prometheus text format, and declstream's /metrics page.
+ */
+#include "ds_prom.h"
+#include "ds_kstats.h"
+#include "ds_reason.h"
+#include "ds_status.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+void ds_buf_printf(ds_buf_t *b, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(NULL, 0, fmt, ap);
+        va_end(ap);
+        if (n <= 0)
+                return;
+        ds_buf_reserve(b, (size_t)n + 1);
+        va_start(ap, fmt);
+        vsnprintf((char *)b->p + b->len, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+        b->len += (size_t)n;
+}
+
+void ds_prom_family(ds_buf_t *b, const char *name, const char *type, const char *help) {
+        ds_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* {a="x",b="y"} with values escaped; extra (name, value) appended if given. */
+static void labels_put(ds_buf_t *b, const char *const *labels, const char *xname, const char *xval) {
+        if ((!labels || !labels[0]) && !xname)
+                return;
+        ds_buf_put(b, "{", 1);
+        int first = 1;
+        for (int i = 0; labels && labels[i] && labels[i + 1]; i += 2) {
+                ds_buf_printf(b, "%s%s=\"", first ? "" : ",", labels[i]);
+                for (const char *v = labels[i + 1]; *v; v++) {
+                        if (*v == '\\' || *v == '"')
+                                ds_buf_printf(b, "\\%c", *v);
+                        else if (*v == '\n')
+                                ds_buf_put(b, "\\n", 2);
+                        else
+                                ds_buf_put(b, v, 1);
+                }
+                ds_buf_put(b, "\"", 1);
+                first = 0;
+        }
+        if (xname)
+                ds_buf_printf(b, "%s%s=\"%s\"", first ? "" : ",", xname, xval);
+        ds_buf_put(b, "}", 1);
+}
+
+void ds_prom_u64(ds_buf_t *b, const char *name, const char *const *labels, uint64_t v) {
+        ds_buf_printf(b, "%s", name);
+        labels_put(b, labels, NULL, NULL);
+        ds_buf_printf(b, " %" PRIu64 "\n", v);
+}
+
+void ds_prom_i64(ds_buf_t *b, const char *name, const char *const *labels, int64_t v) {
+        ds_buf_printf(b, "%s", name);
+        labels_put(b, labels, NULL, NULL);
+        ds_buf_printf(b, " %" PRId64 "\n", v);
+}
+
+void ds_prom_f64(ds_buf_t *b, const char *name, const char *const *labels, double v) {
+        ds_buf_printf(b, "%s", name);
+        labels_put(b, labels, NULL, NULL);
+        if (isnan(v))
+                ds_buf_printf(b, " NaN\n");
+        else if (isinf(v))
+                ds_buf_printf(b, " %s\n", v > 0 ? "+Inf" : "-Inf");
+        else if (fabs(v) >= 1e6)
+                ds_buf_printf(b, " %.3f\n", v); /* timestamps: keep the milliseconds */
+        else
+                ds_buf_printf(b, " %.9g\n", v);
+}
+
+void ds_prom_hist(ds_buf_t *b, const char *name, const char *const *labels, ds_hist_kind_t kind, const ds_hist_t *h) {
+        uint64_t cum = 0;
+        for (int i = 0; i <= DS_HIST_BUCKETS; i++) {
+                cum += h->bucket[i];
+                char le[32];
+                if (i == DS_HIST_BUCKETS)
+                        snprintf(le, sizeof(le), "+Inf");
+                else
+                        snprintf(le, sizeof(le), "%.9g", (double)ds_hist_bounds_ns[kind][i] / 1e9);
+                ds_buf_printf(b, "%s_bucket", name);
+                labels_put(b, labels, "le", le);
+                ds_buf_printf(b, " %" PRIu64 "\n", cum);
+        }
+        ds_buf_printf(b, "%s_sum", name);
+        labels_put(b, labels, NULL, NULL);
+        ds_buf_printf(b, " %.9g\n", (double)h->sum_ns / 1e9);
+        ds_buf_printf(b, "%s_count", name);
+        labels_put(b, labels, NULL, NULL);
+        ds_buf_printf(b, " %" PRIu64 "\n", h->count);
+}
+
+static const char *const win_names[DS_WIN__CNT] = {"total", "minute", "hour", "day"};
+
+void ds_prom_render(ds_buf_t *b, const ds_status_snap_t *s) {
+        const char *const id[] = {"instance", s->instance, "role", s->role, NULL};
+        ds_prom_family(b, "declstream_info", "gauge", "Constant 1, labelled with this instance's name, role and version.");
+        const char *const info[] = {"instance", s->instance, "role", s->role, "version", DS_VERSION, NULL};
+        ds_prom_u64(b, "declstream_info", info, 1);
+        ds_prom_family(b, "declstream_ready", "gauge", "1 when /readyz answers 200 (see not_ready in /readyz otherwise).");
+        ds_prom_u64(b, "declstream_ready", NULL, (uint64_t)s->ready);
+        ds_prom_family(b, "declstream_start_time_seconds", "gauge", "When this process started, Unix time.");
+        ds_prom_f64(b, "declstream_start_time_seconds", NULL, (double)s->started_ms / 1000.0);
+        ds_prom_family(b, "declstream_resident_memory_bytes", "gauge", "Resident set size of the process.");
+        ds_prom_u64(b, "declstream_resident_memory_bytes", NULL, ds_status_rss());
+        (void)id;
+
+        if (s->processing) {
+                const ds_counters_t *c = &s->c;
+                ds_prom_family(b, "declstream_consumed_messages_total", "counter",
+                               "Messages taken from the input topic.");
+                ds_prom_u64(b, "declstream_consumed_messages_total", NULL, c->consumed);
+                ds_prom_family(b, "declstream_consumed_bytes_total", "counter", "Bytes of message values taken.");
+                ds_prom_u64(b, "declstream_consumed_bytes_total", NULL, c->consumed_bytes);
+                ds_prom_family(b, "declstream_applied_declarations_total", "counter",
+                               "Valid declarations applied to the ledger and the totals.");
+                ds_prom_u64(b, "declstream_applied_declarations_total", NULL, c->applied);
+                ds_prom_family(b, "declstream_dead_lettered_messages_total", "counter",
+                               "Messages written to the dead-letter topic, by reason.");
+                for (int i = 1; i < DS_DLQ__CNT; i++) {
+                        const char *const l[] = {"reason", ds_dlq_code((ds_dlq_reason_t)i), NULL};
+                        ds_prom_u64(b, "declstream_dead_lettered_messages_total", l, c->dlq[i]);
+                }
+                ds_prom_family(b, "declstream_events_total", "counter",
+                               "Applied events by outcome (new, amended, cancelled, duplicate, stale ...).");
+                for (int i = 0; i < DS_EV__CNT; i++) {
+                        const char *const l[] = {"outcome", ds_event_code((ds_event_outcome_t)i), NULL};
+                        ds_prom_u64(b, "declstream_events_total", l, c->outcome[i]);
+                }
+                ds_prom_family(b, "declstream_late_events_total", "counter",
+                               "Additions too late for a window that had closed, by window size.");
+                for (int i = 1; i < DS_WIN__CNT; i++) {
+                        const char *const l[] = {"window", win_names[i], NULL};
+                        ds_prom_u64(b, "declstream_late_events_total", l, c->late[i]);
+                }
+                ds_prom_family(b, "declstream_late_retractions_total", "counter",
+                               "Retractions skipped because their window had closed, by window size.");
+                for (int i = 1; i < DS_WIN__CNT; i++) {
+                        const char *const l[] = {"window", win_names[i], NULL};
+                        ds_prom_u64(b, "declstream_late_retractions_total", l, c->late_retract[i]);
+                }
+                ds_prom_family(b, "declstream_late_top_total", "counter",
+                               "Additions or retractions too late for a day's top-headings cells.");
+                ds_prom_u64(b, "declstream_late_top_total", NULL, c->late_top);
+                ds_prom_family(b, "declstream_evicted_rows_total", "counter", "Rows removed after their window closed.");
+                ds_prom_u64(b, "declstream_evicted_rows_total", NULL, c->evicted_rows);
+                ds_prom_family(b, "declstream_not_owned_messages_total", "counter",
+                               "Messages skipped: already applied before the restored checkpoint, or for a partition "
+                               "no longer owned.");
+                ds_prom_u64(b, "declstream_not_owned_messages_total", NULL, c->not_owned);
+                ds_prom_family(b, "declstream_consumer_errors_total", "counter",
+                               "Consumer errors reported on partition queues.");
+                ds_prom_u64(b, "declstream_consumer_errors_total", NULL, c->kafka_errors);
+                ds_prom_family(b, "declstream_partial_rows_total", "counter",
+                               "Partial rows written to the partial topic for the merge.");
+                ds_prom_u64(b, "declstream_partial_rows_total", NULL, s->partial_rows);
+                ds_prom_family(b, "declstream_changelog_bytes_total", "counter", "Bytes written to the state changelog.");
+                ds_prom_u64(b, "declstream_changelog_bytes_total", NULL, s->changelog_bytes);
+                ds_prom_family(b, "declstream_snapshots_total", "counter", "State snapshots written to the changelog.");
+                ds_prom_u64(b, "declstream_snapshots_total", NULL, s->snapshots);
+                ds_prom_family(b, "declstream_cycles_total", "counter",
+                               "Completed checkpoint-publish-commit cycles.");
+                ds_prom_u64(b, "declstream_cycles_total", NULL, s->cycles);
+                ds_prom_family(b, "declstream_restores_total", "counter", "Partitions restored from the changelog.");
+                ds_prom_u64(b, "declstream_restores_total", NULL, s->restores);
+                ds_prom_family(b, "declstream_assigned_partitions", "gauge", "Input partitions owned now.");
+                ds_prom_i64(b, "declstream_assigned_partitions", NULL, s->nparts);
+                ds_prom_family(b, "declstream_consumer_lag_messages", "gauge",
+                               "High watermark minus the next offset to process, per input partition.");
+                for (int i = 0; i < s->nparts; i++) {
+                        if (s->parts[i].lag < 0)
+                                continue;
+                        char p[16];
+                        snprintf(p, sizeof(p), "%d", s->parts[i].partition);
+                        const char *const l[] = {"partition", p, NULL};
+                        ds_prom_i64(b, "declstream_consumer_lag_messages", l, s->parts[i].lag);
+                }
+                ds_prom_family(b, "declstream_event_time_watermark_seconds", "gauge",
+                               "Each input partition's event-time watermark, Unix time.");
+                for (int i = 0; i < s->nparts; i++) {
+                        if (s->parts[i].watermark_ms == INT64_MIN)
+                                continue;
+                        char p[16];
+                        snprintf(p, sizeof(p), "%d", s->parts[i].partition);
+                        const char *const l[] = {"partition", p, NULL};
+                        ds_prom_f64(b, "declstream_event_time_watermark_seconds", l,
+                                    (double)s->parts[i].watermark_ms / 1000.0);
+                }
+                ds_prom_family(b, "declstream_worker_queue_messages", "gauge",
+                               "Messages fetched and waiting in each worker's queue.");
+                for (int i = 0; i < s->nworkers && i < DS_STATUS_MAX_WORKERS; i++) {
+                        char w[16];
+                        snprintf(w, sizeof(w), "%d", i);
+                        const char *const l[] = {"worker", w, NULL};
+                        ds_prom_i64(b, "declstream_worker_queue_messages", l, s->worker_queue[i]);
+                }
+                ds_prom_family(b, "declstream_decode_duration_seconds", "histogram",
+                               "Schema lookup + decode + validation of one message (one in 64 is timed).");
+                ds_prom_hist(b, "declstream_decode_duration_seconds", NULL, DS_HIST_NS, &c->decode);
+                ds_prom_family(b, "declstream_cycle_duration_seconds", "histogram",
+                               "A checkpoint-publish-commit cycle, barrier to commit (or transaction commit).");
+                ds_prom_hist(b, "declstream_cycle_duration_seconds", NULL, DS_HIST_MS, &s->cycle);
+                ds_prom_family(b, "declstream_restore_duration_seconds", "histogram",
+                               "Restoring one partition's state from the changelog.");
+                ds_prom_hist(b, "declstream_restore_duration_seconds", NULL, DS_HIST_MS, &s->restore);
+        }
+        if (s->merging) {
+                const ds_merge_role_stats_t *m = &s->merge;
+                ds_prom_family(b, "declstream_merge_partials_total", "counter", "Partial messages read by the merge.");
+                ds_prom_u64(b, "declstream_merge_partials_total", NULL, m->partials);
+                ds_prom_family(b, "declstream_published_rows_total", "counter",
+                               "Total rows published to the output topic by this instance's merge.");
+                ds_prom_u64(b, "declstream_published_rows_total", NULL, m->rows_published);
+                ds_prom_family(b, "declstream_published_top_lists_total", "counter",
+                               "Top-headings lists published by this instance's merge.");
+                ds_prom_u64(b, "declstream_published_top_lists_total", NULL, m->tops_published);
+                ds_prom_family(b, "declstream_merge_fenced_publishes_total", "counter",
+                               "Publishes refused because the group had moved this member's partitions.");
+                ds_prom_u64(b, "declstream_merge_fenced_publishes_total", NULL, m->fenced_publishes);
+                ds_prom_family(b, "declstream_merge_partitions", "gauge", "Partial partitions merged here.");
+                ds_prom_i64(b, "declstream_merge_partitions", NULL, m->partitions);
+                ds_prom_family(b, "declstream_merge_rebuild_lag_messages", "gauge",
+                               "Partial messages still to read before the merge may publish.");
+                ds_prom_i64(b, "declstream_merge_rebuild_lag_messages", NULL, m->rebuild_lag);
+        }
+        ds_kstats_render(b);
+}
