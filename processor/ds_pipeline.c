@@ -182,7 +182,7 @@ struct pipeline {
         uint64_t partial_rows, changelog_bytes, snapshots, cycles, restores;
         int64_t restore_ms_total, restore_ms_max;
         int64_t last_cycle_ms;
-        ds_hist_t cycle_hist, restore_hist; /* DS_HIST_MS, main thread */
+        ds_hist_t cycle_hist, restore_hist, commit_hist, txn_hist; /* DS_HIST_MS, main thread */
         int assigned_once, restoring;       /* for /readyz (ds_status.h) */
         int ready_logged;
         ds_merge_role_t *mr;
@@ -817,11 +817,14 @@ static int cycle(pipeline_t *pl) {
         /* 3. all acknowledged: commit the input offsets */
         if (wait_slot(pl))
                 return -1;
+        int64_t tc = ds_mono_ns();
         if (pl->cfg->eos_mode == DS_EOS_TRANSACTIONS) {
                 if (txn_commit(pl))
                         goto fail;
+                ds_hist_observe(&pl->txn_hist, DS_HIST_MS, ds_mono_ns() - tc);
         } else {
                 commit(pl, 0);
+                ds_hist_observe(&pl->commit_hist, DS_HIST_MS, ds_mono_ns() - tc);
         }
         pl->cycles++;
         pl->last_cycle_ms = ds_mono_ms() - t0;
@@ -859,6 +862,9 @@ static void publish_status(pipeline_t *pl) {
         s.restores = pl->restores;
         s.cycle = pl->cycle_hist;
         s.restore = pl->restore_hist;
+        s.commit = pl->commit_hist;
+        s.txn = pl->txn_hist;
+        s.transactions = pl->cfg->eos_mode == DS_EOS_TRANSACTIONS;
         s.last_cycle_ms = pl->last_cycle_ms;
         s.parts = pl->nas ? calloc((size_t)pl->nas, sizeof(*s.parts)) : NULL;
         for (int i = 0; s.parts && i < pl->nas; i++) {

@@ -210,6 +210,16 @@ void ds_prom_render(ds_buf_t *b, const ds_status_snap_t *s) {
                 ds_prom_family(b, "declstream_cycle_duration_seconds", "histogram",
                                "A checkpoint-publish-commit cycle, barrier to commit (or transaction commit).");
                 ds_prom_hist(b, "declstream_cycle_duration_seconds", NULL, DS_HIST_MS, &s->cycle);
+                if (s->transactions) {
+                        ds_prom_family(b, "declstream_transaction_duration_seconds", "histogram",
+                                       "Committing a cycle's Kafka transaction (offsets included).");
+                        ds_prom_hist(b, "declstream_transaction_duration_seconds", NULL, DS_HIST_MS, &s->txn);
+                } else {
+                        ds_prom_family(b, "declstream_commit_duration_seconds", "histogram",
+                                       "Committing the input offsets with the owner claims, once a cycle is "
+                                       "acknowledged.");
+                        ds_prom_hist(b, "declstream_commit_duration_seconds", NULL, DS_HIST_MS, &s->commit);
+                }
                 ds_prom_family(b, "declstream_restore_duration_seconds", "histogram",
                                "Restoring one partition's state from the changelog.");
                 ds_prom_hist(b, "declstream_restore_duration_seconds", NULL, DS_HIST_MS, &s->restore);

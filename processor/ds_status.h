@@ -58,6 +58,9 @@ typedef struct ds_status_snap {
         ds_counters_t c; /* summed over workers */
         uint64_t partial_rows, changelog_bytes, snapshots, cycles, restores;
         ds_hist_t cycle, restore; /* DS_HIST_MS */
+        ds_hist_t commit;         /* committing the input offsets (checkpoint mode) */
+        ds_hist_t txn;            /* committing the cycle's transaction (transactions mode) */
+        int transactions;
         int64_t last_cycle_ms;
         int nworkers;
         int64_t worker_queue[DS_STATUS_MAX_WORKERS]; /* messages waiting in each worker's queue */
