@@ -1,0 +1,360 @@
+/*
+ * test_replay.c - replay files and `declstream replay`.
+ *
+ * The generator writes a replay file and its truth (`declstream gen --file`);
+ * replaying the file must give exactly the truth's totals - every row, top
+ * list and (within HyperLogLog's error) distinct count - and dead-letter
+ * exactly the bad messages the truth counts, per reason, on one thread or
+ * two. Bad flags and damaged files give a clear error and no crash.
+ */
+#include <criterion/criterion.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ds_reason.h"
+#include "ds_replay.h"
+#include "ds_testutil.h"
+
+static char *g_dir;
+
+static void setup(void) {
+        g_dir = ds_tmpdir("replay");
+        cr_assert_not_null(g_dir);
+}
+
+static void teardown(void) {
+        ds_tmpdir_remove(g_dir);
+        free(g_dir);
+}
+
+TestSuite(replay, .init = setup, .fini = teardown, .timeout = 120);
+
+static void path(char *buf, size_t n, const char *name) {
+        snprintf(buf, n, "%s/%s", g_dir, name);
+}
+
+/* declstream gen --file into the test's directory. */
+static void gen_file(const char *file, const char *truth, int count, double bad_rate) {
+        char c[32], br[32];
+        snprintf(c, sizeof(c), "%d", count);
+        snprintf(br, sizeof(br), "%g", bad_rate);
+        char *argv[] = {DS_BINARY, "gen", "--file", (char *)file, "--count", c, "--partitions", "4", "--bad-rate", br,
+                        "--amend-rate", "0.1", "--cancel-rate", "0.02", "--span-days", "2", "--seed", "7",
+                        "--truth", (char *)truth, "-q", NULL};
+        cr_assert_eq(ds_run(argv, NULL, NULL, 120000), 0, "declstream gen --file failed");
+}
+
+/* Runs declstream replay with args; returns the exit status. */
+static int replay(char *const *args, const char *out, const char *err) {
+        char *argv[32] = {DS_BINARY, "replay"};
+        int n = 2;
+        for (int i = 0; args[i] && n < 31; i++)
+                argv[n++] = args[i];
+        argv[n] = NULL;
+        return ds_run(argv, out, err, 120000);
+}
+
+static long long tol(long long n) {
+        return n * 3 / 100 > 2 ? n * 3 / 100 : 2;
+}
+
+/* Compares JSON-lines totals with a truth file: rows (all measures), top
+ * lists, distinct counts within 3%. Returns the number of differences. */
+static int compare_with_truth(const char *lines_path, const char *truth_path) {
+        json_error_t je;
+        json_t *truth = json_load_file(truth_path, 0, &je);
+        cr_assert_not_null(truth, "truth: %s", je.text);
+        json_t *rows = json_object(), *tops = json_object();
+        FILE *f = fopen(lines_path, "r");
+        cr_assert_not_null(f);
+        char *line = NULL;
+        size_t cap = 0;
+        while (getline(&line, &cap, f) > 0) {
+                json_t *o = json_loads(line, 0, &je);
+                cr_assert_not_null(o, "bad line: %s", line);
+                if (json_object_get(o, "top"))
+                        json_object_set(tops, json_string_value(json_object_get(o, "top")), json_object_get(o, "headings"));
+                else
+                        json_object_set(rows, json_string_value(json_object_get(o, "key")), o);
+                json_decref(o);
+        }
+        free(line);
+        fclose(f);
+        static const char *fields[8] = {"declarations",           "items",
+                                        "customs_value_usd_cents", "gross_weight_g",
+                                        "export_value_usd_cents", "import_value_usd_cents",
+                                        "transit_value_usd_cents", "border_resident_value_usd_cents"};
+        int diffs = 0, compared = 0;
+        const char *k;
+        json_t *want;
+        json_object_foreach(json_object_get(truth, "rows"), k, want) {
+                json_t *got = json_object_get(rows, k);
+                int zero = 1;
+                for (int i = 0; i < 8; i++)
+                        zero &= json_integer_value(json_array_get(want, (size_t)i)) == 0;
+                if (!got) {
+                        if (!zero && diffs++ < 10)
+                                cr_log_error("%s: missing", k);
+                        continue;
+                }
+                compared++;
+                for (int i = 0; i < 8; i++) {
+                        long long g = json_integer_value(json_object_get(got, fields[i])),
+                                  w = json_integer_value(json_array_get(want, (size_t)i));
+                        if (g != w && diffs++ < 10)
+                                cr_log_error("%s %s: got %lld, truth %lld", k, fields[i], g, w);
+                }
+        }
+        json_object_foreach(rows, k, want) if (!json_object_get(json_object_get(truth, "rows"), k) && diffs++ < 10)
+                cr_log_error("unexpected row %s", k);
+        json_object_foreach(json_object_get(truth, "top"), k, want) {
+                if (!json_equal(json_object_get(tops, k), want) && diffs++ < 10)
+                        cr_log_error("top list %s differs", k);
+        }
+        json_object_foreach(json_object_get(truth, "distinct"), k, want) {
+                char gate[32], key[96];
+                long long day;
+                cr_assert_eq(sscanf(k, "%31[^|]|DAY|%lld", gate, &day), 2);
+                snprintf(key, sizeof(key), "GATE|%s|DAY|%lld", gate, day);
+                json_t *got = json_object_get(rows, key);
+                long long td = json_integer_value(json_array_get(want, 0)), tv = json_integer_value(json_array_get(want, 1));
+                long long gd = json_integer_value(json_object_get(got, "distinct_declarants")),
+                          gv = json_integer_value(json_object_get(got, "distinct_vehicles"));
+                /* HyperLogLog: 0.8% standard error; small sets may lose a value or two to a shared register */
+                if ((!got || llabs(gd - td) > tol(td) || llabs(gv - tv) > tol(tv)) && diffs++ < 10)
+                        cr_log_error("%s distinct %lld/%lld, truth %lld/%lld", key, gd, gv, td, tv);
+        }
+        cr_expect_gt(compared, 100, "only %d rows compared", compared);
+        json_decref(rows);
+        json_decref(tops);
+        json_decref(truth);
+        return diffs;
+}
+
+/* The truth's count of bad messages for each reason. */
+static void expect_dead_letters(const char *truth_path, json_t *reasons) {
+        json_t *truth = json_load_file(truth_path, 0, NULL);
+        cr_assert_not_null(truth);
+        json_t *bad = json_object_get(truth, "bad_by_reason");
+        cr_assert_gt(json_object_size(bad), 3, "the file should hold several kinds of bad messages");
+        cr_expect(json_equal(bad, reasons), "dead letters per reason differ from the truth: %s vs %s",
+                  json_dumps(reasons, JSON_COMPACT | JSON_SORT_KEYS), json_dumps(bad, JSON_COMPACT | JSON_SORT_KEYS));
+        json_decref(truth);
+}
+
+Test(replay, gen_file_replayed_on_two_threads_gives_the_truth) {
+        char file[512], truth[512], out[512], js[512], err[512];
+        path(file, sizeof(file), "g.rpl");
+        path(truth, sizeof(truth), "g.truth.json");
+        path(out, sizeof(out), "totals.jsonl");
+        path(js, sizeof(js), "replay.json");
+        path(err, sizeof(err), "replay.err");
+        gen_file(file, truth, 20000, 0.02);
+        char *args[] = {"--file", file, "--threads", "2", "--output", out, "--json", "--cycle-ms", "20", NULL};
+        cr_assert_eq(replay(args, js, err), 0);
+        json_t *res = json_load_file(js, 0, NULL);
+        cr_assert_not_null(res, "--json printed no JSON object");
+        json_t *t = json_load_file(truth, 0, NULL);
+        cr_expect_eq(json_integer_value(json_object_get(res, "messages")), json_integer_value(json_object_get(t, "messages")));
+        cr_expect_eq(json_integer_value(json_object_get(res, "dead_lettered")), json_integer_value(json_object_get(t, "bad")));
+        cr_expect_eq(json_integer_value(json_object_get(res, "declarations")), json_integer_value(json_object_get(t, "valid")));
+        cr_expect_eq(json_integer_value(json_object_get(res, "threads")), 2);
+        const char *keys[] = {"seconds", "declarations_per_s", "ns_per_declaration", "cpu_seconds"};
+        for (size_t i = 0; i < 4; i++)
+                cr_expect(json_is_number(json_object_get(res, keys[i])), "no %s in the JSON", keys[i]);
+        expect_dead_letters(truth, json_object_get(res, "dead_letter_reasons"));
+        json_decref(t);
+        json_decref(res);
+        cr_expect_eq(compare_with_truth(out, truth), 0, "replayed totals differ from the truth");
+}
+
+Test(replay, library_replay_on_one_thread_with_many_cycles_gives_the_truth) {
+        char file[512], truth[512], out[512], err[512];
+        path(file, sizeof(file), "g1.rpl");
+        path(truth, sizeof(truth), "g1.truth.json");
+        path(out, sizeof(out), "totals1.jsonl");
+        gen_file(file, truth, 8000, 0.05);
+        ds_replay_file_t *f = ds_replay_file_open(file, err, sizeof(err));
+        cr_assert_not_null(f, "%s", err);
+        ds_replay_opts_t o;
+        ds_replay_opts_default(&o);
+        o.cycle_ms = 1;
+        o.sink = DS_REPLAY_SINK_KEEP;
+        ds_replay_t *r = ds_replay_new(f, &o, err, sizeof(err));
+        cr_assert_not_null(r, "%s", err);
+        ds_replay_result_t res;
+        cr_assert_eq(ds_replay_run(r, &res, err, sizeof(err)), 0, "%s", err);
+        cr_expect_eq(res.messages, ds_replay_file_count(f));
+        cr_expect_eq(res.messages, res.declarations + res.dead_lettered);
+        json_t *reasons = json_object();
+        for (int k = 1; k < DS_DLQ__CNT; k++)
+                if (res.dlq[k])
+                        json_object_set_new(reasons, ds_dlq_code((ds_dlq_reason_t)k), json_integer((json_int_t)res.dlq[k]));
+        expect_dead_letters(truth, reasons);
+        json_decref(reasons);
+        FILE *w = fopen(out, "w");
+        cr_assert_eq(ds_replay_write_totals(r, w, err, sizeof(err)), 0, "%s", err);
+        fclose(w);
+        ds_replay_destroy(r);
+        ds_replay_file_close(f);
+        cr_expect_eq(compare_with_truth(out, truth), 0, "replayed totals differ from the truth");
+}
+
+Test(replay, repeat_does_the_full_work_again) {
+        char file[512], truth[512], js[512];
+        path(file, sizeof(file), "r.rpl");
+        path(truth, sizeof(truth), "r.truth.json");
+        path(js, sizeof(js), "r.json");
+        gen_file(file, truth, 3000, 0);
+        char *one[] = {"--file", file, "--json", "-q", NULL}, *three[] = {"--file", file, "--json", "-q", "--repeat", "3", NULL};
+        cr_assert_eq(replay(one, js, NULL), 0);
+        json_t *a = json_load_file(js, 0, NULL);
+        cr_assert_eq(replay(three, js, NULL), 0);
+        json_t *b = json_load_file(js, 0, NULL);
+        cr_assert(a && b);
+        json_int_t n1 = json_integer_value(json_object_get(json_object_get(a, "outcomes"), "applied_new"));
+        json_int_t n3 = json_integer_value(json_object_get(json_object_get(b, "outcomes"), "applied_new"));
+        cr_expect_gt(n1, 2900);
+        cr_expect_eq(n3, 3 * n1, "later passes must add new declarations, not be ignored as redeliveries");
+        cr_expect_eq(json_integer_value(json_object_get(b, "ledger_entries")),
+                     3 * json_integer_value(json_object_get(a, "ledger_entries")));
+        json_decref(a);
+        json_decref(b);
+}
+
+Test(replay, writer_and_reader_round_trip_null_and_empty_fields) {
+        char file[512], err[512];
+        path(file, sizeof(file), "rt.rpl");
+        ds_replay_writer_t *w = ds_replay_writer_open(file, err, sizeof(err));
+        cr_assert_not_null(w, "%s", err);
+        cr_assert_eq(ds_replay_write(w, 3, 10, 1700000000000, "k1", 2, "v", 1, err, sizeof(err)), 0);
+        cr_assert_eq(ds_replay_write(w, 0, 0, -1, NULL, 0, NULL, 0, err, sizeof(err)), 0);
+        cr_assert_eq(ds_replay_write(w, 65535, 1, 5, "", 0, "", 0, err, sizeof(err)), 0);
+        cr_expect_neq(ds_replay_write(w, -1, 1, 5, "", 0, "", 0, err, sizeof(err)), 0);
+        cr_assert_eq(ds_replay_writer_close(w, 1, err, sizeof(err)), 0, "%s", err);
+        ds_replay_file_t *f = ds_replay_file_open(file, err, sizeof(err));
+        cr_assert_not_null(f, "%s", err);
+        cr_expect_eq(ds_replay_file_count(f), 3);
+        cr_expect_eq(ds_replay_file_max_partition(f), 65535);
+        size_t pos = 0;
+        ds_replay_msg_t m;
+        cr_assert(ds_replay_file_next(f, &pos, &m));
+        cr_expect(m.partition == 3 && m.offset == 10 && m.timestamp == 1700000000000 && m.key_len == 2 &&
+                  !memcmp(m.key, "k1", 2) && m.value_len == 1 && m.value[0] == 'v');
+        cr_assert(ds_replay_file_next(f, &pos, &m));
+        cr_expect(m.key == NULL && m.value == NULL && m.timestamp == -1);
+        cr_assert(ds_replay_file_next(f, &pos, &m));
+        cr_expect(m.key != NULL && m.key_len == 0 && m.value != NULL && m.value_len == 0 && m.partition == 65535);
+        cr_expect_not(ds_replay_file_next(f, &pos, &m));
+        ds_replay_file_close(f);
+}
+
+Test(replay, help_prints_usage) {
+        char out[512];
+        path(out, sizeof(out), "help.txt");
+        char *args[] = {"--help", NULL};
+        cr_assert_eq(replay(args, out, NULL), 0);
+        char *s = ds_slurp(out, NULL);
+        cr_assert_not_null(s);
+        cr_expect(strstr(s, "usage: declstream replay") && strstr(s, "--threads") && strstr(s, "--repeat") &&
+                  strstr(s, "--json"));
+        free(s);
+}
+
+/* Runs replay with args; expects exit status 2 and words in stderr. */
+static void expect_usage_error(char *const *args, const char *w1, const char *w2) {
+        char err[512];
+        path(err, sizeof(err), "usage.err");
+        cr_expect_eq(replay(args, NULL, err), 2, "expected a usage error for %s", args[0]);
+        char *s = ds_slurp(err, NULL);
+        cr_assert_not_null(s);
+        cr_expect(strstr(s, w1) != NULL, "stderr \"%s\" does not name %s", s, w1);
+        if (w2)
+                cr_expect(strstr(s, w2) != NULL, "stderr \"%s\" does not say %s", s, w2);
+        free(s);
+}
+
+Test(replay, bad_flags_give_an_error_naming_the_flag) {
+        char *a1[] = {"--file", "x", "--threads", "0", NULL};
+        expect_usage_error(a1, "--threads", "between");
+        char *a2[] = {"--file", "x", "--repeat", "lots", NULL};
+        expect_usage_error(a2, "--repeat", "integer");
+        char *a3[] = {"--file", "x", "--heading-digits", "3", NULL};
+        expect_usage_error(a3, "--heading-digits", NULL);
+        char *a4[] = {"--file", "x", "--bogus", NULL};
+        expect_usage_error(a4, "--bogus", "unknown");
+        char *a5[] = {"--threads", "2", NULL};
+        expect_usage_error(a5, "--file", "required");
+        char *a6[] = {"--file", NULL};
+        expect_usage_error(a6, "--file", "needs a value");
+        char *a7[] = {"--file", "x", "--cycle-ms", "-5", NULL};
+        expect_usage_error(a7, "--cycle-ms", NULL);
+}
+
+/* Copies src to dst, keeping its first n bytes (n < 0: all), then lets
+ * patch change it. */
+static void copy_file(const char *src, const char *dst, long n, void (*patch)(uint8_t *, size_t)) {
+        size_t len;
+        char *s = ds_slurp(src, &len);
+        cr_assert_not_null(s);
+        if (n >= 0 && (size_t)n < len)
+                len = (size_t)n;
+        if (patch)
+                patch((uint8_t *)s, len);
+        FILE *f = fopen(dst, "wb");
+        cr_assert_not_null(f);
+        cr_assert_eq(fwrite(s, 1, len, f), len);
+        fclose(f);
+        free(s);
+}
+
+static void patch_magic(uint8_t *p, size_t n) {
+        (void)n;
+        p[0] = 'X';
+}
+
+static void patch_value_len(uint8_t *p, size_t n) {
+        (void)n;
+        /* first record's value_len: 16-byte header + 24 */
+        p[16 + 24] = 0xf0, p[16 + 25] = 0xff, p[16 + 26] = 0xff, p[16 + 27] = 0x0f;
+}
+
+static void patch_partition(uint8_t *p, size_t n) {
+        (void)n;
+        p[16 + 3] = 0x80; /* negative */
+}
+
+Test(replay, damaged_files_give_a_clear_error) {
+        char file[512], truth[512], bad[512];
+        path(file, sizeof(file), "d.rpl");
+        path(truth, sizeof(truth), "d.truth.json");
+        path(bad, sizeof(bad), "bad.rpl");
+        gen_file(file, truth, 500, 0.05);
+        size_t len;
+        char *s = ds_slurp(file, &len);
+        free(s);
+        char *args[] = {"--file", bad, NULL};
+
+        copy_file(file, bad, (long)len - 7, NULL);
+        expect_usage_error(args, "truncated", "record");
+        copy_file(file, bad, 40, NULL); /* inside the first record's header */
+        expect_usage_error(args, "truncated", "record 1");
+        copy_file(file, bad, 10, NULL);
+        expect_usage_error(args, "too short", NULL);
+        copy_file(file, bad, 0, NULL);
+        expect_usage_error(args, "too short", NULL);
+        copy_file(file, bad, -1, patch_magic);
+        expect_usage_error(args, "not a declstream replay file", NULL);
+        copy_file(file, bad, -1, patch_value_len);
+        expect_usage_error(args, "corrupt", "record 1");
+        copy_file(file, bad, -1, patch_partition);
+        expect_usage_error(args, "partition", "corrupt");
+        char missing[600];
+        snprintf(missing, sizeof(missing), "%s/none.rpl", g_dir);
+        char *a2[] = {"--file", missing, NULL};
+        expect_usage_error(a2, "cannot open", "none.rpl");
+}
