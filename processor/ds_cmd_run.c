@@ -34,6 +34,7 @@ static void usage(FILE *out) {
                 "  -X prop=value          librdkafka property, as kcat does (repeatable)\n"
                 "  --threads N            worker threads (0: one per core)\n"
                 "  --http HOST:PORT       dashboard, JSON API and /metrics address (http.listen; off: none)\n"
+                "  --log-format F         logfmt or json (log.format); --log-level L: debug|info|warn|error\n"
                 "  --KEY VALUE            any configuration key below, e.g. --commit.interval.ms 500\n"
                 "  --print-config         print the effective configuration and exit\n"
                 "\n");
@@ -82,6 +83,14 @@ static int parse(int argc, char **argv, ds_config_t *cfg, int *print) {
                         if (r < 0)
                                 goto fail;
                         set[n++] = (setting_t){"http.listen", v, "flag --http", 0};
+                } else if ((r = ds_arg_value(&a, "--log-format", &v))) {
+                        if (r < 0)
+                                goto fail;
+                        set[n++] = (setting_t){"log.format", v, "flag --log-format", 0};
+                } else if ((r = ds_arg_value(&a, "--log-level", &v))) {
+                        if (r < 0)
+                                goto fail;
+                        set[n++] = (setting_t){"log.level", v, "flag --log-level", 0};
                 } else if ((r = ds_arg_value(&a, "-g", &v)) || (r = ds_arg_value(&a, "--group", &v))) {
                         if (r < 0)
                                 goto fail;
