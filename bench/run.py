@@ -1,0 +1,1017 @@
+#!/usr/bin/python3
+"""declstream's benchmark driver (started by ./bench/run after setup and build).
+
+Measures, prints a table, writes bench/results/<date>-<name>.json and
+bench/results/<date>-<name>.png, and regenerates bench/RESULTS.md.
+bench/README.md explains every benchmark, its method and its pitfalls.
+
+Python standard library only; run it with /usr/bin/python3 (Debian's
+python3-confluent-kafka and python3-avro, used by bench/baseline.py, import
+only there).
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DS = os.path.join(ROOT, "build", "declstream")
+BENCHBIN = os.path.join(ROOT, "build", "bench")
+RESULTS_DIR = os.path.join(ROOT, "bench", "results")
+PY = "/usr/bin/python3"
+
+# librdkafka 2.0.2 backs off a hard-coded 1 s when the prefetch queue passes
+# queued.min.messages / queued.max.messages.kbytes (../shared/FACTS.md): a
+# consumer that is momentarily slower than the fetcher idles. These lift both.
+PREFETCH = ["queued.min.messages=1000000", "queued.max.messages.kbytes=2000000"]
+# First join of a group takes ~3.1 s on the embedded broker; a group whose last
+# member left waits session.timeout.ms - 1 s: fresh group ids and a short timeout.
+RUN_PROPS = ["session.timeout.ms=6000"] + PREFETCH
+
+TARGETS = {
+    "replay_1t": 4_000_000,
+    "replay_scaling": 1.7,
+    "catchup_vs_kcat": 1.0,
+    "catchup_vs_python": 50.0,
+    "dva_ns": 250.0,
+    "p99_factor": 2.0,
+    "ledger_10m_bytes": 2 * 1024 ** 3,
+}
+
+PROFILES = {
+    "quick": dict(replay_n=100_000, replay_repeat=1, replay_runs=1,
+                  catch_n=100_000, catch_p=48, python_n=10_000,
+                  rates=[10_000], lat_warmup=1, lat_duration=4,
+                  scaling=False, scale_n=0, micro_iterations=None, callgrind=False,
+                  memory_entries=1_000_000),
+    "full": dict(replay_n=500_000, replay_repeat=2, replay_runs=3,
+                 catch_n=1_000_000, catch_p=192, python_n=100_000,
+                 rates=[10_000, 100_000, 500_000], lat_warmup=3, lat_duration=20,
+                 scaling=True, scale_n=200_000, micro_iterations=None, callgrind=True,
+                 memory_entries=10_000_000),
+}
+
+
+def log(msg):
+    print("bench: " + msg, file=sys.stderr, flush=True)
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return [float(x) for x in f.read().split()[:3]]
+
+
+def sh(cmd, **kw):
+    return subprocess.run(cmd, capture_output=True, text=True, **kw)
+
+
+def has_flag(cmd, flag):
+    r = sh([DS] + cmd + ["--help"])
+    return r.returncode == 0 and flag in (r.stdout + r.stderr)
+
+
+# ---------------------------------------------------------------------------
+# processes
+
+class Proc:
+    """A child process we started; stopped by its own pid only."""
+    live = []
+
+    def __init__(self, argv, log_path, stdout=None):
+        self.log_path = log_path
+        self.logf = open(log_path, "w")
+        self.p = subprocess.Popen(argv, stdout=stdout if stdout is not None else self.logf,
+                                  stderr=self.logf, start_new_session=True)
+        Proc.live.append(self)
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        if self.p.poll() is None:
+            try:
+                self.p.send_signal(sig)
+                self.p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+        self.logf.close()
+        if self in Proc.live:
+            Proc.live.remove(self)
+        return self.p.returncode
+
+    @classmethod
+    def stop_all(cls):
+        for p in list(cls.live):
+            p.stop(timeout=10)
+
+
+class Broker:
+    def __init__(self, workdir, partitions, label):
+        self.proc = Proc([DS, "broker", "--partitions", str(partitions)],
+                         os.path.join(workdir, "broker-%s.log" % label), stdout=subprocess.PIPE)
+        self.partitions = partitions
+        deadline = time.time() + 60
+        line = b""
+        os.set_blocking(self.proc.p.stdout.fileno(), False)
+        while time.time() < deadline and not line.endswith(b"\n"):
+            if self.proc.p.poll() is not None:
+                raise RuntimeError("broker exited: see " + self.proc.log_path)
+            try:
+                chunk = self.proc.p.stdout.read()
+            except BlockingIOError:
+                chunk = None
+            if chunk:
+                line += chunk
+            else:
+                time.sleep(0.05)
+        self.bootstrap = line.decode().split("\n")[0].strip()
+        if not self.bootstrap:
+            raise RuntimeError("broker printed no bootstrap servers in 60 s")
+
+    def stop(self):
+        self.proc.stop()
+
+
+def timed(argv, stdout_path=None, env=None):
+    """Runs argv under /usr/bin/time: wall, user, sys seconds and peak RSS."""
+    tf = tempfile.NamedTemporaryFile(prefix="ds-bench-time.", delete=False)
+    tf.close()
+    out = open(stdout_path, "w") if stdout_path else subprocess.PIPE
+    t0 = time.monotonic()
+    r = subprocess.run(["/usr/bin/time", "-f", "%e %U %S %M", "-o", tf.name] + argv,
+                       stdout=out, stderr=subprocess.PIPE, text=True, env=env)
+    wall = time.monotonic() - t0
+    if stdout_path:
+        out.close()
+    try:
+        with open(tf.name) as f:
+            last = [l for l in f.read().splitlines() if l.strip()][-1].split()
+        e, u, s, m = float(last[0]), float(last[1]), float(last[2]), int(last[3])
+    except Exception:
+        e, u, s, m = wall, 0.0, 0.0, 0
+    os.unlink(tf.name)
+    return dict(rc=r.returncode, wall_s=e, user_s=u, sys_s=s, cpu_s=u + s, max_rss_kb=m,
+                stdout=r.stdout if not stdout_path else "", stderr=r.stderr)
+
+
+def logfmt_ts(line):
+    m = re.match(r"ts=(\S+)", line)
+    if not m:
+        return None
+    return datetime.datetime.strptime(m.group(1).rstrip("Z"), "%Y-%m-%dT%H:%M:%S.%f").replace(
+        tzinfo=datetime.timezone.utc).timestamp()
+
+
+def logfmt_fields(line):
+    return dict((k, v.strip('"')) for k, v in re.findall(r'(\w+)=("[^"]*"|\S+)', line))
+
+
+def offsets(bootstrap, topics):
+    r = sh([os.path.join(BENCHBIN, "bench_offsets"), "-b", bootstrap] + sum([["-t", t] for t in topics], []))
+    if r.returncode:
+        return {"error": r.stderr.strip()}
+    return {j["topic"]: j for j in (json.loads(l) for l in r.stdout.splitlines() if l.strip())}
+
+
+ALL_TOPICS = ["customs.declarations", "customs.state", "customs.totals.partial", "customs.totals",
+              "customs.top_headings", "customs.declarations.dlq"]
+
+
+def heads_ok(offs):
+    if "error" in offs:
+        return False
+    return all(o["low_nonzero"] == 0 for o in offs.values())
+
+
+# ---------------------------------------------------------------------------
+# benchmarks
+
+def gen_preload(bootstrap, n, extra, work, label):
+    argv = [DS, "gen", "-b", bootstrap, "--count", str(n), "-q"] + extra
+    t = timed(argv)
+    fields = {}
+    for line in t["stderr"].splitlines():
+        if 'msg="done"' in line:
+            fields = logfmt_fields(line)
+    with open(os.path.join(work, "gen-%s.log" % label), "w") as f:
+        f.write(t["stderr"])
+    if t["rc"]:
+        raise RuntimeError("declstream gen failed (%s): %s" % (label, t["stderr"].strip()[-500:]))
+    return dict(messages=int(fields.get("messages", 0)), bytes=int(fields.get("bytes", 0)),
+                seconds=t["wall_s"], rate_per_s=float(fields.get("rate_per_s", 0)))
+
+
+def run_args(bootstrap, group, extra=()):
+    argv = [DS, "run", "-b", bootstrap, "-g", group, "--stats.interval.ms", "1000"]
+    if has_flag(["run"], "http.listen"):
+        argv += ["--http.listen", "off"]
+    for p in RUN_PROPS:
+        argv += ["-X", p]
+    return argv + list(extra)
+
+
+def catchup(bootstrap, work, label, extra=()):
+    """declstream run --exit.on.eof true on a preloaded topic, timed."""
+    argv = run_args(bootstrap, "bench-" + label, ["--exit.on.eof", "true"] + list(extra))
+    logp = os.path.join(work, "run-%s.log" % label)
+    t = timed(argv)
+    with open(logp, "w") as f:
+        f.write(t["stderr"])
+    res = dict(command=" ".join(argv[1:]), rc=t["rc"], wall_s=t["wall_s"], cpu_s=t["cpu_s"],
+               user_s=t["user_s"], sys_s=t["sys_s"], max_rss_mb=round(t["max_rss_kb"] / 1024, 1), log=logp)
+    ready = eof = stopped = None
+    for line in t["stderr"].splitlines():
+        if 'msg="ready: partitions restored"' in line and ready is None:
+            ready = logfmt_ts(line)
+        elif 'msg="every assigned partition is read to its end"' in line:
+            eof = logfmt_ts(line)
+        elif 'comp=pipeline msg="summary"' in line:
+            f = logfmt_fields(line)
+            for k in ("consumed", "applied", "dead_lettered", "partial_rows", "changelog_bytes", "cycles"):
+                if k in f:
+                    res[k] = int(f[k])
+        elif 'comp=pipeline msg="stopped"' in line:
+            stopped = logfmt_ts(line)
+        elif 'comp=merge msg="stopped"' in line:
+            f = logfmt_fields(line)
+            res["rows_published"] = int(f.get("rows_published", 0))
+    if t["rc"] or not ready or not stopped:
+        res["error"] = "run failed or its log lacks ready/stopped lines (rc=%d): see %s" % (t["rc"], logp)
+        return res
+    n = res.get("consumed", 0)
+    res["active_s"] = round(stopped - ready, 3)
+    res["consume_s"] = round((eof or stopped) - ready, 3)
+    res["startup_s"] = round(t["wall_s"] - res["active_s"], 3)
+    res["declarations_per_s"] = round(n / res["active_s"]) if res["active_s"] > 0 else 0
+    res["declarations_per_s_wall"] = round(n / t["wall_s"]) if t["wall_s"] > 0 else 0
+    res["cpu_s_per_million"] = round(t["cpu_s"] / n * 1e6, 2) if n else None
+    return res
+
+
+def kcat_read(bootstrap, work, topic="customs.declarations"):
+    cnt = os.path.join(work, "kcat.count")
+    cmd = ("set -o pipefail; /usr/bin/time -f '%%e %%U %%S %%M' -o %s.time kcat -C -b %s -t %s -e -o beginning -q "
+           "-f '%%p\\n' | wc -l > %s" % (cnt, bootstrap, topic, cnt))
+    r = sh(["bash", "-c", cmd])
+    try:
+        with open(cnt + ".time") as f:
+            e, u, s, m = f.read().split()[-4:]
+        with open(cnt) as f:
+            n = int(f.read().strip())
+    except Exception as ex:
+        return dict(error="kcat failed: %s %s" % (ex, r.stderr.strip()[-300:]))
+    e = float(e)
+    return dict(command="kcat -C -b SERVERS -t %s -e -o beginning -q -f '%%p\\n' | wc -l" % topic,
+                rc=r.returncode, messages=n, wall_s=e, cpu_s=float(u) + float(s),
+                messages_per_s=round(n / e) if e > 0 else 0, max_rss_mb=round(int(m) / 1024, 1))
+
+
+def python_read(bootstrap, limit):
+    t = timed([PY, os.path.join(ROOT, "bench", "baseline.py"), "-b", bootstrap, "--max-messages", str(limit),
+               "--json"])
+    if t["rc"]:
+        return dict(error="baseline.py failed: " + t["stderr"].strip()[-400:])
+    j = json.loads(t["stdout"].strip().splitlines()[-1])
+    j.pop("gates", None)
+    j["cpu_s"] = t["cpu_s"]
+    j["max_rss_mb"] = round(t["max_rss_kb"] / 1024, 1)
+    j["command"] = "/usr/bin/python3 bench/baseline.py -b SERVERS --max-messages %d --json" % limit
+    return j
+
+
+def replay_available():
+    return sh([DS, "replay", "--help"]).returncode == 0
+
+
+def replay_bench(work, n, repeat, runs, threads_list, gen_extra=(), replay_extra=(), label="base"):
+    path = os.path.join(work, "replay-%s.dsr" % label)
+    g = sh([DS, "gen", "--file", path, "--count", str(n), "--partitions", "12", "-q"] + list(gen_extra))
+    if g.returncode:
+        return dict(error="gen --file failed: " + g.stderr.strip()[-300:])
+    out = dict(file_declarations=n, repeat=repeat, runs=runs,
+               command="declstream replay --file FILE --threads N --repeat %d --json%s" % (
+                   repeat, "".join(" " + x for x in replay_extra)),
+               gen_command="declstream gen --file FILE --count %d --partitions 12%s" % (
+                   n, "".join(" " + x for x in gen_extra)))
+    for th in threads_list:
+        samples = []
+        for _ in range(runs):
+            r = sh([DS, "replay", "--file", path, "--threads", str(th), "--repeat", str(repeat), "--json", "-q"]
+                   + list(replay_extra))
+            if r.returncode:
+                out["error"] = "replay failed: " + r.stderr.strip()[-300:]
+                break
+            samples.append(json.loads(r.stdout.strip().splitlines()[-1]))
+        if not samples:
+            break
+        samples.sort(key=lambda j: j["declarations_per_s"])
+        med = samples[len(samples) // 2]
+        out["t%d" % th] = dict(declarations_per_s=med["declarations_per_s"],
+                               ns_per_declaration=med.get("ns_per_declaration"),
+                               cpu_ns_per_declaration=med.get("cpu_ns_per_declaration"),
+                               cpu_seconds=med.get("cpu_seconds"), seconds=med.get("seconds"),
+                               declarations=med.get("declarations"),
+                               all_declarations_per_s=[s["declarations_per_s"] for s in samples],
+                               raw=med)
+    os.unlink(path)
+    if "t1" in out and "t2" in out and out["t1"]["declarations_per_s"]:
+        out["scaling_2t"] = round(out["t2"]["declarations_per_s"] / out["t1"]["declarations_per_s"], 3)
+        out["per_core_2t"] = round(out["t2"]["declarations_per_s"] / 2)
+    return out
+
+
+def wait_ready(proc, timeout=90):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.p.poll() is not None:
+            return False
+        with open(proc.log_path) as f:
+            if 'msg="ready: partitions restored"' in f.read():
+                return True
+        time.sleep(0.2)
+    return False
+
+
+def latency_bench(work, rate, partitions, warmup, duration, commit_ms):
+    b = Broker(work, partitions, "lat%d" % rate)
+    try:
+        proc = Proc(run_args(b.bootstrap, "bench-lat-%d" % rate, ["--commit.interval.ms", str(commit_ms)]),
+                    os.path.join(work, "run-lat%d.log" % rate))
+        if not wait_ready(proc):
+            proc.stop()
+            return dict(error="processor not ready in 90 s: see " + proc.log_path)
+        la = loadavg()
+        r = sh([os.path.join(BENCHBIN, "bench_latency"), "-b", b.bootstrap, "--rate", str(rate),
+                "--duration", str(duration), "--warmup", str(warmup), "--json"])
+        # processor CPU while it ran
+        cpu = None
+        try:
+            with open("/proc/%d/stat" % proc.p.pid) as f:
+                st = f.read().rsplit(")", 1)[1].split()
+            cpu = (int(st[11]) + int(st[12])) / os.sysconf("SC_CLK_TCK")
+        except Exception:
+            pass
+        rc = proc.stop()
+        try:
+            j = json.loads(r.stdout.strip().splitlines()[-1])
+        except Exception:
+            return dict(error="bench_latency failed (rc %d): %s" % (r.returncode, r.stderr.strip()[-300:]))
+        j.update(partitions=partitions, commit_interval_ms=commit_ms, processor_exit=rc,
+                 processor_cpu_s=cpu, loadavg=la,
+                 command="bench_latency -b SERVERS --rate %d --duration %d --warmup %d --json" % (
+                     rate, duration, warmup))
+        j["p99_vs_2x_commit"] = round(j["p99_ms"] / (2 * commit_ms), 3) if j.get("p99_ms", -1) >= 0 else None
+        j["kept_up"] = j["rate_achieved"] >= 0.97 * rate and j["unseen"] == 0
+        j["input_heads_ok"] = heads_ok(offsets(b.bootstrap, ["customs.declarations"]))
+        return j
+    finally:
+        b.stop()
+
+
+def catchup_variant(work, label, n, partitions, gen_extra=(), run_extra=()):
+    b = Broker(work, partitions, label)
+    try:
+        g = gen_preload(b.bootstrap, n, list(gen_extra), work, label)
+        la = loadavg()
+        c = catchup(b.bootstrap, work, label, run_extra)
+        offs = offsets(b.bootstrap, ALL_TOPICS)
+        c.update(partitions=partitions, preload=g, loadavg=la, heads_ok=heads_ok(offs),
+                 gen_extra=" ".join(gen_extra), run_extra=" ".join(run_extra))
+        if g["bytes"] and c.get("active_s"):
+            c["mb_per_s"] = round(g["bytes"] / c["active_s"] / 1e6, 1)
+        return c, b
+    except Exception:
+        b.stop()
+        raise
+
+
+def micro_bench(quick):
+    exe = os.path.join(BENCHBIN, "bench_micro")
+    if not os.access(exe, os.X_OK):
+        return dict(skipped="not built (bench/micro.c absent)")
+    argv = [exe, "--json"]
+    if quick:
+        argv += ["--quick"] if "--quick" in sh([exe, "--help"]).stdout + sh([exe, "--help"]).stderr else []
+    r = sh(argv)
+    if r.returncode:
+        return dict(error="bench_micro failed: " + (r.stderr or r.stdout).strip()[-300:])
+    txt = r.stdout.strip()
+    try:
+        j = json.loads(txt)
+    except ValueError:
+        try:
+            j = [json.loads(l) for l in txt.splitlines() if l.strip().startswith("{")]
+        except ValueError:
+            return dict(error="bench_micro output is not JSON", output=txt[-500:])
+    return dict(command="build/bench/bench_micro --json", result=j)
+
+
+def callgrind_bench(work, iterations=(1, 3)):
+    """Instructions per message from valgrind's callgrind, by difference of two
+    runs (iterations a and b): what start-up costs cancels out."""
+    exe = os.path.join(BENCHBIN, "bench_micro")
+    if not os.access(exe, os.X_OK):
+        return dict(skipped="not built (bench/micro.c absent)")
+    if not shutil.which("valgrind"):
+        return dict(skipped="valgrind not installed")
+    res = dict(iterations=list(iterations))
+    irs, jsons = [], []
+    for it in iterations:
+        out = os.path.join(work, "callgrind.%d.out" % it)
+        r = sh(["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out, exe, "--json",
+                "--iterations", str(it)])
+        if r.returncode:
+            return dict(error="callgrind run failed: " + r.stderr.strip()[-400:])
+        total = None
+        with open(out) as f:
+            for line in f:
+                if line.startswith("summary:") or line.startswith("totals:"):
+                    total = int(line.split()[1])
+        irs.append(total)
+        try:
+            jsons.append(json.loads(r.stdout.strip()))
+        except ValueError:
+            jsons.append(None)
+        ann = sh(["callgrind_annotate", "--inclusive=yes", out])
+        with open(out + ".txt", "w") as f:
+            f.write(ann.stdout)
+    res["instructions"] = irs
+    res["annotate"] = [os.path.join(work, "callgrind.%d.out.txt" % it) for it in iterations]
+    res["micro_json"] = jsons
+    msgs = None
+    for key in ("messages", "corpus", "corpus_messages", "messages_per_iteration"):
+        if jsons[0] and isinstance(jsons[0], dict) and isinstance(jsons[0].get(key), int):
+            msgs = jsons[0][key]
+    if msgs and irs[0] and irs[1]:
+        res["messages_per_iteration"] = msgs
+        res["instructions_per_message"] = round((irs[1] - irs[0]) / ((iterations[1] - iterations[0]) * msgs), 1)
+    res["command"] = "valgrind --tool=callgrind build/bench/bench_micro --json --iterations N (N=%s)" % (
+        ",".join(map(str, iterations)))
+    return res
+
+
+def memory_bench(entries):
+    exe = os.path.join(BENCHBIN, "bench_memory")
+    if not os.access(exe, os.X_OK):
+        return dict(skipped="not built")
+    t = timed([exe, "--ledger-entries", str(entries), "--json"])
+    if t["rc"]:
+        return dict(error="bench_memory failed: " + t["stderr"].strip()[-300:])
+    j = json.loads(t["stdout"].strip().splitlines()[-1])
+    j["max_rss_mb"] = round(t["max_rss_kb"] / 1024, 1)
+    j["command"] = "build/bench/bench_memory --ledger-entries %d --json" % entries
+    return j
+
+
+# ---------------------------------------------------------------------------
+# machine
+
+def machine():
+    cpu = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem = 0
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal"):
+                mem = int(line.split()[1]) // 1024
+    rk = sh(["pkg-config", "--modversion", "rdkafka"]).stdout.strip()
+    commit = sh(["git", "-C", ROOT, "rev-parse", "HEAD"]).stdout.strip()
+    dirty = bool(sh(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"]).stdout.strip())
+    osr = ""
+    try:
+        with open("/etc/os-release") as f:
+            osr = dict(l.rstrip().split("=", 1) for l in f if "=" in l).get("PRETTY_NAME", "").strip('"')
+    except OSError:
+        pass
+    return dict(cpu=cpu, cores=os.cpu_count(), memory_mb=mem, kernel=platform.release(), os=osr,
+                librdkafka=rk, git_commit=commit, git_dirty=dirty, hostname=platform.node())
+
+
+# ---------------------------------------------------------------------------
+# reporting
+
+def fmt(v, unit=""):
+    if v is None:
+        return "—"
+    if isinstance(v, float) and v < 100:
+        return "%.2f%s" % (v, unit)
+    if isinstance(v, (int, float)):
+        return "{:,.0f}{}".format(v, unit)
+    return str(v)
+
+
+def verdict(ok):
+    return "—" if ok is None else ("**met**" if ok else "**missed**")
+
+
+def targets_table(R):
+    rows = []
+    rp = R.get("replay", {})
+    t1 = rp.get("t1", {}).get("declarations_per_s")
+    rows.append(("Replay, 1 thread (hot path alone)", "≥ 4,000,000 decl/s per core",
+                 fmt(t1, " decl/s") if t1 else rp.get("skipped", rp.get("error", "—")),
+                 verdict(t1 >= TARGETS["replay_1t"] if t1 else None)))
+    sc = rp.get("scaling_2t")
+    rows.append(("Replay, 2 threads / 1 thread", "≥ 1.7×", "%.2f×" % sc if sc else "—",
+                 verdict(sc >= TARGETS["replay_scaling"] if sc else None)))
+    ck = R.get("ratios", {}).get("declstream_vs_kcat")
+    rows.append(("Catch-up / kcat raw read (same topic, same run)", "≥ 1.0", "%.2f" % ck if ck else "—",
+                 verdict(ck >= TARGETS["catchup_vs_kcat"] if ck else None)))
+    cp = R.get("ratios", {}).get("declstream_vs_python")
+    rows.append(("Catch-up / Python baseline (same run)", "≥ 50×", "%.1f×" % cp if cp else "—",
+                 verdict(cp >= TARGETS["catchup_vs_python"] if cp else None)))
+    dva = R.get("micro", {}).get("dva_ns")
+    rows.append(("Decode + validate + aggregate, 1 core", "< 250 ns/decl",
+                 fmt(dva, " ns") if dva else R.get("micro", {}).get("skipped", "see micro section"),
+                 verdict(dva < TARGETS["dva_ns"] if dva else None)))
+    lat = R.get("latency", {})
+    l100 = lat.get("100000") or {}
+    if l100.get("p99_ms") is not None and "error" not in l100:
+        rows.append(("p99 produce→total at 100k decl/s", "< 2 × commit.interval.ms (%d ms)" %
+                     (2 * l100["commit_interval_ms"]),
+                     "%.0f ms%s" % (l100["p99_ms"], "" if l100.get("kept_up") else " (rate not sustained: %.0f/s, %d unseen)" % (
+                         l100["rate_achieved"], l100["unseen"])),
+                     verdict(l100["p99_ms"] < 2 * l100["commit_interval_ms"] and l100.get("kept_up"))))
+    else:
+        l10 = lat.get("10000") or {}
+        rows.append(("p99 produce→total at 100k decl/s", "< 2 × commit.interval.ms",
+                     "not run (quick: 10k/s p99 %s ms)" % fmt(l10.get("p99_ms")) if l10 else "not run", "—"))
+    mem = R.get("memory", {})
+    b10 = mem.get("ledger_bytes_10m")
+    rows.append(("10 M ledger entries", "< 2 GiB",
+                 "%.2f GiB%s" % (b10 / 1024 ** 3, "" if mem.get("ledger_entries", 0) >= 10_000_000 else
+                                 " (extrapolated from %s)" % fmt(mem.get("ledger_entries"))) if b10 else
+                 mem.get("skipped", "—"), verdict(b10 < TARGETS["ledger_10m_bytes"] if b10 else None)))
+    return rows
+
+
+def md_table(header, rows):
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in rows:
+        out.append("| " + " | ".join(str(x) for x in r) + " |")
+    return "\n".join(out)
+
+
+def print_table(R):
+    print()
+    print("%-52s %-34s %-30s %s" % ("target", "wanted", "measured", ""))
+    for r in targets_table(R):
+        print("%-52s %-34s %-30s %s" % (r[0][:52], r[1][:34], str(r[2])[:60], r[3].strip("*")))
+    c = R.get("catchup", {})
+    print()
+    print("throughput (load average 1/5/15 min at start of each):")
+    for name, v, la in throughput_rows(R):
+        print("  %-44s %14s decl/s   load %s" % (name, fmt(v), la))
+    lat = R.get("latency", {})
+    for rate, l in sorted(lat.items(), key=lambda x: int(x[0])):
+        if "error" in l:
+            print("  latency at %s/s: %s" % (rate, l["error"]))
+        else:
+            print("  latency at %s/s (achieved %.0f/s, %d unseen): p50 %.0f ms  p99 %.0f ms  p99.9 %.0f ms  max %.0f ms"
+                  % (rate, l["rate_achieved"], l["unseen"], l["p50_ms"], l["p99_ms"], l["p999_ms"], l["max_ms"]))
+    if c.get("active_s"):
+        print("  catch-up: %s declarations in %.2f s active (%.2f s wall, %.2f s start-up), %.1f MB/s, "
+              "%.2f CPU s per million, peak RSS %.0f MB, heads intact: %s" % (
+                  fmt(c.get("consumed")), c["active_s"], c["wall_s"], c["startup_s"], c.get("mb_per_s", 0),
+                  c.get("cpu_s_per_million") or 0, c["max_rss_mb"], c.get("heads_ok")))
+    print()
+
+
+def throughput_rows(R):
+    rows = []
+    la = lambda d: "/".join("%.2f" % x for x in d.get("loadavg", [])) if d.get("loadavg") else "—"
+    rp = R.get("replay", {})
+    for th in (1, 2):
+        t = rp.get("t%d" % th)
+        if t:
+            rows.append(("replay, %d thread%s" % (th, "s" if th > 1 else ""), t["declarations_per_s"], la(rp)))
+    c = R.get("catchup", {})
+    if c.get("declarations_per_s"):
+        rows.append(("catch-up: declstream run (active)", c["declarations_per_s"], la(c)))
+        rows.append(("catch-up: declstream run (wall, incl. join)", c["declarations_per_s_wall"], la(c)))
+    k = R.get("kcat", {})
+    if k.get("messages_per_s"):
+        rows.append(("kcat -C -e -o beginning (same topic)", k["messages_per_s"], la(k)))
+    p = R.get("python", {})
+    if p.get("messages_per_s"):
+        rows.append(("Python baseline (same topic)", p["messages_per_s"], la(p)))
+    for key, s in sorted(R.get("scaling", {}).items()):
+        if s.get("declarations_per_s"):
+            rows.append(("scaling: " + key, s["declarations_per_s"], la(s)))
+    return rows
+
+
+def write_plot(R, png):
+    if not shutil.which("gnuplot"):
+        return "gnuplot not installed"
+    d = tempfile.mkdtemp(prefix="ds-bench-plot.")
+    tp = os.path.join(d, "thr.dat")
+    with open(tp, "w") as f:
+        for i, (name, v, _) in enumerate(throughput_rows(R)):
+            f.write('%d "%s" %f\n' % (i, name.replace('"', "'"), v))
+    lp = os.path.join(d, "lat.dat")
+    lat = [(int(k), v) for k, v in R.get("latency", {}).items() if "p50_ms" in v]
+    lat.sort()
+    with open(lp, "w") as f:
+        for i, (rate, l) in enumerate(lat):
+            f.write('%d "%dk/s" %f %f %f %f\n' % (i, rate // 1000, l["p50_ms"], l["p99_ms"], l["p999_ms"],
+                                                 l["max_ms"]))
+    commit = lat[0][1]["commit_interval_ms"] if lat else 1000
+    ymax = max([2.3 * commit] + [l["max_ms"] * 1.1 for _, l in lat])
+    gp = os.path.join(d, "plot.gp")
+    with open(gp, "w") as f:
+        f.write("""set terminal pngcairo size 1400,650 font "DejaVu Sans,10"
+set output '%s'
+set multiplot layout 1,2 title "declstream benchmarks — %s — load avg %s"
+set style fill solid 0.7 border -1
+set boxwidth 0.6
+set logscale y
+set ylabel "declarations (messages) per second, log scale"
+set xtics rotate by 35 right
+set grid ytics
+set title "Throughput"
+set yrange [1000:*]
+plot '%s' using 1:3:xtic(2) with boxes lc rgb "#3b75af" notitle, \\
+     '' using 1:3:(sprintf("%%.0f", $3)) with labels offset 0,0.8 notitle
+unset logscale y
+set yrange [0:%f]
+set title "End-to-end latency, produce -> customs.totals"
+set ylabel "milliseconds"
+set xtics norotate
+set style data histograms
+set style histogram clustered gap 1
+set key top left
+plot '%s' using 3:xtic(2) title "p50", '' using 4 title "p99", '' using 5 title "p99.9", '' using 6 title "max", \\
+     %d with lines lw 2 dt 2 lc rgb "red" title "2 x commit.interval.ms"
+unset multiplot
+""" % (png, R["date"], "/".join("%.2f" % x for x in R["loadavg_start"]), tp, ymax, lp, 2 * commit))
+    r = sh(["gnuplot", gp])
+    shutil.rmtree(d, ignore_errors=True)
+    return r.stderr.strip() or None
+
+
+def write_results_md(R, json_rel, png_rel):
+    m = R["machine"]
+    lines = []
+    A = lines.append
+    A("# Benchmark results")
+    A("")
+    A("Generated by `./bench/run%s` on %s — do not edit by hand (the next run rewrites it). "
+      "Method, pitfalls and how to read each figure: [README.md](README.md). Raw figures: [`%s`](%s)." % (
+          " --quick" if R["profile"] == "quick" else "", R["date"], json_rel, json_rel))
+    A("")
+    A("| machine | |")
+    A("|---|---|")
+    A("| CPU | %s, %d cores |" % (m["cpu"], m["cores"]))
+    A("| memory | %s MiB |" % fmt(m["memory_mb"]))
+    A("| OS, kernel | %s, %s |" % (m["os"], m["kernel"]))
+    A("| librdkafka | %s |" % m["librdkafka"])
+    A("| git commit | `%s`%s |" % (m["git_commit"][:12], " + uncommitted changes" if m["git_dirty"] else ""))
+    A("| profile | %s (%s s) |" % (R["profile"], fmt(R.get("elapsed_s"))))
+    A("| load average (1/5/15 min) | start %s, end %s |" % (
+        "/".join("%.2f" % x for x in R["loadavg_start"]), "/".join("%.2f" % x for x in R["loadavg_end"])))
+    A("")
+    if max(R["loadavg_start"][0], R["loadavg_end"][0]) > 0.5:
+        A("> **The machine was not quiet** (load average above 0.5 on a %d-core machine): other work "
+          "competed for the cores, so throughput is understated and latency overstated. Each figure "
+          "below carries the load average when it was taken." % m["cores"])
+        A("")
+    A("## Targets")
+    A("")
+    A(md_table(["target", "wanted", "measured", "verdict"], targets_table(R)))
+    A("")
+    A("## Throughput")
+    A("")
+    A(md_table(["what", "declarations/s", "load avg at start"],
+               [(n, fmt(v), la) for n, v, la in throughput_rows(R)]))
+    A("")
+    rp = R.get("replay", {})
+    if rp.get("t1"):
+        A("**Hot path alone** (`%s`; file from `%s`): 1 thread %s decl/s (%s ns/decl wall, %s ns CPU); "
+          "2 threads %s decl/s (%s per core), scaling %s×. Median of %d runs." % (
+              rp["command"], rp["gen_command"], fmt(rp["t1"]["declarations_per_s"]),
+              fmt(rp["t1"].get("ns_per_declaration")), fmt(rp["t1"].get("cpu_ns_per_declaration")),
+              fmt(rp.get("t2", {}).get("declarations_per_s")), fmt(rp.get("per_core_2t")),
+              rp.get("scaling_2t", "—"), rp["runs"]))
+    else:
+        A("**Hot path alone**: %s" % rp.get("skipped", rp.get("error", "—")))
+    A("")
+    c = R.get("catchup", {})
+    if c.get("active_s"):
+        A("**End-to-end catch-up** (embedded broker, %d partitions, %s declarations preloaded with "
+          "`declstream gen --count %d`; `declstream %s`): %s declarations in %.2f s from "
+          "\"ready: partitions restored\" to \"stopped\" (all totals published and committed) = **%s decl/s**, "
+          "%.1f MB/s of Avro; %.2f s wall including %.2f s of group join and restore (%s decl/s over the wall); "
+          "%.2f CPU s per million declarations (user+sys, all threads); peak RSS %.0f MB; %s rows published; "
+          "every topic's head intact (low watermarks 0): %s." % (
+              c["partitions"], fmt(c["preload"]["messages"]), R["config"]["catch_n"], c["command"],
+              fmt(c.get("consumed")), c["active_s"], fmt(c["declarations_per_s"]), c.get("mb_per_s", 0),
+              c["wall_s"], c["startup_s"], fmt(c["declarations_per_s_wall"]), c.get("cpu_s_per_million") or 0,
+              c["max_rss_mb"], fmt(c.get("rows_published")), c.get("heads_ok")))
+    elif c:
+        A("**End-to-end catch-up**: %s" % c.get("error"))
+    A("")
+    k, p = R.get("kcat", {}), R.get("python", {})
+    if k.get("messages_per_s"):
+        A("**kcat** (`%s`) read %s messages in %.2f s = %s msg/s (%.2f CPU s); topic watermarks: %s messages, "
+          "head intact: %s." % (k["command"], fmt(k["messages"]), k["wall_s"], fmt(k["messages_per_s"]),
+                                k["cpu_s"], fmt(k.get("topic_messages")), k.get("heads_ok")))
+    if p.get("messages_per_s"):
+        A("**Python baseline** (`%s`, confluent-kafka + avro, sums customs value per gate) read %s messages in "
+          "%.2f s = %s msg/s." % (p["command"], fmt(p["messages"]), p["seconds"], fmt(p["messages_per_s"])))
+    rt = R.get("ratios", {})
+    if rt:
+        A("")
+        A("Ratios in this run: declstream / kcat = **%s** (wall, incl. declstream's group join: %s); "
+          "declstream / Python = **%s** (wall: %s)." % (
+              rt.get("declstream_vs_kcat"), rt.get("declstream_vs_kcat_wall"), rt.get("declstream_vs_python"),
+              rt.get("declstream_vs_python_wall")))
+    A("")
+    A("## Steady rate: end-to-end latency")
+    A("")
+    A("`bench_latency` produces NEW declarations at the rate and measures, for every one, produce call → its "
+      "gate's `TOTAL` row on `customs.totals` counting it (see README.md). Processor defaults but "
+      "`commit.interval.ms` as shown.")
+    A("")
+    lrows = []
+    for rate, l in sorted(R.get("latency", {}).items(), key=lambda x: int(x[0])):
+        if "error" in l:
+            lrows.append((fmt(int(rate)), "—", "—", "—", "—", "—", "—", "—", "—", l["error"]))
+        else:
+            lrows.append((fmt(int(rate)), fmt(l["rate_achieved"]), l["partitions"], fmt(l["measured"]),
+                          fmt(l["unseen"]), fmt(l["p50_ms"]), fmt(l["p99_ms"]), fmt(l["p999_ms"]),
+                          "%.2f" % l["p99_vs_2x_commit"] if l.get("p99_vs_2x_commit") is not None else "—",
+                          "/".join("%.2f" % x for x in l["loadavg"])))
+    A(md_table(["rate target /s", "achieved /s", "partitions", "measured", "unseen", "p50 ms", "p99 ms",
+                "p99.9 ms", "p99 / (2 × commit)", "load avg"], lrows))
+    A("")
+    sc = R.get("scaling", {})
+    A("## Scaling (end-to-end catch-up, %s declarations each)" % fmt(R["config"].get("scale_n")))
+    A("")
+    if sc:
+        A(md_table(["variant", "partitions", "decl/s (active)", "CPU s / M", "peak RSS MB", "heads intact",
+                    "load avg"],
+                   [(k, v.get("partitions"), fmt(v.get("declarations_per_s")), fmt(v.get("cpu_s_per_million")),
+                     fmt(v.get("max_rss_mb")), v.get("heads_ok"), "/".join("%.2f" % x for x in v.get("loadavg", [])))
+                    for k, v in sorted(sc.items())]))
+        A("")
+        A("The generator has 16 gates (the real gates of Quảng Ninh and Lạng Sơn; `processor/domain/gates.csv`), "
+          "not 50: it has no flag for more gates and the validator rejects unknown gate codes, so the "
+          "heading variants are 16 gates × ~1,000 and × ~10,000 headings. 4-digit headings allow only 9,900 "
+          "synthetic values, so both heading variants use 6-digit headings (`gen --heading-digits 6 "
+          "--extra-headings 976 / 9976`, `run --heading.digits 6`).")
+        rs = R.get("replay_scaling", {})
+        if rs:
+            A("")
+            A(md_table(["replay variant", "1 thread decl/s", "2 threads decl/s", "scaling"],
+                       [(k, fmt(v.get("t1", {}).get("declarations_per_s")),
+                         fmt(v.get("t2", {}).get("declarations_per_s")), v.get("scaling_2t", "—"))
+                        for k, v in sorted(rs.items())]))
+    else:
+        A("Not run in the quick profile.")
+    A("")
+    A("## Micro benchmarks")
+    A("")
+    mi, cg = R.get("micro", {}), R.get("callgrind", {})
+    if "result" in mi:
+        A("`%s`:" % mi["command"])
+        A("")
+        A("```json")
+        A(json.dumps(mi["result"], indent=1)[:6000])
+        A("```")
+    else:
+        A("bench_micro: %s" % mi.get("skipped", mi.get("error", "—")))
+    A("")
+    if cg.get("instructions"):
+        A("callgrind (`%s`): total instructions %s%s." % (
+            cg["command"], ", ".join(fmt(x) for x in cg["instructions"]),
+            "; **%s instructions per message**" % fmt(cg["instructions_per_message"])
+            if cg.get("instructions_per_message") else ""))
+    else:
+        A("callgrind: %s" % cg.get("skipped", cg.get("error", "not run")))
+    A("")
+    A("## Memory")
+    A("")
+    mem = R.get("memory", {})
+    if mem and "skipped" not in mem and "error" not in mem:
+        A(md_table(["structure", "bytes each", "how measured"],
+                   [(k, fmt(v["bytes"]), v["how"]) for k, v in mem.get("per", {}).items()]))
+        A("")
+        A("%s ledger entries: %.2f GiB (ds_ledger_memory), peak RSS of the tool %s MB." % (
+            fmt(mem.get("ledger_entries")), mem.get("ledger_bytes", 0) / 1024 ** 3, fmt(mem.get("max_rss_mb"))))
+    else:
+        A("bench_memory: %s" % mem.get("skipped", mem.get("error", "not run")))
+    A("")
+    A("## Repeat")
+    A("")
+    A("```sh")
+    A("./bench/run            # full profile (~10 min): every benchmark above")
+    A("./bench/run --quick    # under a minute: replay, catch-up vs kcat vs Python, 10k/s latency")
+    A("./bench/run --only replay,latency   # a subset; see ./bench/run --help")
+    A("```")
+    A("")
+    A("Single measurements by hand (the commands the harness runs):")
+    A("")
+    A("```sh")
+    A("build/declstream broker --partitions %d &          # prints SERVERS on its first line" % R["config"]["catch_p"])
+    A("build/declstream gen -b SERVERS --count %d -q" % R["config"]["catch_n"])
+    A("kcat -C -b SERVERS -t customs.declarations -e -o beginning -q -f '%p\\n' | wc -l")
+    A("/usr/bin/time -v build/declstream run -b SERVERS -g bench --exit.on.eof true --http.listen off \\")
+    A("    -X session.timeout.ms=6000 -X queued.min.messages=1000000 -X queued.max.messages.kbytes=2000000")
+    A("/usr/bin/python3 bench/baseline.py -b SERVERS --max-messages %d" % R["config"]["python_n"])
+    A("build/bench/bench_offsets -b SERVERS -t customs.declarations   # low_nonzero must be 0")
+    A("build/declstream gen --file /tmp/r.dsr --count %d --partitions 12 && "
+      "build/declstream replay --file /tmp/r.dsr --threads 1 --json" % R["config"]["replay_n"])
+    A("build/bench/bench_latency -b SERVERS --rate 100000 --duration 20 --json   # with declstream run running")
+    A("```")
+    A("")
+    A("![throughput and latency](%s)" % png_rel)
+    A("")
+    with open(os.path.join(ROOT, "bench", "RESULTS.md"), "w") as f:
+        f.write("\n".join(lines))
+
+
+# ---------------------------------------------------------------------------
+
+SECTIONS = ["replay", "catchup", "latency", "scaling", "micro", "memory"]
+
+
+def main():
+    ap = argparse.ArgumentParser(
+        prog="./bench/run",
+        description="declstream benchmarks: hot path (replay), end-to-end catch-up vs kcat vs Python, steady-rate "
+                    "latency, scaling, micro benchmarks, memory. Writes bench/results/<date>-<name>.json/.png and "
+                    "bench/RESULTS.md. ./bench/run installs and builds first (--no-build skips that).")
+    ap.add_argument("--quick", action="store_true", help="small sizes, 10k/s latency only, no scaling/callgrind (< 60 s)")
+    ap.add_argument("--name", help="result name (default: the profile, quick or full)")
+    ap.add_argument("--only", help="comma-separated subset of: " + ",".join(SECTIONS))
+    ap.add_argument("--no-build", action="store_true", help="(handled by ./bench/run) do not run setup and build")
+    ap.add_argument("--keep", action="store_true", help="keep the work directory (logs) after the run")
+    ap.add_argument("--commit-interval-ms", type=int, default=1000, help="processor's commit.interval.ms in the "
+                    "latency runs (default 1000, the processor's default)")
+    ap.add_argument("--no-results-md", action="store_true", help="do not rewrite bench/RESULTS.md")
+    a = ap.parse_args()
+    profile = "quick" if a.quick else "full"
+    cfg = dict(PROFILES[profile])
+    only = set(a.only.split(",")) if a.only else set(SECTIONS)
+    bad = only - set(SECTIONS)
+    if bad:
+        ap.error("unknown section(s): " + ",".join(sorted(bad)))
+    if not os.access(DS, os.X_OK) or not os.access(os.path.join(BENCHBIN, "bench_offsets"), os.X_OK):
+        sys.exit("bench: build/declstream or build/bench/bench_offsets missing: run ./bench/run (it builds)")
+
+    t_start = time.monotonic()
+    now = datetime.datetime.now()
+    name = a.name or profile
+    work = tempfile.mkdtemp(prefix="ds-bench.")
+    log("profile %s, work directory %s" % (profile, work))
+    R = dict(profile=profile, name=name, date=now.strftime("%Y-%m-%d %H:%M"), machine=machine(),
+             loadavg_start=loadavg(), config=cfg, work_dir=work)
+
+    def on_signal(sig, frame):
+        Proc.stop_all()
+        sys.exit(130)
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+
+    try:
+        # 1. hot path alone
+        if "replay" in only:
+            if replay_available():
+                log("replay: %d declarations, 1 and 2 threads" % cfg["replay_n"])
+                la = loadavg()
+                R["replay"] = replay_bench(work, cfg["replay_n"], cfg["replay_repeat"], cfg["replay_runs"], [1, 2])
+                R["replay"]["loadavg"] = la
+            else:
+                R["replay"] = dict(skipped="not built (declstream replay absent)")
+
+        # 2 + 3. catch-up, kcat, Python on one preloaded topic
+        if "catchup" in only:
+            log("catch-up: broker with %d partitions, preloading %d declarations" % (cfg["catch_p"], cfg["catch_n"]))
+            c, b = catchup_variant(work, "catchup", cfg["catch_n"], cfg["catch_p"])
+            try:
+                R["catchup"] = c
+                log("catch-up: %s decl/s active; kcat" % fmt(c.get("declarations_per_s")))
+                la = loadavg()
+                k = kcat_read(b.bootstrap, work)
+                offs = offsets(b.bootstrap, ["customs.declarations"])
+                k.update(loadavg=la, heads_ok=heads_ok(offs),
+                         topic_messages=offs.get("customs.declarations", {}).get("messages"))
+                if k.get("messages") is not None and k.get("topic_messages") is not None:
+                    k["complete"] = k["messages"] == k["topic_messages"]
+                R["kcat"] = k
+                log("python baseline: %d messages" % cfg["python_n"])
+                la = loadavg()
+                p = python_read(b.bootstrap, cfg["python_n"])
+                p["loadavg"] = la
+                R["python"] = p
+            finally:
+                b.stop()
+            ratios = {}
+            if c.get("declarations_per_s") and k.get("messages_per_s"):
+                ratios["declstream_vs_kcat"] = round(c["declarations_per_s"] / k["messages_per_s"], 3)
+                ratios["declstream_vs_kcat_wall"] = round(c["declarations_per_s_wall"] / k["messages_per_s"], 3)
+            if c.get("declarations_per_s") and p.get("messages_per_s"):
+                ratios["declstream_vs_python"] = round(c["declarations_per_s"] / p["messages_per_s"], 1)
+                ratios["declstream_vs_python_wall"] = round(c["declarations_per_s_wall"] / p["messages_per_s"], 1)
+            R["ratios"] = ratios
+
+        # 4. steady rate
+        if "latency" in only:
+            R["latency"] = {}
+            for rate in cfg["rates"]:
+                parts = 48 if rate <= 100_000 else 192
+                log("latency: %d/s for %d s (+%d s warm-up), %d partitions" % (
+                    rate, cfg["lat_duration"], cfg["lat_warmup"], parts))
+                R["latency"][str(rate)] = latency_bench(work, rate, parts, cfg["lat_warmup"], cfg["lat_duration"],
+                                                        a.commit_interval_ms)
+
+        # 5. scaling
+        if "scaling" in only and cfg["scaling"]:
+            n = cfg["scale_n"]
+            variants = [
+                ("threads=1, 48 partitions", 48, [], ["--threads", "1"]),
+                ("threads=2, 48 partitions", 48, [], ["--threads", "2"]),
+                ("threads=2, 12 partitions", 12, [], ["--threads", "2"]),
+                ("16 gates x 1,000 headings (6 digits)", 48, ["--heading-digits", "6", "--extra-headings", "976"],
+                 ["--heading.digits", "6"]),
+                ("16 gates x 10,000 headings (6 digits)", 48, ["--heading-digits", "6", "--extra-headings", "9976"],
+                 ["--heading.digits", "6"]),
+            ]
+            R["scaling"] = {}
+            for label, parts, gx, rx in variants:
+                log("scaling: " + label)
+                slug = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
+                try:
+                    c, b = catchup_variant(work, slug, n, parts, gx, rx)
+                    b.stop()
+                except Exception as ex:
+                    c = dict(error=str(ex))
+                R["scaling"][label] = c
+            if replay_available():
+                R["replay_scaling"] = {}
+                for label, gx, rx in [
+                        ("1,000 headings (6 digits)", ["--heading-digits", "6", "--extra-headings", "976"],
+                         ["--heading-digits", "6"]),
+                        ("10,000 headings (6 digits)", ["--heading-digits", "6", "--extra-headings", "9976"],
+                         ["--heading-digits", "6"])]:
+                    log("replay scaling: " + label)
+                    R["replay_scaling"][label] = replay_bench(work, cfg["replay_n"], 1, 1, [1, 2], gx, rx,
+                                                              re.sub(r"[^a-z0-9]+", "-", label))
+
+        # 6. micro
+        if "micro" in only:
+            log("micro benchmarks")
+            R["micro"] = micro_bench(a.quick)
+            if cfg["callgrind"]:
+                log("callgrind")
+                R["callgrind"] = callgrind_bench(work)
+            else:
+                R["callgrind"] = dict(skipped="not in the quick profile")
+            # a decode+validate+aggregate figure, if the micro benchmark names one
+            res = R["micro"].get("result")
+            if isinstance(res, dict):
+                for key in ("decode_validate_aggregate_ns", "dva_ns", "total_ns_per_declaration", "pipeline_ns"):
+                    if isinstance(res.get(key), (int, float)):
+                        R["micro"]["dva_ns"] = res[key]
+        if "memory" in only:
+            log("memory: %d ledger entries" % cfg["memory_entries"])
+            R["memory"] = memory_bench(cfg["memory_entries"])
+    finally:
+        Proc.stop_all()
+
+    R["loadavg_end"] = loadavg()
+    R["elapsed_s"] = round(time.monotonic() - t_start, 1)
+    os.makedirs(RESULTS_DIR, exist_ok=True)
+    base = "%s-%s" % (now.strftime("%Y-%m-%d"), name)
+    jpath = os.path.join(RESULTS_DIR, base + ".json")
+    png = os.path.join(RESULTS_DIR, base + ".png")
+    perr = write_plot(R, png)
+    if perr:
+        R["plot_error"] = perr
+    with open(jpath, "w") as f:
+        json.dump(R, f, indent=1, default=str)
+    if not a.no_results_md:
+        write_results_md(R, "results/" + base + ".json", "results/" + base + ".png")
+    print_table(R)
+    log("wrote %s, %s%s (%.0f s)" % (os.path.relpath(jpath, ROOT), os.path.relpath(png, ROOT),
+                                      "" if a.no_results_md else ", bench/RESULTS.md", R["elapsed_s"]))
+    if not a.keep:
+        shutil.rmtree(work, ignore_errors=True)
+    else:
+        log("logs kept in " + work)
+
+
+if __name__ == "__main__":
+    main()
