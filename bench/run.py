@@ -467,6 +467,32 @@ def memory_bench(entries):
     j = json.loads(t["stdout"].strip().splitlines()[-1])
     j["max_rss_mb"] = round(t["max_rss_kb"] / 1024, 1)
     j["command"] = "build/bench/bench_memory --ledger-entries %d --json" % entries
+    # Per gate / heading: rows exist only where data is, one per key and open
+    # window; at the default retentions a key with steady traffic holds
+    # 1 TOTAL + 181 MINUTE (3 h + current) + 73 HOUR (3 days + current) +
+    # 401 DAY (400 days + current) rows in each partition that sees it.
+    row = j["row_bytes"] + 16  # + the eviction index entry (ds_evict: 16 bytes per row)
+    nrows = 1 + 181 + 73 + 401
+    j["per"] = {
+        "ledger entry (declaration of 3 headings)": dict(
+            bytes=j["ledger_bytes_per_entry"], how="ds_ledger_memory / entries at %s entries (RSS growth: %.0f)" % (
+                fmt(j["ledger_entries"]), j["ledger_rss_bytes_per_entry"])),
+        "aggregate row = one gate or heading in one window": dict(
+            bytes=row, how="ds_rows_memory / rows at %s rows (%.0f) + 16 B eviction index entry" % (
+                fmt(j["rows"]), j["row_bytes"])),
+        "distinct-count sketch (2 per GATE DAY row), empty / 100 / 100k distinct": dict(
+            bytes="%d / %d / %d" % (j["hll_bytes_empty"], j["hll_bytes_100"], j["hll_bytes_100k"]),
+            how="ds_hll_memory"),
+        "gate, every window open at default retentions, per partition": dict(
+            bytes="%s + sketches (%s to %s)" % (fmt(nrows * row), fmt(401 * 2 * j["hll_bytes_empty"]),
+                                                fmt(401 * 2 * j["hll_bytes_100k"])),
+            how="%d rows (1 TOTAL + 181 MINUTE + 73 HOUR + 401 DAY) x row; 802 sketches" % nrows),
+        "heading, every window open at default retentions, per partition": dict(
+            bytes="%s + %s per gate it appears at" % (fmt(nrows * row), fmt(8 * row)),
+            how="%d COMMODITY rows x row; GATE_HEADING cells: 1 per gate and day for 8 days (top.retention.ms)"
+                % nrows),
+        "window": dict(bytes=row, how="one row per key with data in it; none otherwise"),
+    }
     return j
 
 
