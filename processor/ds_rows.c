@@ -7,8 +7,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Index entries hold the row number and the low 32 bits of the key's hash.
+ * The slot is chosen by those same low bits (hash & mask), so the home slot
+ * of an entry is entry & mask: growing the index and backward-shift removal
+ * never load a row to rehash its key (they used to, and on a table of
+ * windowed rows - created and evicted all the time - those loads were cache
+ * misses). The tag still tells apart entries of one probe run: two keys
+ * with the same home share the low log2(slots) bits, and the 32 - log2(slots)
+ * above them differ but for one key in 2^(32 - log2(slots)); key_eq decides. */
 struct ds_rows {
-        uint64_t *index; /* (row number + 1) << 32 | hash high bits; 0 = empty */
+        uint64_t *index; /* (row number + 1) << 32 | (uint32_t)hash; 0 = empty */
         uint32_t mask;   /* index slots - 1 */
         uint32_t used;   /* live rows */
         ds_row_t *rows;
@@ -70,8 +78,7 @@ static int grow_index(ds_rows_t *t) {
                 uint64_t e = t->index[i];
                 if (!e)
                         continue;
-                ds_row_t *r = &t->rows[(e >> 32) - 1];
-                uint32_t s = (uint32_t)key_hash(r->key) & (slots - 1);
+                uint32_t s = (uint32_t)e & (slots - 1);
                 while (idx[s])
                         s = (s + 1) & (slots - 1);
                 idx[s] = e;
@@ -84,7 +91,7 @@ static int grow_index(ds_rows_t *t) {
 
 ds_row_t *ds_rows_find(const ds_rows_t *t, ds_rowkey_t key) {
         uint64_t h = key_hash(key);
-        uint32_t tag = (uint32_t)(h >> 32);
+        uint32_t tag = (uint32_t)h;
         for (uint32_t s = (uint32_t)h & t->mask;; s = (s + 1) & t->mask) {
                 uint64_t e = t->index[s];
                 if (!e)
@@ -99,7 +106,7 @@ ds_row_t *ds_rows_find(const ds_rows_t *t, ds_rowkey_t key) {
 
 ds_row_t *ds_rows_get(ds_rows_t *t, ds_rowkey_t key) {
         uint64_t h = key_hash(key);
-        uint32_t tag = (uint32_t)(h >> 32);
+        uint32_t tag = (uint32_t)h;
         uint32_t s = (uint32_t)h & t->mask;
         for (;; s = (s + 1) & t->mask) {
                 uint64_t e = t->index[s];
@@ -144,7 +151,7 @@ ds_row_t *ds_rows_get(ds_rows_t *t, ds_rowkey_t key) {
 
 void ds_rows_remove(ds_rows_t *t, ds_rowkey_t key) {
         uint64_t h = key_hash(key);
-        uint32_t tag = (uint32_t)(h >> 32);
+        uint32_t tag = (uint32_t)h;
         uint32_t s = (uint32_t)h & t->mask;
         for (;; s = (s + 1) & t->mask) {
                 uint64_t e = t->index[s];
@@ -157,7 +164,7 @@ void ds_rows_remove(ds_rows_t *t, ds_rowkey_t key) {
         /* backward-shift deletion keeps probe chains intact without tombstones */
         uint32_t hole = s;
         for (uint32_t j = (s + 1) & t->mask; t->index[j]; j = (j + 1) & t->mask) {
-                uint32_t home = (uint32_t)key_hash(t->rows[(t->index[j] >> 32) - 1].key) & t->mask;
+                uint32_t home = (uint32_t)t->index[j] & t->mask;
                 /* move j into the hole if its home is not in (hole, j] (cyclically) */
                 if (((j - home) & t->mask) >= ((j - hole) & t->mask)) {
                         t->index[hole] = t->index[j];
