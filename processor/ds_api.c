@@ -17,14 +17,14 @@
 #include <string.h>
 #include <time.h>
 
-#define MIN_MS 60000LL
-#define HOUR_MS 3600000LL
-#define DAY_MS 86400000LL
-#define VN_OFFSET_MS (7 * HOUR_MS)
-#define MAX_POINTS 10000
+#define MIN_MS        60000LL
+#define HOUR_MS       3600000LL
+#define DAY_MS        86400000LL
+#define VN_OFFSET_MS  (7 * HOUR_MS)
+#define MAX_POINTS    10000
 #define DEFAULT_LIMIT 1000
-#define MAX_LIMIT 100000
-#define STALL_MS 30000 /* /healthz: a status older than this means the loop is stuck */
+#define MAX_LIMIT     100000
+#define STALL_MS      30000 /* /healthz: a status older than this means the loop is stuck */
 
 static const int64_t win_ms[DS_WIN__CNT] = {0, MIN_MS, HOUR_MS, DAY_MS};
 static const char *const win_names[DS_WIN__CNT] = {"total", "minute", "hour", "day"};
@@ -377,7 +377,9 @@ static void totals(const ds_api_ctx_t *ctx, const ds_api_arg_t *a, int n, ds_api
                 return;
         int64_t now = data_now(ctx);
         int64_t to = win == DS_WIN_DAY ? ds_api_day_start(now) : now / (win_ms[win] ? win_ms[win] : 1) * win_ms[win];
-        int64_t from = win == DS_WIN_MINUTE ? to - 59 * MIN_MS : win == DS_WIN_HOUR ? to - 23 * HOUR_MS : to - 29 * DAY_MS;
+        int64_t from = win == DS_WIN_MINUTE ? to - 59 * MIN_MS
+                       : win == DS_WIN_HOUR ? to - 23 * HOUR_MS
+                                            : to - 29 * DAY_MS;
         const char *v;
         if ((v = arg(a, n, "from")) && parse_time_arg(r, "from", v, &from))
                 return;
@@ -608,8 +610,7 @@ static void top(const ds_api_ctx_t *ctx, const ds_api_arg_t *a, int n, ds_api_re
         json_body(r, 200, j);
 }
 
-int ds_api_answer(const ds_api_ctx_t *ctx, const char *path, const ds_api_arg_t *args, int nargs,
-                  ds_api_resp_t *out) {
+int ds_api_answer(const ds_api_ctx_t *ctx, const char *path, const ds_api_arg_t *args, int nargs, ds_api_resp_t *out) {
         static const char *const none[] = {NULL};
         out->status = 500;
         out->content_type = "application/json";

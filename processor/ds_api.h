@@ -49,8 +49,7 @@ typedef struct ds_api_resp {
 
 /* Answers GET path. Returns 0, or -1 when path is not an API path (the
  * caller serves static files or 404). */
-int ds_api_answer(const ds_api_ctx_t *ctx, const char *path, const ds_api_arg_t *args, int nargs,
-                  ds_api_resp_t *out);
+int ds_api_answer(const ds_api_ctx_t *ctx, const char *path, const ds_api_arg_t *args, int nargs, ds_api_resp_t *out);
 
 /* The JSON of /api/summary, as sent on /api/stream (one line, no newline). */
 void ds_api_summary(const ds_api_ctx_t *ctx, ds_buf_t *out);

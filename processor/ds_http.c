@@ -19,10 +19,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define MAX_CONNECTIONS 64
+#define MAX_CONNECTIONS      64
 #define CONNECTION_TIMEOUT_S 30
-#define MAX_ARGS 32
-#define STREAM_PERIOD_MS 1000
+#define MAX_ARGS             32
+#define STREAM_PERIOD_MS     1000
 
 static const char CSP[] = "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
                           "connect-src 'self'; frame-ancestors 'none'";
@@ -75,8 +75,8 @@ static void common_headers(struct MHD_Response *r, const char *ctype) {
         MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
 }
 
-static enum MHD_Result send_buf(struct MHD_Connection *c, unsigned status, const char *ctype, const void *p,
-                                size_t n, enum MHD_ResponseMemoryMode mode) {
+static enum MHD_Result send_buf(struct MHD_Connection *c, unsigned status, const char *ctype, const void *p, size_t n,
+                                enum MHD_ResponseMemoryMode mode) {
         struct MHD_Response *r = MHD_create_response_from_buffer(n, (void *)p, mode);
         if (!r)
                 return MHD_NO;
@@ -204,7 +204,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         ds_api_resp_t resp = {0};
         if (!ds_api_answer(&h->api, url, args.a, args.n, &resp)) {
                 struct MHD_Response *r =
-                    MHD_create_response_from_buffer(resp.body.len, resp.body.p, MHD_RESPMEM_MUST_FREE);
+                        MHD_create_response_from_buffer(resp.body.len, resp.body.p, MHD_RESPMEM_MUST_FREE);
                 if (!r) {
                         ds_buf_free(&resp.body);
                         return MHD_NO;

@@ -15,8 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_CLIENTS 16
-#define MAX_BROKERS 16
+#define MAX_CLIENTS  16
+#define MAX_BROKERS  16
 #define NAME_MAX_LEN 128
 
 typedef struct kbroker {
@@ -195,51 +195,51 @@ typedef struct fam {
 
 #define C(f) offsetof(kclient_t, f)
 static const fam_t client_fams[] = {
-    {"declstream_rdkafka_replyq_events", "gauge", "librdkafka: events waiting to be served by a poll (replyq)",
-     C(replyq)},
-    {"declstream_rdkafka_producer_queue_messages", "gauge",
-     "librdkafka: messages in the producer queues (msg_cnt)", C(msg_cnt)},
-    {"declstream_rdkafka_producer_queue_bytes", "gauge", "librdkafka: bytes in the producer queues (msg_size)",
-     C(msg_size)},
-    {"declstream_rdkafka_producer_queue_max_messages", "gauge",
-     "librdkafka: producer queue limit, messages (msg_max)", C(msg_max)},
-    {"declstream_rdkafka_requests_sent_total", "counter", "librdkafka: requests sent to brokers (tx)", C(tx)},
-    {"declstream_rdkafka_sent_bytes_total", "counter", "librdkafka: bytes sent to brokers (tx_bytes)", C(tx_bytes)},
-    {"declstream_rdkafka_responses_received_total", "counter", "librdkafka: responses received (rx)", C(rx)},
-    {"declstream_rdkafka_received_bytes_total", "counter", "librdkafka: bytes received from brokers (rx_bytes)",
-     C(rx_bytes)},
-    {"declstream_rdkafka_produced_messages_total", "counter",
-     "librdkafka: messages sent to brokers (txmsgs)", C(txmsgs)},
-    {"declstream_rdkafka_consumed_messages_total", "counter",
-     "librdkafka: messages received from brokers (rxmsgs)", C(rxmsgs)},
-    {"declstream_rdkafka_consumed_message_bytes_total", "counter",
-     "librdkafka: message bytes received from brokers (rxmsg_bytes)", C(rxmsg_bytes)},
-    {"declstream_rdkafka_fetch_queue_messages", "gauge",
-     "librdkafka: messages fetched and waiting to be consumed, all partitions (fetchq_cnt)", C(fetchq_cnt)},
-    {"declstream_rdkafka_fetch_queue_bytes", "gauge",
-     "librdkafka: bytes fetched and waiting to be consumed, all partitions (fetchq_size)", C(fetchq_size)},
+        {"declstream_rdkafka_replyq_events", "gauge", "librdkafka: events waiting to be served by a poll (replyq)",
+         C(replyq)},
+        {"declstream_rdkafka_producer_queue_messages", "gauge", "librdkafka: messages in the producer queues (msg_cnt)",
+         C(msg_cnt)},
+        {"declstream_rdkafka_producer_queue_bytes", "gauge", "librdkafka: bytes in the producer queues (msg_size)",
+         C(msg_size)},
+        {"declstream_rdkafka_producer_queue_max_messages", "gauge",
+         "librdkafka: producer queue limit, messages (msg_max)", C(msg_max)},
+        {"declstream_rdkafka_requests_sent_total", "counter", "librdkafka: requests sent to brokers (tx)", C(tx)},
+        {"declstream_rdkafka_sent_bytes_total", "counter", "librdkafka: bytes sent to brokers (tx_bytes)", C(tx_bytes)},
+        {"declstream_rdkafka_responses_received_total", "counter", "librdkafka: responses received (rx)", C(rx)},
+        {"declstream_rdkafka_received_bytes_total", "counter", "librdkafka: bytes received from brokers (rx_bytes)",
+         C(rx_bytes)},
+        {"declstream_rdkafka_produced_messages_total", "counter", "librdkafka: messages sent to brokers (txmsgs)",
+         C(txmsgs)},
+        {"declstream_rdkafka_consumed_messages_total", "counter", "librdkafka: messages received from brokers (rxmsgs)",
+         C(rxmsgs)},
+        {"declstream_rdkafka_consumed_message_bytes_total", "counter",
+         "librdkafka: message bytes received from brokers (rxmsg_bytes)", C(rxmsg_bytes)},
+        {"declstream_rdkafka_fetch_queue_messages", "gauge",
+         "librdkafka: messages fetched and waiting to be consumed, all partitions (fetchq_cnt)", C(fetchq_cnt)},
+        {"declstream_rdkafka_fetch_queue_bytes", "gauge",
+         "librdkafka: bytes fetched and waiting to be consumed, all partitions (fetchq_size)", C(fetchq_size)},
 };
 #undef C
 
 #define B(f) offsetof(kbroker_t, f)
 static const fam_t broker_fams[] = {
-    {"declstream_rdkafka_broker_up", "gauge", "librdkafka: 1 when the connection to the broker is UP", B(up)},
-    {"declstream_rdkafka_broker_outbuf_requests", "gauge", "librdkafka: requests waiting to be sent (outbuf_cnt)",
-     B(outbuf_cnt)},
-    {"declstream_rdkafka_broker_outbuf_messages", "gauge",
-     "librdkafka: messages in requests waiting to be sent (outbuf_msg_cnt)", B(outbuf_msg_cnt)},
-    {"declstream_rdkafka_broker_inflight_requests", "gauge", "librdkafka: requests awaiting a response (waitresp_cnt)",
-     B(waitresp_cnt)},
-    {"declstream_rdkafka_broker_requests_sent_total", "counter", "librdkafka: requests sent to the broker", B(tx)},
-    {"declstream_rdkafka_broker_sent_bytes_total", "counter", "librdkafka: bytes sent to the broker", B(txbytes)},
-    {"declstream_rdkafka_broker_send_errors_total", "counter", "librdkafka: transmission errors", B(txerrs)},
-    {"declstream_rdkafka_broker_responses_received_total", "counter", "librdkafka: responses received", B(rx)},
-    {"declstream_rdkafka_broker_received_bytes_total", "counter", "librdkafka: bytes received", B(rxbytes)},
-    {"declstream_rdkafka_broker_receive_errors_total", "counter", "librdkafka: receive errors", B(rxerrs)},
-    {"declstream_rdkafka_broker_request_timeouts_total", "counter", "librdkafka: requests that timed out",
-     B(req_timeouts)},
-    {"declstream_rdkafka_broker_connects_total", "counter", "librdkafka: connection attempts", B(connects)},
-    {"declstream_rdkafka_broker_disconnects_total", "counter", "librdkafka: disconnects", B(disconnects)},
+        {"declstream_rdkafka_broker_up", "gauge", "librdkafka: 1 when the connection to the broker is UP", B(up)},
+        {"declstream_rdkafka_broker_outbuf_requests", "gauge", "librdkafka: requests waiting to be sent (outbuf_cnt)",
+         B(outbuf_cnt)},
+        {"declstream_rdkafka_broker_outbuf_messages", "gauge",
+         "librdkafka: messages in requests waiting to be sent (outbuf_msg_cnt)", B(outbuf_msg_cnt)},
+        {"declstream_rdkafka_broker_inflight_requests", "gauge",
+         "librdkafka: requests awaiting a response (waitresp_cnt)", B(waitresp_cnt)},
+        {"declstream_rdkafka_broker_requests_sent_total", "counter", "librdkafka: requests sent to the broker", B(tx)},
+        {"declstream_rdkafka_broker_sent_bytes_total", "counter", "librdkafka: bytes sent to the broker", B(txbytes)},
+        {"declstream_rdkafka_broker_send_errors_total", "counter", "librdkafka: transmission errors", B(txerrs)},
+        {"declstream_rdkafka_broker_responses_received_total", "counter", "librdkafka: responses received", B(rx)},
+        {"declstream_rdkafka_broker_received_bytes_total", "counter", "librdkafka: bytes received", B(rxbytes)},
+        {"declstream_rdkafka_broker_receive_errors_total", "counter", "librdkafka: receive errors", B(rxerrs)},
+        {"declstream_rdkafka_broker_request_timeouts_total", "counter", "librdkafka: requests that timed out",
+         B(req_timeouts)},
+        {"declstream_rdkafka_broker_connects_total", "counter", "librdkafka: connection attempts", B(connects)},
+        {"declstream_rdkafka_broker_disconnects_total", "counter", "librdkafka: disconnects", B(disconnects)},
 };
 #undef B
 
@@ -293,8 +293,8 @@ void ds_kstats_render(ds_buf_t *out) {
                                 const kbroker_t *kb = &copy[i].brokers[k];
                                 const char *labels[] = {"client", copy[i].name, "broker", kb->name, NULL};
                                 int64_t v = broker_fams[f].off == offsetof(kbroker_t, up)
-                                                ? kb->up
-                                                : *(const int64_t *)((const char *)kb + broker_fams[f].off);
+                                                    ? kb->up
+                                                    : *(const int64_t *)((const char *)kb + broker_fams[f].off);
                                 ds_prom_i64(out, broker_fams[f].name, labels, v);
                         }
         }
@@ -306,8 +306,8 @@ void ds_kstats_render(ds_buf_t *out) {
                         static const char *const stat[3] = {"avg", "p50", "p99"};
                         int64_t us[3] = {kb->rtt_avg, kb->rtt_p50, kb->rtt_p99};
                         for (int q = 0; q < 3; q++) {
-                                const char *labels[] = {"client", copy[i].name, "broker", kb->name, "stat", stat[q],
-                                                        NULL};
+                                const char *labels[] = {"client", copy[i].name, "broker", kb->name,
+                                                        "stat",   stat[q],      NULL};
                                 ds_prom_f64(out, "declstream_rdkafka_broker_rtt_seconds", labels, (double)us[q] / 1e6);
                         }
                 }

@@ -23,14 +23,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_IFACES 16
-#define MAX_TOPS 20000
+#define MAX_IFACES     16
+#define MAX_TOPS       20000
 #define MINUTE_KEEP_MS (2 * 3600000LL)
-#define HOUR_KEEP_MS (8 * 86400000LL)
+#define HOUR_KEEP_MS   (8 * 86400000LL)
 
-const char *const ds_live_measure_names[DS_LIVE_MEASURES] = {
-    "declarations",           "items",                  "customs_value_usd_cents", "gross_weight_g",
-    "export_value_usd_cents", "import_value_usd_cents", "transit_value_usd_cents", "border_resident_value_usd_cents"};
+const char *const ds_live_measure_names[DS_LIVE_MEASURES] = {"declarations",
+                                                             "items",
+                                                             "customs_value_usd_cents",
+                                                             "gross_weight_g",
+                                                             "export_value_usd_cents",
+                                                             "import_value_usd_cents",
+                                                             "transit_value_usd_cents",
+                                                             "border_resident_value_usd_cents"};
 
 struct ds_live {
         const ds_config_t *cfg;
@@ -42,7 +47,7 @@ struct ds_live {
         pthread_rwlock_t lock; /* guards everything below */
         ds_live_row_t *rows;
         uint32_t nrows, caprows;
-        uint32_t *idx; /* row + 1; 0 empty */
+        uint32_t *idx;   /* row + 1; 0 empty */
         uint32_t idxcap; /* power of two */
         ds_live_top_t *tops;
         uint32_t ntops;
@@ -389,8 +394,8 @@ static void *live_main(void *arg) {
                 if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF || !m->err) {
                         /* caught up once every partition has reached its end as of assignment */
                         int32_t i = (m->rkt && !strcmp(rd_kafka_topic_name(m->rkt), lv->cfg->output_topic))
-                                        ? m->partition
-                                        : lv->nout + m->partition;
+                                            ? m->partition
+                                            : lv->nout + m->partition;
                         if (i >= 0 && i < lv->nends && m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
                                 lv->ends[i] = -1;
                         int all = 1;
@@ -437,8 +442,8 @@ ds_live_t *ds_live_start(const ds_config_t *cfg, char *errstr, size_t sz) {
         ds_live_t *lv = live_new(cfg, errstr, sz);
         if (!lv)
                 return NULL;
-        static const char *const defaults[] = {"enable.partition.eof", "true", "fetch.wait.max.ms", "100",
-                                               "auto.offset.reset", "earliest", NULL};
+        static const char *const defaults[] = {
+                "enable.partition.eof", "true", "fetch.wait.max.ms", "100", "auto.offset.reset", "earliest", NULL};
         char err[512];
         rd_kafka_conf_t *conf = ds_kafka_conf(DS_KAFKA_CONSUMER, defaults, cfg->kafka, cfg->nkafka, err, sizeof(err));
         if (conf) {

@@ -31,9 +31,9 @@
 #include "ds_config.h"
 #include "ds_rows.h"
 
-#define DS_LIVE_KEY_MAX 24
+#define DS_LIVE_KEY_MAX  24
 #define DS_LIVE_MEASURES 8
-#define DS_LIVE_TOP_N 10
+#define DS_LIVE_TOP_N    10
 
 /* The eight measures in the order of the Total schema (and of the JSON). */
 extern const char *const ds_live_measure_names[DS_LIVE_MEASURES];

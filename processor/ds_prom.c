@@ -100,31 +100,40 @@ void ds_prom_hist(ds_buf_t *b, const char *name, const char *const *labels, ds_h
         ds_buf_printf(b, " %" PRIu64 "\n", h->count);
 }
 
+/* A family of one unlabelled sample. */
+static void one_u64(ds_buf_t *b, const char *name, const char *type, const char *help, uint64_t v) {
+        ds_prom_family(b, name, type, help);
+        ds_prom_u64(b, name, NULL, v);
+}
+
+static void one_i64(ds_buf_t *b, const char *name, const char *type, const char *help, int64_t v) {
+        ds_prom_family(b, name, type, help);
+        ds_prom_i64(b, name, NULL, v);
+}
+
 static const char *const win_names[DS_WIN__CNT] = {"total", "minute", "hour", "day"};
 
 void ds_prom_render(ds_buf_t *b, const ds_status_snap_t *s) {
         const char *const id[] = {"instance", s->instance, "role", s->role, NULL};
-        ds_prom_family(b, "declstream_info", "gauge", "Constant 1, labelled with this instance's name, role and version.");
+        ds_prom_family(b, "declstream_info", "gauge",
+                       "Constant 1, labelled with this instance's name, role and version.");
         const char *const info[] = {"instance", s->instance, "role", s->role, "version", DS_VERSION, NULL};
         ds_prom_u64(b, "declstream_info", info, 1);
-        ds_prom_family(b, "declstream_ready", "gauge", "1 when /readyz answers 200 (see not_ready in /readyz otherwise).");
-        ds_prom_u64(b, "declstream_ready", NULL, (uint64_t)s->ready);
+        one_u64(b, "declstream_ready", "gauge", "1 when /readyz answers 200 (see not_ready in /readyz otherwise).",
+                (uint64_t)s->ready);
         ds_prom_family(b, "declstream_start_time_seconds", "gauge", "When this process started, Unix time.");
         ds_prom_f64(b, "declstream_start_time_seconds", NULL, (double)s->started_ms / 1000.0);
-        ds_prom_family(b, "declstream_resident_memory_bytes", "gauge", "Resident set size of the process.");
-        ds_prom_u64(b, "declstream_resident_memory_bytes", NULL, ds_status_rss());
+        one_u64(b, "declstream_resident_memory_bytes", "gauge", "Resident set size of the process.", ds_status_rss());
         (void)id;
 
         if (s->processing) {
                 const ds_counters_t *c = &s->c;
-                ds_prom_family(b, "declstream_consumed_messages_total", "counter",
-                               "Messages taken from the input topic.");
-                ds_prom_u64(b, "declstream_consumed_messages_total", NULL, c->consumed);
-                ds_prom_family(b, "declstream_consumed_bytes_total", "counter", "Bytes of message values taken.");
-                ds_prom_u64(b, "declstream_consumed_bytes_total", NULL, c->consumed_bytes);
-                ds_prom_family(b, "declstream_applied_declarations_total", "counter",
-                               "Valid declarations applied to the ledger and the totals.");
-                ds_prom_u64(b, "declstream_applied_declarations_total", NULL, c->applied);
+                one_u64(b, "declstream_consumed_messages_total", "counter", "Messages taken from the input topic.",
+                        c->consumed);
+                one_u64(b, "declstream_consumed_bytes_total", "counter", "Bytes of message values taken.",
+                        c->consumed_bytes);
+                one_u64(b, "declstream_applied_declarations_total", "counter",
+                        "Valid declarations applied to the ledger and the totals.", c->applied);
                 ds_prom_family(b, "declstream_dead_lettered_messages_total", "counter",
                                "Messages written to the dead-letter topic, by reason.");
                 for (int i = 1; i < DS_DLQ__CNT; i++) {
@@ -149,32 +158,27 @@ void ds_prom_render(ds_buf_t *b, const ds_status_snap_t *s) {
                         const char *const l[] = {"window", win_names[i], NULL};
                         ds_prom_u64(b, "declstream_late_retractions_total", l, c->late_retract[i]);
                 }
-                ds_prom_family(b, "declstream_late_top_total", "counter",
-                               "Additions or retractions too late for a day's top-headings cells.");
-                ds_prom_u64(b, "declstream_late_top_total", NULL, c->late_top);
-                ds_prom_family(b, "declstream_evicted_rows_total", "counter", "Rows removed after their window closed.");
-                ds_prom_u64(b, "declstream_evicted_rows_total", NULL, c->evicted_rows);
-                ds_prom_family(b, "declstream_not_owned_messages_total", "counter",
-                               "Messages skipped: already applied before the restored checkpoint, or for a partition "
-                               "no longer owned.");
-                ds_prom_u64(b, "declstream_not_owned_messages_total", NULL, c->not_owned);
-                ds_prom_family(b, "declstream_consumer_errors_total", "counter",
-                               "Consumer errors reported on partition queues.");
-                ds_prom_u64(b, "declstream_consumer_errors_total", NULL, c->kafka_errors);
-                ds_prom_family(b, "declstream_partial_rows_total", "counter",
-                               "Partial rows written to the partial topic for the merge.");
-                ds_prom_u64(b, "declstream_partial_rows_total", NULL, s->partial_rows);
-                ds_prom_family(b, "declstream_changelog_bytes_total", "counter", "Bytes written to the state changelog.");
-                ds_prom_u64(b, "declstream_changelog_bytes_total", NULL, s->changelog_bytes);
-                ds_prom_family(b, "declstream_snapshots_total", "counter", "State snapshots written to the changelog.");
-                ds_prom_u64(b, "declstream_snapshots_total", NULL, s->snapshots);
-                ds_prom_family(b, "declstream_cycles_total", "counter",
-                               "Completed checkpoint-publish-commit cycles.");
-                ds_prom_u64(b, "declstream_cycles_total", NULL, s->cycles);
-                ds_prom_family(b, "declstream_restores_total", "counter", "Partitions restored from the changelog.");
-                ds_prom_u64(b, "declstream_restores_total", NULL, s->restores);
-                ds_prom_family(b, "declstream_assigned_partitions", "gauge", "Input partitions owned now.");
-                ds_prom_i64(b, "declstream_assigned_partitions", NULL, s->nparts);
+                one_u64(b, "declstream_late_top_total", "counter",
+                        "Additions or retractions too late for a day's top-headings cells.", c->late_top);
+                one_u64(b, "declstream_evicted_rows_total", "counter", "Rows removed after their window closed.",
+                        c->evicted_rows);
+                one_u64(b, "declstream_not_owned_messages_total", "counter",
+                        "Messages skipped: already applied before the restored checkpoint, or for a partition "
+                        "no longer owned.",
+                        c->not_owned);
+                one_u64(b, "declstream_consumer_errors_total", "counter",
+                        "Consumer errors reported on partition queues.", c->kafka_errors);
+                one_u64(b, "declstream_partial_rows_total", "counter",
+                        "Partial rows written to the partial topic for the merge.", s->partial_rows);
+                one_u64(b, "declstream_changelog_bytes_total", "counter", "Bytes written to the state changelog.",
+                        s->changelog_bytes);
+                one_u64(b, "declstream_snapshots_total", "counter", "State snapshots written to the changelog.",
+                        s->snapshots);
+                one_u64(b, "declstream_cycles_total", "counter", "Completed checkpoint-publish-commit cycles.",
+                        s->cycles);
+                one_u64(b, "declstream_restores_total", "counter", "Partitions restored from the changelog.",
+                        s->restores);
+                one_i64(b, "declstream_assigned_partitions", "gauge", "Input partitions owned now.", s->nparts);
                 ds_prom_family(b, "declstream_consumer_lag_messages", "gauge",
                                "High watermark minus the next offset to process, per input partition.");
                 for (int i = 0; i < s->nparts; i++) {
@@ -226,22 +230,17 @@ void ds_prom_render(ds_buf_t *b, const ds_status_snap_t *s) {
         }
         if (s->merging) {
                 const ds_merge_role_stats_t *m = &s->merge;
-                ds_prom_family(b, "declstream_merge_partials_total", "counter", "Partial messages read by the merge.");
-                ds_prom_u64(b, "declstream_merge_partials_total", NULL, m->partials);
-                ds_prom_family(b, "declstream_published_rows_total", "counter",
-                               "Total rows published to the output topic by this instance's merge.");
-                ds_prom_u64(b, "declstream_published_rows_total", NULL, m->rows_published);
-                ds_prom_family(b, "declstream_published_top_lists_total", "counter",
-                               "Top-headings lists published by this instance's merge.");
-                ds_prom_u64(b, "declstream_published_top_lists_total", NULL, m->tops_published);
-                ds_prom_family(b, "declstream_merge_fenced_publishes_total", "counter",
-                               "Publishes refused because the group had moved this member's partitions.");
-                ds_prom_u64(b, "declstream_merge_fenced_publishes_total", NULL, m->fenced_publishes);
-                ds_prom_family(b, "declstream_merge_partitions", "gauge", "Partial partitions merged here.");
-                ds_prom_i64(b, "declstream_merge_partitions", NULL, m->partitions);
-                ds_prom_family(b, "declstream_merge_rebuild_lag_messages", "gauge",
-                               "Partial messages still to read before the merge may publish.");
-                ds_prom_i64(b, "declstream_merge_rebuild_lag_messages", NULL, m->rebuild_lag);
+                one_u64(b, "declstream_merge_partials_total", "counter", "Partial messages read by the merge.",
+                        m->partials);
+                one_u64(b, "declstream_published_rows_total", "counter",
+                        "Total rows published to the output topic by this instance's merge.", m->rows_published);
+                one_u64(b, "declstream_published_top_lists_total", "counter",
+                        "Top-headings lists published by this instance's merge.", m->tops_published);
+                one_u64(b, "declstream_merge_fenced_publishes_total", "counter",
+                        "Publishes refused because the group had moved this member's partitions.", m->fenced_publishes);
+                one_i64(b, "declstream_merge_partitions", "gauge", "Partial partitions merged here.", m->partitions);
+                one_i64(b, "declstream_merge_rebuild_lag_messages", "gauge",
+                        "Partial messages still to read before the merge may publish.", m->rebuild_lag);
         }
         ds_kstats_render(b);
 }

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define RATE_SAMPLES 48  /* at 4 per second: 12 s of history */
+#define RATE_SAMPLES   48 /* at 4 per second: 12 s of history */
 #define RATE_WINDOW_MS 10000
 
 typedef struct sample {
@@ -124,7 +124,8 @@ void ds_status_ready(ds_status_snap_t *s, int64_t max_lag) {
         }
         if (s->processing) {
                 if (!s->assigned_once) {
-                        snprintf(s->not_ready, sizeof(s->not_ready), "waiting for the consumer group to assign partitions");
+                        snprintf(s->not_ready, sizeof(s->not_ready),
+                                 "waiting for the consumer group to assign partitions");
                         return;
                 }
                 if (s->restoring) {
@@ -132,8 +133,8 @@ void ds_status_ready(ds_status_snap_t *s, int64_t max_lag) {
                         return;
                 }
                 if (max_lag > 0 && s->lag > max_lag) {
-                        snprintf(s->not_ready, sizeof(s->not_ready), "input lag %" PRId64 " exceeds ready.max.lag %" PRId64,
-                                 s->lag, max_lag);
+                        snprintf(s->not_ready, sizeof(s->not_ready),
+                                 "input lag %" PRId64 " exceeds ready.max.lag %" PRId64, s->lag, max_lag);
                         return;
                 }
         }

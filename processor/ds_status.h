@@ -29,18 +29,18 @@
 
 typedef struct ds_status_part {
         int32_t partition;
-        int32_t epoch;       /* the owner epoch this instance claimed */
+        int32_t epoch; /* the owner epoch this instance claimed */
         int32_t worker;
-        int64_t next_offset; /* the next input offset to apply, as of the last cycle */
-        int64_t committed;   /* the last committed input offset, -1 before the first commit */
-        int64_t high;        /* the broker's high watermark as last seen, -1 unknown */
-        int64_t lag;         /* high - next offset read by the worker, -1 unknown */
+        int64_t next_offset;  /* the next input offset to apply, as of the last cycle */
+        int64_t committed;    /* the last committed input offset, -1 before the first commit */
+        int64_t high;         /* the broker's high watermark as last seen, -1 unknown */
+        int64_t lag;          /* high - next offset read by the worker, -1 unknown */
         int64_t watermark_ms; /* the partition's event-time watermark */
 } ds_status_part_t;
 
 typedef struct ds_status_snap {
         char instance[128];
-        char role[16]; /* process | merge | all */
+        char role[16];      /* process | merge | all */
         int64_t started_ms; /* wall clock */
         int64_t updated_ms; /* wall clock of this snapshot */
         int published;      /* 0 until the first ds_status_publish() */

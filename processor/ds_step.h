@@ -23,8 +23,8 @@
 /* Resolves the writer schema and decodes value into decl (strings point into
  * value). rs->schema_id is set whenever the id could be read (for the
  * dead-letter header), else -1. */
-static inline ds_dlq_reason_t ds_step_decode(const ds_schemas_t *schemas, const uint8_t *value, size_t len, ds_decl_t *decl,
-                                             ds_resolved_t *rs) {
+static inline ds_dlq_reason_t ds_step_decode(const ds_schemas_t *schemas, const uint8_t *value, size_t len,
+                                             ds_decl_t *decl, ds_resolved_t *rs) {
         ds_dlq_reason_t r = ds_schemas_resolve(schemas, value, len, rs);
         if (DS_LIKELY(!r))
                 r = ds_codec_decode(rs->codec, rs->body, rs->body_len, decl);

@@ -24,9 +24,9 @@
 #include "ds_status.h"
 #include "ds_wire.h"
 
-#define MIN 60000LL
+#define MIN  60000LL
 #define HOUR 3600000LL
-#define DAY 86400000LL
+#define DAY  86400000LL
 /* 2026-11-23 00:00 in Vietnam (UTC+7) = 2026-11-22T17:00:00Z */
 #define DAY0 1795366800000LL
 
@@ -99,8 +99,15 @@ Test(api, times_parse_as_milliseconds_or_rfc3339) {
         cr_expect_eq(t, DAY0);
         cr_assert_eq(ds_api_parse_time("2026-11-22T16:30:00.250-00:30", &t), 0);
         cr_expect_eq(t, DAY0 + 250);
-        const char *bad[] = {"", "soon", "2026-11-23", "2026-11-23T00:00:00", "2026-11-23T00:00:00+7", "-5",
-                             "12abc", "2026-11-23T00:00:00Zjunk", "2026-11-23T00:00:00+25:00"};
+        const char *bad[] = {"",
+                             "soon",
+                             "2026-11-23",
+                             "2026-11-23T00:00:00",
+                             "2026-11-23T00:00:00+7",
+                             "-5",
+                             "12abc",
+                             "2026-11-23T00:00:00Zjunk",
+                             "2026-11-23T00:00:00+25:00"};
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
                 cr_expect_neq(ds_api_parse_time(bad[i], &t), 0, "\"%s\" parsed", bad[i]);
 }
@@ -137,8 +144,7 @@ Test(api, totals_returns_rows_sorted_with_names_and_every_measure) {
         cr_expect(json_is_false(json_object_get(j, "truncated")));
         json_decref(j);
 
-        j = get("/api/totals", &st,
-                (const char *const[]){"dimension", "gate", "window", "total", "limit", "1", NULL});
+        j = get("/api/totals", &st, (const char *const[]){"dimension", "gate", "window", "total", "limit", "1", NULL});
         cr_expect_eq(json_array_size(json_object_get(j, "rows")), 1);
         cr_expect(json_is_true(json_object_get(j, "truncated")));
         json_decref(j);
@@ -164,7 +170,8 @@ Test(api, windows_are_selected_by_start_and_key) {
         cr_assert_eq(json_array_size(rows), 3, "minutes 1..3 of MONGCAI");
         for (size_t i = 0; i < 3; i++) {
                 json_t *r = json_array_get(rows, i);
-                cr_expect_eq(json_integer_value(json_object_get(r, "window_start")), DAY0 + 10 * HOUR + (int64_t)(i + 1) * MIN);
+                cr_expect_eq(json_integer_value(json_object_get(r, "window_start")),
+                             DAY0 + 10 * HOUR + (int64_t)(i + 1) * MIN);
                 cr_expect_eq(json_integer_value(json_object_get(r, "declarations")), (int64_t)i + 2);
         }
         json_decref(j);
@@ -181,7 +188,8 @@ Test(api, rolling_sums_a_view_per_key_and_series_sums_over_keys) {
         char nows[32];
         snprintf(nows, sizeof(nows), "%lld", (long long)now);
         int st;
-        json_t *j = get("/api/rolling", &st, (const char *const[]){"view", "last_1h", "dimension", "gate", "now", nows, NULL});
+        json_t *j = get("/api/rolling", &st,
+                        (const char *const[]){"view", "last_1h", "dimension", "gate", "now", nows, NULL});
         cr_assert_eq(st, 200);
         json_t *rows = json_object_get(j, "rows");
         cr_assert_eq(json_array_size(rows), 2);
@@ -430,11 +438,12 @@ Test(api, metrics_are_prometheus_text_with_the_promised_names) {
 
 Test(api, librdkafka_statistics_become_metrics) {
         ds_kstats_reset();
-        const char *doc = "{\"name\":\"rdkafka#consumer-1\",\"client_id\":\"declstream\",\"type\":\"consumer\","
-                          "\"ts\":1,\"time\":1,\"replyq\":3,\"msg_cnt\":5,\"msg_size\":100,\"tx\":10,\"rx\":20,"
-                          "\"tx_bytes\":1000,\"rx_bytes\":2000,\"brokers\":{\"localhost:9092/1\":{\"name\":"
-                          "\"localhost:9092/1\",\"nodeid\":1,\"state\":\"UP\",\"tx\":10,\"rx\":20,\"rtt\":{\"avg\":1500,"
-                          "\"p99\":4000}}},\"cgrp\":{\"state\":\"up\",\"rebalance_cnt\":2}}";
+        const char *doc =
+                "{\"name\":\"rdkafka#consumer-1\",\"client_id\":\"declstream\",\"type\":\"consumer\","
+                "\"ts\":1,\"time\":1,\"replyq\":3,\"msg_cnt\":5,\"msg_size\":100,\"tx\":10,\"rx\":20,"
+                "\"tx_bytes\":1000,\"rx_bytes\":2000,\"brokers\":{\"localhost:9092/1\":{\"name\":"
+                "\"localhost:9092/1\",\"nodeid\":1,\"state\":\"UP\",\"tx\":10,\"rx\":20,\"rtt\":{\"avg\":1500,"
+                "\"p99\":4000}}},\"cgrp\":{\"state\":\"up\",\"rebalance_cnt\":2}}";
         cr_assert_eq(ds_kstats_ingest(doc, strlen(doc)), 0);
         cr_expect_neq(ds_kstats_ingest("not json", 8), 0);
         ds_buf_t b = {0};
