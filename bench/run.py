@@ -396,64 +396,65 @@ def micro_bench(quick):
     exe = os.path.join(BENCHBIN, "bench_micro")
     if not os.access(exe, os.X_OK):
         return dict(skipped="not built (bench/micro.c absent)")
-    argv = [exe, "--json"]
-    if quick:
-        argv += ["--quick"] if "--quick" in sh([exe, "--help"]).stdout + sh([exe, "--help"]).stderr else []
+    argv = [exe, "--json"] + (["--count", "20000", "--iterations", "1"] if quick else [])
     r = sh(argv)
     if r.returncode:
         return dict(error="bench_micro failed: " + (r.stderr or r.stdout).strip()[-300:])
-    txt = r.stdout.strip()
     try:
-        j = json.loads(txt)
-    except ValueError:
-        try:
-            j = [json.loads(l) for l in txt.splitlines() if l.strip().startswith("{")]
-        except ValueError:
-            return dict(error="bench_micro output is not JSON", output=txt[-500:])
-    return dict(command="build/bench/bench_micro --json", result=j)
+        j = json.loads(r.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return dict(error="bench_micro output is not JSON", output=r.stdout[-500:])
+    out = dict(command="build/bench/bench_micro " + " ".join(argv[1:]), result=j)
+    if isinstance(j.get("total_ns"), (int, float)) and j["total_ns"] >= 0:
+        out["dva_ns"] = j["total_ns"]
+    return out
 
 
-def callgrind_bench(work, iterations=(1, 3)):
-    """Instructions per message from valgrind's callgrind, by difference of two
-    runs (iterations a and b): what start-up costs cancels out."""
+# bench_micro's phases (noinline functions; gcc may rename them *.constprop.0,
+# hence the wildcards, except where a prefix would catch another phase)
+CALLGRIND_PHASES = [("decode", "phase_decode"), ("decode_avro_c", "phase_decode_avro*"),
+                    ("decode_validate", "phase_decode_check*"), ("apply", "phase_apply*"),
+                    ("total", "phase_total*")]
+MICRO_PHASE_ARG = {"decode": "decode", "decode_avro_c": "avro", "decode_validate": "validate", "apply": "apply",
+                   "total": "total"}
+
+
+def callgrind_bench(work, count=20000):
+    """Instructions per message, by phase: callgrind collects only inside the
+    phase's function (--toggle-collect), so corpus generation and set-up are
+    not counted; Ir / messages is a repeatable counter beside wall time."""
     exe = os.path.join(BENCHBIN, "bench_micro")
     if not os.access(exe, os.X_OK):
         return dict(skipped="not built (bench/micro.c absent)")
     if not shutil.which("valgrind"):
         return dict(skipped="valgrind not installed")
-    res = dict(iterations=list(iterations))
-    irs, jsons = [], []
-    for it in iterations:
-        out = os.path.join(work, "callgrind.%d.out" % it)
-        r = sh(["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out, exe, "--json",
-                "--iterations", str(it)])
+    res = dict(count=count, phases={},
+               command="valgrind --tool=callgrind --toggle-collect=FUNC build/bench/bench_micro --phase P "
+                       "--iterations 1 --count %d --json" % count)
+    for name, func in CALLGRIND_PHASES:
+        out = os.path.join(work, "callgrind.%s.out" % name)
+        r = sh(["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out, "--toggle-collect=" + func, exe,
+                "--phase", MICRO_PHASE_ARG[name], "--iterations", "1", "--count", str(count), "--json"])
         if r.returncode:
-            return dict(error="callgrind run failed: " + r.stderr.strip()[-400:])
+            res["phases"][name] = dict(error="callgrind failed: " + r.stderr.strip()[-300:])
+            continue
         total = None
         with open(out) as f:
             for line in f:
-                if line.startswith("summary:") or line.startswith("totals:"):
+                if line.startswith("totals:") or line.startswith("summary:"):
                     total = int(line.split()[1])
-        irs.append(total)
         try:
-            jsons.append(json.loads(r.stdout.strip()))
-        except ValueError:
-            jsons.append(None)
-        ann = sh(["callgrind_annotate", "--inclusive=yes", out])
-        with open(out + ".txt", "w") as f:
-            f.write(ann.stdout)
-    res["instructions"] = irs
-    res["annotate"] = [os.path.join(work, "callgrind.%d.out.txt" % it) for it in iterations]
-    res["micro_json"] = jsons
-    msgs = None
-    for key in ("messages", "corpus", "corpus_messages", "messages_per_iteration"):
-        if jsons[0] and isinstance(jsons[0], dict) and isinstance(jsons[0].get(key), int):
-            msgs = jsons[0][key]
-    if msgs and irs[0] and irs[1]:
-        res["messages_per_iteration"] = msgs
-        res["instructions_per_message"] = round((irs[1] - irs[0]) / ((iterations[1] - iterations[0]) * msgs), 1)
-    res["command"] = "valgrind --tool=callgrind build/bench/bench_micro --json --iterations N (N=%s)" % (
-        ",".join(map(str, iterations)))
+            msgs = json.loads(r.stdout.strip().splitlines()[-1])["messages"]
+        except (ValueError, IndexError, KeyError):
+            msgs = None
+        res["phases"][name] = dict(instructions=total, messages=msgs,
+                                   instructions_per_message=round(total / msgs, 1) if total and msgs else None)
+    p = res["phases"]
+    if p.get("decode_validate", {}).get("instructions_per_message") and p.get("decode", {}).get(
+            "instructions_per_message"):
+        p["validate"] = dict(instructions_per_message=round(
+            p["decode_validate"]["instructions_per_message"] - p["decode"]["instructions_per_message"], 1),
+            how="decode_validate - decode")
     return res
 
 
@@ -811,21 +812,28 @@ def write_results_md(R, json_rel, png_rel):
     A("")
     mi, cg = R.get("micro", {}), R.get("callgrind", {})
     if "result" in mi:
-        A("`%s`:" % mi["command"])
+        j = mi["result"]
+        A("`%s` — corpus: %s messages of the generator (fixed seed), %.2f items per declaration, %.0f bytes per "
+          "message; %s iteration(s). Wall time per message, and callgrind's instruction count per message "
+          "(`%s`; one iteration of %s declarations):" % (
+              mi["command"], fmt(j.get("messages")), j.get("items_per_declaration", 0),
+              j.get("bytes_per_message", 0), j.get("iterations"), cg.get("command", "not run"),
+              fmt(cg.get("count"))))
         A("")
-        A("```json")
-        A(json.dumps(mi["result"], indent=1)[:6000])
-        A("```")
+        ph = cg.get("phases", {})
+        rows = []
+        for key, label in [("decode", "decode (schema-specialised codec)"), ("decode_avro_c", "decode (Avro C generic)"),
+                           ("validate", "validate"), ("decode_validate", "decode + validate"),
+                           ("apply", "apply (ledger + aggregates)"), ("total", "decode + validate + aggregate (total)")]:
+            ns = j.get(key + "_ns")
+            rows.append((label, fmt(ns) if ns is not None and ns >= 0 else "—",
+                         fmt(ph.get(key, {}).get("instructions_per_message"))))
+        A(md_table(["phase", "ns per message", "instructions per message"], rows))
     else:
         A("bench_micro: %s" % mi.get("skipped", mi.get("error", "—")))
-    A("")
-    if cg.get("instructions"):
-        A("callgrind (`%s`): total instructions %s%s." % (
-            cg["command"], ", ".join(fmt(x) for x in cg["instructions"]),
-            "; **%s instructions per message**" % fmt(cg["instructions_per_message"])
-            if cg.get("instructions_per_message") else ""))
-    else:
-        A("callgrind: %s" % cg.get("skipped", cg.get("error", "not run")))
+    if cg.get("skipped") or cg.get("error"):
+        A("")
+        A("callgrind: %s" % cg.get("skipped", cg.get("error")))
     A("")
     A("## Memory")
     A("")
@@ -1005,12 +1013,6 @@ def main():
                 R["callgrind"] = callgrind_bench(work)
             else:
                 R["callgrind"] = dict(skipped="not in the quick profile")
-            # a decode+validate+aggregate figure, if the micro benchmark names one
-            res = R["micro"].get("result")
-            if isinstance(res, dict):
-                for key in ("decode_validate_aggregate_ns", "dva_ns", "total_ns_per_declaration", "pipeline_ns"):
-                    if isinstance(res.get(key), (int, float)):
-                        R["micro"]["dva_ns"] = res[key]
         if "memory" in only:
             log("memory: %d ledger entries" % cfg["memory_entries"])
             R["memory"] = memory_bench(cfg["memory_entries"])
