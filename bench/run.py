@@ -53,9 +53,9 @@ PROFILES = {
                   rates=[10_000], lat_warmup=1, lat_duration=4,
                   scaling=False, scale_n=0, micro_iterations=None, callgrind=False,
                   memory_entries=1_000_000),
-    "full": dict(replay_n=500_000, replay_repeat=2, replay_runs=3,
+    "full": dict(replay_n=500_000, replay_repeat=1, replay_runs=3,
                  catch_n=1_000_000, catch_p=192, python_n=100_000,
-                 rates=[10_000, 100_000, 500_000], lat_warmup=3, lat_duration=20,
+                 rates=[10_000, 100_000, 500_000], lat_warmup=3, lat_duration=15,
                  scaling=True, scale_n=200_000, micro_iterations=None, callgrind=True,
                  memory_entries=10_000_000),
 }
@@ -224,7 +224,7 @@ def catchup(bootstrap, work, label, extra=()):
     t = timed(argv)
     with open(logp, "w") as f:
         f.write(t["stderr"])
-    res = dict(command=" ".join(argv[1:]), rc=t["rc"], wall_s=t["wall_s"], cpu_s=t["cpu_s"],
+    res = dict(command=" ".join(argv[1:]).replace(bootstrap, "SERVERS"), rc=t["rc"], wall_s=t["wall_s"], cpu_s=t["cpu_s"],
                user_s=t["user_s"], sys_s=t["sys_s"], max_rss_mb=round(t["max_rss_kb"] / 1024, 1), log=logp)
     ready = eof = stopped = None
     for line in t["stderr"].splitlines():
@@ -363,6 +363,7 @@ def latency_bench(work, rate, partitions, warmup, duration, commit_ms):
             j = json.loads(r.stdout.strip().splitlines()[-1])
         except Exception:
             return dict(error="bench_latency failed (rc %d): %s" % (r.returncode, r.stderr.strip()[-300:]))
+        j["skipped_events"] = j.pop("skipped", 0)  # events the tool made but did not send (none expected)
         j.update(partitions=partitions, commit_interval_ms=commit_ms, processor_exit=rc,
                  processor_cpu_s=cpu, loadavg=la,
                  command="bench_latency -b SERVERS --rate %d --duration %d --warmup %d --json" % (
@@ -564,7 +565,7 @@ def targets_table(R):
                  verdict(dva < TARGETS["dva_ns"] if dva else None)))
     lat = R.get("latency", {})
     l100 = lat.get("100000") or {}
-    if l100.get("p99_ms") is not None and "error" not in l100:
+    if l100.get("p99_ms") is not None and "error" not in l100 and "skipped" not in l100:
         rows.append(("p99 produce→total at 100k decl/s", "< 2 × commit.interval.ms (%d ms)" %
                      (2 * l100["commit_interval_ms"]),
                      "%.0f ms%s" % (l100["p99_ms"], "" if l100.get("kept_up") else " (rate not sustained: %.0f/s, %d unseen)" % (
@@ -572,8 +573,10 @@ def targets_table(R):
                      verdict(l100["p99_ms"] < 2 * l100["commit_interval_ms"] and l100.get("kept_up"))))
     else:
         l10 = lat.get("10000") or {}
+        why = l100.get("skipped") or l100.get("error") or "not run"
         rows.append(("p99 produce→total at 100k decl/s", "< 2 × commit.interval.ms",
-                     "not run (quick: 10k/s p99 %s ms)" % fmt(l10.get("p99_ms")) if l10 else "not run", "—"))
+                     "%s (10k/s: p99 %s ms)" % (why, fmt(l10.get("p99_ms"))) if l10.get("p99_ms") else why,
+                     "**missed**" if l100.get("skipped") else "—"))
     mem = R.get("memory", {})
     b10 = mem.get("ledger_bytes_10m")
     rows.append(("10 M ledger entries", "< 2 GiB",
@@ -602,8 +605,8 @@ def print_table(R):
         print("  %-44s %14s decl/s   load %s" % (name, fmt(v), la))
     lat = R.get("latency", {})
     for rate, l in sorted(lat.items(), key=lambda x: int(x[0])):
-        if "error" in l:
-            print("  latency at %s/s: %s" % (rate, l["error"]))
+        if "error" in l or "skipped" in l:
+            print("  latency at %s/s: %s" % (rate, l.get("error") or "skipped: " + l["skipped"]))
         else:
             print("  latency at %s/s (achieved %.0f/s, %d unseen): p50 %.0f ms  p99 %.0f ms  p99.9 %.0f ms  max %.0f ms"
                   % (rate, l["rate_achieved"], l["unseen"], l["p50_ms"], l["p99_ms"], l["p999_ms"], l["max_ms"]))
@@ -705,7 +708,7 @@ def write_results_md(R, json_rel, png_rel):
     A("| OS, kernel | %s, %s |" % (m["os"], m["kernel"]))
     A("| librdkafka | %s |" % m["librdkafka"])
     A("| git commit | `%s`%s |" % (m["git_commit"][:12], " + uncommitted changes" if m["git_dirty"] else ""))
-    A("| profile | %s (%s s) |" % (R["profile"], fmt(R.get("elapsed_s"))))
+    A("| profile | %s (run took %.0f s) |" % (R["profile"], R.get("elapsed_s", 0)))
     A("| load average (1/5/15 min) | start %s, end %s |" % (
         "/".join("%.2f" % x for x in R["loadavg_start"]), "/".join("%.2f" % x for x in R["loadavg_end"])))
     A("")
@@ -773,8 +776,9 @@ def write_results_md(R, json_rel, png_rel):
     A("")
     lrows = []
     for rate, l in sorted(R.get("latency", {}).items(), key=lambda x: int(x[0])):
-        if "error" in l:
-            lrows.append((fmt(int(rate)), "—", "—", "—", "—", "—", "—", "—", "—", l["error"]))
+        if "error" in l or "skipped" in l:
+            lrows.append((fmt(int(rate)), "—", "—", "—", "—", "—", "—", "—", "—",
+                          l.get("error") or "skipped: " + l["skipped"]))
         else:
             lrows.append((fmt(int(rate)), fmt(l["rate_achieved"]), l["partitions"], fmt(l["measured"]),
                           fmt(l["unseen"]), fmt(l["p50_ms"]), fmt(l["p99_ms"]), fmt(l["p999_ms"]),
@@ -784,7 +788,8 @@ def write_results_md(R, json_rel, png_rel):
                 "p99.9 ms", "p99 / (2 × commit)", "load avg"], lrows))
     A("")
     sc = R.get("scaling", {})
-    A("## Scaling (end-to-end catch-up, %s declarations each)" % fmt(R["config"].get("scale_n")))
+    A("## Scaling" + (" (end-to-end catch-up, %s declarations each)" % fmt(R["config"]["scale_n"])
+                      if R["config"].get("scale_n") else ""))
     A("")
     if sc:
         A(md_table(["variant", "partitions", "decl/s (active)", "CPU s / M", "peak RSS MB", "heads intact",
@@ -814,11 +819,11 @@ def write_results_md(R, json_rel, png_rel):
     if "result" in mi:
         j = mi["result"]
         A("`%s` — corpus: %s messages of the generator (fixed seed), %.2f items per declaration, %.0f bytes per "
-          "message; %s iteration(s). Wall time per message, and callgrind's instruction count per message "
-          "(`%s`; one iteration of %s declarations):" % (
+          "message; %s iteration(s). Wall time per message%s:" % (
               mi["command"], fmt(j.get("messages")), j.get("items_per_declaration", 0),
-              j.get("bytes_per_message", 0), j.get("iterations"), cg.get("command", "not run"),
-              fmt(cg.get("count"))))
+              j.get("bytes_per_message", 0), j.get("iterations"),
+              ", and callgrind's instruction count per message (`%s`; one iteration of %s declarations)" % (
+                  cg["command"], fmt(cg.get("count"))) if cg.get("phases") else ""))
         A("")
         ph = cg.get("phases", {})
         rows = []
@@ -882,6 +887,7 @@ SECTIONS = ["replay", "catchup", "latency", "scaling", "micro", "memory"]
 
 
 def main():
+    global DS, BENCHBIN
     ap = argparse.ArgumentParser(
         prog="./bench/run",
         description="declstream benchmarks: hot path (replay), end-to-end catch-up vs kcat vs Python, steady-rate "
@@ -910,6 +916,15 @@ def main():
     name = a.name or profile
     work = tempfile.mkdtemp(prefix="ds-bench.")
     log("profile %s, work directory %s" % (profile, work))
+    # Private copies of the binaries: the working tree is shared, and a
+    # rebuild by someone else mid-run would otherwise swap or remove them.
+    bindir = os.path.join(work, "bin")
+    os.makedirs(bindir)
+    shutil.copy2(DS, os.path.join(bindir, "declstream"))
+    for f in os.listdir(BENCHBIN):
+        if f.startswith("bench_") and os.access(os.path.join(BENCHBIN, f), os.X_OK):
+            shutil.copy2(os.path.join(BENCHBIN, f), os.path.join(bindir, f))
+    DS, BENCHBIN = os.path.join(bindir, "declstream"), bindir
     R = dict(profile=profile, name=name, date=now.strftime("%Y-%m-%d %H:%M"), machine=machine(),
              loadavg_start=loadavg(), config=cfg, work_dir=work)
 
@@ -919,105 +934,129 @@ def main():
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
 
-    try:
-        # 1. hot path alone
-        if "replay" in only:
-            if replay_available():
-                log("replay: %d declarations, 1 and 2 threads" % cfg["replay_n"])
-                la = loadavg()
-                R["replay"] = replay_bench(work, cfg["replay_n"], cfg["replay_repeat"], cfg["replay_runs"], [1, 2])
-                R["replay"]["loadavg"] = la
-            else:
-                R["replay"] = dict(skipped="not built (declstream replay absent)")
+    def guarded(key, fn):
+        """One section's failure (a binary being rebuilt by someone else, a
+        broker that did not start) is recorded, and the other sections run."""
+        try:
+            fn()
+        except Exception as ex:
+            log("%s failed: %s" % (key, ex))
+            R[key] = dict(error="%s: %s" % (type(ex).__name__, ex))
+        finally:
+            Proc.stop_all()
 
-        # 2 + 3. catch-up, kcat, Python on one preloaded topic
-        if "catchup" in only:
-            log("catch-up: broker with %d partitions, preloading %d declarations" % (cfg["catch_p"], cfg["catch_n"]))
-            c, b = catchup_variant(work, "catchup", cfg["catch_n"], cfg["catch_p"])
+    def s_replay():
+        if replay_available():
+            log("replay: %d declarations, 1 and 2 threads" % cfg["replay_n"])
+            la = loadavg()
+            R["replay"] = replay_bench(work, cfg["replay_n"], cfg["replay_repeat"], cfg["replay_runs"], [1, 2])
+            R["replay"]["loadavg"] = la
+        else:
+            R["replay"] = dict(skipped="not built (declstream replay absent)")
+
+    def s_catchup():
+        log("catch-up: broker with %d partitions, preloading %d declarations" % (cfg["catch_p"], cfg["catch_n"]))
+        c, b = catchup_variant(work, "catchup", cfg["catch_n"], cfg["catch_p"])
+        k, p = {}, {}
+        try:
+            R["catchup"] = c
+            log("catch-up: %s decl/s active; kcat" % fmt(c.get("declarations_per_s")))
+            la = loadavg()
+            k = kcat_read(b.bootstrap, work)
+            offs = offsets(b.bootstrap, ["customs.declarations"])
+            k.update(loadavg=la, heads_ok=heads_ok(offs),
+                     topic_messages=offs.get("customs.declarations", {}).get("messages"))
+            if k.get("messages") is not None and k.get("topic_messages") is not None:
+                k["complete"] = k["messages"] == k["topic_messages"]
+            R["kcat"] = k
+            log("python baseline: %d messages" % cfg["python_n"])
+            la = loadavg()
+            p = python_read(b.bootstrap, cfg["python_n"])
+            p["loadavg"] = la
+            R["python"] = p
+        finally:
+            b.stop()
+        ratios = {}
+        if c.get("declarations_per_s") and k.get("messages_per_s"):
+            ratios["declstream_vs_kcat"] = round(c["declarations_per_s"] / k["messages_per_s"], 3)
+            ratios["declstream_vs_kcat_wall"] = round(c["declarations_per_s_wall"] / k["messages_per_s"], 3)
+        if c.get("declarations_per_s") and p.get("messages_per_s"):
+            ratios["declstream_vs_python"] = round(c["declarations_per_s"] / p["messages_per_s"], 1)
+            ratios["declstream_vs_python_wall"] = round(c["declarations_per_s_wall"] / p["messages_per_s"], 1)
+        R["ratios"] = ratios
+
+    def s_latency():
+        R["latency"] = {}
+        short = None
+        for rate in cfg["rates"]:
+            if short:
+                R["latency"][str(rate)] = dict(skipped="%d/s was not sustained: a higher rate would only measure "
+                                                        "a growing backlog" % short)
+                continue
+            parts = 48 if rate <= 100_000 else 192
+            log("latency: %d/s for %d s (+%d s warm-up), %d partitions" % (
+                rate, cfg["lat_duration"], cfg["lat_warmup"], parts))
             try:
-                R["catchup"] = c
-                log("catch-up: %s decl/s active; kcat" % fmt(c.get("declarations_per_s")))
-                la = loadavg()
-                k = kcat_read(b.bootstrap, work)
-                offs = offsets(b.bootstrap, ["customs.declarations"])
-                k.update(loadavg=la, heads_ok=heads_ok(offs),
-                         topic_messages=offs.get("customs.declarations", {}).get("messages"))
-                if k.get("messages") is not None and k.get("topic_messages") is not None:
-                    k["complete"] = k["messages"] == k["topic_messages"]
-                R["kcat"] = k
-                log("python baseline: %d messages" % cfg["python_n"])
-                la = loadavg()
-                p = python_read(b.bootstrap, cfg["python_n"])
-                p["loadavg"] = la
-                R["python"] = p
-            finally:
-                b.stop()
-            ratios = {}
-            if c.get("declarations_per_s") and k.get("messages_per_s"):
-                ratios["declstream_vs_kcat"] = round(c["declarations_per_s"] / k["messages_per_s"], 3)
-                ratios["declstream_vs_kcat_wall"] = round(c["declarations_per_s_wall"] / k["messages_per_s"], 3)
-            if c.get("declarations_per_s") and p.get("messages_per_s"):
-                ratios["declstream_vs_python"] = round(c["declarations_per_s"] / p["messages_per_s"], 1)
-                ratios["declstream_vs_python_wall"] = round(c["declarations_per_s_wall"] / p["messages_per_s"], 1)
-            R["ratios"] = ratios
-
-        # 4. steady rate
-        if "latency" in only:
-            R["latency"] = {}
-            for rate in cfg["rates"]:
-                parts = 48 if rate <= 100_000 else 192
-                log("latency: %d/s for %d s (+%d s warm-up), %d partitions" % (
-                    rate, cfg["lat_duration"], cfg["lat_warmup"], parts))
                 R["latency"][str(rate)] = latency_bench(work, rate, parts, cfg["lat_warmup"], cfg["lat_duration"],
                                                         a.commit_interval_ms)
+            except Exception as ex:
+                R["latency"][str(rate)] = dict(error="%s: %s" % (type(ex).__name__, ex))
+            finally:
+                Proc.stop_all()
+            if not R["latency"][str(rate)].get("kept_up"):
+                short = rate
 
-        # 5. scaling
-        if "scaling" in only and cfg["scaling"]:
-            n = cfg["scale_n"]
-            variants = [
-                ("threads=1, 48 partitions", 48, [], ["--threads", "1"]),
-                ("threads=2, 48 partitions", 48, [], ["--threads", "2"]),
-                ("threads=2, 12 partitions", 12, [], ["--threads", "2"]),
-                ("16 gates x 1,000 headings (6 digits)", 48, ["--heading-digits", "6", "--extra-headings", "976"],
-                 ["--heading.digits", "6"]),
-                ("16 gates x 10,000 headings (6 digits)", 48, ["--heading-digits", "6", "--extra-headings", "9976"],
-                 ["--heading.digits", "6"]),
-            ]
-            R["scaling"] = {}
-            for label, parts, gx, rx in variants:
-                log("scaling: " + label)
-                slug = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
-                try:
-                    c, b = catchup_variant(work, slug, n, parts, gx, rx)
-                    b.stop()
-                except Exception as ex:
-                    c = dict(error=str(ex))
-                R["scaling"][label] = c
-            if replay_available():
-                R["replay_scaling"] = {}
-                for label, gx, rx in [
-                        ("1,000 headings (6 digits)", ["--heading-digits", "6", "--extra-headings", "976"],
-                         ["--heading-digits", "6"]),
-                        ("10,000 headings (6 digits)", ["--heading-digits", "6", "--extra-headings", "9976"],
-                         ["--heading-digits", "6"])]:
-                    log("replay scaling: " + label)
-                    R["replay_scaling"][label] = replay_bench(work, cfg["replay_n"], 1, 1, [1, 2], gx, rx,
-                                                              re.sub(r"[^a-z0-9]+", "-", label))
+    def s_scaling():
+        n = cfg["scale_n"]
+        variants = [
+            ("threads=1, 48 partitions", 48, [], ["--threads", "1"]),
+            ("threads=2, 48 partitions", 48, [], ["--threads", "2"]),
+            ("threads=2, 12 partitions", 12, [], ["--threads", "2"]),
+            ("16 gates x 1,000 headings (6 digits)", 48, ["--heading-digits", "6", "--extra-headings", "976"],
+             ["--heading.digits", "6"]),
+            ("16 gates x 10,000 headings (6 digits)", 48, ["--heading-digits", "6", "--extra-headings", "9976"],
+             ["--heading.digits", "6"]),
+        ]
+        R["scaling"] = {}
+        for label, parts, gx, rx in variants:
+            log("scaling: " + label)
+            slug = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
+            try:
+                c, b = catchup_variant(work, slug, n, parts, gx, rx)
+                b.stop()
+            except Exception as ex:
+                c = dict(error="%s: %s" % (type(ex).__name__, ex))
+            finally:
+                Proc.stop_all()
+            R["scaling"][label] = c
+        if replay_available():
+            R["replay_scaling"] = {}
+            for label, gx, rx in [
+                    ("1,000 headings (6 digits)", ["--heading-digits", "6", "--extra-headings", "976"],
+                     ["--heading-digits", "6"]),
+                    ("10,000 headings (6 digits)", ["--heading-digits", "6", "--extra-headings", "9976"],
+                     ["--heading-digits", "6"])]:
+                log("replay scaling: " + label)
+                R["replay_scaling"][label] = replay_bench(work, cfg["replay_n"], 1, 1, [1, 2], gx, rx,
+                                                          re.sub(r"[^a-z0-9]+", "-", label))
 
-        # 6. micro
-        if "micro" in only:
-            log("micro benchmarks")
-            R["micro"] = micro_bench(a.quick)
-            if cfg["callgrind"]:
-                log("callgrind")
-                R["callgrind"] = callgrind_bench(work)
-            else:
-                R["callgrind"] = dict(skipped="not in the quick profile")
-        if "memory" in only:
-            log("memory: %d ledger entries" % cfg["memory_entries"])
-            R["memory"] = memory_bench(cfg["memory_entries"])
-    finally:
-        Proc.stop_all()
+    def s_micro():
+        log("micro benchmarks")
+        R["micro"] = micro_bench(a.quick)
+        if cfg["callgrind"]:
+            log("callgrind")
+            R["callgrind"] = callgrind_bench(work)
+        else:
+            R["callgrind"] = dict(skipped="not in the quick profile")
+
+    def s_memory():
+        log("memory: %d ledger entries" % cfg["memory_entries"])
+        R["memory"] = memory_bench(cfg["memory_entries"])
+
+    for key, fn in [("replay", s_replay), ("catchup", s_catchup), ("latency", s_latency), ("scaling", s_scaling),
+                    ("micro", s_micro), ("memory", s_memory)]:
+        if key in only and (key != "scaling" or cfg["scaling"]):
+            guarded(key, fn)
 
     R["loadavg_end"] = loadavg()
     R["elapsed_s"] = round(time.monotonic() - t_start, 1)
