@@ -34,7 +34,11 @@
  *
  * Output (--json): one line {"rate_target","rate_achieved","produced",
  * "measured","unseen","seconds","p50_ms","p90_ms","p99_ms","p999_ms",
- * "max_ms","mean_ms","foreign_declarations","produce_errors","queue_full"}.
+ * "max_ms","mean_ms","foreign_declarations","produce_errors","queue_full",
+ * "p50_first_half_ms","p50_second_half_ms"} - the p50 of the declarations sent
+ * in each half of the measured period: a later half clearly slower than the
+ * first means the processor fell behind (a growing backlog), not that it
+ * sustained the rate.
  */
 #include <inttypes.h>
 #include <librdkafka/rdkafka.h>
@@ -50,6 +54,7 @@
 #include "ds_gen.h"
 
 #define MAXG 64
+#define HALF_SAMPLES (1u << 24)
 
 typedef struct seqs { /* send times (mono ns) of one gate's declarations, in order */
         int64_t *t;
@@ -265,7 +270,12 @@ int main(int argc, char **argv) {
                 return 1;
         }
 
-        size_t lat_cap = (size_t)(rate * duration * 1.1) + 1024, nlat = 0;
+        size_t lat_cap = (size_t)(rate * duration * 1.1) + 1024, nlat = 0, nh1 = 0, nh2 = 0;
+        uint32_t *h1 = malloc(HALF_SAMPLES * sizeof(uint32_t)), *h2 = malloc(HALF_SAMPLES * sizeof(uint32_t));
+        if (!h1 || !h2) {
+                fprintf(stderr, "bench_latency: out of memory\n");
+                return 1;
+        }
         uint32_t *lat = malloc(lat_cap * sizeof(uint32_t));
         if (!lat) {
                 fprintf(stderr, "bench_latency: out of memory\n");
@@ -375,7 +385,15 @@ int main(int argc, char **argv) {
                                                                         return 1;
                                                         }
                                                         int64_t us = (rt - ts) / 1000;
-                                                        lat[nlat++] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+                                                        uint32_t v = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+                                                        lat[nlat++] = v;
+                                                        /* p50 by half of the measured period: a backlog that
+                                                         * grows shows as a later half slower than the first */
+                                                        if (ts < t_meas + (t_stop - t_meas) / 2) {
+                                                                if (nh1 < HALF_SAMPLES)
+                                                                        h1[nh1++] = v;
+                                                        } else if (nh2 < HALF_SAMPLES)
+                                                                h2[nh2++] = v;
                                                 }
                                                 if (base[g] + mine > seen[g])
                                                         seen[g] = base[g] + mine;
@@ -407,6 +425,9 @@ int main(int argc, char **argv) {
         }
         double secs = (double)(t_prod_end - t0) / 1e9;
         qsort(lat, nlat, sizeof(uint32_t), cmp_u32);
+        qsort(h1, nh1, sizeof(uint32_t), cmp_u32);
+        qsort(h2, nh2, sizeof(uint32_t), cmp_u32);
+        double p50_h1 = nh1 ? h1[nh1 / 2] / 1000.0 : -1, p50_h2 = nh2 ? h2[nh2 / 2] / 1000.0 : -1;
 #define PCT(q) (nlat ? lat[(size_t)fmin((double)nlat - 1, floor((q) * (double)nlat))] / 1000.0 : -1.0)
         double mean = 0;
         for (size_t i = 0; i < nlat; i++)
@@ -417,10 +438,11 @@ int main(int argc, char **argv) {
                        "\"unseen\":%" PRIu64 ",\"seconds\":%.3f,\"warmup_s\":%.1f,\"linger_ms\":%d,"
                        "\"p50_ms\":%.1f,\"p90_ms\":%.1f,\"p99_ms\":%.1f,\"p999_ms\":%.1f,\"max_ms\":%.1f,"
                        "\"mean_ms\":%.1f,\"foreign_declarations\":%" PRIu64 ",\"produce_errors\":%" PRIu64
-                       ",\"queue_full\":%" PRIu64 ",\"skipped\":%" PRIu64 "}\n",
+                       ",\"queue_full\":%" PRIu64 ",\"skipped\":%" PRIu64
+                       ",\"p50_first_half_ms\":%.1f,\"p50_second_half_ms\":%.1f}\n",
                        rate, secs > 0 ? (double)produced / secs : 0, produced, nlat, unseen, secs, warmup, linger,
                        PCT(0.5), PCT(0.9), PCT(0.99), PCT(0.999), nlat ? lat[nlat - 1] / 1000.0 : -1.0, mean,
-                       foreign, produce_errors, queue_full, skipped);
+                       foreign, produce_errors, queue_full, skipped, p50_h1, p50_h2);
         else
                 printf("rate %.0f/s target, %.0f/s achieved; %" PRIu64 " produced, %zu measured, %" PRIu64
                        " unseen; latency ms p50 %.1f p90 %.1f p99 %.1f p99.9 %.1f max %.1f\n",
@@ -436,5 +458,7 @@ int main(int argc, char **argv) {
         for (int g = 0; g < ngates; g++)
                 free(sq[g].t);
         free(lat);
+        free(h1);
+        free(h2);
         return (unseen || foreign || produce_errors) ? 3 : 0;
 }
