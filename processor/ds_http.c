@@ -260,11 +260,26 @@ static int resolve(const char *listen, struct sockaddr_storage *ss, socklen_t *s
 
 ds_http_t *ds_http_start(const ds_config_t *cfg, char *errstr, size_t sz) {
         struct sockaddr_storage ss;
-        socklen_t sl;
+        socklen_t sl = 0;
         if (resolve(cfg->http_listen, &ss, &sl, errstr, sz))
                 return NULL;
+        /* bind first: a taken address fails start-up at once, before the
+         * reader of the published totals asks the brokers anything */
+        int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        int one = 1;
+        if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+            bind(fd, (struct sockaddr *)&ss, sl) || listen(fd, 64)) {
+                int e = errno;
+                if (fd >= 0)
+                        close(fd);
+                return ds_err(errstr, sz,
+                              "http.listen: cannot listen on %s: %s (set http.listen to a free HOST:PORT, or off)",
+                              cfg->http_listen, strerror(e)),
+                       NULL;
+        }
         ds_http_t *h = calloc(1, sizeof(*h));
         if (!h) {
+                close(fd);
                 ds_err(errstr, sz, "out of memory");
                 return NULL;
         }
@@ -278,14 +293,14 @@ ds_http_t *ds_http_start(const ds_config_t *cfg, char *errstr, size_t sz) {
         unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG;
         if (ss.ss_family == AF_INET6)
                 flags |= MHD_USE_IPv6;
-        h->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-                                MHD_OPTION_CONNECTION_LIMIT, (unsigned)MAX_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT,
-                                (unsigned)CONNECTION_TIMEOUT_S, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-                                MHD_OPTION_END);
+        /* the logger must be the first option (libmicrohttpd says so otherwise) */
+        h->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+                                MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT, (unsigned)MAX_CONNECTIONS,
+                                MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONNECTION_TIMEOUT_S, MHD_OPTION_END);
         if (!h->d) {
-                int e = errno;
-                ds_err(errstr, sz, "http.listen: cannot listen on %s: %s (set http.listen to a free HOST:PORT, or off)",
-                       cfg->http_listen, e ? strerror(e) : "unknown error");
+                close(fd);
+                ds_err(errstr, sz, "http.listen: cannot serve on %s (libmicrohttpd refused to start)",
+                       cfg->http_listen);
                 ds_live_stop(h->live);
                 free(h);
                 return NULL;
