@@ -183,8 +183,17 @@ static inline void add_measures(ds_row_t *r, int64_t sign, int64_t items, int64_
         r->m.flow_value[flow] += sign * value;
 }
 
+/* What a contribution touches: every row key first, then one
+ * ds_rows_get_many() (their cache misses overlap), then the updates in the
+ * order the keys were listed - the same order of row creation, eviction
+ * registration and dirty marking as one ds_rows_get() at a time. */
 int ds_agg_apply(ds_agg_t *a, const ds_contrib_t *c, int64_t sign, int64_t wm) {
-        ds_rows_t *rows = a->rows;
+        ds_rowkey_t keys[DS_ROWS_MANY_MAX];
+        ds_row_t *rows[DS_ROWS_MANY_MAX];
+        int8_t cls[DS_ROWS_MANY_MAX];  /* eviction class, -1 for TOTAL rows */
+        int16_t line[DS_ROWS_MANY_MAX]; /* the line a row takes its measures from, -1: the whole contribution */
+        uint32_t n = 0;
+        int gate_day = -1; /* index of the GATE DAY row, for the sketches */
         for (int w = DS_WIN_TOTAL; w < DS_WIN__CNT; w++) {
                 int64_t start = ds_window_start((ds_window_t)w, c->declared_at);
                 if (ds_window_closed(&a->cfg.win, (ds_window_t)w, start, wm)) {
@@ -194,11 +203,43 @@ int ds_agg_apply(ds_agg_t *a, const ds_contrib_t *c, int64_t sign, int64_t wm) {
                                 a->st.late_retract[w]++;
                         continue;
                 }
-                ds_row_t *r = ds_rows_get(rows, ds_rowkey(DS_DIM_GATE, (ds_window_t)w, c->gate, start));
-                if (DS_UNLIKELY(!r) || (w != DS_WIN_TOTAL && DS_UNLIKELY(track(a, r, w - DS_WIN_MINUTE + DS_EV_MINUTE))))
+                int8_t k = w == DS_WIN_TOTAL ? -1 : (int8_t)(w - DS_WIN_MINUTE + DS_EV_MINUTE);
+                if (w == DS_WIN_DAY && sign > 0)
+                        gate_day = (int)n;
+                keys[n] = ds_rowkey(DS_DIM_GATE, (ds_window_t)w, c->gate, start);
+                cls[n] = k;
+                line[n++] = -1;
+                for (uint32_t i = 0; i < c->nlines; i++) {
+                        keys[n] = ds_rowkey(DS_DIM_COMMODITY, (ds_window_t)w, c->lines[i].heading, start);
+                        cls[n] = k;
+                        line[n++] = (int16_t)i;
+                }
+        }
+        /* gate x heading cells of the declaration's day, for the top headings */
+        int64_t day = ds_window_start(DS_WIN_DAY, c->declared_at);
+        if (day + DS_DAY_MS + a->cfg.top_retention_ms <= wm) {
+                a->st.late_top++;
+        } else {
+                for (uint32_t i = 0; i < c->nlines; i++) {
+                        keys[n] = ds_rowkey(DS_DIM_GATE_HEADING, DS_WIN_DAY, ds_cell_key(c->gate, c->lines[i].heading),
+                                            day);
+                        cls[n] = DS_EV_CELL;
+                        line[n++] = (int16_t)i;
+                }
+        }
+        if (DS_UNLIKELY(ds_rows_get_many(a->rows, keys, n, rows)))
+                return -1;
+        for (uint32_t i = 0; i < n; i++) {
+                ds_row_t *r = rows[i];
+                if (cls[i] >= 0 && DS_UNLIKELY(track(a, r, cls[i])))
                         return -1;
-                add_measures(r, sign, c->items, c->value, c->weight, c->flow);
-                if (w == DS_WIN_DAY && sign > 0) {
+                if (line[i] < 0) {
+                        add_measures(r, sign, c->items, c->value, c->weight, c->flow);
+                } else {
+                        const ds_line_t *l = &c->lines[line[i]];
+                        add_measures(r, sign, l->items, l->value, l->weight, c->flow);
+                }
+                if ((int)i == gate_day) {
                         ds_distinct_t *d = r->aux;
                         if (!d && !(d = r->aux = ds_distinct_new()))
                                 return -1;
@@ -206,31 +247,7 @@ int ds_agg_apply(ds_agg_t *a, const ds_contrib_t *c, int64_t sign, int64_t wm) {
                             (c->vehicle_hash && ds_hll_add(&d->vehicles, c->vehicle_hash)))
                                 return -1;
                 }
-                ds_rows_mark(rows, r);
-                for (uint32_t i = 0; i < c->nlines; i++) {
-                        const ds_line_t *l = &c->lines[i];
-                        r = ds_rows_get(rows, ds_rowkey(DS_DIM_COMMODITY, (ds_window_t)w, l->heading, start));
-                        if (DS_UNLIKELY(!r) || (w != DS_WIN_TOTAL && DS_UNLIKELY(track(a, r, w - DS_WIN_MINUTE + DS_EV_MINUTE))))
-                                return -1;
-                        add_measures(r, sign, l->items, l->value, l->weight, c->flow);
-                        ds_rows_mark(rows, r);
-                }
-        }
-
-        /* gate x heading cells of the declaration's day, for the top headings */
-        int64_t day = ds_window_start(DS_WIN_DAY, c->declared_at);
-        if (day + DS_DAY_MS + a->cfg.top_retention_ms <= wm) {
-                a->st.late_top++;
-                return 0;
-        }
-        for (uint32_t i = 0; i < c->nlines; i++) {
-                const ds_line_t *l = &c->lines[i];
-                ds_row_t *r = ds_rows_get(rows, ds_rowkey(DS_DIM_GATE_HEADING, DS_WIN_DAY,
-                                                          ds_cell_key(c->gate, l->heading), day));
-                if (DS_UNLIKELY(!r) || DS_UNLIKELY(track(a, r, DS_EV_CELL)))
-                        return -1;
-                add_measures(r, sign, l->items, l->value, l->weight, c->flow);
-                ds_rows_mark(rows, r);
+                ds_rows_mark(a->rows, r);
         }
         return 0;
 }

@@ -104,8 +104,42 @@ ds_row_t *ds_rows_find(const ds_rows_t *t, ds_rowkey_t key) {
         }
 }
 
+static ds_row_t *get_hashed(ds_rows_t *t, ds_rowkey_t key, uint64_t h);
+
 ds_row_t *ds_rows_get(ds_rows_t *t, ds_rowkey_t key) {
-        uint64_t h = key_hash(key);
+        return get_hashed(t, key, key_hash(key));
+}
+
+int ds_rows_get_many(ds_rows_t *t, const ds_rowkey_t *keys, uint32_t n, ds_row_t **out) {
+        uint32_t hs[DS_ROWS_MANY_MAX], rn[DS_ROWS_MANY_MAX];
+        if (n > DS_ROWS_MANY_MAX)
+                return -1;
+        /* 1: every key's home slot */
+        for (uint32_t i = 0; i < n; i++) {
+                uint64_t h = key_hash(keys[i]);
+                hs[i] = (uint32_t)h; /* all the table uses of the hash: slot and tag */
+                __builtin_prefetch(&t->index[hs[i] & t->mask]);
+        }
+        /* 2: the row of a home slot whose tag matches (the usual case for a
+         * row that exists) */
+        for (uint32_t i = 0; i < n; i++) {
+                uint64_t e = t->index[hs[i] & t->mask];
+                if (e && (uint32_t)e == hs[i])
+                        __builtin_prefetch(&t->rows[(e >> 32) - 1]);
+        }
+        /* 3: find or insert; row numbers, since an insertion may move the rows */
+        for (uint32_t i = 0; i < n; i++) {
+                ds_row_t *r = get_hashed(t, keys[i], hs[i]);
+                if (!r)
+                        return -1;
+                rn[i] = (uint32_t)(r - t->rows);
+        }
+        for (uint32_t i = 0; i < n; i++)
+                out[i] = &t->rows[rn[i]];
+        return 0;
+}
+
+static ds_row_t *get_hashed(ds_rows_t *t, ds_rowkey_t key, uint64_t h) {
         uint32_t tag = (uint32_t)h;
         uint32_t s = (uint32_t)h & t->mask;
         for (;; s = (s + 1) & t->mask) {
@@ -122,7 +156,7 @@ ds_row_t *ds_rows_get(ds_rows_t *t, ds_rowkey_t key) {
         if ((t->used + 1) * 2 > t->mask + 1) {
                 if (grow_index(t))
                         return NULL;
-                return ds_rows_get(t, key);
+                return get_hashed(t, key, h);
         }
         uint32_t rn;
         if (t->nfree) {

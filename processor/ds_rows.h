@@ -83,6 +83,16 @@ void ds_rows_destroy_with(ds_rows_t *t, void (*free_aux)(void *aux));
 /* Finds the row, or inserts a zero row. NULL only on out-of-memory. */
 ds_row_t *ds_rows_get(ds_rows_t *t, ds_rowkey_t key);
 ds_row_t *ds_rows_find(const ds_rows_t *t, ds_rowkey_t key);
+
+/* Most keys one call of ds_rows_get_many() takes. */
+#define DS_ROWS_MANY_MAX 256
+
+/* ds_rows_get() of n keys at once (n <= DS_ROWS_MANY_MAX): the index slots
+ * of all keys are prefetched first, then the rows they point to, so that
+ * the cache misses of one contribution's ~20 rows overlap instead of
+ * following one another. out[i] is keys[i]'s row; every pointer stays valid
+ * until the next insertion. Returns 0, or -1 on out-of-memory. */
+int ds_rows_get_many(ds_rows_t *t, const ds_rowkey_t *keys, uint32_t n, ds_row_t **out);
 /* Removes the row (and takes it off the dirty list). Its slot is reused only
  * after the next ds_rows_clear_dirty(). */
 void ds_rows_remove(ds_rows_t *t, ds_rowkey_t key);
