@@ -393,7 +393,7 @@ def catchup_variant(work, label, n, partitions, gen_extra=(), run_extra=()):
         la = loadavg()
         c = catchup(b.bootstrap, work, label, run_extra)
         offs = offsets(b.bootstrap, ALL_TOPICS)
-        c.update(partitions=partitions, preload=g, loadavg=la, heads_ok=heads_ok(offs),
+        c.update(partitions=partitions, preload=g, loadavg=la, heads_ok=heads_ok(offs), topics=offs,
                  gen_extra=" ".join(gen_extra), run_extra=" ".join(run_extra))
         if g["bytes"] and c.get("active_s"):
             c["mb_per_s"] = round(g["bytes"] / c["active_s"] / 1e6, 1)
@@ -597,6 +597,15 @@ def targets_table(R):
     return rows
 
 
+def heads_text(v):
+    if "error" in v:
+        return "error: " + v["error"][:120]
+    if v.get("heads_ok"):
+        return "yes"
+    lost = [t for t, o in (v.get("topics") or {}).items() if isinstance(o, dict) and o.get("low_nonzero")]
+    return "**no%s: the broker deleted data, figure invalid**" % (" (" + ", ".join(lost) + ")" if lost else "")
+
+
 def md_table(header, rows):
     out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
@@ -759,7 +768,7 @@ def write_results_md(R, json_rel, png_rel):
               c["partitions"], fmt(c["preload"]["messages"]), R["config"]["catch_n"], c["command"],
               fmt(c.get("consumed")), c["active_s"], fmt(c["declarations_per_s"]), c.get("mb_per_s", 0),
               c["wall_s"], c["startup_s"], fmt(c["declarations_per_s_wall"]), c.get("cpu_s_per_million") or 0,
-              c["max_rss_mb"], fmt(c.get("rows_published")), c.get("heads_ok")))
+              c["max_rss_mb"], fmt(c.get("rows_published")), heads_text(c)))
     elif c:
         A("**End-to-end catch-up**: %s" % c.get("error"))
     A("")
@@ -810,7 +819,7 @@ def write_results_md(R, json_rel, png_rel):
         A(md_table(["variant", "partitions", "decl/s (active)", "CPU s / M", "peak RSS MB", "heads intact",
                     "load avg"],
                    [(k, v.get("partitions"), fmt(v.get("declarations_per_s")), fmt(v.get("cpu_s_per_million")),
-                     fmt(v.get("max_rss_mb")), v.get("heads_ok"), "/".join("%.2f" % x for x in v.get("loadavg", [])))
+                     fmt(v.get("max_rss_mb")), heads_text(v), "/".join("%.2f" % x for x in v.get("loadavg", [])))
                     for k, v in sorted(sc.items())]))
         A("")
         A("The generator has 16 gates (the real gates of Quảng Ninh and Lạng Sơn; `processor/domain/gates.csv`), "
@@ -870,7 +879,7 @@ def write_results_md(R, json_rel, png_rel):
     A("## Repeat")
     A("")
     A("```sh")
-    A("./bench/run            # full profile (~10 min): every benchmark above")
+    A("./bench/run            # full profile (6-10 min on 2 cores): every benchmark above")
     A("./bench/run --quick    # under a minute: replay, catch-up vs kcat vs Python, 10k/s latency")
     A("./bench/run --only replay,latency   # a subset; see ./bench/run --help")
     A("```")
@@ -917,7 +926,19 @@ def main():
     ap.add_argument("--commit-interval-ms", type=int, default=1000, help="processor's commit.interval.ms in the "
                     "latency runs (default 1000, the processor's default)")
     ap.add_argument("--no-results-md", action="store_true", help="do not rewrite bench/RESULTS.md")
+    ap.add_argument("--report", metavar="JSON", help="measure nothing: regenerate bench/RESULTS.md and the PNG "
+                    "from a results file (bench/results/<date>-<name>.json)")
     a = ap.parse_args()
+    if a.report:
+        with open(a.report) as f:
+            R = json.load(f)
+        base = os.path.splitext(os.path.basename(a.report))[0]
+        perr = write_plot(R, os.path.join(RESULTS_DIR, base + ".png"))
+        if perr:
+            log("gnuplot: " + perr)
+        write_results_md(R, "results/" + base + ".json", "results/" + base + ".png")
+        print_table(R)
+        return
     profile = "quick" if a.quick else "full"
     cfg = dict(PROFILES[profile])
     only = set(a.only.split(",")) if a.only else set(SECTIONS)
@@ -1028,9 +1049,9 @@ def main():
             ("threads=1, 48 partitions", 48, [], ["--threads", "1"]),
             ("threads=2, 48 partitions", 48, [], ["--threads", "2"]),
             ("threads=2, 12 partitions", 12, [], ["--threads", "2"]),
-            ("16 gates x 1,000 headings (6 digits)", 48, ["--heading-digits", "6", "--extra-headings", "976"],
+            ("16 gates x 1,000 headings (6 digits)", 192, ["--heading-digits", "6", "--extra-headings", "976"],
              ["--heading.digits", "6"]),
-            ("16 gates x 10,000 headings (6 digits)", 48, ["--heading-digits", "6", "--extra-headings", "9976"],
+            ("16 gates x 10,000 headings (6 digits)", 192, ["--heading-digits", "6", "--extra-headings", "9976"],
              ["--heading.digits", "6"]),
         ]
         R["scaling"] = {}
