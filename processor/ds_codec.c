@@ -769,6 +769,14 @@ typedef struct cur {
 static inline ds_dlq_reason_t rd_long(cur_t *c, int64_t *out) {
         uint64_t v = 0;
         const uint8_t *p = c->p;
+        /* one byte: string lengths under 64, enum and union indexes, small
+         * ints - most varints of a declaration (~40 of ~55 per message) */
+        if (DS_LIKELY(p < c->end && !(*p & 0x80))) {
+                v = *p;
+                c->p = p + 1;
+                *out = (int64_t)((v >> 1) ^ (~(v & 1) + 1));
+                return DS_DLQ_NONE;
+        }
         for (int i = 0;; i++) {
                 if (DS_UNLIKELY(i == 10))
                         return DS_DLQ_MALFORMED;
