@@ -94,7 +94,8 @@ static const confdef_t defs[] = {
     {"exit.on.eof", CT_BOOL, O(exit_on_eof), 0, 1, "false", NULL,
      "Publish, commit and exit once every assigned partition is read to its end (batch and replay runs)."},
     {"shutdown.timeout.ms", CT_I64, O(shutdown_timeout_ms), 100, 600000, "10000", NULL,
-     "On SIGTERM/SIGINT: time allowed to publish, commit and leave the group before exiting."},
+     "On SIGTERM/SIGINT or a fatal error: time allowed to publish, commit and leave the group before exiting "
+     "(not applied at the end of input with exit.on.eof)."},
     {"stats.interval.ms", CT_I64, O(stats_interval_ms), 0, 3600000, "10000", NULL,
      "How often a progress line is logged; 0 turns it off."},
     {"batch.size", CT_INT, O(batch_size), 1, 65536, "4096", NULL,

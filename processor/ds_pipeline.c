@@ -1408,7 +1408,11 @@ int ds_pipeline_run(const ds_config_t *cfg) {
         /* Shutdown: bounded by the watchdog. */
         watchdog_t wd = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, cfg->shutdown_timeout_ms};
         pthread_t wdt;
-        int wd_started = !pthread_create(&wdt, NULL, watchdog_main, &wd);
+        /* shutdown.timeout.ms bounds a stop someone asked for (a signal, a
+         * fatal error); at the end of the input (exit.on.eof) nobody is
+         * waiting, and the last cycle and the merge's last publish of a long
+         * catch-up may take longer */
+        int wd_started = !finished && !pthread_create(&wdt, NULL, watchdog_main, &wd);
         ds_status_stopping();
         if (ds_stop_requested())
                 ds_log(DS_LOG_INFO, "pipeline", "stopping: checkpointing, publishing and committing", "%s", "");
