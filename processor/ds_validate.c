@@ -78,8 +78,36 @@ int ds_utf8_valid(const char *str, size_t n) {
         return 1;
 }
 
+/* Whether s[0..n) is all ASCII, without a byte loop: 8-byte words, the
+ * last one overlapping the one before it; short strings (codes, country,
+ * unit) in at most two loads. */
+static inline int ascii_only(const char *p, size_t n) {
+        const uint8_t *s = (const uint8_t *)p;
+        if (n >= 8) {
+                uint64_t acc = 0, w;
+                for (size_t i = 0; i + 8 <= n; i += 8) {
+                        memcpy(&w, s + i, 8);
+                        acc |= w;
+                }
+                memcpy(&w, s + n - 8, 8);
+                return !((acc | w) & 0x8080808080808080ULL);
+        }
+        if (n >= 4) {
+                uint32_t a, b;
+                memcpy(&a, s, 4);
+                memcpy(&b, s + n - 4, 4);
+                return !((a | b) & 0x80808080u);
+        }
+        uint8_t acc = 0;
+        for (size_t i = 0; i < n; i++)
+                acc |= s[i];
+        return !(acc & 0x80);
+}
+
+/* ASCII (almost every field) is decided by ascii_only(); only strings with
+ * a byte >= 0x80 (Vietnamese descriptions) go through ds_utf8_valid(). */
 static inline int str_ok(ds_str_t s) {
-        return !s.len || ds_utf8_valid(s.p, s.len);
+        return !s.len || ascii_only(s.p, s.len) || ds_utf8_valid(s.p, s.len);
 }
 
 /* Every string of the declaration is UTF-8 (the null plate and an absent
