@@ -36,6 +36,9 @@ static void usage(FILE *out) {
                 "  --heading-digits N      HS digits of a heading: 2, 4, 6 or 8 (default 4)\n"
                 "  --ledger-retention-ms MS  forget a declaration this long after its latest version\n"
                 "                          (default 3024000000: 35 days)\n"
+                "  --presize               size each partition's ledger for its messages before the clock\n"
+                "                          starts: the steady state (tables at their size, as after\n"
+                "                          ledger.retention.ms of traffic) instead of a cold start\n"
                 "  --schema-dir DIR        schema directory (default: the built-in schemas/)\n"
                 "  --output FILE           write the final totals as JSON lines: every row, then every top-10\n"
                 "                          list (\"-\": stdout)\n"
@@ -78,6 +81,9 @@ int ds_cmd_replay(int argc, char **argv) {
                 }
                 if (!strcmp(arg, "--json")) {
                         json = 1;
+                        a.i++;
+                } else if (!strcmp(arg, "--presize")) {
+                        o.presize = 1;
                         a.i++;
                 } else if (!strcmp(arg, "--table")) {
                         table = 1;
@@ -208,11 +214,11 @@ int ds_cmd_replay(int argc, char **argv) {
         if (json) {
                 printf("{\"declarations\":%" PRIu64 ",\"messages\":%" PRIu64 ",\"dead_lettered\":%" PRIu64
                        ",\"threads\":%d,\"seconds\":%.6f,\"declarations_per_s\":%.0f,\"ns_per_declaration\":%.1f"
-                       ",\"cpu_seconds\":%.6f,\"cpu_ns_per_declaration\":%.1f,\"repeat\":%d,\"partitions\":%d"
+                       ",\"cpu_seconds\":%.6f,\"cpu_ns_per_declaration\":%.1f,\"repeat\":%d,\"presize\":%s,\"partitions\":%d"
                        ",\"bytes\":%" PRIu64 ",\"cycles\":%" PRIu64 ",\"rows_published\":%" PRIu64
                        ",\"state_bytes\":%zu,\"ledger_entries\":%" PRIu64 ",\"rows\":%" PRIu64 ",\"dead_letter_reasons\":{",
                        res.declarations, res.messages, res.dead_lettered, res.threads, res.seconds, rate, ns,
-                       res.cpu_seconds, cpu_ns, (int)repeat, res.partitions, res.bytes, res.cycles, res.rows_out,
+                       res.cpu_seconds, cpu_ns, (int)repeat, o.presize ? "true" : "false", res.partitions, res.bytes, res.cycles, res.rows_out,
                        res.state_bytes, res.ledger_entries, res.rows);
                 int first = 1;
                 for (int k = 1; k < DS_DLQ__CNT; k++)

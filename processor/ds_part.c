@@ -11,6 +11,7 @@ void ds_part_cfg_default(ds_part_cfg_t *cfg) {
         ds_agg_cfg_default(&cfg->agg);
         cfg->ledger_retention_ms = 35 * DS_DAY_MS;
         cfg->ledger_sweep_slots = 65536;
+        cfg->ledger_initial = 1024;
         cfg->idle_ms = 5 * 60000;
         cfg->snapshot_min_bytes = 1 << 20;
 }
@@ -20,7 +21,7 @@ ds_part_t *ds_part_new(const ds_part_cfg_t *cfg, int32_t partition, int64_t rest
         if (!p)
                 return NULL;
         p->partition = partition;
-        p->ledger = ds_ledger_new(1024);
+        p->ledger = ds_ledger_new(cfg->ledger_initial ? cfg->ledger_initial : 1024);
         p->agg = ds_agg_new(&cfg->agg);
         p->restore_end = restore_end;
         p->watermark_ms = INT64_MIN;

@@ -31,6 +31,7 @@ typedef struct ds_part_cfg {
         ds_agg_cfg_t agg;
         int64_t ledger_retention_ms;
         uint32_t ledger_sweep_slots; /* ledger slots reclaimed per flush */
+        uint32_t ledger_initial;     /* declarations the ledger holds before it first grows (0: 1024) */
         int64_t idle_ms; /* no event for this long (wall clock): the partition stops holding windows open */
         int64_t snapshot_min_bytes; /* snapshot when the changelog since the last one exceeds this and it */
         int snapshot_interval_cycles; /* ... or when this many cycles passed (0: never) */

@@ -514,7 +514,12 @@ ds_replay_t *ds_replay_new(const ds_replay_file_t *f, const ds_replay_opts_t *o,
                 int32_t p = order[i];
                 rworker_t *w = r->w[owner[p]];
                 w->owned[w->nowned++] = p;
-                if (!(r->parts[p] = ds_part_new(&o->part, p, 0)))
+                ds_part_cfg_t pc = o->part;
+                if (o->presize)
+                        pc.ledger_initial = (uint32_t)(per[p] * (uint64_t)o->repeat < UINT32_MAX / 4
+                                                           ? per[p] * (uint64_t)o->repeat
+                                                           : UINT32_MAX / 4);
+                if (!(r->parts[p] = ds_part_new(&pc, p, 0)))
                         oom = 1;
         }
         if (!oom) {
@@ -643,6 +648,13 @@ static void *worker_main(void *arg) {
                                         break;
                         }
                         ds_replay_msg_t m;
+                        if (DS_LIKELY(i + 4 < w->nmsgs)) {
+                                /* the record four ahead: header and the start of its value (a
+                                 * consumer's batch is in memory the same way) */
+                                __builtin_prefetch(w->msgs[i + 4]);
+                                __builtin_prefetch(w->msgs[i + 4] + 64);
+                                __builtin_prefetch(w->msgs[i + 4] + 128);
+                        }
                         parse(w->msgs[i], &m);
                         ds_part_t *part = r->parts[m.partition];
                         w->bytes += m.value_len;

@@ -112,6 +112,8 @@ typedef struct ds_replay_opts {
         int heading_digits;     /* 2, 4, 6, 8 */
         int64_t cycle_ms;       /* flush + merge + publish every cycle_ms (the pipeline's commit.interval.ms) */
         ds_replay_sink_t sink;
+        int presize;            /* size each partition's ledger for its messages before the clock starts:
+                                 * the steady state, where tables have reached their size */
         ds_part_cfg_t part;     /* retentions etc. (ds_part_cfg_default) */
 } ds_replay_opts_t;
 
