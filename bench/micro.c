@@ -42,6 +42,10 @@
 
 #define FLUSH_EVERY 65536
 
+/* The processor's jemalloc options (processor/main.c), so that apply is
+ * measured with the allocator set up as in declstream. */
+const char *malloc_conf = "thp:always";
+
 typedef struct msg {
         uint32_t off, len; /* value in corpus.bytes */
         char key[12];

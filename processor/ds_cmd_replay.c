@@ -216,10 +216,10 @@ int ds_cmd_replay(int argc, char **argv) {
                        ",\"threads\":%d,\"seconds\":%.6f,\"declarations_per_s\":%.0f,\"ns_per_declaration\":%.1f"
                        ",\"cpu_seconds\":%.6f,\"cpu_ns_per_declaration\":%.1f,\"repeat\":%d,\"presize\":%s,\"partitions\":%d"
                        ",\"bytes\":%" PRIu64 ",\"cycles\":%" PRIu64 ",\"rows_published\":%" PRIu64
-                       ",\"state_bytes\":%zu,\"ledger_entries\":%" PRIu64 ",\"rows\":%" PRIu64 ",\"dead_letter_reasons\":{",
+                       ",\"state_bytes\":%zu,\"ledger_bytes\":%zu,\"ledger_entries\":%" PRIu64 ",\"rows\":%" PRIu64 ",\"dead_letter_reasons\":{",
                        res.declarations, res.messages, res.dead_lettered, res.threads, res.seconds, rate, ns,
                        res.cpu_seconds, cpu_ns, (int)repeat, o.presize ? "true" : "false", res.partitions, res.bytes, res.cycles, res.rows_out,
-                       res.state_bytes, res.ledger_entries, res.rows);
+                       res.state_bytes, res.ledger_bytes, res.ledger_entries, res.rows);
                 int first = 1;
                 for (int k = 1; k < DS_DLQ__CNT; k++)
                         if (res.dlq[k]) {

@@ -796,6 +796,7 @@ int ds_replay_run(ds_replay_t *r, ds_replay_result_t *res, char *errstr, size_t 
                 ds_part_t *part = r->parts[p];
                 if (!part)
                         continue;
+                res->ledger_bytes += ds_ledger_memory(part->ledger);
                 res->state_bytes += ds_ledger_memory(part->ledger) + ds_agg_memory(part->agg);
                 res->ledger_entries += ds_ledger_count(part->ledger);
                 res->rows += ds_rows_count(ds_agg_rows(part->agg));

@@ -134,6 +134,7 @@ typedef struct ds_replay_result {
         double seconds;      /* wall time from the first message to the last cycle published */
         double cpu_seconds;  /* user + system CPU of the process over the same span */
         size_t state_bytes;  /* ledger + aggregate bytes of every partition at the end */
+        size_t ledger_bytes; /* of which the ledgers' */
         uint64_t ledger_entries;
         uint64_t rows;       /* aggregate rows held by the partitions at the end */
 } ds_replay_result_t;
