@@ -183,63 +183,76 @@ static inline void add_measures(ds_row_t *r, int64_t sign, int64_t items, int64_
         r->m.flow_value[flow] += sign * value;
 }
 
-/* What a contribution touches: every row key first, then one
- * ds_rows_get_many() (their cache misses overlap), then the updates in the
- * order the keys were listed - the same order of row creation, eviction
- * registration and dirty marking as one ds_rows_get() at a time. */
-int ds_agg_apply(ds_agg_t *a, const ds_contrib_t *c, int64_t sign, int64_t wm) {
-        ds_rowkey_t keys[DS_ROWS_MANY_MAX];
-        ds_row_t *rows[DS_ROWS_MANY_MAX];
-        int8_t cls[DS_ROWS_MANY_MAX];  /* eviction class, -1 for TOTAL rows */
-        int16_t line[DS_ROWS_MANY_MAX]; /* the line a row takes its measures from, -1: the whole contribution */
+/* What a contribution touches: every row key first (ds_agg_plan, which
+ * prefetches their index slots), then ds_rows_get_hashed() (the rows'
+ * misses overlap) and the updates in the order the keys were listed - the
+ * same order of row creation, eviction registration and dirty marking as
+ * one ds_rows_get() at a time. */
+void ds_agg_plan(ds_agg_t *a, const ds_contrib_t *c, int64_t sign, int64_t wm, ds_agg_plan_t *pl) {
+        ds_rows_t *rows = a->rows;
         uint32_t n = 0;
-        int gate_day = -1; /* index of the GATE DAY row, for the sketches */
+        pl->gate_day = -1;
+        pl->sign = sign;
+        pl->late_top = 0;
         for (int w = DS_WIN_TOTAL; w < DS_WIN__CNT; w++) {
                 int64_t start = ds_window_start((ds_window_t)w, c->declared_at);
-                if (ds_window_closed(&a->cfg.win, (ds_window_t)w, start, wm)) {
-                        if (sign > 0)
-                                a->st.late[w]++;
-                        else
-                                a->st.late_retract[w]++;
+                pl->late[w] = (uint8_t)ds_window_closed(&a->cfg.win, (ds_window_t)w, start, wm);
+                if (pl->late[w])
                         continue;
-                }
                 int8_t k = w == DS_WIN_TOTAL ? -1 : (int8_t)(w - DS_WIN_MINUTE + DS_EV_MINUTE);
                 if (w == DS_WIN_DAY && sign > 0)
-                        gate_day = (int)n;
-                keys[n] = ds_rowkey(DS_DIM_GATE, (ds_window_t)w, c->gate, start);
-                cls[n] = k;
-                line[n++] = -1;
+                        pl->gate_day = (int)n;
+                pl->keys[n] = ds_rowkey(DS_DIM_GATE, (ds_window_t)w, c->gate, start);
+                pl->hash[n] = ds_rows_prefetch(rows, pl->keys[n]);
+                pl->cls[n] = k;
+                pl->line[n++] = -1;
                 for (uint32_t i = 0; i < c->nlines; i++) {
-                        keys[n] = ds_rowkey(DS_DIM_COMMODITY, (ds_window_t)w, c->lines[i].heading, start);
-                        cls[n] = k;
-                        line[n++] = (int16_t)i;
+                        pl->keys[n] = ds_rowkey(DS_DIM_COMMODITY, (ds_window_t)w, c->lines[i].heading, start);
+                        pl->hash[n] = ds_rows_prefetch(rows, pl->keys[n]);
+                        pl->cls[n] = k;
+                        pl->line[n++] = (int16_t)i;
                 }
         }
         /* gate x heading cells of the declaration's day, for the top headings */
         int64_t day = ds_window_start(DS_WIN_DAY, c->declared_at);
         if (day + DS_DAY_MS + a->cfg.top_retention_ms <= wm) {
-                a->st.late_top++;
+                pl->late_top = 1;
         } else {
                 for (uint32_t i = 0; i < c->nlines; i++) {
-                        keys[n] = ds_rowkey(DS_DIM_GATE_HEADING, DS_WIN_DAY, ds_cell_key(c->gate, c->lines[i].heading),
-                                            day);
-                        cls[n] = DS_EV_CELL;
-                        line[n++] = (int16_t)i;
+                        pl->keys[n] = ds_rowkey(DS_DIM_GATE_HEADING, DS_WIN_DAY,
+                                                ds_cell_key(c->gate, c->lines[i].heading), day);
+                        pl->hash[n] = ds_rows_prefetch(rows, pl->keys[n]);
+                        pl->cls[n] = DS_EV_CELL;
+                        pl->line[n++] = (int16_t)i;
                 }
         }
-        if (DS_UNLIKELY(ds_rows_get_many(a->rows, keys, n, rows)))
+        pl->n = n;
+}
+
+int ds_agg_commit(ds_agg_t *a, const ds_contrib_t *c, const ds_agg_plan_t *pl) {
+        ds_row_t *rows[DS_ROWS_MANY_MAX];
+        int64_t sign = pl->sign;
+        for (int w = DS_WIN_TOTAL; w < DS_WIN__CNT; w++)
+                if (pl->late[w]) {
+                        if (sign > 0)
+                                a->st.late[w]++;
+                        else
+                                a->st.late_retract[w]++;
+                }
+        a->st.late_top += pl->late_top;
+        if (DS_UNLIKELY(ds_rows_get_hashed(a->rows, pl->keys, pl->hash, pl->n, rows)))
                 return -1;
-        for (uint32_t i = 0; i < n; i++) {
+        for (uint32_t i = 0; i < pl->n; i++) {
                 ds_row_t *r = rows[i];
-                if (cls[i] >= 0 && DS_UNLIKELY(track(a, r, cls[i])))
+                if (pl->cls[i] >= 0 && DS_UNLIKELY(track(a, r, pl->cls[i])))
                         return -1;
-                if (line[i] < 0) {
+                if (pl->line[i] < 0) {
                         add_measures(r, sign, c->items, c->value, c->weight, c->flow);
                 } else {
-                        const ds_line_t *l = &c->lines[line[i]];
+                        const ds_line_t *l = &c->lines[pl->line[i]];
                         add_measures(r, sign, l->items, l->value, l->weight, c->flow);
                 }
-                if ((int)i == gate_day) {
+                if ((int)i == pl->gate_day) {
                         ds_distinct_t *d = r->aux;
                         if (!d && !(d = r->aux = ds_distinct_new()))
                                 return -1;
@@ -250,4 +263,10 @@ int ds_agg_apply(ds_agg_t *a, const ds_contrib_t *c, int64_t sign, int64_t wm) {
                 ds_rows_mark(a->rows, r);
         }
         return 0;
+}
+
+int ds_agg_apply(ds_agg_t *a, const ds_contrib_t *c, int64_t sign, int64_t wm) {
+        ds_agg_plan_t pl;
+        ds_agg_plan(a, c, sign, wm, &pl);
+        return ds_agg_commit(a, c, &pl);
 }

@@ -68,6 +68,24 @@ void ds_agg_destroy(ds_agg_t *a);
  * on out-of-memory (the partition's state is then unusable). */
 int ds_agg_apply(ds_agg_t *a, const ds_contrib_t *c, int64_t sign, int64_t wm);
 
+/* ds_agg_apply() in two steps, so that the rows' cache misses can overlap
+ * other work (ds_part_apply: the ledger lookup). ds_agg_plan() lists the
+ * rows c touches and prefetches their index slots, changing nothing;
+ * ds_agg_commit() applies the plan (same c, sign), or it is dropped. */
+typedef struct ds_agg_plan {
+        uint32_t n;
+        int gate_day; /* index of the GATE DAY row (sketches), -1: none */
+        int64_t sign;
+        uint8_t late[DS_WIN__CNT]; /* windows closed at wm */
+        uint8_t late_top;
+        ds_rowkey_t keys[DS_ROWS_MANY_MAX];
+        uint32_t hash[DS_ROWS_MANY_MAX];
+        int8_t cls[DS_ROWS_MANY_MAX];   /* eviction class, -1 for TOTAL rows */
+        int16_t line[DS_ROWS_MANY_MAX]; /* the line a row takes its measures from, -1: the whole contribution */
+} ds_agg_plan_t;
+void ds_agg_plan(ds_agg_t *a, const ds_contrib_t *c, int64_t sign, int64_t wm, ds_agg_plan_t *pl);
+int ds_agg_commit(ds_agg_t *a, const ds_contrib_t *c, const ds_agg_plan_t *pl);
+
 /* The rows; their dirty list names the rows changed since the last clear. */
 ds_rows_t *ds_agg_rows(ds_agg_t *a);
 

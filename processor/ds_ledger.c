@@ -125,6 +125,10 @@ static lentry_t *find(ds_ledger_t *l, uint64_t key) {
         }
 }
 
+void ds_ledger_prefetch(const ds_ledger_t *l, uint64_t id) {
+        __builtin_prefetch(&l->slots[(uint32_t)ds_mix64(id + 1) & l->mask]);
+}
+
 static int grow(ds_ledger_t *l) {
         uint32_t slots = (l->mask + 1) * 2;
         lentry_t *ns = calloc(slots, sizeof(lentry_t));

@@ -59,6 +59,10 @@ typedef struct ds_ledger_effect {
  * on out-of-memory (nothing changed). */
 int ds_ledger_apply(ds_ledger_t *l, const ds_contrib_t *c, int64_t horizon_ms, ds_ledger_effect_t *eff);
 
+/* Prefetches the slot where id's lookup starts (one cache miss per event
+ * in a large ledger), so that other work can overlap it. */
+void ds_ledger_prefetch(const ds_ledger_t *l, uint64_t id);
+
 /* Forgets up to max_scan slots' worth of entries whose declared_at < horizon,
  * continuing where the previous call stopped. Returns the number forgotten. */
 uint64_t ds_ledger_expire(ds_ledger_t *l, int64_t horizon_ms, uint32_t max_scan);

@@ -49,13 +49,18 @@ int ds_part_apply(ds_part_t *p, const ds_part_cfg_t *cfg, const ds_contrib_t *c,
                 p->watermark_ms = at;
         int64_t wm = p->watermark_ms;
         int64_t horizon = wm == INT64_MIN ? INT64_MIN : wm - cfg->ledger_retention_ms;
+        /* The ledger lookup is a cache miss in a large ledger: start it, and
+         * list (and prefetch) the rows an addition would touch meanwhile. */
+        ds_ledger_prefetch(p->ledger, c->id);
+        ds_agg_plan_t plan;
+        ds_agg_plan(p->agg, c, 1, wm, &plan);
         ds_ledger_effect_t eff = {.old = scratch};
         int outcome = ds_ledger_apply(p->ledger, c, horizon, &eff);
         if (DS_UNLIKELY(outcome < 0))
                 return -1;
         if (eff.retract && DS_UNLIKELY(ds_agg_apply(p->agg, scratch, -1, wm)))
                 return -1;
-        if (eff.add && DS_UNLIKELY(ds_agg_apply(p->agg, c, 1, wm)))
+        if (eff.add && DS_UNLIKELY(ds_agg_commit(p->agg, c, &plan)))
                 return -1;
         return outcome;
 }

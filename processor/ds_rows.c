@@ -115,16 +115,26 @@ ds_row_t *ds_rows_get(ds_rows_t *t, ds_rowkey_t key) {
         return get_hashed(t, key, key_hash(key));
 }
 
+uint32_t ds_rows_prefetch(const ds_rows_t *t, ds_rowkey_t key) {
+        uint32_t h = (uint32_t)key_hash(key); /* all the table uses of the hash: slot and tag */
+        __builtin_prefetch(&t->index[h & t->mask]);
+        return h;
+}
+
 int ds_rows_get_many(ds_rows_t *t, const ds_rowkey_t *keys, uint32_t n, ds_row_t **out) {
-        uint32_t hs[DS_ROWS_MANY_MAX], rn[DS_ROWS_MANY_MAX];
+        uint32_t hs[DS_ROWS_MANY_MAX];
         if (n > DS_ROWS_MANY_MAX)
                 return -1;
         /* 1: every key's home slot */
-        for (uint32_t i = 0; i < n; i++) {
-                uint64_t h = key_hash(keys[i]);
-                hs[i] = (uint32_t)h; /* all the table uses of the hash: slot and tag */
-                __builtin_prefetch(&t->index[hs[i] & t->mask]);
-        }
+        for (uint32_t i = 0; i < n; i++)
+                hs[i] = ds_rows_prefetch(t, keys[i]);
+        return ds_rows_get_hashed(t, keys, hs, n, out);
+}
+
+int ds_rows_get_hashed(ds_rows_t *t, const ds_rowkey_t *keys, const uint32_t *hs, uint32_t n, ds_row_t **out) {
+        uint32_t rn[DS_ROWS_MANY_MAX];
+        if (n > DS_ROWS_MANY_MAX)
+                return -1;
         /* 2: the row of a home slot whose tag matches (the usual case for a
          * row that exists) */
         for (uint32_t i = 0; i < n; i++) {
