@@ -363,7 +363,7 @@ Test(replay, damaged_files_give_a_clear_error) {
 /* gen -> the embedded broker -> dump -> replay: the archive of a topic
  * recomputes the truth, and the dump holds every message, in order per
  * partition, with its offset. */
-Test(replay, dump_of_a_topic_replays_to_the_truth, .timeout = 180) {
+Test(replay, dump_of_a_topic_replays_to_the_truth) {
         ds_proc_t broker;
         char servers[256], file[512], truth[512], out[512], js[512], err[512];
         cr_assert_eq(ds_broker_start(&broker, g_dir, 6, servers, sizeof(servers)), 0, "broker did not start");
