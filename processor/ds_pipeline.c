@@ -32,15 +32,22 @@
  *      last one has outgrown it);
  *   2. snapshots are written first and acknowledged (the checkpoint names
  *      the snapshot's offset);
- *   3. deltas, partial rows (customs.totals.partial, with the owner epoch and
- *      the input offset they reflect), a STATUS per partition, and after each
- *      partition's delta its CHECKPOINT;
- *   4. once every message of the cycle (dead letters included) is
- *      acknowledged, the input offsets are committed with the claim metadata.
+ *   3. dead letters, deltas, partial rows (customs.totals.partial, with the
+ *      owner epoch and the input offset they reflect) and a STATUS per
+ *      partition;
+ *   4. once all of that is acknowledged, each partition's CHECKPOINT (after
+ *      its delta in the changelog);
+ *   5. once the checkpoints are acknowledged, the input offsets are committed
+ *      with the claim metadata.
  * A crash anywhere leaves the last acknowledged checkpoint as the state:
  * the next owner restores it and resumes the input there; what the lost cycle
  * had published is published again from the same input, identically, and
- * the merge keeps the newest value of each row.
+ * the merge keeps the newest value of each row. The order of 3 and 4 is what
+ * makes that true: a restored owner republishes only rows that change after
+ * its checkpoint, so everything a checkpoint covers must already be on the
+ * partial topic (a checkpoint acknowledged before its cycle's rows, then a
+ * crash, lost those rows for good: windows that get no later event kept an
+ * older share).
  *
  * Delivery accounting. Every produced message is tagged with its cycle's
  * slot; `outstanding` counts undelivered messages per slot, so a cycle waits
@@ -724,7 +731,7 @@ static int cycle(pipeline_t *pl) {
                 }
         }
 
-        /* 1. snapshots, acknowledged before a checkpoint names them */
+        /* 2. snapshots, acknowledged before a checkpoint names them */
         int snaps = 0;
         for (int i = 0; i < pl->nw; i++) {
                 worker_t *w = &pl->w[i];
@@ -752,7 +759,7 @@ static int cycle(pipeline_t *pl) {
                         }
         }
 
-        /* 2. dead letters (transactions), deltas, partial rows, statuses, checkpoints */
+        /* 3. dead letters (transactions), deltas, partial rows, statuses */
         int64_t now = ds_now_ms();
         for (int i = 0; i < pl->nw; i++) {
                 worker_t *w = &pl->w[i];
@@ -805,6 +812,14 @@ static int cycle(pipeline_t *pl) {
                 for (int32_t pp = 0; pp < pl->partial_partitions; pp++)
                         if (produce_partial(pl, &st, pp))
                                 goto fail;
+        }
+
+        /* 4. checkpoints, only once everything above is acknowledged (see the
+         * file comment: a checkpoint must not outlive the rows it covers) */
+        if (wait_slot(pl))
+                return -1;
+        for (int i = 0; i < pl->nas; i++) {
+                assigned_t *a = &pl->as[i];
                 ds_cl_checkpoint_t cp = {a->next_offset, a->watermark_ms, a->snapshot_offset, a->claim_offset};
                 pl->buf.len = 0;
                 ds_cl_write_checkpoint(&pl->buf, a->partition, a->epoch, &cp);
@@ -814,7 +829,7 @@ static int cycle(pipeline_t *pl) {
                         goto fail;
         }
 
-        /* 3. all acknowledged: commit the input offsets */
+        /* 5. checkpoints acknowledged: commit the input offsets */
         if (wait_slot(pl))
                 return -1;
         int64_t tc = ds_mono_ns();
