@@ -186,7 +186,11 @@ int ds_cmd_run(int argc, char **argv) {
                 snprintf(host, sizeof(host), "declstream");
         ds_status_init(host, cfg.role == DS_ROLE_ALL ? "all" : cfg.role == DS_ROLE_MERGE ? "merge" : "process");
         ds_http_t *http = NULL;
-        if (strcmp(cfg.http_listen, "off")) {
+        /* without brokers ds_pipeline_run() stops at once with its own
+         * message; the server would first wait on the brokers' metadata */
+        int brokers =
+                ds_config_kafka_get(&cfg, "bootstrap.servers") || ds_config_kafka_get(&cfg, "metadata.broker.list");
+        if (brokers && strcmp(cfg.http_listen, "off")) {
                 char err[1024];
                 if (!(http = ds_http_start(&cfg, err, sizeof(err)))) {
                         ds_log(DS_LOG_ERROR, "config", "cannot start the HTTP server", "error=\"%s\"", err);
