@@ -1,6 +1,7 @@
 /*
  * ds_testutil.c - test helpers (see ds_testutil.h).
  */
+#include "ds_common.h"
 #include "ds_testutil.h"
 
 #include <avro.h>
@@ -22,12 +23,6 @@ const char *const ds_measure_names[8] = {"declarations",           "items",
                                          "customs_value_usd_cents", "gross_weight_g",
                                          "export_value_usd_cents", "import_value_usd_cents",
                                          "transit_value_usd_cents", "border_resident_value_usd_cents"};
-
-static int64_t mono_ms(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 int ds_proc_start(ds_proc_t *p, char *const argv[], const char *out_path, const char *err_path) {
         memset(p, 0, sizeof(*p));
@@ -61,7 +56,7 @@ int ds_proc_start(ds_proc_t *p, char *const argv[], const char *out_path, const 
 int ds_proc_wait(ds_proc_t *p, int timeout_ms) {
         if (p->exited)
                 return p->status;
-        int64_t deadline = mono_ms() + timeout_ms;
+        int64_t deadline = ds_mono_ms() + timeout_ms;
         for (;;) {
                 int st;
                 pid_t r = waitpid(p->pid, &st, WNOHANG);
@@ -72,7 +67,7 @@ int ds_proc_wait(ds_proc_t *p, int timeout_ms) {
                 }
                 if (r < 0 && errno != EINTR)
                         return -1;
-                if (mono_ms() >= deadline)
+                if (ds_mono_ms() >= deadline)
                         return -1;
                 usleep(10000);
         }

@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ds_common.h"
 #include "ds_testutil.h"
 
 #ifdef DS_SANITIZED
@@ -49,12 +50,6 @@ static char *path(const char *name) {
         char *b = buf[i++ % 16];
         snprintf(b, 512, "%s/%s", dir, name);
         return b;
-}
-
-static int64_t mono_ms(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void setup(void) {
@@ -106,8 +101,8 @@ static long long jint(json_t *o, const char *k) {
 }
 
 static int wait_port(const char *log, int timeout_ms) {
-        int64_t end = mono_ms() + timeout_ms;
-        while (mono_ms() < end) {
+        int64_t end = ds_mono_ms() + timeout_ms;
+        while (ds_mono_ms() < end) {
                 char *s = ds_slurp(log, NULL);
                 const char *m = s ? strstr(s, "http listening") : NULL;
                 const char *a = m ? strstr(m, "addr=127.0.0.1:") : NULL;
@@ -129,7 +124,7 @@ static void wait_caught_up(json_t *truth) {
         json_t *w;
         json_object_foreach(json_object_get(truth, "rows"), k, w) if (!strncmp(k, "GATE|", 5) && strstr(k, "|TOTAL|"))
             want += json_integer_value(json_array_get(w, 2));
-        int64_t end = mono_ms() + 120000 * SLOW;
+        int64_t end = ds_mono_ms() + 120000 * SLOW;
         for (;;) {
                 json_t *s = get_json("/api/summary");
                 int ok = jint(s, "consumed") == jint(truth, "messages") && jint(s, "lag") == 0 &&
@@ -147,7 +142,7 @@ static void wait_caught_up(json_t *truth) {
                         if (got == want)
                                 return;
                 }
-                cr_assert_lt(mono_ms(), end, "not caught up: consumed %lld of %lld", consumed, jint(truth, "messages"));
+                cr_assert_lt(ds_mono_ms(), end, "not caught up: consumed %lld of %lld", consumed, jint(truth, "messages"));
                 usleep(300000);
         }
 }
@@ -281,9 +276,9 @@ Test(dashboard, the_page_shows_the_api_figures_in_headless_chromium, .init = set
 
         /* --- the DOM after the page's first refreshes --- */
         char *dump[] = {"--dump-dom", NULL};
-        int64_t t0 = mono_ms();
+        int64_t t0 = ds_mono_ms();
         rc = run_chromium(chrome, dump, path("dom.html"), path("chrome.err"));
-        cr_log_info("chromium --dump-dom: exit %d after %lld ms", rc, (long long)(mono_ms() - t0));
+        cr_log_info("chromium --dump-dom: exit %d after %lld ms", rc, (long long)(ds_mono_ms() - t0));
         cr_assert_eq(rc, 0, "chromium --dump-dom exited with %d (see %s)", rc, path("chrome.err"));
         size_t dl;
         char *dom = ds_slurp(path("dom.html"), &dl);

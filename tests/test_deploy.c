@@ -32,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ds_common.h"
 #include "ds_config.h"
 #include "ds_testutil.h"
 
@@ -546,12 +547,6 @@ Test(deploy, the_systemd_unit_is_hardened_and_verifies) {
 
 /* ---- Grafana and the alert rules query metrics a running instance exports ------------ */
 
-static int64_t mono_ms(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static char *fetch_metrics(int port) {
         char url[128];
         snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", port);
@@ -598,8 +593,8 @@ Test(deploy, grafana_and_alert_metrics_exist_in_a_running_instance_s_metrics, .t
         cr_assert_eq(ds_proc_start(&run, argv, NULL, path("run.err")), 0);
         int port = 0;
         char *text = NULL;
-        int64_t end = mono_ms() + 90000;
-        while (mono_ms() < end) {
+        int64_t end = ds_mono_ms() + 90000;
+        while (ds_mono_ms() < end) {
                 if (!port) {
                         char *s = ds_slurp(path("run.err"), NULL);
                         const char *m = s ? strstr(s, "http listening") : NULL;

@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ds_common.h"
 #include "ds_testutil.h"
 
 typedef struct env {
@@ -39,12 +40,6 @@ typedef struct env {
 } env_t;
 
 static env_t E;
-
-static int64_t now_ms(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static const char *path(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static const char *path(const char *fmt, ...) {
@@ -68,7 +63,7 @@ static void start_env_ex(const char *name, int partitions, int brokers, const ch
         cr_assert_eq(ds_broker_start_ex(&E.broker, E.dir, partitions, brokers, E.control, extra, E.servers,
                                         sizeof(E.servers)),
                      0, "broker did not start");
-        E.t0 = now_ms();
+        E.t0 = ds_mono_ms();
 }
 
 /* Every scenario's partial topic gets 48 partitions: restarts and backlogs
@@ -127,7 +122,7 @@ static void start_run(ds_proc_t *p, const char *name, ...) {
 }
 
 static void sleep_until(int64_t at_ms) {
-        while (now_ms() - E.t0 < at_ms)
+        while (ds_mono_ms() - E.t0 < at_ms)
                 usleep(20000);
 }
 
@@ -152,7 +147,7 @@ static void record(const char *scenario, const ds_truth_check_t *c, int problems
                 "{\"scenario\":\"%s\",\"declarations_sent\":%lld,\"declarations_counted\":%lld,\"lost\":%lld,"
                 "\"duplicated\":%lld,\"rows_compared\":%d,\"problems\":%d,\"exactness_asserted\":%s,\"seconds\":%lld}\n",
                 scenario, c->declarations_truth, c->declarations_counted, lost, dup, c->rows_compared, problems,
-                asserted ? "true" : "false", (long long)((now_ms() - E.t0) / 1000));
+                asserted ? "true" : "false", (long long)((ds_mono_ms() - E.t0) / 1000));
         fclose(f);
 }
 
@@ -345,10 +340,10 @@ Test(faults, sigterm_under_load_exits_in_time_and_loses_nothing, .timeout = 600)
         ds_proc_t p;
         start_run(&p, "p", "--shutdown.timeout.ms", "10000", NULL);
         sleep_until(7000);
-        int64_t t = now_ms();
+        int64_t t = ds_mono_ms();
         ds_proc_kill(&p, SIGTERM);
         int rc = ds_proc_wait(&p, 15000);
-        int64_t took = now_ms() - t;
+        int64_t took = ds_mono_ms() - t;
         cr_expect_eq(rc, 0, "SIGTERM under load: exit status %d", rc);
         cr_expect_lt(took, 10000, "SIGTERM under load took %lld ms", (long long)took);
         cr_log_info("SIGTERM under load: exited %d in %lld ms", rc, (long long)took);

@@ -38,6 +38,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ds_common.h"
 #include "ds_testutil.h"
 
 #ifdef DS_SANITIZED
@@ -62,12 +63,6 @@ static char *path(const char *name) {
         char *b = buf[i++ % 16];
         snprintf(b, 512, "%s/%s", dir, name);
         return b;
-}
-
-static int64_t mono_ms(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void setup(void) {
@@ -99,8 +94,8 @@ static void start_broker(void) {
 
 /* Reads the port from "http listening addr=127.0.0.1:PORT" in the run's log. */
 static int wait_port(ds_proc_t *p, const char *log, int timeout_ms) {
-        int64_t end = mono_ms() + timeout_ms;
-        while (mono_ms() < end) {
+        int64_t end = ds_mono_ms() + timeout_ms;
+        while (ds_mono_ms() < end) {
                 char *s = ds_slurp(log, NULL);
                 const char *m = s ? strstr(s, "http listening") : NULL;
                 const char *a = m ? strstr(m, "addr=127.0.0.1:") : NULL;
@@ -610,7 +605,7 @@ static json_t *generate(int count, const char *seed) {
  * API's reader has caught up; returns the /metrics text of that moment. */
 static void wait_caught_up(json_t *truth) {
         long long msgs = jint(truth, "messages");
-        int64_t end = mono_ms() + 120000 * SLOW;
+        int64_t end = ds_mono_ms() + 120000 * SLOW;
         for (;;) {
                 prom_t pr;
                 char *text = get_metrics(&pr);
@@ -627,7 +622,7 @@ static void wait_caught_up(json_t *truth) {
                         if (ok)
                                 return;
                 }
-                cr_assert_lt(mono_ms(), end, "not caught up: consumed %.0f of %lld, lag %.0f over %d partitions",
+                cr_assert_lt(ds_mono_ms(), end, "not caught up: consumed %.0f of %lld, lag %.0f over %d partitions",
                              consumed, msgs, lag, nlag);
                 usleep(300000);
         }
@@ -650,13 +645,13 @@ static void wait_totals_equal(json_t *truth) {
         json_t *w;
         json_object_foreach(json_object_get(truth, "rows"), k, w) if (!strncmp(k, "GATE|", 5) && strstr(k, "|TOTAL|"))
             want += json_integer_value(json_array_get(w, 2));
-        int64_t end = mono_ms() + 60000 * SLOW;
+        int64_t end = ds_mono_ms() + 60000 * SLOW;
         for (;;) {
                 json_t *g = get_json("/api/totals?dimension=gate&window=total", 200);
                 json_t *c = get_json("/api/totals?dimension=commodity&window=total&limit=100000", 200);
                 int settled = rows_sum(g, "customs_value_usd_cents") == want &&
                               rows_sum(c, "customs_value_usd_cents") == want;
-                if (settled || mono_ms() > end) {
+                if (settled || ds_mono_ms() > end) {
                         int ng, nc;
                         int dg = compare_rows(truth, g, "GATE", "TOTAL", 0, 0, 1, &ng);
                         int dc = compare_rows(truth, c, "COMMODITY", "TOTAL", 0, 0, 1, &nc);
@@ -698,14 +693,14 @@ Test(http, data_endpoints_equal_the_truth_and_metrics_count_the_stream, .init = 
         /* --- /metrics: format, names, and the counts of the stream --- */
         prom_t pr;
         char *text = NULL;
-        int64_t end = mono_ms() + 20000 * SLOW;
+        int64_t end = ds_mono_ms() + 20000 * SLOW;
         for (;;) { /* librdkafka statistics arrive every second (statistics.interval.ms=1000) */
                 text = get_metrics(&pr);
                 int any = 0;
                 const char *k;
                 json_t *v;
                 json_object_foreach(pr.names, k, v) any |= !strncmp(k, "declstream_rdkafka_", 19);
-                if (any || mono_ms() > end)
+                if (any || ds_mono_ms() > end)
                         break;
                 prom_free(&pr);
                 free(text);
@@ -991,8 +986,8 @@ Test(http, probes_errors_headers_static_files_stream_and_sigterm, .init = setup,
         /* --- /readyz: 503 with a reason until the group assigns partitions (the
          * embedded broker's group takes seconds), then 200 --- */
         int saw503 = 0, ready = 0;
-        int64_t end = mono_ms() + 60000 * SLOW;
-        while (!ready && mono_ms() < end) {
+        int64_t end = ds_mono_ms() + 60000 * SLOW;
+        while (!ready && ds_mono_ms() < end) {
                 resp_t r = get("/readyz");
                 json_t *j = json_loads(r.body, 0, NULL);
                 cr_assert(j, "/readyz: not JSON: %s", r.body);
@@ -1141,9 +1136,9 @@ Test(http, probes_errors_headers_static_files_stream_and_sigterm, .init = setup,
         /* --- SIGTERM with a stream open: exit 0, promptly --- */
         ds_proc_t st;
         cr_assert_eq(stream_for(path("stream2.txt"), "120", &st), 0);
-        end = mono_ms() + 10000;
+        end = ds_mono_ms() + 10000;
         size_t got = 0;
-        while (mono_ms() < end) { /* until the stream has delivered an event */
+        while (ds_mono_ms() < end) { /* until the stream has delivered an event */
                 char *t = ds_slurp(path("stream2.txt"), &got);
                 int has = t && strstr(t, "event: summary") != NULL;
                 free(t);
@@ -1152,10 +1147,10 @@ Test(http, probes_errors_headers_static_files_stream_and_sigterm, .init = setup,
                 usleep(100000);
         }
         cr_expect_gt(got, 0, "the second stream delivered nothing");
-        int64_t t0 = mono_ms();
+        int64_t t0 = ds_mono_ms();
         ds_proc_kill(&run, SIGTERM);
         rc = ds_proc_wait(&run, 20000);
-        int64_t took = mono_ms() - t0;
+        int64_t took = ds_mono_ms() - t0;
         cr_expect_eq(rc, 0, "run exited with %d after SIGTERM with /api/stream open", rc);
         cr_expect_lt(took, 10000 * SLOW, "SIGTERM took %lld ms with a stream open", (long long)took);
         cr_log_info("SIGTERM with an open stream: exit %d after %lld ms", rc, (long long)took);
@@ -1170,9 +1165,9 @@ Test(http, probes_errors_headers_static_files_stream_and_sigterm, .init = setup,
 
 static void expect_listen_failure(const char *addr, const char *label) {
         char *argv[] = {DS_BINARY, "run", "-b", "127.0.0.1:1", "--http", (char *)addr, NULL};
-        int64_t t0 = mono_ms();
+        int64_t t0 = ds_mono_ms();
         int rc = ds_run(argv, NULL, path(label), 60000 * SLOW);
-        int64_t took = mono_ms() - t0;
+        int64_t took = ds_mono_ms() - t0;
         char *log = ds_slurp(path(label), NULL);
         cr_expect_eq(rc, 2, "--http %s: exit status %d, want 2; log: %s", addr, rc, log ? log : "");
         cr_expect(log && strstr(log, "http.listen"), "--http %s: the error does not name http.listen: %s", addr,

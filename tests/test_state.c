@@ -359,12 +359,6 @@ Test(state, corrupt_records_are_reported) {
 
 /* ---- checkpoints and partial rows, end to end ------------------------------ */
 
-static int64_t mono_ms(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int log_has(const char *path, const char *needle) {
         size_t n;
         char *s = ds_slurp(path, &n);
@@ -416,8 +410,8 @@ Test(state, a_checkpoint_never_outlives_the_partial_rows_it_covers, .timeout = 3
                          "--seed", "31337", "--truth", truth, "-q", NULL};
         cr_assert_eq(ds_proc_start(&gen, gargv, NULL, gen_log), 0);
         run_proc(&p1, servers, p1_log, 0);
-        int64_t t0 = mono_ms();
-        while (!log_has(p1_log, "ready: partitions restored") && mono_ms() - t0 < 60000)
+        int64_t t0 = ds_mono_ms();
+        while (!log_has(p1_log, "ready: partitions restored") && ds_mono_ms() - t0 < 60000)
                 usleep(50000);
         cr_assert(log_has(p1_log, "ready: partitions restored"), "the processor never got its partitions");
         usleep(1000000); /* a few cycles delivered in full */
