@@ -31,5 +31,10 @@ int ds_arg_value(ds_argv_t *a, const char *name, const char **value);
 /* Parses an integer / double flag value, printing an error naming the flag. */
 int ds_arg_i64(const char *cmd, const char *flag, const char *v, int64_t min, int64_t max, int64_t *out);
 int ds_arg_double(const char *cmd, const char *flag, const char *v, double min, double max, double *out);
+/* A -X property=value flag: appends {strdup(property), value} to props
+ * (*nprops < max; the caller frees each key), or prints an error naming the
+ * command and returns -1. */
+struct ds_kv;
+int ds_arg_prop(const char *cmd, const char *v, struct ds_kv *props, int *nprops, int max);
 
 #endif

@@ -3,6 +3,7 @@
  * and config keys become long options).
  */
 #include "ds_cmd.h"
+#include "ds_config.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -66,5 +67,25 @@ int ds_arg_double(const char *cmd, const char *flag, const char *v, double min, 
                 return -1;
         }
         *out = x;
+        return 0;
+}
+
+int ds_arg_prop(const char *cmd, const char *v, ds_kv_t *props, int *nprops, int max) {
+        const char *eq = strchr(v, '=');
+        if (!eq || eq == v) {
+                fprintf(stderr, "declstream %s: -X expects property=value, got \"%s\"\n", cmd, v);
+                return -1;
+        }
+        if (*nprops >= max) {
+                fprintf(stderr, "declstream %s: too many -X flags (at most %d)\n", cmd, max);
+                return -1;
+        }
+        char *key = strndup(v, (size_t)(eq - v));
+        if (!key) {
+                fprintf(stderr, "declstream %s: out of memory\n", cmd);
+                return -1;
+        }
+        props[*nprops].key = key;
+        props[(*nprops)++].value = (char *)eq + 1;
         return 0;
 }

@@ -71,19 +71,8 @@ int ds_cmd_dump(int argc, char **argv) {
                                 goto out_props;
                         file = v;
                 } else if ((r = ds_arg_value(&a, "-X", &v))) {
-                        if (r < 0)
+                        if (r < 0 || ds_arg_prop("dump", v, props, &nprops, (int)DS_ARRAY_LEN(props)))
                                 goto out_props;
-                        const char *eq = strchr(v, '=');
-                        if (!eq || eq == v) {
-                                fprintf(stderr, "declstream dump: -X expects property=value, got \"%s\"\n", v);
-                                goto out_props;
-                        }
-                        if (nprops == (int)DS_ARRAY_LEN(props)) {
-                                fprintf(stderr, "declstream dump: too many -X flags\n");
-                                goto out_props;
-                        }
-                        props[nprops].key = strndup(v, (size_t)(eq - v));
-                        props[nprops++].value = (char *)eq + 1;
                 } else {
                         fprintf(stderr, "declstream dump: unknown argument \"%s\" (see --help)\n", arg);
                         goto out_props;

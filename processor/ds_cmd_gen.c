@@ -239,19 +239,8 @@ int ds_cmd_gen(int argc, char **argv) {
                         if (r < 0 || ds_arg_i64("gen", "--extra-headings", v, 0, 200000, &extra))
                                 return 2;
                 } else if ((r = ds_arg_value(&a, "-X", &v))) {
-                        if (r < 0)
+                        if (r < 0 || ds_arg_prop("gen", v, props, &nprops, (int)DS_ARRAY_LEN(props)))
                                 return 2;
-                        const char *eq = strchr(v, '=');
-                        if (!eq || eq == v) {
-                                fprintf(stderr, "declstream gen: -X expects property=value, got \"%s\"\n", v);
-                                return 2;
-                        }
-                        if (nprops == (int)DS_ARRAY_LEN(props)) {
-                                fprintf(stderr, "declstream gen: too many -X flags\n");
-                                return 2;
-                        }
-                        props[nprops].key = strndup(v, (size_t)(eq - v));
-                        props[nprops++].value = (char *)eq + 1;
                 } else {
                         fprintf(stderr, "declstream gen: unknown argument \"%s\" (see --help)\n", arg);
                         return 2;

@@ -249,13 +249,8 @@ int ds_cmd_top(int argc, char **argv) {
                         if (r < 0 || ds_arg_i64("top", "--interval-ms", v, 100, 3600000, &interval))
                                 return 2;
                 } else if ((r = ds_arg_value(&a, "-X", &v))) {
-                        const char *eq = r > 0 ? strchr(v, '=') : NULL;
-                        if (!eq || eq == v || nprops == (int)DS_ARRAY_LEN(props)) {
-                                fprintf(stderr, "declstream top: -X expects property=value\n");
+                        if (r < 0 || ds_arg_prop("top", v, props, &nprops, (int)DS_ARRAY_LEN(props)))
                                 return 2;
-                        }
-                        props[nprops].key = strndup(v, (size_t)(eq - v));
-                        props[nprops++].value = (char *)eq + 1;
                 } else {
                         fprintf(stderr, "declstream top: unknown argument \"%s\" (see --help)\n", argv[a.i]);
                         return 2;
