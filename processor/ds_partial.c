@@ -60,40 +60,6 @@ void ds_partial_encode(ds_buf_t *b, const ds_partial_t *p, int digits) {
         ds_avro_put_long(b, p->updated_at);
 }
 
-typedef struct rd {
-        const uint8_t *p, *end;
-        int bad;
-} rd_t;
-
-static int64_t get_long(rd_t *r) {
-        uint64_t v = 0;
-        for (int i = 0; i < 10; i++) {
-                if (r->p >= r->end) {
-                        r->bad = 1;
-                        return 0;
-                }
-                uint8_t b = *r->p++;
-                v |= (uint64_t)(b & 0x7f) << (7 * i);
-                if (!(b & 0x80))
-                        return (int64_t)((v >> 1) ^ (~(v & 1) + 1));
-        }
-        r->bad = 1;
-        return 0;
-}
-
-static const uint8_t *get_bytes(rd_t *r, size_t *n) {
-        int64_t len = get_long(r);
-        if (r->bad || len < 0 || len > r->end - r->p) {
-                r->bad = 1;
-                *n = 0;
-                return NULL;
-        }
-        const uint8_t *p = r->p;
-        r->p += len;
-        *n = (size_t)len;
-        return p;
-}
-
 static int parse_digits(const uint8_t *p, size_t n, uint32_t *out) {
         uint32_t v = 0;
         if (!n || n > 8)
@@ -116,27 +82,27 @@ ds_dlq_reason_t ds_partial_decode(const uint8_t *msg, size_t len, int digits, ds
                 return r;
         if (id != DS_SCHEMA_ID_PARTIAL)
                 return DS_DLQ_INCOMPATIBLE_SCHEMA;
-        rd_t in = {body, body + blen, 0};
+        ds_rd_t in = {body, body + blen, 0};
         memset(out, 0, sizeof(*out));
-        out->kind = (int)get_long(&in);
-        out->partition = (int32_t)get_long(&in);
-        out->epoch = (int32_t)get_long(&in);
-        out->input_offset = get_long(&in);
-        out->watermark_ms = get_long(&in);
+        out->kind = (int)ds_rd_long(&in);
+        out->partition = (int32_t)ds_rd_long(&in);
+        out->epoch = (int32_t)ds_rd_long(&in);
+        out->input_offset = ds_rd_long(&in);
+        out->watermark_ms = ds_rd_long(&in);
         if (in.p >= in.end)
                 return DS_DLQ_TRUNCATED;
         out->idle = *in.p++ != 0;
-        int dim = (int)get_long(&in);
+        int dim = (int)ds_rd_long(&in);
         size_t kl;
-        const uint8_t *k = get_bytes(&in, &kl);
-        int win = (int)get_long(&in);
-        int64_t start = get_long(&in);
+        const uint8_t *k = ds_rd_bytes(&in, &kl);
+        int win = (int)ds_rd_long(&in);
+        int64_t start = ds_rd_long(&in);
         int64_t *v = &out->m.declarations;
         for (int i = 0; i < 8; i++)
-                v[i] = get_long(&in);
-        out->declarants_sketch = get_bytes(&in, &out->declarants_len);
-        out->vehicles_sketch = get_bytes(&in, &out->vehicles_len);
-        out->updated_at = get_long(&in);
+                v[i] = ds_rd_long(&in);
+        out->declarants_sketch = ds_rd_bytes(&in, &out->declarants_len);
+        out->vehicles_sketch = ds_rd_bytes(&in, &out->vehicles_len);
+        out->updated_at = ds_rd_long(&in);
         if (in.bad)
                 return DS_DLQ_TRUNCATED;
         if (in.p != in.end)

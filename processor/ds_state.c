@@ -11,6 +11,7 @@
  * corrupt record is reported, never trusted.
  */
 #include "ds_state.h"
+#include "ds_wire.h"
 #include "ds_common.h"
 #include "ds_hll.h"
 
@@ -21,28 +22,7 @@
 
 /* ---- reading ------------------------------------------------------------- */
 
-typedef struct rd {
-        const uint8_t *p, *end;
-        int bad;
-} rd_t;
-
-static int64_t get_long(rd_t *r) {
-        uint64_t v = 0;
-        for (int i = 0; i < 10; i++) {
-                if (r->p >= r->end) {
-                        r->bad = 1;
-                        return 0;
-                }
-                uint8_t b = *r->p++;
-                v |= (uint64_t)(b & 0x7f) << (7 * i);
-                if (!(b & 0x80))
-                        return (int64_t)((v >> 1) ^ (~(v & 1) + 1));
-        }
-        r->bad = 1;
-        return 0;
-}
-
-static uint8_t get_u8(rd_t *r) {
+static uint8_t get_u8(ds_rd_t *r) {
         if (r->p >= r->end) {
                 r->bad = 1;
                 return 0;
@@ -50,7 +30,7 @@ static uint8_t get_u8(rd_t *r) {
         return *r->p++;
 }
 
-static uint64_t get_u64(rd_t *r) {
+static uint64_t get_u64(ds_rd_t *r) {
         if (r->end - r->p < 8) {
                 r->bad = 1;
                 return 0;
@@ -61,54 +41,42 @@ static uint64_t get_u64(rd_t *r) {
         return v;
 }
 
-static const uint8_t *get_bytes(rd_t *r, size_t *n) {
-        int64_t len = get_long(r);
-        if (r->bad || len < 0 || len > r->end - r->p) {
-                r->bad = 1;
-                return NULL;
-        }
-        const uint8_t *p = r->p;
-        r->p += len;
-        *n = (size_t)len;
-        return p;
-}
-
-static int read_head(rd_t *r, ds_cl_head_t *h) {
+static int read_head(ds_rd_t *r, ds_cl_head_t *h) {
         if (r->end - r->p < 4 || r->p[0] != 'D' || r->p[1] != 'S' || r->p[2] != VERSION)
                 return -1;
         h->type = r->p[3];
         r->p += 4;
-        h->epoch = (int32_t)get_long(r);
-        h->partition = (int32_t)get_long(r);
+        h->epoch = (int32_t)ds_rd_long(r);
+        h->partition = (int32_t)ds_rd_long(r);
         return r->bad || h->type < DS_CL_CLAIM || h->type > DS_CL_CHECKPOINT ? -1 : 0;
 }
 
 int ds_cl_peek(const uint8_t *rec, size_t len, ds_cl_head_t *h) {
-        rd_t r = {rec, rec + len, 0};
+        ds_rd_t r = {rec, rec + len, 0};
         return rec ? read_head(&r, h) : -1;
 }
 
 int ds_cl_read_checkpoint(const uint8_t *rec, size_t len, ds_cl_checkpoint_t *c) {
-        rd_t r = {rec, rec + len, 0};
+        ds_rd_t r = {rec, rec + len, 0};
         ds_cl_head_t h;
         if (read_head(&r, &h) || h.type != DS_CL_CHECKPOINT)
                 return -1;
-        c->input_offset = get_long(&r);
-        c->watermark_ms = get_long(&r);
-        c->snapshot_offset = get_long(&r);
-        c->claim_offset = get_long(&r);
+        c->input_offset = ds_rd_long(&r);
+        c->watermark_ms = ds_rd_long(&r);
+        c->snapshot_offset = ds_rd_long(&r);
+        c->claim_offset = ds_rd_long(&r);
         return r.bad ? -1 : 0;
 }
 
 int ds_cl_read_claim(const uint8_t *rec, size_t len, ds_cl_claim_t *c) {
-        rd_t r = {rec, rec + len, 0};
+        ds_rd_t r = {rec, rec + len, 0};
         ds_cl_head_t h;
         if (read_head(&r, &h) || h.type != DS_CL_CLAIM)
                 return -1;
-        c->based_on = get_long(&r);
-        c->snapshot_offset = get_long(&r);
-        c->input_offset = get_long(&r);
-        c->watermark_ms = get_long(&r);
+        c->based_on = ds_rd_long(&r);
+        c->snapshot_offset = ds_rd_long(&r);
+        c->input_offset = ds_rd_long(&r);
+        c->watermark_ms = ds_rd_long(&r);
         return r.bad ? -1 : 0;
 }
 
@@ -352,27 +320,27 @@ void ds_restore_destroy(ds_restore_t *r) {
 }
 
 /* Applies the items of a SNAP_CHUNK or DELTA record. */
-static int apply_items(ds_restore_t *r, rd_t *in, char *errstr, size_t sz) {
+static int apply_items(ds_restore_t *r, ds_rd_t *in, char *errstr, size_t sz) {
         ds_line_t lines[DS_MAX_ITEMS];
         while (in->p < in->end && !in->bad) {
                 uint8_t tag = get_u8(in);
                 if (tag == 'L') {
                         ds_ledger_entry_t e;
-                        e.id = (uint64_t)get_long(in);
-                        e.declared_at = get_long(in);
-                        e.version = (int32_t)get_long(in);
-                        e.gate = (uint16_t)get_long(in);
-                        e.flow = (uint8_t)get_long(in);
-                        e.cancelled = (uint8_t)get_long(in);
-                        int64_t n = get_long(in);
+                        e.id = (uint64_t)ds_rd_long(in);
+                        e.declared_at = ds_rd_long(in);
+                        e.version = (int32_t)ds_rd_long(in);
+                        e.gate = (uint16_t)ds_rd_long(in);
+                        e.flow = (uint8_t)ds_rd_long(in);
+                        e.cancelled = (uint8_t)ds_rd_long(in);
+                        int64_t n = ds_rd_long(in);
                         if (in->bad || n < 0 || n > DS_MAX_ITEMS)
                                 return ds_err(errstr, sz, "corrupt ledger entry");
                         e.nlines = (uint32_t)n;
                         for (int64_t i = 0; i < n; i++) {
-                                lines[i].heading = (uint32_t)get_long(in);
-                                lines[i].items = (uint32_t)get_long(in);
-                                lines[i].value = get_long(in);
-                                lines[i].weight = get_long(in);
+                                lines[i].heading = (uint32_t)ds_rd_long(in);
+                                lines[i].items = (uint32_t)ds_rd_long(in);
+                                lines[i].value = ds_rd_long(in);
+                                lines[i].weight = ds_rd_long(in);
                         }
                         e.lines = lines;
                         if (in->bad)
@@ -383,16 +351,16 @@ static int apply_items(ds_restore_t *r, rd_t *in, char *errstr, size_t sz) {
                 } else if (tag == 'R') {
                         ds_rowkey_t key;
                         key.k = get_u64(in);
-                        key.start = get_long(in);
+                        key.start = ds_rd_long(in);
                         ds_measures_t m;
                         int64_t *v = &m.declarations;
                         for (int i = 0; i < 8; i++)
-                                v[i] = get_long(in);
+                                v[i] = ds_rd_long(in);
                         ds_distinct_t *d = NULL;
-                        if (get_long(in)) {
+                        if (ds_rd_long(in)) {
                                 size_t n1, n2;
-                                const uint8_t *s1 = get_bytes(in, &n1);
-                                const uint8_t *s2 = s1 ? get_bytes(in, &n2) : NULL;
+                                const uint8_t *s1 = ds_rd_bytes(in, &n1);
+                                const uint8_t *s2 = s1 ? ds_rd_bytes(in, &n2) : NULL;
                                 if (!s2)
                                         return ds_err(errstr, sz, "corrupt row sketch");
                                 d = calloc(1, sizeof(*d));
@@ -415,7 +383,7 @@ static int apply_items(ds_restore_t *r, rd_t *in, char *errstr, size_t sz) {
                 } else if (tag == 'X') {
                         ds_rowkey_t key;
                         key.k = get_u64(in);
-                        key.start = get_long(in);
+                        key.start = ds_rd_long(in);
                         if (in->bad)
                                 return ds_err(errstr, sz, "corrupt row removal");
                         ds_agg_remove_row(r->part->agg, key);
@@ -431,7 +399,7 @@ int ds_restore_feed(ds_restore_t *r, int64_t offset, const uint8_t *rec, size_t 
                 return 1;
         if (offset < r->snapshot_offset)
                 return 0;
-        rd_t in = {rec, rec + len, 0};
+        ds_rd_t in = {rec, rec + len, 0};
         ds_cl_head_t h;
         if (!rec || read_head(&in, &h))
                 return ds_err(errstr, sz, "changelog offset %lld is not a declstream record", (long long)offset);
@@ -447,8 +415,8 @@ int ds_restore_feed(ds_restore_t *r, int64_t offset, const uint8_t *rec, size_t 
                 r->started = 1;
                 r->loading = 1;
                 r->region_epoch = h.epoch;
-                r->part->next_offset = get_long(&in);
-                r->part->watermark_ms = get_long(&in);
+                r->part->next_offset = ds_rd_long(&in);
+                r->part->watermark_ms = ds_rd_long(&in);
                 return in.bad ? ds_err(errstr, sz, "corrupt snapshot header") : 0;
         }
         if (h.type == DS_CL_CLAIM) {
@@ -512,7 +480,7 @@ int ds_restore_feed(ds_restore_t *r, int64_t offset, const uint8_t *rec, size_t 
                 if (ds_cl_read_checkpoint(rec, len, &cp))
                         return ds_err(errstr, sz, "corrupt checkpoint at offset %lld", (long long)offset);
                 for (uint32_t i = 0; i < r->npend; i++) {
-                        rd_t d = {r->pend[i].rec, r->pend[i].rec + r->pend[i].len, 0};
+                        ds_rd_t d = {r->pend[i].rec, r->pend[i].rec + r->pend[i].len, 0};
                         ds_cl_head_t dh;
                         read_head(&d, &dh);
                         if (apply_items(r, &d, errstr, sz))

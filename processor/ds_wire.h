@@ -89,4 +89,42 @@ static inline ds_dlq_reason_t ds_wire_parse(const uint8_t *msg, size_t len, uint
         return DS_DLQ_NONE;
 }
 
+/* A bounds-checked reader of the internal Avro records (partial rows,
+ * changelog records): a read past the end, or a malformed long, sets bad and
+ * yields 0 / NULL, so a caller checks once at the end. */
+typedef struct ds_rd {
+        const uint8_t *p, *end;
+        int bad;
+} ds_rd_t;
+
+static inline int64_t ds_rd_long(ds_rd_t *r) {
+        uint64_t v = 0;
+        for (int i = 0; i < 10; i++) {
+                if (r->p >= r->end) {
+                        r->bad = 1;
+                        return 0;
+                }
+                uint8_t b = *r->p++;
+                v |= (uint64_t)(b & 0x7f) << (7 * i);
+                if (!(b & 0x80))
+                        return (int64_t)((v >> 1) ^ (~(v & 1) + 1));
+        }
+        r->bad = 1;
+        return 0;
+}
+
+/* Avro bytes: a length, then that many bytes (returned in place). */
+static inline const uint8_t *ds_rd_bytes(ds_rd_t *r, size_t *n) {
+        int64_t len = ds_rd_long(r);
+        if (r->bad || len < 0 || len > r->end - r->p) {
+                r->bad = 1;
+                *n = 0;
+                return NULL;
+        }
+        const uint8_t *p = r->p;
+        r->p += len;
+        *n = (size_t)len;
+        return p;
+}
+
 #endif
