@@ -540,7 +540,11 @@ int ds_merge_role_run(ds_merge_role_t *mr) {
                         publish(mr);
                         next = ds_mono_ms() + mr->cfg->merge_interval_ms;
                         if (mr->finishing) {
-                                int done = caught_up(mr);
+                                /* not before the group has answered: a merge that
+                                 * finished with nothing assigned yet would never
+                                 * rebuild nor publish what it is about to get (an
+                                 * empty assignment counts as an answer) */
+                                int done = mr->assigned_once && caught_up(mr);
                                 for (int32_t i = 0; i < mr->nparts && done; i++)
                                         done = !mr->parts[i] || mr->parts[i]->next_offset >= mr->finish_at[i];
                                 if (done) {
