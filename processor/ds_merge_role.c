@@ -137,6 +137,10 @@ static void assign(ds_merge_role_t *mr, rd_kafka_t *rk, rd_kafka_topic_partition
                 }
                 mp->partition = tp->partition;
                 mp->restore_end = hi;
+                /* the end a finishing merge must reach (recomputed when the
+                 * finish is requested; a partition assigned after that request
+                 * must reach its end as of now, not an unset slot) */
+                mr->finish_at[tp->partition] = hi;
                 mpart_free(mr->parts[tp->partition]);
                 mr->parts[tp->partition] = mp;
                 tp->offset = RD_KAFKA_OFFSET_BEGINNING; /* the merge is rebuilt from the partition's history */
