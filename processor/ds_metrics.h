@@ -38,6 +38,7 @@ typedef struct ds_counters {
         uint64_t late[DS_WIN__CNT];         /* additions too late for a window size */
         uint64_t late_retract[DS_WIN__CNT]; /* retractions skipped: window closed */
         ds_hist_t decode; /* resolve+decode+validate time, one message in DS_DECODE_SAMPLE */
+        ds_hist_t ingest; /* message timestamp -> applied (wall clock), the same sampled messages */
 } ds_counters_t;
 
 typedef struct ds_counters_shared {
@@ -49,6 +50,7 @@ typedef struct ds_counters_shared {
         _Atomic uint64_t late[DS_WIN__CNT];
         _Atomic uint64_t late_retract[DS_WIN__CNT];
         ds_hist_shared_t decode;
+        ds_hist_shared_t ingest;
 } ds_counters_shared_t;
 
 /* One message in this many is timed for the decode histogram: two vDSO clock
@@ -69,6 +71,7 @@ static inline void ds_counters_publish(ds_counters_shared_t *s, const ds_counter
                 atomic_store_explicit(&s->late_retract[i], c->late_retract[i], memory_order_relaxed);
         }
         ds_hist_publish(&s->decode, &c->decode);
+        ds_hist_publish(&s->ingest, &c->ingest);
 }
 
 /* Reader side: add a worker's published counters into sum. */
@@ -85,6 +88,7 @@ static inline void ds_counters_sum(ds_counters_t *sum, ds_counters_shared_t *s) 
                 sum->late_retract[i] += atomic_load_explicit(&s->late_retract[i], memory_order_relaxed);
         }
         ds_hist_sum_shared(&sum->decode, &s->decode);
+        ds_hist_sum_shared(&sum->ingest, &s->ingest);
 }
 
 #endif

@@ -30,13 +30,14 @@
  *   1. barrier: each partition's changed rows, its position, and its
  *      changelog records (a delta, or a snapshot when the changelog since the
  *      last one has outgrown it);
- *   2. snapshots are written first and acknowledged (the checkpoint names
- *      the snapshot's offset);
- *   3. dead letters, deltas, partial rows (customs.totals.partial, with the
- *      owner epoch and the input offset they reflect) and a STATUS per
- *      partition;
+ *   2. partial rows (customs.totals.partial, with the owner epoch and the
+ *      input offset they reflect) and a STATUS per partition - first, as the
+ *      published totals wait for them;
+ *   3. changelog snapshots and deltas (in that order within a state
+ *      partition), and dead letters (transactions);
  *   4. once all of that is acknowledged, each partition's CHECKPOINT (after
- *      its delta in the changelog);
+ *      its delta in the changelog; it names its snapshot's offset, known
+ *      from that acknowledgement);
  *   5. once the checkpoints are acknowledged, the input offsets are committed
  *      with the claim metadata.
  * A crash anywhere leaves the last acknowledged checkpoint as the state:
@@ -336,8 +337,19 @@ static void process(worker_t *w, ds_part_t *part, const rd_kafka_message_t *msg)
         }
         if (DS_LIKELY(!r))
                 r = ds_step_check(&w->decl, cfg->heading_digits, msg->key, msg->key_len, &w->contrib);
-        if (DS_UNLIKELY(t0))
+        if (DS_UNLIKELY(t0)) {
                 ds_hist_observe(&w->c.decode, DS_HIST_NS, ds_mono_ns() - t0);
+                /* how long after its producer stamped it a message is applied
+                 * (broker, fetch, queueing): the processor's share of the
+                 * end-to-end latency before the cycle; producer clock skew
+                 * shows here, a negative delay counts as 0 */
+                rd_kafka_timestamp_type_t tt;
+                int64_t ts = rd_kafka_message_timestamp(msg, &tt);
+                if (tt == RD_KAFKA_TIMESTAMP_CREATE_TIME && ts > 0) {
+                        int64_t d = ds_now_ms() - ts;
+                        ds_hist_observe(&w->c.ingest, DS_HIST_MS, d > 0 ? d * 1000000 : 0);
+                }
+        }
         if (DS_UNLIKELY(r)) {
                 dead_letter(w, msg, r, rs.schema_id);
                 return;
@@ -715,6 +727,7 @@ static int cycle(pipeline_t *pl) {
                 wait_done(pl, &pl->w[i]);
         if (is_fatal(pl))
                 return -1;
+        int64_t t_flushed = ds_mono_ms(), t_produced = 0, t_acked = 0, t_checkpointed = 0;
         /* this cycle's messages (and the dead letters before the barrier) */
         pl->slot = (e - 1) % EPOCH_SLOTS;
 
@@ -731,7 +744,39 @@ static int cycle(pipeline_t *pl) {
                 }
         }
 
-        /* 2. snapshots, acknowledged before a checkpoint names them */
+        /* 2. partial rows and a STATUS per partition first: they are what the
+         * totals wait for, and nothing orders them after the changelog */
+        int64_t now = ds_now_ms();
+        for (int i = 0; i < pl->nw; i++) {
+                const ds_outbox_t *ob = &pl->w[i].ob;
+                for (uint32_t k = 0; k < ob->nrows; k++) {
+                        const ds_outrow_t *o = &ob->rows[k];
+                        ds_partial_t pr = {DS_PARTIAL_ROW, o->partition, o->epoch, o->offset, 0, 0, o->key, o->m,
+                                           NULL, 0, NULL, 0, now};
+                        uint8_t s1[DS_HLL_M + 16], s2[DS_HLL_M + 16];
+                        if (o->distinct) {
+                                pr.declarants_len = ds_hll_serialize(o->distinct->declarants, s1);
+                                pr.vehicles_len = ds_hll_serialize(o->distinct->vehicles, s2);
+                                pr.declarants_sketch = s1;
+                                pr.vehicles_sketch = s2;
+                        }
+                        if (produce_partial(pl, &pr, ds_partial_route(o->key, pl->partial_partitions)))
+                                goto fail;
+                        pl->partial_rows++;
+                }
+        }
+        for (int i = 0; i < pl->nas; i++) {
+                assigned_t *a = &pl->as[i];
+                ds_partial_t st = {DS_PARTIAL_STATUS, a->partition, a->epoch, a->next_offset, a->watermark_ms,
+                                   a->idle, {0, 0}, {0}, NULL, 0, NULL, 0, now};
+                for (int32_t pp = 0; pp < pl->partial_partitions; pp++)
+                        if (produce_partial(pl, &st, pp))
+                                goto fail;
+        }
+
+        /* 3. changelog: snapshots (a checkpoint names the offset of its
+         * SNAP_BEGIN, known once acknowledged), then deltas; the producer
+         * keeps their order within a state partition (idempotent) */
         int snaps = 0;
         for (int i = 0; i < pl->nw; i++) {
                 worker_t *w = &pl->w[i];
@@ -748,19 +793,7 @@ static int cycle(pipeline_t *pl) {
                         snaps += r->first;
                 }
         }
-        if (snaps) {
-                if (wait_slot(pl))
-                        return -1;
-                for (int i = 0; i < pl->nas; i++)
-                        if (pl->as[i].snap_tag.done) {
-                                pl->as[i].snapshot_offset = pl->as[i].snap_tag.offset;
-                                pl->as[i].snap_tag.done = 0;
-                                pl->snapshots++;
-                        }
-        }
-
-        /* 3. dead letters (transactions), deltas, partial rows, statuses */
-        int64_t now = ds_now_ms();
+        /* and dead letters (transactions) */
         for (int i = 0; i < pl->nw; i++) {
                 worker_t *w = &pl->w[i];
                 for (uint32_t k = 0; k < w->dlq_out.n; k++) {
@@ -788,36 +821,20 @@ static int cycle(pipeline_t *pl) {
                 for (uint32_t k = 0; k < w->ncl; k++)
                         if (!w->cl[k].snapshot && produce_changelog(pl, w, &w->cl[k], NULL))
                                 goto fail;
-                const ds_outbox_t *ob = &w->ob;
-                for (uint32_t k = 0; k < ob->nrows; k++) {
-                        const ds_outrow_t *o = &ob->rows[k];
-                        ds_partial_t pr = {DS_PARTIAL_ROW, o->partition, o->epoch, o->offset, 0, 0, o->key, o->m,
-                                           NULL, 0, NULL, 0, now};
-                        uint8_t s1[DS_HLL_M + 16], s2[DS_HLL_M + 16];
-                        if (o->distinct) {
-                                pr.declarants_len = ds_hll_serialize(o->distinct->declarants, s1);
-                                pr.vehicles_len = ds_hll_serialize(o->distinct->vehicles, s2);
-                                pr.declarants_sketch = s1;
-                                pr.vehicles_sketch = s2;
-                        }
-                        if (produce_partial(pl, &pr, ds_partial_route(o->key, pl->partial_partitions)))
-                                goto fail;
-                        pl->partial_rows++;
-                }
-        }
-        for (int i = 0; i < pl->nas; i++) {
-                assigned_t *a = &pl->as[i];
-                ds_partial_t st = {DS_PARTIAL_STATUS, a->partition, a->epoch, a->next_offset, a->watermark_ms,
-                                   a->idle, {0, 0}, {0}, NULL, 0, NULL, 0, now};
-                for (int32_t pp = 0; pp < pl->partial_partitions; pp++)
-                        if (produce_partial(pl, &st, pp))
-                                goto fail;
         }
 
         /* 4. checkpoints, only once everything above is acknowledged (see the
          * file comment: a checkpoint must not outlive the rows it covers) */
+        t_produced = ds_mono_ms();
         if (wait_slot(pl))
                 return -1;
+        t_acked = ds_mono_ms();
+        for (int i = 0; snaps && i < pl->nas; i++)
+                if (pl->as[i].snap_tag.done) {
+                        pl->as[i].snapshot_offset = pl->as[i].snap_tag.offset;
+                        pl->as[i].snap_tag.done = 0;
+                        pl->snapshots++;
+                }
         for (int i = 0; i < pl->nas; i++) {
                 assigned_t *a = &pl->as[i];
                 ds_cl_checkpoint_t cp = {a->next_offset, a->watermark_ms, a->snapshot_offset, a->claim_offset};
@@ -832,6 +849,7 @@ static int cycle(pipeline_t *pl) {
         /* 5. checkpoints acknowledged: commit the input offsets */
         if (wait_slot(pl))
                 return -1;
+        t_checkpointed = ds_mono_ms();
         int64_t tc = ds_mono_ns();
         if (pl->cfg->eos_mode == DS_EOS_TRANSACTIONS) {
                 if (txn_commit(pl))
@@ -844,8 +862,11 @@ static int cycle(pipeline_t *pl) {
         pl->cycles++;
         pl->last_cycle_ms = ds_mono_ms() - t0;
         ds_hist_observe(&pl->cycle_hist, DS_HIST_MS, pl->last_cycle_ms * 1000000);
-        DS_DEBUG("pipeline", "cycle done", "partitions=%d snapshots=%d duration_ms=%" PRId64, pl->nas, snaps,
-                 pl->last_cycle_ms);
+        DS_DEBUG("pipeline", "cycle done",
+                 "partitions=%d snapshots=%d duration_ms=%" PRId64 " flush_ms=%" PRId64 " produce_ms=%" PRId64
+                 " ack_ms=%" PRId64 " checkpoint_ms=%" PRId64 " commit_ms=%" PRId64,
+                 pl->nas, snaps, pl->last_cycle_ms, t_flushed - t0, t_produced - t_flushed, t_acked - t_produced,
+                 t_checkpointed - t_acked, ds_mono_ms() - t_checkpointed);
         return 0;
 fail:
         set_fatal(pl);
@@ -1396,6 +1417,10 @@ int ds_pipeline_run(const ds_config_t *cfg) {
                 if (now >= next_cycle) {
                         if (cycle(pl))
                                 break;
+                        /* measured from the end of the cycle, not a fixed rate: at a
+                         * fixed rate, cycles that take as long as the interval run
+                         * back to back and republish every changed row (GATE DAY
+                         * sketches included) twice as often (bench/HOTPATH.md) */
                         next_cycle = ds_mono_ms() + cfg->commit_interval_ms;
                         if (cfg->exit_on_eof && pl->nas > 0) {
                                 int all = 1;

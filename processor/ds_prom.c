@@ -211,6 +211,10 @@ void ds_prom_render(ds_buf_t *b, const ds_status_snap_t *s) {
                 ds_prom_family(b, "declstream_decode_duration_seconds", "histogram",
                                "Schema lookup + decode + validation of one message (one in 64 is timed).");
                 ds_prom_hist(b, "declstream_decode_duration_seconds", NULL, DS_HIST_NS, &c->decode);
+                ds_prom_family(b, "declstream_ingest_delay_seconds", "histogram",
+                               "Producer timestamp (CreateTime) to applied, of the messages the decode histogram "
+                               "times: broker, fetch and worker queueing.");
+                ds_prom_hist(b, "declstream_ingest_delay_seconds", NULL, DS_HIST_MS, &c->ingest);
                 ds_prom_family(b, "declstream_cycle_duration_seconds", "histogram",
                                "A checkpoint-publish-commit cycle, barrier to commit (or transaction commit).");
                 ds_prom_hist(b, "declstream_cycle_duration_seconds", NULL, DS_HIST_MS, &s->cycle);

@@ -714,7 +714,7 @@ Test(http, data_endpoints_equal_the_truth_and_metrics_count_the_stream, .init = 
             "declstream_consumer_lag_messages",    "declstream_cycle_duration_seconds",
             "declstream_commit_duration_seconds",  "declstream_decode_duration_seconds",
             "declstream_worker_queue_messages",    "declstream_resident_memory_bytes",
-            "declstream_ready",                    NULL};
+            "declstream_ready",                    "declstream_ingest_delay_seconds", NULL};
         for (int i = 0; want_families[i]; i++)
                 cr_expect_not_null(json_object_get(pr.type, want_families[i]), "/metrics has no family %s",
                                    want_families[i]);
@@ -726,10 +726,16 @@ Test(http, data_endpoints_equal_the_truth_and_metrics_count_the_stream, .init = 
                 cr_expect_not_null(json_object_get(pr.names, want_samples[i]), "/metrics has no %s samples",
                                    want_samples[i]);
         static const char *const hists[] = {"declstream_cycle_duration_seconds", "declstream_commit_duration_seconds",
-                                            "declstream_decode_duration_seconds", NULL};
+                                            "declstream_decode_duration_seconds", "declstream_ingest_delay_seconds",
+                                            NULL};
         for (int i = 0; hists[i]; i++)
                 cr_expect_gt(buckets_cumulative(text, hists[i]), 2, "%s: buckets not cumulative", hists[i]);
         cr_expect_gt(sample(&pr, "declstream_cycle_duration_seconds_count"), 0);
+        /* the sampled messages carry the producer's CreateTime: each one is timed */
+        cr_expect_gt(sample(&pr, "declstream_ingest_delay_seconds_count"), 0);
+        cr_expect_eq(sample(&pr, "declstream_ingest_delay_seconds_count"),
+                     sample(&pr, "declstream_decode_duration_seconds_count"),
+                     "ingest delay and decode time are taken on the same sampled messages");
         cr_expect_gt(sample(&pr, "declstream_resident_memory_bytes"), 1e6);
         cr_expect_eq(sample(&pr, "declstream_ready"), 1);
         int rd = 0;
