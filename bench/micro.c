@@ -44,7 +44,7 @@
 
 /* The processor's jemalloc options (processor/main.c), so that apply is
  * measured with the allocator set up as in declstream. */
-const char *malloc_conf = "thp:always";
+const char *malloc_conf = "thp:always,dirty_decay_ms:30000,muzzy_decay_ms:30000";
 
 typedef struct msg {
         uint32_t off, len; /* value in corpus.bytes */
