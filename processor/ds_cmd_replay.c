@@ -23,8 +23,9 @@ static void usage(FILE *out) {
                 "usage: declstream replay --file FILE [options]\n"
                 "\n"
                 "Feeds recorded messages (a replay file: `declstream gen --file`, `declstream dump`) through the\n"
-                "processor's own worker path - decode, validate, ledger, aggregate, flush, merge, publish - with no\n"
-                "broker. Partitions are as recorded, dealt to --threads worker threads (each owns its partitions).\n"
+                "processor's own worker path - decode, validate, ledger, aggregate, flush, then merge and publish\n"
+                "(or, with --role processing, encode the partial rows and drop them) - with no broker.\n"
+                "Partitions are as recorded, dealt to --threads worker threads (each owns its partitions).\n"
                 "Measures the processor's ceiling, or recomputes totals from an archive.\n"
                 "\n"
                 "  -f, --file FILE         the replay file (format: processor/ds_replay.h)\n"
@@ -33,6 +34,11 @@ static void usage(FILE *out) {
                 "                          history: ids + k*10^12, event times + k * the file's span in whole days,\n"
                 "                          so every pass does the full work of the first\n"
                 "  --cycle-ms MS           flush, merge and publish every MS (default 1000: commit.interval.ms)\n"
+                "  --role all|processing   all (default): workers, then merge and publish in main, as\n"
+                "                          `declstream run` with role=all does in one process; processing: the\n"
+                "                          processing role alone (role=processing) - every cycle's changed rows\n"
+                "                          are encoded as partial rows and dropped, no merge (the merge role's\n"
+                "                          work comes after the partial topic); not with --output or --table\n"
                 "  --heading-digits N      HS digits of a heading: 2, 4, 6 or 8 (default 4)\n"
                 "  --ledger-retention-ms MS  forget a declaration this long after its latest version\n"
                 "                          (default 3024000000: 35 days)\n"
@@ -67,7 +73,7 @@ static void table_row(void *ctx, const char *gate, const ds_measures_t *m) {
 
 int ds_cmd_replay(int argc, char **argv) {
         ds_argv_t a = {argc, 0, argv, "replay"};
-        const char *file = NULL, *output = NULL, *v;
+        const char *file = NULL, *output = NULL, *role = "all", *v;
         int json = 0, table = 0, quiet = 0;
         int64_t threads = 1, repeat = 1, cycle_ms = 1000, digits = 4, retention = -1;
         ds_replay_opts_t o;
@@ -95,6 +101,14 @@ int ds_cmd_replay(int argc, char **argv) {
                         if (r < 0)
                                 return 2;
                         file = v;
+                } else if ((r = ds_arg_value(&a, "--role", &v))) {
+                        if (r < 0)
+                                return 2;
+                        if (strcmp(v, "all") && strcmp(v, "processing")) {
+                                fprintf(stderr, "declstream replay: --role must be all or processing, got \"%s\"\n", v);
+                                return 2;
+                        }
+                        role = v;
                 } else if ((r = ds_arg_value(&a, "--output", &v))) {
                         if (r < 0)
                                 return 2;
@@ -142,7 +156,13 @@ int ds_cmd_replay(int argc, char **argv) {
         o.heading_digits = (int)digits;
         if (retention > 0)
                 o.part.ledger_retention_ms = retention;
-        o.sink = output || table ? DS_REPLAY_SINK_KEEP : DS_REPLAY_SINK_NULL;
+        int processing = !strcmp(role, "processing");
+        if (processing && (output || table)) {
+                fprintf(stderr, "declstream replay: --role processing merges nothing, so it has no totals for %s\n",
+                        output ? "--output" : "--table");
+                return 2;
+        }
+        o.sink = processing ? DS_REPLAY_SINK_PARTIAL : output || table ? DS_REPLAY_SINK_KEEP : DS_REPLAY_SINK_NULL;
 
         char err[512];
         ds_replay_file_t *f = ds_replay_file_open(file, err, sizeof(err));
@@ -176,6 +196,11 @@ int ds_cmd_replay(int argc, char **argv) {
                         repeat == 1 ? "" : "es", res.threads, res.threads == 1 ? "" : "s", res.seconds, rate, ns,
                         cpu_ns, res.cpu_seconds, res.cycles, res.rows_out, (double)res.state_bytes / 1048576.0,
                         res.ledger_entries, res.rows);
+                if (processing)
+                        fprintf(stderr,
+                                "replay: role processing: %" PRIu64 " partial messages encoded (%" PRIu64
+                                " bytes), last GATE TOTAL shares sum to %" PRId64 " declarations\n",
+                                res.partials, res.partial_bytes, res.partial_total_declarations);
                 if (res.dead_lettered) {
                         fprintf(stderr, "replay: dead-lettered:");
                         for (int k = 1; k < DS_DLQ__CNT; k++)
@@ -226,7 +251,12 @@ int ds_cmd_replay(int argc, char **argv) {
                                 printf("%s\"%s\":%" PRIu64, first ? "" : ",", ds_dlq_code((ds_dlq_reason_t)k), res.dlq[k]);
                                 first = 0;
                         }
-                printf("},\"outcomes\":{");
+                printf("},\"role\":\"%s\"", role);
+                if (processing)
+                        printf(",\"partials\":%" PRIu64 ",\"partial_bytes\":%" PRIu64
+                               ",\"partial_total_declarations\":%" PRId64,
+                               res.partials, res.partial_bytes, res.partial_total_declarations);
+                printf(",\"outcomes\":{");
                 for (int k = 0; k < DS_EV__CNT; k++)
                         printf("%s\"%s\":%" PRIu64, k ? "," : "", ds_event_code((ds_event_outcome_t)k), res.outcome[k]);
                 printf("}}\n");

@@ -36,6 +36,7 @@
 #include "ds_domain.h"
 #include "ds_encode.h"
 #include "ds_hll.h"
+#include "ds_partial.h"
 #include "ds_publish.h"
 #include "ds_schemas.h"
 #include "ds_step.h"
@@ -378,6 +379,11 @@ struct ds_replay {
         ds_rows_t *keep; /* SINK_KEEP: latest value of every row */
         json_t *tops;    /* SINK_KEEP: "<gate>|DAY|<start>" -> list */
         int sink_failed;
+        /* SINK_PARTIAL */
+        ds_buf_t pbuf;
+        uint64_t partials, partial_bytes;
+        int64_t *gate_total; /* [partition * ngates + gate]: declarations of the last GATE TOTAL share */
+        int ngates;
 };
 
 static void free_kept(void *p) {
@@ -401,6 +407,8 @@ void ds_replay_destroy(ds_replay_t *r) {
                         ds_part_destroy(r->parts[p]);
         free(r->parts);
         ds_merge_destroy(r->merge);
+        ds_buf_free(&r->pbuf);
+        free(r->gate_total);
         ds_schemas_destroy(r->schemas);
         if (r->keep)
                 ds_rows_destroy_with(r->keep, free_kept);
@@ -453,7 +461,13 @@ ds_replay_t *ds_replay_new(const ds_replay_file_t *f, const ds_replay_opts_t *o,
         r->nw = o->threads;
         r->w = calloc((size_t)r->nw, sizeof(*r->w));
         r->merge = ds_merge_new(&o->part.agg.win, o->part.agg.top_retention_ms);
-        if (!r->parts || !per || !order || !owner || !r->w || !r->merge) {
+        if (o->sink == DS_REPLAY_SINK_PARTIAL) {
+                r->ngates = ds_gate_count();
+                r->gate_total = calloc((size_t)(r->nparts > 0 ? r->nparts : 1) * (size_t)r->ngates,
+                                       sizeof(*r->gate_total));
+        }
+        if (!r->parts || !per || !order || !owner || !r->w || !r->merge ||
+            (o->sink == DS_REPLAY_SINK_PARTIAL && !r->gate_total)) {
                 free(per);
                 free(order);
                 free(owner);
@@ -702,6 +716,55 @@ static void wait_done(ds_replay_t *r, uint64_t q) {
                         pause_us(20);
 }
 
+/* SINK_PARTIAL: what the pipeline's cycle does with the outboxes before
+ * producing (ds_pipeline.c: produce_partial), to a sink that drops the
+ * bytes. GATE TOTAL shares are decoded back and kept per partition. */
+static int emit_partials(ds_replay_t *r, ds_outbox_t *const *obs) {
+        int64_t now = ds_now_ms();
+        int digits = r->o.heading_digits;
+        char key[128];
+        for (int i = 0; i < r->nw; i++) {
+                const ds_outbox_t *ob = obs[i];
+                for (uint32_t k = 0; k < ob->nrows; k++) {
+                        const ds_outrow_t *o = &ob->rows[k];
+                        ds_partial_t pr = {DS_PARTIAL_ROW, o->partition, o->epoch, o->offset, 0, 0, o->key, o->m,
+                                           NULL, 0, NULL, 0, now};
+                        uint8_t s1[DS_HLL_M + 16], s2[DS_HLL_M + 16];
+                        if (o->distinct) {
+                                pr.declarants_len = ds_hll_serialize(o->distinct->declarants, s1);
+                                pr.vehicles_len = ds_hll_serialize(o->distinct->vehicles, s2);
+                                pr.declarants_sketch = s1;
+                                pr.vehicles_sketch = s2;
+                        }
+                        int kl = ds_partial_key(&pr, digits, key, sizeof(key));
+                        r->pbuf.len = 0;
+                        ds_partial_encode(&r->pbuf, &pr, digits);
+                        r->partials++;
+                        r->partial_bytes += (uint64_t)kl + r->pbuf.len;
+                        if (ds_rowkey_dim(o->key) == DS_DIM_GATE && ds_rowkey_window(o->key) == DS_WIN_TOTAL) {
+                                ds_partial_t back;
+                                if (ds_partial_decode(r->pbuf.p, r->pbuf.len, digits, &back) ||
+                                    back.partition < 0 || back.partition >= r->nparts ||
+                                    ds_rowkey_key(back.key) >= (uint32_t)r->ngates)
+                                        return -1;
+                                r->gate_total[(size_t)back.partition * (size_t)r->ngates +
+                                              ds_rowkey_key(back.key)] = back.m.declarations;
+                        }
+                }
+                for (uint32_t k = 0; k < ob->nparts; k++) {
+                        const ds_outpart_t *op = &ob->parts[k];
+                        ds_partial_t st = {DS_PARTIAL_STATUS, op->partition, 1, op->next_offset, op->watermark_ms,
+                                           op->idle, {0, 0}, {0}, NULL, 0, NULL, 0, now};
+                        int kl = ds_partial_key(&st, digits, key, sizeof(key));
+                        r->pbuf.len = 0;
+                        ds_partial_encode(&r->pbuf, &st, digits);
+                        r->partials++;
+                        r->partial_bytes += (uint64_t)kl + r->pbuf.len;
+                }
+        }
+        return 0;
+}
+
 /* One cycle: every worker flushes, main merges and publishes. */
 static int cycle(ds_replay_t *r, ds_outbox_t **obs) {
         uint64_t q = atomic_load_explicit(&r->req, memory_order_relaxed) + 1; /* only main writes req */
@@ -714,6 +777,8 @@ static int cycle(ds_replay_t *r, ds_outbox_t **obs) {
                         return -1;
                 obs[i] = &r->w[i]->ob;
         }
+        if (r->o.sink == DS_REPLAY_SINK_PARTIAL)
+                return emit_partials(r, obs);
         ds_publish_state_t st;
         ds_publish_state(obs, r->nw, &st);
         ds_sink_t sink = r->o.sink == DS_REPLAY_SINK_KEEP ? (ds_sink_t){sink_keep_row, sink_keep_top, r}
@@ -792,6 +857,11 @@ int ds_replay_run(ds_replay_t *r, ds_replay_result_t *res, char *errstr, size_t 
         res->seconds = (double)(t1 - t0) / 1e9;
         res->cpu_seconds = cpu1 - cpu0;
         res->rows_out = r->rows_out;
+        res->partials = r->partials;
+        res->partial_bytes = r->partial_bytes;
+        if (r->gate_total)
+                for (size_t i = 0; i < (size_t)r->nparts * (size_t)r->ngates; i++)
+                        res->partial_total_declarations += r->gate_total[i];
         for (int32_t p = 0; p < r->nparts; p++) {
                 ds_part_t *part = r->parts[p];
                 if (!part)

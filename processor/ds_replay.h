@@ -103,6 +103,11 @@ int ds_replay_file_next(const ds_replay_file_t *f, size_t *pos, ds_replay_msg_t 
 typedef enum {
         DS_REPLAY_SINK_NULL = 0, /* rows are merged and handed to a sink that drops them */
         DS_REPLAY_SINK_KEEP,     /* the latest value of every row and top list is kept (ds_replay_write_totals) */
+        DS_REPLAY_SINK_PARTIAL,  /* the processing role alone, as `declstream run --role processing`: every
+                                  * cycle's changed rows (and a STATUS per partition) are encoded as the
+                                  * partial rows the pipeline produces (key and Avro value, ds_partial.h)
+                                  * and dropped; no merge (that is the merge role's work, downstream of the
+                                  * partial topic) */
 } ds_replay_sink_t;
 
 typedef struct ds_replay_opts {
@@ -137,6 +142,13 @@ typedef struct ds_replay_result {
         size_t ledger_bytes; /* of which the ledgers' */
         uint64_t ledger_entries;
         uint64_t rows;       /* aggregate rows held by the partitions at the end */
+        /* DS_REPLAY_SINK_PARTIAL: partial messages encoded (rows and STATUS), their key + value bytes,
+         * and the declarations of every partition's last GATE TOTAL share summed over partitions and
+         * gates - read back from the encoded bytes (ds_partial_decode), so it checks the partial
+         * rows themselves: it equals the declarations applied net of cancellations */
+        uint64_t partials;
+        uint64_t partial_bytes;
+        int64_t partial_total_declarations;
 } ds_replay_result_t;
 
 typedef struct ds_replay ds_replay_t;

@@ -205,6 +205,47 @@ Test(replay, library_replay_on_one_thread_with_many_cycles_gives_the_truth) {
         cr_expect_eq(compare_with_truth(out, truth), 0, "replayed totals differ from the truth");
 }
 
+/* --role processing: the processing role alone. The partial rows it encodes
+ * (and decodes back) must carry the truth: the last GATE TOTAL share of every
+ * partition, summed, is every gate's TOTAL declarations in the truth; and it
+ * applies exactly what the whole replay applies. */
+Test(replay, processing_role_encodes_partial_rows_that_sum_to_the_truth) {
+        char file[512], truth[512], js[512];
+        path(file, sizeof(file), "p.rpl");
+        path(truth, sizeof(truth), "p.truth.json");
+        path(js, sizeof(js), "p.json");
+        gen_file(file, truth, 20000, 0.02);
+        char *proc[] = {"--file", file, "--json", "-q", "--threads", "2", "--role", "processing", "--cycle-ms", "20",
+                        NULL};
+        cr_assert_eq(replay(proc, js, NULL), 0);
+        json_t *p = json_load_file(js, 0, NULL);
+        char *all[] = {"--file", file, "--json", "-q", NULL};
+        cr_assert_eq(replay(all, js, NULL), 0);
+        json_t *a = json_load_file(js, 0, NULL);
+        json_t *t = json_load_file(truth, 0, NULL);
+        cr_assert(p && a && t);
+        cr_expect_str_eq(json_string_value(json_object_get(p, "role")), "processing");
+        cr_expect_str_eq(json_string_value(json_object_get(a, "role")), "all");
+        long long want = 0;
+        const char *k;
+        json_t *v;
+        json_object_foreach(json_object_get(t, "rows"), k, v) if (!strncmp(k, "GATE|", 5) && strstr(k, "|TOTAL|"))
+            want += json_integer_value(json_array_get(v, 0));
+        cr_expect_gt(want, 15000);
+        cr_expect_eq(json_integer_value(json_object_get(p, "partial_total_declarations")), want,
+                     "the partial rows' GATE TOTAL shares sum to %lld declarations, the truth to %lld",
+                     (long long)json_integer_value(json_object_get(p, "partial_total_declarations")), want);
+        cr_expect_gt(json_integer_value(json_object_get(p, "partials")), json_integer_value(json_object_get(a, "rows_published")),
+                     "every partition's share is a partial row of its own: more of them than merged rows");
+        cr_expect_gt(json_integer_value(json_object_get(p, "partial_bytes")), 0);
+        cr_expect(json_equal(json_object_get(p, "outcomes"), json_object_get(a, "outcomes")));
+        cr_expect(json_equal(json_object_get(p, "dead_letter_reasons"), json_object_get(a, "dead_letter_reasons")));
+        cr_expect_null(json_object_get(a, "partials"));
+        json_decref(p);
+        json_decref(a);
+        json_decref(t);
+}
+
 Test(replay, repeat_does_the_full_work_again) {
         char file[512], truth[512], js[512];
         path(file, sizeof(file), "r.rpl");
@@ -294,6 +335,10 @@ Test(replay, bad_flags_give_an_error_naming_the_flag) {
         expect_usage_error(a6, "--file", "needs a value");
         char *a7[] = {"--file", "x", "--cycle-ms", "-5", NULL};
         expect_usage_error(a7, "--cycle-ms", NULL);
+        char *a8[] = {"--file", "x", "--role", "merge", NULL};
+        expect_usage_error(a8, "--role", "processing");
+        char *a9[] = {"--file", "x", "--role", "processing", "--table", NULL};
+        expect_usage_error(a9, "--role processing", "--table");
 }
 
 /* Copies src to dst, keeping its first n bytes (n < 0: all), then lets
