@@ -560,7 +560,7 @@ def targets_table(R):
     rows = []
     rp = R.get("replay", {})
     t1 = rp.get("t1", {}).get("declarations_per_s")
-    rows.append(("Replay, 1 thread (hot path alone: processing role)", "≥ 4,000,000 decl/s per core",
+    rows.append(("Replay, 1 thread (hot path alone: role=process)", "≥ 4,000,000 decl/s per core",
                  fmt(t1, " decl/s") if t1 else rp.get("skipped", rp.get("error", "—")),
                  verdict(t1 >= TARGETS["replay_1t"] if t1 else None)))
     sc = rp.get("scaling_2t")
@@ -648,7 +648,7 @@ def throughput_rows(R):
     for th in (1, 2):
         t = rp.get("t%d" % th)
         if t:
-            rows.append(("replay, %d thread%s (processing role)" % (th, "s" if th > 1 else ""),
+            rows.append(("replay, %d thread%s (role=process)" % (th, "s" if th > 1 else ""),
                          t["declarations_per_s"], la(rp)))
     ra = R.get("replay_all", {})
     for th in (1, 2):
@@ -914,7 +914,7 @@ def write_results_md(R, json_rel, png_rel):
     A("/usr/bin/python3 bench/baseline.py -b SERVERS --max-messages %d" % R["config"]["python_n"])
     A("build/bench/bench_offsets -b SERVERS -t customs.declarations   # low_nonzero must be 0")
     A("build/declstream gen --file /tmp/r.dsr --count %d --partitions 12 && "
-      "build/declstream replay --file /tmp/r.dsr --threads 1 --repeat %d --role processing --json" % (
+      "build/declstream replay --file /tmp/r.dsr --threads 1 --repeat %d --role process --json" % (
           R["config"]["replay_n"], R["config"]["replay_repeat"]))
     A("build/bench/bench_latency -b SERVERS --rate 100000 --duration 20 --json   # with declstream run running")
     A("```")
@@ -1008,11 +1008,11 @@ def main():
             # encoded and dropped; the merge is the merge role's work, downstream
             # of the partial topic. role=all (workers + merge in one process) is
             # reported beside it.
-            log("replay: %d declarations x %d passes, 1 and 2 threads, role processing" % (
+            log("replay: %d declarations x %d passes, 1 and 2 threads, role process" % (
                 cfg["replay_n"], cfg["replay_repeat"]))
             la = loadavg()
             R["replay"] = replay_bench(work, cfg["replay_n"], cfg["replay_repeat"], cfg["replay_runs"], [1, 2],
-                                       replay_extra=["--role", "processing"], label="processing")
+                                       replay_extra=["--role", "process"], label="process")
             R["replay"]["loadavg"] = la
             log("replay: role all (workers + merge in one process)")
             la = loadavg()
@@ -1101,9 +1101,9 @@ def main():
             R["replay_scaling"] = {}
             for label, gx, rx in [
                     ("1,000 headings (6 digits)", ["--heading-digits", "6", "--extra-headings", "976"],
-                     ["--heading-digits", "6", "--role", "processing"]),
+                     ["--heading-digits", "6", "--role", "process"]),
                     ("10,000 headings (6 digits)", ["--heading-digits", "6", "--extra-headings", "9976"],
-                     ["--heading-digits", "6", "--role", "processing"])]:
+                     ["--heading-digits", "6", "--role", "process"])]:
                 log("replay scaling: " + label)
                 R["replay_scaling"][label] = replay_bench(work, cfg["replay_n"], 1, 1, [1, 2], gx, rx,
                                                           re.sub(r"[^a-z0-9]+", "-", label))

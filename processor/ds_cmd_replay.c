@@ -24,7 +24,7 @@ static void usage(FILE *out) {
                 "\n"
                 "Feeds recorded messages (a replay file: `declstream gen --file`, `declstream dump`) through the\n"
                 "processor's own worker path - decode, validate, ledger, aggregate, flush, then merge and publish\n"
-                "(or, with --role processing, encode the partial rows and drop them) - with no broker.\n"
+                "(or, with --role process, encode the partial rows and drop them) - with no broker.\n"
                 "Partitions are as recorded, dealt to --threads worker threads (each owns its partitions).\n"
                 "Measures the processor's ceiling, or recomputes totals from an archive.\n"
                 "\n"
@@ -34,9 +34,9 @@ static void usage(FILE *out) {
                 "                          history: ids + k*10^12, event times + k * the file's span in whole days,\n"
                 "                          so every pass does the full work of the first\n"
                 "  --cycle-ms MS           flush, merge and publish every MS (default 1000: commit.interval.ms)\n"
-                "  --role all|processing   all (default): workers, then merge and publish in main, as\n"
-                "                          `declstream run` with role=all does in one process; processing: the\n"
-                "                          processing role alone (role=processing) - every cycle's changed rows\n"
+                "  --role all|process      all (default): workers, then merge and publish in main, as\n"
+                "                          `declstream run` with role=all does in one process; process: the\n"
+                "                          processing role alone (role=process) - every cycle's changed rows\n"
                 "                          are encoded as partial rows and dropped, no merge (the merge role's\n"
                 "                          work comes after the partial topic); not with --output or --table\n"
                 "  --heading-digits N      HS digits of a heading: 2, 4, 6 or 8 (default 4)\n"
@@ -104,8 +104,8 @@ int ds_cmd_replay(int argc, char **argv) {
                 } else if ((r = ds_arg_value(&a, "--role", &v))) {
                         if (r < 0)
                                 return 2;
-                        if (strcmp(v, "all") && strcmp(v, "processing")) {
-                                fprintf(stderr, "declstream replay: --role must be all or processing, got \"%s\"\n", v);
+                        if (strcmp(v, "all") && strcmp(v, "process")) {
+                                fprintf(stderr, "declstream replay: --role must be all or process, got \"%s\"\n", v);
                                 return 2;
                         }
                         role = v;
@@ -156,9 +156,9 @@ int ds_cmd_replay(int argc, char **argv) {
         o.heading_digits = (int)digits;
         if (retention > 0)
                 o.part.ledger_retention_ms = retention;
-        int processing = !strcmp(role, "processing");
+        int processing = !strcmp(role, "process");
         if (processing && (output || table)) {
-                fprintf(stderr, "declstream replay: --role processing merges nothing, so it has no totals for %s\n",
+                fprintf(stderr, "declstream replay: --role process merges nothing, so it has no totals for %s\n",
                         output ? "--output" : "--table");
                 return 2;
         }
@@ -198,7 +198,7 @@ int ds_cmd_replay(int argc, char **argv) {
                         res.ledger_entries, res.rows);
                 if (processing)
                         fprintf(stderr,
-                                "replay: role processing: %" PRIu64 " partial messages encoded (%" PRIu64
+                                "replay: role process: %" PRIu64 " partial messages encoded (%" PRIu64
                                 " bytes), last GATE TOTAL shares sum to %" PRId64 " declarations\n",
                                 res.partials, res.partial_bytes, res.partial_total_declarations);
                 if (res.dead_lettered) {

@@ -103,7 +103,7 @@ int ds_replay_file_next(const ds_replay_file_t *f, size_t *pos, ds_replay_msg_t 
 typedef enum {
         DS_REPLAY_SINK_NULL = 0, /* rows are merged and handed to a sink that drops them */
         DS_REPLAY_SINK_KEEP,     /* the latest value of every row and top list is kept (ds_replay_write_totals) */
-        DS_REPLAY_SINK_PARTIAL,  /* the processing role alone, as `declstream run --role processing`: every
+        DS_REPLAY_SINK_PARTIAL,  /* the processing role alone, as `declstream run --role process`: every
                                   * cycle's changed rows (and a STATUS per partition) are encoded as the
                                   * partial rows the pipeline produces (key and Avro value, ds_partial.h)
                                   * and dropped; no merge (that is the merge role's work, downstream of the

@@ -205,7 +205,7 @@ Test(replay, library_replay_on_one_thread_with_many_cycles_gives_the_truth) {
         cr_expect_eq(compare_with_truth(out, truth), 0, "replayed totals differ from the truth");
 }
 
-/* --role processing: the processing role alone. The partial rows it encodes
+/* --role process: the processing role alone. The partial rows it encodes
  * (and decodes back) must carry the truth: the last GATE TOTAL share of every
  * partition, summed, is every gate's TOTAL declarations in the truth; and it
  * applies exactly what the whole replay applies. */
@@ -215,7 +215,7 @@ Test(replay, processing_role_encodes_partial_rows_that_sum_to_the_truth) {
         path(truth, sizeof(truth), "p.truth.json");
         path(js, sizeof(js), "p.json");
         gen_file(file, truth, 20000, 0.02);
-        char *proc[] = {"--file", file, "--json", "-q", "--threads", "2", "--role", "processing", "--cycle-ms", "20",
+        char *proc[] = {"--file", file, "--json", "-q", "--threads", "2", "--role", "process", "--cycle-ms", "20",
                         NULL};
         cr_assert_eq(replay(proc, js, NULL), 0);
         json_t *p = json_load_file(js, 0, NULL);
@@ -224,7 +224,7 @@ Test(replay, processing_role_encodes_partial_rows_that_sum_to_the_truth) {
         json_t *a = json_load_file(js, 0, NULL);
         json_t *t = json_load_file(truth, 0, NULL);
         cr_assert(p && a && t);
-        cr_expect_str_eq(json_string_value(json_object_get(p, "role")), "processing");
+        cr_expect_str_eq(json_string_value(json_object_get(p, "role")), "process");
         cr_expect_str_eq(json_string_value(json_object_get(a, "role")), "all");
         long long want = 0;
         const char *k;
@@ -336,9 +336,9 @@ Test(replay, bad_flags_give_an_error_naming_the_flag) {
         char *a7[] = {"--file", "x", "--cycle-ms", "-5", NULL};
         expect_usage_error(a7, "--cycle-ms", NULL);
         char *a8[] = {"--file", "x", "--role", "merge", NULL};
-        expect_usage_error(a8, "--role", "processing");
-        char *a9[] = {"--file", "x", "--role", "processing", "--table", NULL};
-        expect_usage_error(a9, "--role processing", "--table");
+        expect_usage_error(a8, "--role", "process");
+        char *a9[] = {"--file", "x", "--role", "process", "--table", NULL};
+        expect_usage_error(a9, "--role process", "--table");
 }
 
 /* Copies src to dst, keeping its first n bytes (n < 0: all), then lets
