@@ -37,8 +37,9 @@ static void usage(FILE *out) {
                 "  --role all|process      all (default): workers, then merge and publish in main, as\n"
                 "                          `declstream run` with role=all does in one process; process: the\n"
                 "                          processing role alone (role=process) - every cycle's changed rows\n"
-                "                          are encoded as partial rows and dropped, no merge (the merge role's\n"
-                "                          work comes after the partial topic); not with --output or --table\n"
+                "                          are encoded as partial rows and the changelog records written, then\n"
+                "                          dropped; no merge (the merge role's work comes after the partial\n"
+                "                          topic); not with --output or --table\n"
                 "  --heading-digits N      HS digits of a heading: 2, 4, 6 or 8 (default 4)\n"
                 "  --ledger-retention-ms MS  forget a declaration this long after its latest version\n"
                 "                          (default 3024000000: 35 days)\n"
@@ -199,8 +200,10 @@ int ds_cmd_replay(int argc, char **argv) {
                 if (processing)
                         fprintf(stderr,
                                 "replay: role process: %" PRIu64 " partial messages encoded (%" PRIu64
-                                " bytes), last GATE TOTAL shares sum to %" PRId64 " declarations\n",
-                                res.partials, res.partial_bytes, res.partial_total_declarations);
+                                " bytes), last GATE TOTAL shares sum to %" PRId64 " declarations; %" PRIu64
+                                " changelog records (%" PRIu64 " bytes)\n",
+                                res.partials, res.partial_bytes, res.partial_total_declarations,
+                                res.changelog_records, res.changelog_bytes);
                 if (res.dead_lettered) {
                         fprintf(stderr, "replay: dead-lettered:");
                         for (int k = 1; k < DS_DLQ__CNT; k++)
@@ -254,8 +257,10 @@ int ds_cmd_replay(int argc, char **argv) {
                 printf("},\"role\":\"%s\"", role);
                 if (processing)
                         printf(",\"partials\":%" PRIu64 ",\"partial_bytes\":%" PRIu64
-                               ",\"partial_total_declarations\":%" PRId64,
-                               res.partials, res.partial_bytes, res.partial_total_declarations);
+                               ",\"partial_total_declarations\":%" PRId64 ",\"changelog_records\":%" PRIu64
+                               ",\"changelog_bytes\":%" PRIu64,
+                               res.partials, res.partial_bytes, res.partial_total_declarations,
+                               res.changelog_records, res.changelog_bytes);
                 printf(",\"outcomes\":{");
                 for (int k = 0; k < DS_EV__CNT; k++)
                         printf("%s\"%s\":%" PRIu64, k ? "," : "", ds_event_code((ds_event_outcome_t)k), res.outcome[k]);

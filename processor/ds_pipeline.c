@@ -437,30 +437,14 @@ static void serve_flush(worker_t *w) {
                 if (ds_part_flush(part, &pl->part_cfg, now, &w->ob))
                         goto oom;
                 /* a snapshot when there is none yet, or the tail has outgrown it */
-                int64_t limit = part->cl_snap_bytes > pl->part_cfg.snapshot_min_bytes ? part->cl_snap_bytes
-                                                                                       : pl->part_cfg.snapshot_min_bytes;
-                int every = pl->part_cfg.snapshot_interval_cycles;
-                cl_ctx_t cc = {w, p,
-                               part->need_snapshot || part->cl_tail_bytes > limit ||
-                                   (every > 0 && ++part->cl_cycles >= every),
-                               0};
-                int64_t bytes;
-                if (cc.snapshot) {
-                        bytes = ds_cl_write_snapshot(part, DS_CL_MAX_RECORD, cl_emit, &cc);
-                        part->cl_snap_bytes = bytes;
-                        part->cl_tail_bytes = 0;
-                        part->cl_cycles = 0;
-                        part->need_snapshot = 0;
-                } else {
-                        /* only this partition's rows and evictions (just appended) */
-                        ds_outbox_t view = w->ob;
-                        view.rows = w->ob.rows + rows_before;
-                        view.nrows = w->ob.nrows - rows_before;
-                        view.evicts = w->ob.evicts + evicts_before;
-                        view.nevicts = w->ob.nevicts - evicts_before;
-                        bytes = ds_cl_write_delta(part, &view, DS_CL_MAX_RECORD, cl_emit, &cc);
-                        part->cl_tail_bytes += bytes;
-                }
+                cl_ctx_t cc = {w, p, ds_cl_snapshot_due(part, &pl->part_cfg), 0};
+                /* a delta has only this partition's rows and evictions (just appended) */
+                ds_outbox_t view = w->ob;
+                view.rows = w->ob.rows + rows_before;
+                view.nrows = w->ob.nrows - rows_before;
+                view.evicts = w->ob.evicts + evicts_before;
+                view.nevicts = w->ob.nevicts - evicts_before;
+                int64_t bytes = ds_cl_write_cycle(part, cc.snapshot, &view, cl_emit, &cc);
                 if (bytes < 0)
                         goto oom;
         }

@@ -39,6 +39,7 @@
 #include "ds_partial.h"
 #include "ds_publish.h"
 #include "ds_schemas.h"
+#include "ds_state.h"
 #include "ds_step.h"
 
 #include <errno.h>
@@ -347,6 +348,7 @@ typedef struct rworker {
         int fatal;
         /* counters: read by main after pthread_join */
         uint64_t messages, declarations, dead, bytes;
+        uint64_t cl_bytes, cl_records; /* SINK_PARTIAL: changelog written (and dropped) */
         uint64_t dlq[DS_DLQ__CNT];
         uint64_t outcome[DS_EV__CNT];
         _Alignas(DS_CACHELINE) _Atomic uint64_t done; /* last request served, for main */
@@ -535,6 +537,8 @@ ds_replay_t *ds_replay_new(const ds_replay_file_t *f, const ds_replay_opts_t *o,
                                                            : UINT32_MAX / 4);
                 if (!(r->parts[p] = ds_part_new(&pc, p, 0)))
                         oom = 1;
+                else if (o->sink == DS_REPLAY_SINK_PARTIAL)
+                        ds_ledger_track_changes(r->parts[p]->ledger); /* its changelog is written */
         }
         if (!oom) {
                 uint64_t *fill = calloc((size_t)r->nw, sizeof(uint64_t));
@@ -625,6 +629,13 @@ static void pause_us(long us) {
         nanosleep(&ts, NULL);
 }
 
+/* A changelog record, dropped (counted). */
+static int count_record(void *ctx, const uint8_t *rec, size_t len) {
+        (void)rec, (void)len;
+        ((rworker_t *)ctx)->cl_records++;
+        return 0;
+}
+
 /* Serves a flush request, if there is one. */
 static void poll_request(rworker_t *w) {
         ds_replay_t *r = w->r;
@@ -634,9 +645,28 @@ static void poll_request(rworker_t *w) {
         if (q == w->served)
                 return;
         ds_outbox_reset(&w->ob);
-        for (int i = 0; i < w->nowned && !w->fatal; i++)
-                if (ds_part_flush(r->parts[w->owned[i]], &r->o.part, w->now_ms, &w->ob))
+        for (int i = 0; i < w->nowned && !w->fatal; i++) {
+                ds_part_t *part = r->parts[w->owned[i]];
+                uint32_t rows_before = w->ob.nrows, evicts_before = w->ob.nevicts;
+                if (ds_part_flush(part, &r->o.part, w->now_ms, &w->ob)) {
                         w->fatal = 1;
+                        break;
+                }
+                if (r->o.sink != DS_REPLAY_SINK_PARTIAL)
+                        continue;
+                /* the processing role's worker writes the partition's changelog
+                 * records here (ds_pipeline.c serve_flush); main would produce them */
+                ds_outbox_t view = w->ob;
+                view.rows = w->ob.rows + rows_before;
+                view.nrows = w->ob.nrows - rows_before;
+                view.evicts = w->ob.evicts + evicts_before;
+                view.nevicts = w->ob.nevicts - evicts_before;
+                int64_t n = ds_cl_write_cycle(part, ds_cl_snapshot_due(part, &r->o.part), &view, count_record, w);
+                if (n < 0)
+                        w->fatal = 1;
+                else
+                        w->cl_bytes += (uint64_t)n;
+        }
         w->served = q;
         /* release: publishes the filled outbox; pairs with main's acquire in wait_done() */
         atomic_store_explicit(&w->done, q, memory_order_release);
@@ -845,6 +875,8 @@ int ds_replay_run(ds_replay_t *r, ds_replay_result_t *res, char *errstr, size_t 
                 res->declarations += w->declarations;
                 res->dead_lettered += w->dead;
                 res->bytes += w->bytes;
+                res->changelog_bytes += w->cl_bytes;
+                res->changelog_records += w->cl_records;
                 for (int k = 0; k < DS_DLQ__CNT; k++)
                         res->dlq[k] += w->dlq[k];
                 for (int k = 0; k < DS_EV__CNT; k++)

@@ -105,9 +105,10 @@ typedef enum {
         DS_REPLAY_SINK_KEEP,     /* the latest value of every row and top list is kept (ds_replay_write_totals) */
         DS_REPLAY_SINK_PARTIAL,  /* the processing role alone, as `declstream run --role process`: every
                                   * cycle's changed rows (and a STATUS per partition) are encoded as the
-                                  * partial rows the pipeline produces (key and Avro value, ds_partial.h)
-                                  * and dropped; no merge (that is the merge role's work, downstream of the
-                                  * partial topic) */
+                                  * partial rows the pipeline produces (key and Avro value, ds_partial.h),
+                                  * and the workers write each partition's changelog records (deltas,
+                                  * snapshots); both are dropped. No merge (that is the merge role's work,
+                                  * downstream of the partial topic) */
 } ds_replay_sink_t;
 
 typedef struct ds_replay_opts {
@@ -149,6 +150,10 @@ typedef struct ds_replay_result {
         uint64_t partials;
         uint64_t partial_bytes;
         int64_t partial_total_declarations;
+        /* DS_REPLAY_SINK_PARTIAL: changelog records (deltas, snapshots) the workers wrote, as the
+         * processing role's do each cycle, and dropped */
+        uint64_t changelog_records;
+        uint64_t changelog_bytes;
 } ds_replay_result_t;
 
 typedef struct ds_replay ds_replay_t;

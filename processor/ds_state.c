@@ -215,6 +215,27 @@ int64_t ds_cl_write_delta(ds_part_t *p, const ds_outbox_t *ob, size_t max_record
         return bt.failed ? -1 : bt.bytes;
 }
 
+int ds_cl_snapshot_due(ds_part_t *p, const ds_part_cfg_t *cfg) {
+        int64_t limit = p->cl_snap_bytes > cfg->snapshot_min_bytes ? p->cl_snap_bytes : cfg->snapshot_min_bytes;
+        int every = cfg->snapshot_interval_cycles;
+        return p->need_snapshot || p->cl_tail_bytes > limit || (every > 0 && ++p->cl_cycles >= every);
+}
+
+int64_t ds_cl_write_cycle(ds_part_t *p, int snapshot, const ds_outbox_t *view, ds_cl_emit_fn emit, void *ctx) {
+        int64_t bytes;
+        if (snapshot) {
+                bytes = ds_cl_write_snapshot(p, DS_CL_MAX_RECORD, emit, ctx);
+                p->cl_snap_bytes = bytes;
+                p->cl_tail_bytes = 0;
+                p->cl_cycles = 0;
+                p->need_snapshot = 0;
+        } else {
+                bytes = ds_cl_write_delta(p, view, DS_CL_MAX_RECORD, emit, ctx);
+                p->cl_tail_bytes += bytes;
+        }
+        return bytes;
+}
+
 static int snap_entry(void *ctx, const ds_ledger_entry_t *e) {
         return delta_entry(ctx, e);
 }

@@ -96,6 +96,17 @@ int64_t ds_cl_write_delta(ds_part_t *p, const ds_outbox_t *ob, size_t max_record
  * Returns the bytes emitted, or -1. */
 int64_t ds_cl_write_snapshot(ds_part_t *p, size_t max_record, ds_cl_emit_fn emit, void *ctx);
 
+/* A cycle's changelog of a partition, as the processing role writes it.
+ * ds_cl_snapshot_due() decides (and counts the cycle): a snapshot when this
+ * owner has written none yet, when the changelog since the last one has
+ * outgrown it (and cfg->snapshot_min_bytes), or every
+ * cfg->snapshot_interval_cycles cycles; else a delta. ds_cl_write_cycle()
+ * writes it - the delta of view (the rows and evictions the partition's
+ * flush just added) - and keeps the partition's changelog counters. Returns
+ * the bytes emitted, or -1. */
+int ds_cl_snapshot_due(ds_part_t *p, const ds_part_cfg_t *cfg);
+int64_t ds_cl_write_cycle(ds_part_t *p, int snapshot, const ds_outbox_t *view, ds_cl_emit_fn emit, void *ctx);
+
 /* ---- restore ---------------------------------------------------------- */
 
 typedef struct ds_restore ds_restore_t;

@@ -207,8 +207,9 @@ Test(replay, library_replay_on_one_thread_with_many_cycles_gives_the_truth) {
 
 /* --role process: the processing role alone. The partial rows it encodes
  * (and decodes back) must carry the truth: the last GATE TOTAL share of every
- * partition, summed, is every gate's TOTAL declarations in the truth; and it
- * applies exactly what the whole replay applies. */
+ * partition, summed, is every gate's TOTAL declarations in the truth; it
+ * writes the changelog; and it applies exactly what the whole replay
+ * applies. */
 Test(replay, processing_role_encodes_partial_rows_that_sum_to_the_truth) {
         char file[512], truth[512], js[512];
         path(file, sizeof(file), "p.rpl");
@@ -238,6 +239,12 @@ Test(replay, processing_role_encodes_partial_rows_that_sum_to_the_truth) {
         cr_expect_gt(json_integer_value(json_object_get(p, "partials")), json_integer_value(json_object_get(a, "rows_published")),
                      "every partition's share is a partial row of its own: more of them than merged rows");
         cr_expect_gt(json_integer_value(json_object_get(p, "partial_bytes")), 0);
+        /* the workers wrote the changelog as the processing role does: a snapshot of each of the 12
+         * partitions at least, and every applied declaration's ledger entry (an id alone is 12 digits) */
+        cr_expect_geq(json_integer_value(json_object_get(p, "changelog_records")), 12);
+        cr_expect_gt(json_integer_value(json_object_get(p, "changelog_bytes")),
+                     12 * json_integer_value(json_object_get(p, "declarations")));
+        cr_expect_null(json_object_get(a, "changelog_bytes"));
         cr_expect(json_equal(json_object_get(p, "outcomes"), json_object_get(a, "outcomes")));
         cr_expect(json_equal(json_object_get(p, "dead_letter_reasons"), json_object_get(a, "dead_letter_reasons")));
         cr_expect_null(json_object_get(a, "partials"));
