@@ -31,6 +31,17 @@ static int key_text(ds_rowkey_t k, int digits, char *buf, size_t size) {
         }
 }
 
+void ds_partial_of_row(ds_partial_t *out, const ds_outrow_t *o, int64_t updated_at, uint8_t *s1, uint8_t *s2) {
+        *out = (ds_partial_t){DS_PARTIAL_ROW, o->partition, o->epoch, o->offset, 0, 0, o->key, o->m,
+                              NULL, 0, NULL, 0, updated_at};
+        if (o->distinct) {
+                out->declarants_len = ds_hll_serialize(o->distinct->declarants, s1);
+                out->vehicles_len = ds_hll_serialize(o->distinct->vehicles, s2);
+                out->declarants_sketch = s1;
+                out->vehicles_sketch = s2;
+        }
+}
+
 void ds_partial_encode(ds_buf_t *b, const ds_partial_t *p, int digits) {
         char kt[48];
         ds_wire_put_header(b, DS_SCHEMA_ID_PARTIAL);

@@ -21,6 +21,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ds_hll.h"
+#include "ds_part.h"
 #include "ds_reason.h"
 #include "ds_rows.h"
 #include "ds_wire.h"
@@ -44,6 +46,14 @@ typedef struct ds_partial {
         size_t vehicles_len;
         int64_t updated_at;
 } ds_partial_t;
+
+/* Room for one serialized sketch (ds_hll_serialize). */
+#define DS_PARTIAL_SKETCH_MAX (DS_HLL_M + 16)
+
+/* The ROW for an outbox row (a partition's changed row, ds_part.h) as of
+ * updated_at; a GATE DAY row's sketches are serialized into s1 and s2
+ * (DS_PARTIAL_SKETCH_MAX bytes each), which out then points to. */
+void ds_partial_of_row(ds_partial_t *out, const ds_outrow_t *o, int64_t updated_at, uint8_t *s1, uint8_t *s2);
 
 /* Appends header and Avro body of p; heading_digits formats COMMODITY keys. */
 void ds_partial_encode(ds_buf_t *b, const ds_partial_t *p, int heading_digits);

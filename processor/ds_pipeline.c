@@ -60,7 +60,6 @@
 #include "ds_codec_avro.h"
 #include "ds_common.h"
 #include "ds_domain.h"
-#include "ds_hll.h"
 #include "ds_kafka.h"
 #include "ds_kstats.h"
 #include "ds_log.h"
@@ -735,15 +734,9 @@ static int cycle(pipeline_t *pl) {
                 const ds_outbox_t *ob = &pl->w[i].ob;
                 for (uint32_t k = 0; k < ob->nrows; k++) {
                         const ds_outrow_t *o = &ob->rows[k];
-                        ds_partial_t pr = {DS_PARTIAL_ROW, o->partition, o->epoch, o->offset, 0, 0, o->key, o->m,
-                                           NULL, 0, NULL, 0, now};
-                        uint8_t s1[DS_HLL_M + 16], s2[DS_HLL_M + 16];
-                        if (o->distinct) {
-                                pr.declarants_len = ds_hll_serialize(o->distinct->declarants, s1);
-                                pr.vehicles_len = ds_hll_serialize(o->distinct->vehicles, s2);
-                                pr.declarants_sketch = s1;
-                                pr.vehicles_sketch = s2;
-                        }
+                        ds_partial_t pr;
+                        uint8_t s1[DS_PARTIAL_SKETCH_MAX], s2[DS_PARTIAL_SKETCH_MAX];
+                        ds_partial_of_row(&pr, o, now, s1, s2);
                         if (produce_partial(pl, &pr, ds_partial_route(o->key, pl->partial_partitions)))
                                 goto fail;
                         pl->partial_rows++;

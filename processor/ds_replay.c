@@ -757,15 +757,9 @@ static int emit_partials(ds_replay_t *r, ds_outbox_t *const *obs) {
                 const ds_outbox_t *ob = obs[i];
                 for (uint32_t k = 0; k < ob->nrows; k++) {
                         const ds_outrow_t *o = &ob->rows[k];
-                        ds_partial_t pr = {DS_PARTIAL_ROW, o->partition, o->epoch, o->offset, 0, 0, o->key, o->m,
-                                           NULL, 0, NULL, 0, now};
-                        uint8_t s1[DS_HLL_M + 16], s2[DS_HLL_M + 16];
-                        if (o->distinct) {
-                                pr.declarants_len = ds_hll_serialize(o->distinct->declarants, s1);
-                                pr.vehicles_len = ds_hll_serialize(o->distinct->vehicles, s2);
-                                pr.declarants_sketch = s1;
-                                pr.vehicles_sketch = s2;
-                        }
+                        ds_partial_t pr;
+                        uint8_t s1[DS_PARTIAL_SKETCH_MAX], s2[DS_PARTIAL_SKETCH_MAX];
+                        ds_partial_of_row(&pr, o, now, s1, s2);
                         int kl = ds_partial_key(&pr, digits, key, sizeof(key));
                         r->pbuf.len = 0;
                         ds_partial_encode(&r->pbuf, &pr, digits);
