@@ -81,6 +81,14 @@ void ds_proc_kill(ds_proc_t *p, int sig) {
         }
 }
 
+char *ds_join(const char *dir, const char *name) {
+        static _Thread_local char buf[32][512];
+        static _Thread_local unsigned i;
+        char *b = buf[i++ % 32];
+        snprintf(b, sizeof(buf[0]), "%s/%s", dir, name);
+        return b;
+}
+
 char *ds_tmpdir(const char *prefix) {
         char tmpl[256];
         const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";

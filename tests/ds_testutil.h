@@ -25,6 +25,10 @@ int ds_proc_start(ds_proc_t *p, char *const argv[], const char *out_path, const 
 int ds_proc_wait(ds_proc_t *p, int timeout_ms);
 void ds_proc_kill(ds_proc_t *p, int sig);
 
+/* "<dir>/<name>" in one of 32 rotating buffers (per thread): valid until 32
+ * more calls, enough for an argv built in one expression. */
+char *ds_join(const char *dir, const char *name);
+
 /* A scratch directory for the test, removed by ds_tmpdir_remove. */
 char *ds_tmpdir(const char *prefix);
 void ds_tmpdir_remove(const char *dir);

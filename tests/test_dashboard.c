@@ -45,11 +45,7 @@ static char servers[256];
 static int port;
 
 static char *path(const char *name) {
-        static char buf[16][512];
-        static int i;
-        char *b = buf[i++ % 16];
-        snprintf(b, 512, "%s/%s", dir, name);
-        return b;
+        return ds_join(dir, name);
 }
 
 static void setup(void) {

@@ -39,19 +39,11 @@
 static char *dir;
 
 static char *path(const char *name) {
-        static char buf[16][512];
-        static int i;
-        char *b = buf[i++ % 16];
-        snprintf(b, 512, "%s/%s", dir, name);
-        return b;
+        return ds_join(dir, name);
 }
 
 static char *src(const char *name) {
-        static char buf[8][512];
-        static int i;
-        char *b = buf[i++ % 8];
-        snprintf(b, 512, "%s/%s", DS_SOURCE_DIR, name);
-        return b;
+        return ds_join(DS_SOURCE_DIR, name);
 }
 
 static void setup(void) {

@@ -43,16 +43,12 @@ static env_t E;
 
 static const char *path(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static const char *path(const char *fmt, ...) {
-        static char buf[16][512];
-        static int i;
         char name[256];
         va_list ap;
         va_start(ap, fmt);
         vsnprintf(name, sizeof(name), fmt, ap);
         va_end(ap);
-        char *b = buf[i++ % 16];
-        snprintf(b, 512, "%s/%s", E.dir, name);
-        return b;
+        return ds_join(E.dir, name);
 }
 
 static void start_env_ex(const char *name, int partitions, int brokers, const char *const *extra) {

@@ -598,11 +598,7 @@ static ds_proc_t broker, registry;
 static char servers[256], reg_url[128];
 
 static char *epath(const char *name) {
-        static char buf[8][512];
-        static int i;
-        char *b = buf[i++ % 8];
-        snprintf(b, 512, "%s/%s", edir, name);
-        return b;
+        return ds_join(edir, name);
 }
 
 static void e2e_start(int partitions) {

@@ -39,11 +39,7 @@ static void teardown(void) {
 }
 
 static char *path(const char *name) {
-        static char buf[8][512];
-        static int i;
-        char *b = buf[i++ % 8];
-        snprintf(b, 512, "%s/%s", dir, name);
-        return b;
+        return ds_join(dir, name);
 }
 
 /* kcat -C from the beginning to the end of a topic with format f. */
