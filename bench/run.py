@@ -644,18 +644,13 @@ def print_table(R):
 def throughput_rows(R):
     rows = []
     la = lambda d: "/".join("%.2f" % x for x in d.get("loadavg", [])) if d.get("loadavg") else "—"
-    rp = R.get("replay", {})
-    for th in (1, 2):
-        t = rp.get("t%d" % th)
-        if t:
-            rows.append(("replay, %d thread%s (role=process)" % (th, "s" if th > 1 else ""),
-                         t["declarations_per_s"], la(rp)))
-    ra = R.get("replay_all", {})
-    for th in (1, 2):
-        t = ra.get("t%d" % th)
-        if t:
-            rows.append(("replay, %d thread%s, role all (+ merge in main)" % (th, "s" if th > 1 else ""),
-                         t["declarations_per_s"], la(ra)))
+    for key, what in (("replay", " (role=process)"), ("replay_all", ", role all (+ merge in main)")):
+        rp = R.get(key, {})
+        for th in (1, 2):
+            t = rp.get("t%d" % th)
+            if t:
+                rows.append(("replay, %d thread%s%s" % (th, "s" if th > 1 else "", what), t["declarations_per_s"],
+                             la(rp)))
     c = R.get("catchup", {})
     if c.get("declarations_per_s"):
         rows.append(("catch-up: declstream run (active)", c["declarations_per_s"], la(c)))
