@@ -462,14 +462,14 @@ ds_replay_t *ds_replay_new(const ds_replay_file_t *f, const ds_replay_opts_t *o,
         int *owner = calloc((size_t)(r->nparts > 0 ? r->nparts : 1), sizeof(int));
         r->nw = o->threads;
         r->w = calloc((size_t)r->nw, sizeof(*r->w));
-        r->merge = ds_merge_new(&o->part.agg.win, o->part.agg.top_retention_ms);
-        if (o->sink == DS_REPLAY_SINK_PARTIAL) {
+        if (o->sink == DS_REPLAY_SINK_PARTIAL) { /* no merge: per-partition GATE TOTAL shares instead */
                 r->ngates = ds_gate_count();
                 r->gate_total = calloc((size_t)(r->nparts > 0 ? r->nparts : 1) * (size_t)r->ngates,
                                        sizeof(*r->gate_total));
+        } else {
+                r->merge = ds_merge_new(&o->part.agg.win, o->part.agg.top_retention_ms);
         }
-        if (!r->parts || !per || !order || !owner || !r->w || !r->merge ||
-            (o->sink == DS_REPLAY_SINK_PARTIAL && !r->gate_total)) {
+        if (!r->parts || !per || !order || !owner || !r->w || (!r->merge && !r->gate_total)) {
                 free(per);
                 free(order);
                 free(owner);
