@@ -571,6 +571,11 @@ struct ds_codec {
         ds_item_t item_proto;
         uint32_t item_min_size;
         size_t proto_size; /* bytes of reader->proto copied before decoding */
+        /* ops[0, native) are the reader's own layout of Declaration, items
+         * included (see native_prefix()): decoded by decode_native(), the
+         * rest by the op interpreter; 0 when the writer differs */
+        uint32_t native;
+        uint8_t force_generic; /* tests: interpreter only */
 };
 
 typedef struct compile {
@@ -711,6 +716,76 @@ static int compile_record(compile_t *c, const wnode_t *w, const rfield_t *fields
         return 0;
 }
 
+/* ---- the reader's own layout ------------------------------------------
+ *
+ * Nearly every message is written with the schema the processor reads with
+ * (v1), or with v2, which is v1 with fields added at the end. For those the
+ * interpreter's dispatch per field (load the op, test skip / union / bad,
+ * switch on the kind, then on the writer type) cost more than the reads it
+ * dispatches to: ~3,000 instructions for a message's ~55 values.
+ * native_prefix() recognises the plan of that layout - the reader's twelve
+ * Declaration fields in its order, each from the writer type the reader has
+ * (plate: the union [null, string]), items of the reader's seven Item fields -
+ * and decode_native() reads it in straight-line code, with the same reads and
+ * the same checks in the same order as the ops would run them, so the two
+ * accept and reject exactly the same bytes with the same reasons
+ * (tests/test_codec.c compares them on mutated messages; the fuzz targets
+ * compare the codec with Avro C). Writer fields after the prefix (v2's) are
+ * run by the interpreter. Any other writer (reordered, promoted, renamed
+ * enums...) uses the interpreter throughout.
+ */
+
+static int op_is(const op_t *op, uint8_t rk, uint8_t wt, size_t off) {
+        return op->rk == rk && op->wt == wt && op->off == off && !op->bad;
+}
+
+static int op_is_str(const op_t *op, uint8_t rk, size_t off) {
+        return op->rk == rk && (op->wt == W_STRING || op->wt == W_BYTES) && op->off == off && !op->bad;
+}
+
+static int item_plan_is_native(const plan_t *pl) {
+        const op_t *o = pl->ops;
+        return pl->nops == NITEM && op_is_str(&o[0], RK_STR, offsetof(ds_item_t, hs_code)) &&
+               op_is_str(&o[1], RK_STR, offsetof(ds_item_t, description)) &&
+               op_is(&o[2], RK_DOUBLE, W_DOUBLE, offsetof(ds_item_t, quantity)) &&
+               op_is_str(&o[3], RK_STR, offsetof(ds_item_t, unit)) &&
+               op_is(&o[4], RK_LONG, W_LONG, offsetof(ds_item_t, gross_weight_g)) &&
+               op_is(&o[5], RK_LONG, W_LONG, offsetof(ds_item_t, customs_value_usd_cents)) &&
+               op_is_str(&o[6], RK_STR, offsetof(ds_item_t, origin_country));
+}
+
+/* The number of leading ops decode_native() covers: NATIVE_OPS, or 0. */
+#define NATIVE_OPS 12u
+static uint32_t native_prefix(const plan_t *pl) {
+        const op_t *o = pl->ops;
+        if (pl->nops < NATIVE_OPS)
+                return 0;
+        const op_t *plate = &o[10];
+        int ok = op_is_str(&o[0], RK_STR, offsetof(ds_decl_t, declaration_id)) &&
+                 op_is(&o[1], RK_INT, W_INT, offsetof(ds_decl_t, version)) &&
+                 op_is(&o[2], RK_ENUM, W_ENUM, offsetof(ds_decl_t, kind)) &&
+                 op_is(&o[3], RK_LONG, W_LONG, offsetof(ds_decl_t, declared_at)) &&
+                 op_is_str(&o[4], RK_STR, offsetof(ds_decl_t, gate_code)) &&
+                 op_is_str(&o[5], RK_STR, offsetof(ds_decl_t, customs_office)) &&
+                 op_is_str(&o[6], RK_STR, offsetof(ds_decl_t, type_code)) &&
+                 op_is(&o[7], RK_ENUM, W_ENUM, offsetof(ds_decl_t, flow)) &&
+                 op_is_str(&o[8], RK_STR, offsetof(ds_decl_t, declarant_tax_id)) &&
+                 op_is(&o[9], RK_ENUM, W_ENUM, offsetof(ds_decl_t, channel)) &&
+                 op_is(plate, RK_OPTSTR, W_UNION, offsetof(ds_decl_t, vehicle_plate)) && plate->nbr == 2 &&
+                 plate->br[0].wt == W_NULL && plate->br[0].is_null && !plate->br[0].bad &&
+                 op_is_str(&plate->br[1], RK_OPTSTR, offsetof(ds_decl_t, vehicle_plate)) &&
+                 op_is(&o[11], RK_ITEMS, W_ARRAY, offsetof(ds_decl_t, items)) && item_plan_is_native(o[11].sub);
+        return ok ? NATIVE_OPS : 0;
+}
+
+void ds_codec_set_generic(ds_codec_t *c, int generic) {
+        c->force_generic = generic != 0;
+}
+
+int ds_codec_is_native(const ds_codec_t *c) {
+        return c->native != 0;
+}
+
 ds_codec_t *ds_codec_new(const ds_reader_t *reader, avro_schema_t writer, char *errstr, size_t sz) {
         ds_codec_t *codec = calloc(1, sizeof(*codec));
         if (!codec) {
@@ -741,6 +816,7 @@ ds_codec_t *ds_codec_new(const ds_reader_t *reader, avro_schema_t writer, char *
                 goto fail;
         codec->item_proto = reader->item_proto;
         codec->proto_size = offsetof(ds_decl_t, items);
+        codec->native = native_prefix(&codec->top);
         codec->writer = avro_schema_incref(writer);
         return codec;
 fail:
@@ -827,6 +903,40 @@ static inline ds_dlq_reason_t rd_fixed(cur_t *c, void *dst, size_t n) {
         return DS_DLQ_NONE;
 }
 
+/* An enum read into the reader's value through the op's symbol map. */
+static inline ds_dlq_reason_t rd_enum(cur_t *c, const op_t *op, uint8_t *dst) {
+        int64_t v;
+        ds_dlq_reason_t r = rd_long(c, &v);
+        if (DS_UNLIKELY(r))
+                return r;
+        if (DS_UNLIKELY(v < 0 || v >= op->w->n))
+                return DS_DLQ_MALFORMED;
+        if (DS_UNLIKELY(op->emap[v] == 0xff))
+                return DS_DLQ_INCOMPATIBLE_SCHEMA;
+        *dst = op->emap[v];
+        return DS_DLQ_NONE;
+}
+
+#define TRY(x)                                                                                                        \
+        do {                                                                                                          \
+                ds_dlq_reason_t r_ = (x);                                                                             \
+                if (DS_UNLIKELY(r_))                                                                                  \
+                        return r_;                                                                                    \
+        } while (0)
+
+/* One Item of the reader's own layout (item_plan_is_native()): every field
+ * of ds_item_t is written, so the item prototype is not needed. */
+static inline ds_dlq_reason_t native_item(cur_t *c, ds_item_t *it) {
+        TRY(rd_bytes(c, &it->hs_code));
+        TRY(rd_bytes(c, &it->description));
+        TRY(rd_fixed(c, &it->quantity, 8));
+        TRY(rd_bytes(c, &it->unit));
+        TRY(rd_long(c, &it->gross_weight_g));
+        TRY(rd_long(c, &it->customs_value_usd_cents));
+        TRY(rd_bytes(c, &it->origin_country));
+        return DS_DLQ_NONE;
+}
+
 static ds_dlq_reason_t skip(const wnode_t *w, cur_t *c, int depth) {
         int64_t v;
         ds_str_t s;
@@ -890,7 +1000,7 @@ static ds_dlq_reason_t skip(const wnode_t *w, cur_t *c, int depth) {
 
 static ds_dlq_reason_t run_plan(const ds_codec_t *codec, const plan_t *pl, cur_t *c, char *dst, ds_decl_t *decl);
 
-static ds_dlq_reason_t run_items(const ds_codec_t *codec, const op_t *op, cur_t *c, ds_decl_t *decl) {
+static ds_dlq_reason_t run_items(const ds_codec_t *codec, const op_t *op, cur_t *c, ds_decl_t *decl, int native) {
         ds_dlq_reason_t r;
         uint32_t min = codec->item_min_size;
         for (;;) {
@@ -912,6 +1022,10 @@ static ds_dlq_reason_t run_items(const ds_codec_t *codec, const op_t *op, cur_t 
                         return DS_DLQ_TOO_MANY_ITEMS;
                 for (int64_t i = 0; i < cnt; i++) {
                         ds_item_t *it = &decl->items[decl->item_cnt++];
+                        if (native) {
+                                TRY(native_item(c, it));
+                                continue;
+                        }
                         *it = codec->item_proto;
                         if ((r = run_plan(codec, op->sub, c, (char *)it, decl)))
                                 return r;
@@ -982,16 +1096,9 @@ static inline ds_dlq_reason_t run_op(const ds_codec_t *codec, const op_t *op, cu
                         return DS_DLQ_NONE;
                 }
         case RK_ENUM:
-                if ((r = rd_long(c, &v)))
-                        return r;
-                if (DS_UNLIKELY(v < 0 || v >= op->w->n))
-                        return DS_DLQ_MALFORMED;
-                if (DS_UNLIKELY(op->emap[v] == 0xff))
-                        return DS_DLQ_INCOMPATIBLE_SCHEMA;
-                *(uint8_t *)f = op->emap[v];
-                return DS_DLQ_NONE;
+                return rd_enum(c, op, (uint8_t *)f);
         case RK_ITEMS:
-                return run_items(codec, op, c, decl);
+                return run_items(codec, op, c, decl, 0);
         }
         return DS_DLQ_MALFORMED;
 }
@@ -1005,12 +1112,41 @@ static ds_dlq_reason_t run_plan(const ds_codec_t *codec, const plan_t *pl, cur_t
         return DS_DLQ_NONE;
 }
 
+/* ops[0, NATIVE_OPS) of a native_prefix() plan, straight-line: the reads
+ * run_op() would make for these ops, in the same order. */
+static ds_dlq_reason_t decode_native(const ds_codec_t *codec, cur_t *c, ds_decl_t *d) {
+        const op_t *o = codec->top.ops;
+        TRY(rd_bytes(c, &d->declaration_id));
+        TRY(rd_int(c, &d->version));
+        TRY(rd_enum(c, &o[2], &d->kind));
+        TRY(rd_long(c, &d->declared_at));
+        TRY(rd_bytes(c, &d->gate_code));
+        TRY(rd_bytes(c, &d->customs_office));
+        TRY(rd_bytes(c, &d->type_code));
+        TRY(rd_enum(c, &o[7], &d->flow));
+        TRY(rd_bytes(c, &d->declarant_tax_id));
+        TRY(rd_enum(c, &o[9], &d->channel));
+        int64_t branch;
+        TRY(rd_long(c, &branch));
+        if (DS_UNLIKELY(branch < 0 || branch >= 2))
+                return DS_DLQ_MALFORMED;
+        if (branch == 0)
+                d->vehicle_plate = (ds_str_t){NULL, 0};
+        else
+                TRY(rd_bytes(c, &d->vehicle_plate));
+        return run_items(codec, &o[11], c, d, 1);
+}
+
 ds_dlq_reason_t ds_codec_decode(const ds_codec_t *codec, const uint8_t *buf, size_t len, ds_decl_t *out) {
         cur_t c = {buf, buf + len};
         memcpy(out, &codec->reader->proto, codec->proto_size);
         out->item_cnt = 0;
-        ds_dlq_reason_t r = run_plan(codec, &codec->top, &c, (char *)out, out);
-        if (r)
-                return r;
+        uint32_t first = 0;
+        if (DS_LIKELY(codec->native && !codec->force_generic)) {
+                TRY(decode_native(codec, &c, out));
+                first = codec->native;
+        }
+        for (uint32_t i = first; i < codec->top.nops; i++)
+                TRY(run_op(codec, &codec->top.ops[i], &c, (char *)out, out));
         return c.p == c.end ? DS_DLQ_NONE : DS_DLQ_TRAILING_BYTES;
 }

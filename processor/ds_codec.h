@@ -60,4 +60,13 @@ void ds_codec_destroy(ds_codec_t *c);
  * cannot take). On error *out is partly written and must not be used. */
 ds_dlq_reason_t ds_codec_decode(const ds_codec_t *c, const uint8_t *buf, size_t len, ds_decl_t *out);
 
+/* Whether the writer schema has the reader's own layout (v1, or v1 with
+ * fields added at the end, as v2), which ds_codec_decode() reads with
+ * straight-line code instead of the op interpreter - same bytes accepted,
+ * same values, same reasons. */
+int ds_codec_is_native(const ds_codec_t *c);
+/* Tests: decode with the op interpreter only (generic != 0). Call before
+ * the codec is shared between threads. */
+void ds_codec_set_generic(ds_codec_t *c, int generic);
+
 #endif

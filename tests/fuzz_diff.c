@@ -7,6 +7,9 @@
  * and reject the same inputs, and agree on every field of what they accept
  * (doubles compared bit for bit). Reasons may differ (ds_codec stops at the
  * 51st item, Avro C reads on), only acceptance and values are compared.
+ * These writers are the reader's own schemas, which ds_codec reads with its
+ * straight-line path; the same bytes also go through its op interpreter
+ * alone (ds_codec_set_generic), which must give the same reason and values.
  *
  * Only same-schema pairs are compared: when skipping a writer field Avro C
  * takes a negative string length for "skip nothing" (avro_skip_memory ignores
@@ -43,6 +46,7 @@
 
 static ds_reader_t *readers[2];
 static ds_codec_t *codecs[2];
+static ds_codec_t *generic[2]; /* the same codecs, interpreter only */
 static ds_avro_decoder_t *avro[2];
 static ds_decl_t a, b;
 
@@ -83,8 +87,12 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
                 if (!(readers[i] = ds_reader_new(text, len, err, sizeof(err))))
                         die("reader", err);
                 avro_schema_t s = ds_reader_schema(readers[i]);
-                if (!(codecs[i] = ds_codec_new(readers[i], s, err, sizeof(err))))
+                if (!(codecs[i] = ds_codec_new(readers[i], s, err, sizeof(err))) ||
+                    !(generic[i] = ds_codec_new(readers[i], s, err, sizeof(err))))
                         die("codec", err);
+                if (!ds_codec_is_native(codecs[i]))
+                        die("codec", "the reader's own schema does not take the straight-line path");
+                ds_codec_set_generic(generic[i], 1);
                 if (!(avro[i] = ds_avro_decoder_new(s, s, err, sizeof(err))))
                         die("avro", err);
                 free(text);
@@ -182,23 +190,8 @@ static int avro_c_truncates_an_enum(const uint8_t *p, size_t n, int v2) {
         return w.wide_enum;
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-        if (size < 1)
-                return 0;
-        int v = data[0] & 1;
-        const uint8_t *body = data + 1;
-        size_t n = size - 1;
-        ds_dlq_reason_t ra = ds_codec_decode(codecs[v], body, n, &a);
-        input_size = n;
-        ds_dlq_reason_t rb = ds_avro_decode(avro[v], body, n, &b);
-        if (ra == DS_DLQ_MALFORMED && rb == DS_DLQ_NONE && avro_c_truncates_an_enum(body, n, v))
-                return 0; /* Avro C's defect, not a disagreement about valid data */
-        if ((ra == DS_DLQ_NONE) != (rb == DS_DLQ_NONE)) {
-                fprintf(stderr, "fuzz_diff: ds_codec says %s, Avro C says %s\n", ds_dlq_code(ra), ds_dlq_code(rb));
-                abort();
-        }
-        if (ra != DS_DLQ_NONE)
-                return 0;
+/* Every field of a against b (schema pair v). */
+static void compare(int v) {
         STR(declaration_id) NUM(version) NUM(kind) NUM(declared_at) STR(gate_code) STR(customs_office)
         STR(type_code) NUM(flow) STR(declarant_tax_id) NUM(channel) STR(vehicle_plate) NUM(item_cnt)
         if (v) {
@@ -208,5 +201,33 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 STR(items[i].hs_code) STR(items[i].description) STR(items[i].unit) STR(items[i].origin_country)
                 BITS(items[i].quantity) NUM(items[i].gross_weight_g) NUM(items[i].customs_value_usd_cents)
         }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+        if (size < 1)
+                return 0;
+        int v = data[0] & 1;
+        const uint8_t *body = data + 1;
+        size_t n = size - 1;
+        ds_dlq_reason_t ra = ds_codec_decode(codecs[v], body, n, &a);
+        /* the interpreter alone: same reason, same values */
+        ds_dlq_reason_t rg = ds_codec_decode(generic[v], body, n, &b);
+        if (rg != ra) {
+                fprintf(stderr, "fuzz_diff: straight-line path says %s, interpreter %s\n", ds_dlq_code(ra),
+                        ds_dlq_code(rg));
+                abort();
+        }
+        if (ra == DS_DLQ_NONE)
+                compare(v);
+        input_size = n;
+        ds_dlq_reason_t rb = ds_avro_decode(avro[v], body, n, &b);
+        if (ra == DS_DLQ_MALFORMED && rb == DS_DLQ_NONE && avro_c_truncates_an_enum(body, n, v))
+                return 0; /* Avro C's defect, not a disagreement about valid data */
+        if ((ra == DS_DLQ_NONE) != (rb == DS_DLQ_NONE)) {
+                fprintf(stderr, "fuzz_diff: ds_codec says %s, Avro C says %s\n", ds_dlq_code(ra), ds_dlq_code(rb));
+                abort();
+        }
+        if (ra == DS_DLQ_NONE)
+                compare(v);
         return 0;
 }
