@@ -2,6 +2,7 @@
  * ds_encode.c - Avro writers (field order = the .avsc files' order).
  */
 #include "ds_encode.h"
+#include "ds_fmt.h"
 #include "ds_domain.h"
 #include "ds_merge.h"
 
@@ -93,17 +94,29 @@ const char *ds_window_name(ds_window_t w) {
         return (unsigned)w < DS_WIN__CNT ? n[w] : "?";
 }
 
-int ds_row_keytext(ds_rowkey_t k, int heading_digits, char *buf, size_t size) {
+static void row_keytext(ds_fmt_t *f, ds_rowkey_t k, int heading_digits) {
         if (ds_rowkey_dim(k) == DS_DIM_GATE) {
                 const ds_gate_t *g = ds_gate((int)ds_rowkey_key(k));
-                return snprintf(buf, size, "%s", g ? g->code : "?");
+                ds_fmt_str(f, g ? g->code : "?");
+        } else {
+                ds_fmt_u64(f, ds_rowkey_key(k), heading_digits);
         }
-        return snprintf(buf, size, "%0*u", heading_digits, ds_rowkey_key(k));
+}
+
+int ds_row_keytext(ds_rowkey_t k, int heading_digits, char *buf, size_t size) {
+        ds_fmt_t f = ds_fmt(buf, size);
+        row_keytext(&f, k, heading_digits);
+        return ds_fmt_end(&f);
 }
 
 int ds_total_key(ds_rowkey_t k, int heading_digits, char *buf, size_t size) {
-        char kt[24];
-        ds_row_keytext(k, heading_digits, kt, sizeof(kt));
-        return snprintf(buf, size, "%s|%s|%s|%" PRId64, ds_dim_name(ds_rowkey_dim(k)), kt,
-                        ds_window_name(ds_rowkey_window(k)), k.start);
+        ds_fmt_t f = ds_fmt(buf, size);
+        ds_fmt_str(&f, ds_dim_name(ds_rowkey_dim(k)));
+        ds_fmt_char(&f, '|');
+        row_keytext(&f, k, heading_digits);
+        ds_fmt_char(&f, '|');
+        ds_fmt_str(&f, ds_window_name(ds_rowkey_window(k)));
+        ds_fmt_char(&f, '|');
+        ds_fmt_i64(&f, k.start);
+        return ds_fmt_end(&f);
 }

@@ -8,6 +8,7 @@
 #include "ds_common.h"
 #include "ds_domain.h"
 #include "ds_encode.h"
+#include "ds_fmt.h"
 
 #include <librdkafka/rdkafka.h>
 #include <inttypes.h>
@@ -15,18 +16,23 @@
 #include <string.h>
 
 /* Key text of a row: gate code, heading, or gate|heading. */
-static int key_text(ds_rowkey_t k, int digits, char *buf, size_t size) {
+static void key_text(ds_fmt_t *f, ds_rowkey_t k, int digits) {
         uint32_t key = ds_rowkey_key(k);
         switch (ds_rowkey_dim(k)) {
         case DS_DIM_GATE: {
                 const ds_gate_t *g = ds_gate((int)key);
-                return snprintf(buf, size, "%s", g ? g->code : "?");
+                ds_fmt_str(f, g ? g->code : "?");
+                return;
         }
         case DS_DIM_COMMODITY:
-                return snprintf(buf, size, "%0*u", digits, key);
+                ds_fmt_u64(f, key, digits);
+                return;
         default: {
                 const ds_gate_t *g = ds_gate((int)ds_cell_gate(key));
-                return snprintf(buf, size, "%s|%0*u", g ? g->code : "?", digits, ds_cell_heading(key));
+                ds_fmt_str(f, g ? g->code : "?");
+                ds_fmt_char(f, '|');
+                ds_fmt_u64(f, ds_cell_heading(key), digits);
+                return;
         }
         }
 }
@@ -53,8 +59,10 @@ void ds_partial_encode(ds_buf_t *b, const ds_partial_t *p, int digits) {
         ds_buf_put(b, p->idle ? "\x01" : "\x00", 1);
         if (p->kind == DS_PARTIAL_ROW) {
                 ds_avro_put_long(b, ds_rowkey_dim(p->key));
-                int n = key_text(p->key, digits, kt, sizeof(kt));
-                ds_avro_put_bytes(b, kt, (size_t)n);
+                ds_fmt_t f = ds_fmt(kt, sizeof(kt));
+                key_text(&f, p->key, digits);
+                int n = ds_fmt_end(&f);
+                ds_avro_put_bytes(b, kt, (size_t)n < sizeof(kt) ? (size_t)n : sizeof(kt) - 1);
                 ds_avro_put_long(b, ds_rowkey_window(p->key));
                 ds_avro_put_long(b, p->key.start);
         } else {
@@ -148,15 +156,23 @@ ds_dlq_reason_t ds_partial_decode(const uint8_t *msg, size_t len, int digits, ds
 }
 
 int ds_partial_key(const ds_partial_t *p, int digits, char *buf, size_t size) {
-        if (p->kind == DS_PARTIAL_STATUS)
-                return snprintf(buf, size, "%" PRId32 "|STATUS", p->partition);
-        char kt[48];
-        key_text(p->key, digits, kt, sizeof(kt));
-        return snprintf(buf, size, "%" PRId32 "|%s|%s|%s|%" PRId64, p->partition,
-                        ds_rowkey_dim(p->key) == DS_DIM_GATE        ? "GATE"
-                        : ds_rowkey_dim(p->key) == DS_DIM_COMMODITY ? "COMMODITY"
-                                                                    : "GATE_HEADING",
-                        kt, ds_window_name(ds_rowkey_window(p->key)), p->key.start);
+        ds_fmt_t f = ds_fmt(buf, size);
+        ds_fmt_i64(&f, p->partition);
+        if (p->kind == DS_PARTIAL_STATUS) {
+                ds_fmt_str(&f, "|STATUS");
+                return ds_fmt_end(&f);
+        }
+        ds_fmt_char(&f, '|');
+        ds_fmt_str(&f, ds_rowkey_dim(p->key) == DS_DIM_GATE        ? "GATE"
+                       : ds_rowkey_dim(p->key) == DS_DIM_COMMODITY ? "COMMODITY"
+                                                                   : "GATE_HEADING");
+        ds_fmt_char(&f, '|');
+        key_text(&f, p->key, digits);
+        ds_fmt_char(&f, '|');
+        ds_fmt_str(&f, ds_window_name(ds_rowkey_window(p->key)));
+        ds_fmt_char(&f, '|');
+        ds_fmt_i64(&f, p->key.start);
+        return ds_fmt_end(&f);
 }
 
 int32_t ds_partial_route(ds_rowkey_t key, int32_t partitions) {
