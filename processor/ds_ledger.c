@@ -328,8 +328,27 @@ static void to_entry(const ds_ledger_t *l, const lentry_t *e, ds_ledger_entry_t 
         out->lines = e->nlines ? line_ptr(l, e->lines_ref) : NULL;
 }
 
+/* How far ahead the walks below prefetch. A changelog cycle writes every
+ * changed entry (and a snapshot every entry) with its lines, which live in
+ * chunks apart from the slots: without prefetching, the load of each
+ * entry's lines was a cache miss (perf: ~58 % of put_entry's samples in a
+ * replay, put_entry ~10 % of the replay). */
+#define WALK_AHEAD 16
+
+/* always_inline: gcc 12 takes a function whose only effect is a prefetch
+ * for a pure one and deletes calls to it whose result is unused - which,
+ * not inlined, dropped these prefetches from the binary. */
+static inline __attribute__((always_inline)) void prefetch_lines(const ds_ledger_t *l, const lentry_t *e) {
+        if (e->key && e->nlines)
+                __builtin_prefetch(line_ptr(l, e->lines_ref));
+}
+
 int ds_ledger_foreach(const ds_ledger_t *l, ds_ledger_fn fn, void *ctx) {
         for (uint32_t i = 0; i <= l->mask; i++) {
+                /* the slots are read in order (the hardware prefetches them);
+                 * the lines of the slot WALK_AHEAD on are not */
+                if (i + WALK_AHEAD <= l->mask)
+                        prefetch_lines(l, &l->slots[i + WALK_AHEAD]);
                 if (!l->slots[i].key)
                         continue;
                 ds_ledger_entry_t e;
@@ -344,6 +363,13 @@ int ds_ledger_foreach(const ds_ledger_t *l, ds_ledger_fn fn, void *ctx) {
 int ds_ledger_take_changes(ds_ledger_t *l, ds_ledger_fn fn, void *ctx) {
         int rc = 0;
         for (uint32_t i = 0; i < l->nchanges; i++) {
+                /* two stages: the home slot of the key WALK_AHEAD on, then the
+                 * lines of the one WALK_AHEAD / 2 on (its slot is in cache by
+                 * then, unless a probe went past it) */
+                if (i + WALK_AHEAD < l->nchanges)
+                        __builtin_prefetch(&l->slots[(uint32_t)ds_mix64(l->changes[i + WALK_AHEAD]) & l->mask]);
+                if (i + WALK_AHEAD / 2 < l->nchanges)
+                        prefetch_lines(l, &l->slots[(uint32_t)ds_mix64(l->changes[i + WALK_AHEAD / 2]) & l->mask]);
                 lentry_t *e = find(l, l->changes[i]);
                 if (!e->key)
                         continue; /* forgotten since (retention) */

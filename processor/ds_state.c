@@ -109,21 +109,26 @@ static void put_u64(ds_buf_t *b, uint64_t v) {
         ds_buf_put(b, &v, 8);
 }
 
+/* Every changed ledger entry is written at each cycle (and all of them in a
+ * snapshot): one reservation for the whole entry instead of one per value. */
 static void put_entry(ds_buf_t *b, const ds_ledger_entry_t *e) {
-        ds_buf_put(b, "L", 1);
-        ds_avro_put_long(b, (int64_t)e->id);
-        ds_avro_put_long(b, e->declared_at);
-        ds_avro_put_long(b, e->version);
-        ds_avro_put_long(b, e->gate);
-        ds_avro_put_long(b, e->flow);
-        ds_avro_put_long(b, e->cancelled);
-        ds_avro_put_long(b, e->nlines);
+        ds_buf_reserve(b, 1 + DS_AVRO_LONG_MAX * (7 + 4 * (size_t)e->nlines));
+        uint8_t *p = b->p + b->len;
+        *p++ = 'L';
+        p += ds_avro_write_long(p, (int64_t)e->id);
+        p += ds_avro_write_long(p, e->declared_at);
+        p += ds_avro_write_long(p, e->version);
+        p += ds_avro_write_long(p, e->gate);
+        p += ds_avro_write_long(p, e->flow);
+        p += ds_avro_write_long(p, e->cancelled);
+        p += ds_avro_write_long(p, e->nlines);
         for (uint32_t i = 0; i < e->nlines; i++) {
-                ds_avro_put_long(b, e->lines[i].heading);
-                ds_avro_put_long(b, e->lines[i].items);
-                ds_avro_put_long(b, e->lines[i].value);
-                ds_avro_put_long(b, e->lines[i].weight);
+                p += ds_avro_write_long(p, e->lines[i].heading);
+                p += ds_avro_write_long(p, e->lines[i].items);
+                p += ds_avro_write_long(p, e->lines[i].value);
+                p += ds_avro_write_long(p, e->lines[i].weight);
         }
+        b->len = (size_t)(p - b->p);
 }
 
 static void put_sketch(ds_buf_t *b, const ds_hll_t *h) {

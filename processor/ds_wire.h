@@ -44,14 +44,23 @@ static inline void ds_buf_put(ds_buf_t *b, const void *p, size_t n) {
         b->len += n;
 }
 
-static inline void ds_avro_put_long(ds_buf_t *b, int64_t v) {
-        ds_buf_reserve(b, 10);
+/* Writes v as an Avro long (zigzag varint) at p, which has room for
+ * DS_AVRO_LONG_MAX bytes; returns the bytes written. */
+#define DS_AVRO_LONG_MAX 10
+static inline size_t ds_avro_write_long(uint8_t *p, int64_t v) {
         uint64_t n = ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+        size_t i = 0;
         while (n & ~0x7fULL) {
-                b->p[b->len++] = (uint8_t)((n & 0x7f) | 0x80);
+                p[i++] = (uint8_t)((n & 0x7f) | 0x80);
                 n >>= 7;
         }
-        b->p[b->len++] = (uint8_t)n;
+        p[i++] = (uint8_t)n;
+        return i;
+}
+
+static inline void ds_avro_put_long(ds_buf_t *b, int64_t v) {
+        ds_buf_reserve(b, DS_AVRO_LONG_MAX);
+        b->len += ds_avro_write_long(b->p + b->len, v);
 }
 
 static inline void ds_avro_put_bytes(ds_buf_t *b, const void *p, size_t n) {
