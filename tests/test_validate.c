@@ -4,6 +4,8 @@
  */
 #include <criterion/criterion.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ds_common.h"
@@ -473,10 +475,322 @@ Test(validate, utf8_valid_finds_a_bad_byte_at_any_offset_of_a_long_string) {
         }
 }
 
+/* ---- UTF-8 against a reference ----------------------------------------------- */
+
+/* RFC 3629 read literally: decode each sequence to its code point, then
+ * reject a code point that needed fewer bytes (overlong), a surrogate, or one
+ * above U+10FFFF. Slow and obviously right: ds_utf8_valid() (an ASCII word
+ * path and a DFA) must give the same answer on every input. */
+static int ref_utf8_valid(const uint8_t *s, size_t n) {
+        size_t i = 0;
+        while (i < n) {
+                uint32_t cp = s[i], min;
+                size_t len;
+                if (cp < 0x80) {
+                        i++;
+                        continue;
+                } else if ((cp & 0xE0) == 0xC0) {
+                        len = 2, cp &= 0x1F, min = 0x80;
+                } else if ((cp & 0xF0) == 0xE0) {
+                        len = 3, cp &= 0x0F, min = 0x800;
+                } else if ((cp & 0xF8) == 0xF0) {
+                        len = 4, cp &= 0x07, min = 0x10000;
+                } else {
+                        return 0; /* a continuation byte, or F8..FF */
+                }
+                if (n - i < len)
+                        return 0;
+                for (size_t k = 1; k < len; k++) {
+                        if ((s[i + k] & 0xC0) != 0x80)
+                                return 0;
+                        cp = cp << 6 | (s[i + k] & 0x3F);
+                }
+                if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+                        return 0;
+                i += len;
+        }
+        return 1;
+}
+
+/* The string under test is copied to the very end of a heap block, so that
+ * AddressSanitizer (DS_SANITIZE builds) reports any read past its last byte. */
+enum { UTF8_CAP = 256 };
+static uint8_t *utf8_block;
+
+static void utf8_block_init(void) {
+        good();
+        utf8_block = malloc(UTF8_CAP);
+        cr_assert_not_null(utf8_block);
+}
+
+static void utf8_block_fini(void) {
+        free(utf8_block);
+}
+
+/* ds_utf8_valid() and the reference agree on s[0..n); returns the answer. */
+static int same_as_reference(const uint8_t *s, size_t n) {
+        uint8_t *at = utf8_block + UTF8_CAP - n;
+        memmove(at, s, n);
+        int want = ref_utf8_valid(at, n), got = ds_utf8_valid((const char *)at, n);
+        if (got != want) {
+                char hex[3 * UTF8_CAP + 1] = "";
+                for (size_t i = 0; i < n; i++)
+                        sprintf(hex + 3 * i, "%02x ", at[i]);
+                cr_assert_fail("ds_utf8_valid = %d, reference = %d, on %zu bytes: %s", got, want, n, hex);
+        }
+        return want;
+}
+
+Test(validate, utf8_valid_agrees_with_the_reference_on_every_1_2_and_3_byte_string, .init = utf8_block_init,
+     .fini = utf8_block_fini) {
+        uint8_t b[3];
+        long valid = 0;
+        for (unsigned x = 0; x < 256; x++) {
+                b[0] = (uint8_t)x;
+                valid += same_as_reference(b, 1);
+                for (unsigned y = 0; y < 256; y++) {
+                        b[1] = (uint8_t)y;
+                        valid += same_as_reference(b, 2);
+                        for (unsigned z = 0; z < 256; z++) {
+                                b[2] = (uint8_t)z;
+                                valid += same_as_reference(b, 3);
+                        }
+                }
+        }
+        /* 128 + (128^2 + 1920) + (128^3 + 2 * 128 * 1920 + 61440): the counts of
+         * table 3-7 (1920 two-byte, 61440 three-byte code points) */
+        cr_assert_eq(valid, 128L + (16384 + 1920) + (2097152 + 2 * 128 * 1920 + 61440));
+}
+
+/* Every 2-byte string between ASCII runs of 0 to 17 bytes before and 0, 1, 7
+ * or 8 after: the sequence sits at every offset of the 8-byte words, and
+ * before a short or a whole ASCII word. */
+Test(validate, utf8_valid_agrees_with_the_reference_around_ascii_runs, .init = utf8_block_init,
+     .fini = utf8_block_fini) {
+        static const size_t after[] = {0, 1, 7, 8};
+        uint8_t buf[32];
+        for (size_t pre = 0; pre <= 17; pre++)
+                for (size_t a = 0; a < DS_ARRAY_LEN(after); a++) {
+                        memset(buf, 'x', sizeof(buf));
+                        for (unsigned v = 0; v < 65536; v++) {
+                                buf[pre] = (uint8_t)(v >> 8);
+                                buf[pre + 1] = (uint8_t)v;
+                                same_as_reference(buf, pre + 2 + after[a]);
+                        }
+                }
+}
+
+/* 4-byte strings: every first and second byte, the third and fourth from the
+ * bytes where the ranges of table 3-7 start and end. */
+Test(validate, utf8_valid_agrees_with_the_reference_on_4_byte_strings, .init = utf8_block_init,
+     .fini = utf8_block_fini) {
+        static const uint8_t edge[] = {0x00, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xFF};
+        uint8_t b[4];
+        long valid = 0;
+        for (unsigned x = 0; x < 256; x++)
+                for (unsigned y = 0; y < 256; y++)
+                        for (size_t i = 0; i < DS_ARRAY_LEN(edge); i++)
+                                for (size_t j = 0; j < DS_ARRAY_LEN(edge); j++) {
+                                        b[0] = (uint8_t)x, b[1] = (uint8_t)y, b[2] = edge[i], b[3] = edge[j];
+                                        valid += same_as_reference(b, 4);
+                                }
+        cr_assert_gt(valid, 0);
+}
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ULL;
+
+static uint64_t rng(void) { /* splitmix64: fixed seed, the same strings every run */
+        uint64_t z = (rng_state += 0x9E3779B97F4A7C15ULL);
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+        return z ^ (z >> 31);
+}
+
+/* Appends cp encoded as UTF-8 (surrogates and overlongs are the caller's
+ * business: this encodes whatever it is given in the length it is told). */
+static size_t put_cp(uint8_t *p, uint32_t cp, int len) {
+        switch (len) {
+        case 1:
+                p[0] = (uint8_t)cp;
+                break;
+        case 2:
+                p[0] = (uint8_t)(0xC0 | cp >> 6), p[1] = (uint8_t)(0x80 | (cp & 0x3F));
+                break;
+        case 3:
+                p[0] = (uint8_t)(0xE0 | cp >> 12), p[1] = (uint8_t)(0x80 | (cp >> 6 & 0x3F));
+                p[2] = (uint8_t)(0x80 | (cp & 0x3F));
+                break;
+        default:
+                p[0] = (uint8_t)(0xF0 | (cp >> 18 & 0x07)), p[1] = (uint8_t)(0x80 | (cp >> 12 & 0x3F));
+                p[2] = (uint8_t)(0x80 | (cp >> 6 & 0x3F)), p[3] = (uint8_t)(0x80 | (cp & 0x3F));
+        }
+        return (size_t)len;
+}
+
+/* A few million strings of up to ~100 bytes: ASCII runs of random length
+ * between characters of every length (now and then a surrogate, an overlong
+ * form or a code point above U+10FFFF), then maybe one mutation: a byte
+ * replaced (by anything, or by a byte where a range of table 3-7 starts or
+ * ends), or the string cut anywhere, often inside its last character. */
+Test(validate, utf8_valid_agrees_with_the_reference_on_random_strings, .init = utf8_block_init,
+     .fini = utf8_block_fini) {
+        static const uint8_t edge[] = {0x00, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xC1,
+                                       0xC2, 0xDF, 0xE0, 0xED, 0xEF, 0xF0, 0xF4, 0xF5, 0xFF};
+        uint8_t buf[UTF8_CAP];
+        long valid = 0, runs = 3000000;
+        for (long r = 0; r < runs; r++) {
+                size_t n = 0, max = 1 + rng() % 100;
+                while (n + 4 <= max) {
+                        uint64_t x = rng();
+                        switch (x % 8) {
+                        case 0:
+                        case 1: /* an ASCII run, 0 to 17 bytes */
+                                for (size_t k = (x >> 8) % 18; k && n < max; k--)
+                                        buf[n++] = (uint8_t)(0x20 + (x >> 16) % 95);
+                                break;
+                        case 2:
+                                n += put_cp(buf + n, 0x80 + (uint32_t)(x >> 8) % 0x780, 2);
+                                break;
+                        case 3:
+                        case 4:
+                                n += put_cp(buf + n, 0x800 + (uint32_t)(x >> 8) % 0xF800, 3);
+                                break;
+                        case 5:
+                                n += put_cp(buf + n, 0x10000 + (uint32_t)(x >> 8) % 0x100000, 4);
+                                break;
+                        case 6: /* Vietnamese: U+1EA0..U+1EF9, 3 bytes; or U+00C0..U+01B0, 2 bytes */
+                                n += (x >> 8) & 1 ? put_cp(buf + n, 0x1EA0 + (uint32_t)(x >> 9) % 0x5A, 3)
+                                                  : put_cp(buf + n, 0xC0 + (uint32_t)(x >> 9) % 0xF1, 2);
+                                break;
+                        default: /* rare: a code point encoded too long, a surrogate, > U+10FFFF */
+                                if ((x >> 8) % 8)
+                                        n += put_cp(buf + n, 0x20 + (uint32_t)(x >> 11) % 95, 1);
+                                else
+                                        n += put_cp(buf + n, (uint32_t)(x >> 11) % 0x140000, 2 + (int)(x >> 40) % 3);
+                        }
+                }
+                uint64_t m = rng();
+                if (n && m % 4 == 0)
+                        buf[(m >> 8) % n] = (m >> 2) & 1 ? edge[(m >> 32) % DS_ARRAY_LEN(edge)] : (uint8_t)(m >> 40);
+                else if (n && m % 4 == 1)
+                        n -= 1 + (m >> 8) % (n < 4 ? n : 4); /* cut inside the last character, often */
+                valid += same_as_reference(buf, n);
+        }
+        /* the generator must test both answers, plenty of each */
+        cr_assert_gt(valid, runs / 5, "%ld valid of %ld", valid, runs);
+        cr_assert_lt(valid, runs - runs / 5, "%ld valid of %ld", valid, runs);
+}
+
+/* ---- digits and gate codes, byte by byte ------------------------------------- */
+
+/* Each byte value at each position of the id and of an HS code: a digit
+ * gives its value, any other ASCII byte BAD_ID / BAD_HS_CODE, and a lone
+ * byte >= 0x80 is not UTF-8 at all. */
+Test(validate, id_and_hs_code_accept_exactly_the_ascii_digits) {
+        for (int pos = 0; pos < 12; pos++)
+                for (int b = 0; b < 256; b++) {
+                        char id[13] = "301234567890";
+                        id[pos] = (char)b;
+                        d.declaration_id = (ds_str_t){id, 12};
+                        ds_dlq_reason_t want = b >= 0x80              ? DS_DLQ_INVALID_UTF8
+                                               : b >= '0' && b <= '9' ? DS_DLQ_NONE
+                                                                      : DS_DLQ_BAD_ID;
+                        ds_dlq_reason_t got = ds_validate(&d, 4, &c);
+                        cr_assert_eq(got, want, "id byte %d = 0x%02x: got %s", pos, b, ds_dlq_code(got));
+                        if (want == DS_DLQ_NONE)
+                                cr_assert_eq(c.id, strtoull(id, NULL, 10));
+                }
+        d.declaration_id = S("301234567890");
+        for (int pos = 0; pos < 8; pos++)
+                for (int b = 0; b < 256; b++) {
+                        char hs[9] = "84295200";
+                        hs[pos] = (char)b;
+                        d.items[1].hs_code = (ds_str_t){hs, 8};
+                        ds_dlq_reason_t want = b >= 0x80              ? DS_DLQ_INVALID_UTF8
+                                               : b >= '0' && b <= '9' ? DS_DLQ_NONE
+                                                                      : DS_DLQ_BAD_HS_CODE;
+                        ds_dlq_reason_t got = ds_validate(&d, 8, &c);
+                        cr_assert_eq(got, want, "hs byte %d = 0x%02x: got %s", pos, b, ds_dlq_code(got));
+                        if (want == DS_DLQ_NONE)
+                                cr_assert_eq(line_of((uint32_t)strtoul(hs, NULL, 10))->items, 1, "%s", hs);
+                }
+}
+
+Test(validate, random_ids_and_hs_codes_parse_to_their_value) {
+        for (int r = 0; r < 100000; r++) {
+                char id[13], hs[9];
+                uint64_t x = rng() % 1000000000000ULL, h = rng() % 100000000;
+                snprintf(id, sizeof(id), "%012llu", (unsigned long long)x);
+                snprintf(hs, sizeof(hs), "%08llu", (unsigned long long)h);
+                d.declaration_id = (ds_str_t){id, 12};
+                d.item_cnt = 0;
+                item(0, hs, 1, 1);
+                cr_assert_eq(ds_validate(&d, 8, &c), DS_DLQ_NONE);
+                cr_assert_eq(c.id, x);
+                cr_assert_eq(c.lines[0].heading, h);
+        }
+}
+
+/* A gate code is packed zero-padded (ds_domain.c): each gate followed by 1 to
+ * 20 NULs, and each gate with one byte turned NUL, is no gate. */
+Test(validate, every_gate_with_a_nul_anywhere_is_unknown) {
+        for (int g = 0; g < ds_gate_count(); g++) {
+                char code[40];
+                size_t len = strlen(ds_gate(g)->code);
+                for (size_t pad = 1; pad <= 20; pad++) {
+                        memset(code, 0, sizeof(code));
+                        memcpy(code, ds_gate(g)->code, len);
+                        d.gate_code = (ds_str_t){code, (uint32_t)(len + pad)};
+                        cr_assert_eq(ds_validate(&d, 4, &c), DS_DLQ_UNKNOWN_GATE, "%s + %zu NULs", code, pad);
+                }
+                for (size_t pos = 0; pos < len; pos++) {
+                        memcpy(code, ds_gate(g)->code, len);
+                        code[pos] = 0;
+                        d.gate_code = (ds_str_t){code, (uint32_t)len};
+                        cr_assert_eq(ds_validate(&d, 4, &c), DS_DLQ_UNKNOWN_GATE, "%s, NUL at %zu", ds_gate(g)->code,
+                                     pos);
+                }
+        }
+}
+
+/* ---- hash ---------------------------------------------------------------------- */
+
 Test(validate, hash_of_bytes_depends_on_every_byte_and_the_length) {
         uint64_t h = ds_hash_bytes("5700123456", 10);
         cr_assert_eq(h, ds_hash_bytes("5700123456", 10));
         cr_assert_neq(h, ds_hash_bytes("5700123457", 10));
         cr_assert_neq(h, ds_hash_bytes("5700123456", 9));
         cr_assert_neq(ds_hash_bytes("", 0), ds_hash_bytes("\0", 1));
+}
+
+/* ds_hash_bytes() values live in persisted HyperLogLog sketches: it must stay
+ * FNV-1a over the bytes, then fmix64 of the hash xor the length, bit for bit. */
+static uint64_t ref_hash(const uint8_t *s, size_t n) {
+        uint64_t h = 0xcbf29ce484222325ULL;
+        for (size_t i = 0; i < n; i++)
+                h = (h ^ s[i]) * 0x100000001b3ULL;
+        return ds_mix64(h ^ n);
+}
+
+Test(validate, hash_of_bytes_keeps_its_persisted_values) {
+        const struct {
+                const char *s;
+                uint64_t h;
+        } pinned[] = {
+                {"", 0xefd01f60ba992926ULL},
+                {"5700123456", 0x116a10feda8d8f61ULL},
+                {"0101234567-001", 0xd3beedb32f80b756ULL},
+                {"14C-123.45", 0xdbee2bb1bc9d5532ULL},
+                {"桂P12345", 0xe52954fa71363504ULL},
+                {"abcdefghijklmnopqrstuvwxyz0123456789", 0xa5337fe3f8a57da3ULL},
+        };
+        for (size_t i = 0; i < DS_ARRAY_LEN(pinned); i++)
+                cr_assert_eq(ds_hash_bytes(pinned[i].s, strlen(pinned[i].s)), pinned[i].h, "%s", pinned[i].s);
+        uint8_t buf[80];
+        for (int r = 0; r < 20000; r++) {
+                size_t n = (size_t)r % sizeof(buf);
+                for (size_t i = 0; i < n; i++)
+                        buf[i] = (uint8_t)rng();
+                cr_assert_eq(ds_hash_bytes(buf, n), ref_hash(buf, n), "length %zu", n);
+        }
 }
