@@ -382,3 +382,67 @@ Test(rows, random_operations_match_a_reference_model) {
         check_model(t, &m, steps);
         ds_rows_destroy(t);
 }
+
+/* ds_rows_get_many() (and ds_rows_get_hashed()) must do exactly what one
+ * ds_rows_get() per key in order does: the same rows, created in the same
+ * order in the same slots of the dense array - with keys repeated within a
+ * batch, batches that grow the index and the row array midway, and removed
+ * slots reused. */
+Test(rows, get_many_matches_one_get_per_key) {
+        ds_rows_t *one = ds_rows_new(4), *many = ds_rows_new(4);
+        static ds_rowkey_t keys[DS_ROWS_MANY_MAX];
+        static ds_row_t *out[DS_ROWS_MANY_MAX];
+        static uint32_t hs[DS_ROWS_MANY_MAX];
+        rs = 12345;
+        for (int batch = 0; batch < 2000; batch++) {
+                uint32_t n = 1 + rnd(batch < 20 ? DS_ROWS_MANY_MAX : 40);
+                for (uint32_t i = 0; i < n; i++)
+                        keys[i] = mkey(rnd(batch < 1000 ? NKEYS : NKEYS / 4));
+                if (batch % 2) {
+                        cr_assert_eq(ds_rows_get_many(many, keys, n, out), 0);
+                } else {
+                        for (uint32_t i = 0; i < n; i++)
+                                hs[i] = ds_rows_prefetch(many, keys[i]);
+                        cr_assert_eq(ds_rows_get_hashed(many, keys, hs, n, out), 0);
+                }
+                for (uint32_t i = 0; i < n; i++) {
+                        ds_row_t *r = ds_rows_get(one, keys[i]);
+                        cr_assert_not_null(r);
+                        cr_assert_eq(out[i], ds_rows_find(many, keys[i]), "batch %d: out[%u] is not its row", batch, i);
+                        r->m.value += i + 1;
+                        out[i]->m.value += i + 1;
+                        ds_rows_mark(one, r);
+                        ds_rows_mark(many, out[i]);
+                }
+                if (batch % 7 == 0) { /* remove some, and let their slots be reused */
+                        for (uint32_t k = 0; k < 30; k++) {
+                                ds_rowkey_t key = mkey(rnd(NKEYS));
+                                ds_rows_remove(one, key);
+                                ds_rows_remove(many, key);
+                        }
+                        ds_rows_clear_dirty(one);
+                        ds_rows_clear_dirty(many);
+                }
+                cr_assert_eq(ds_rows_count(many), ds_rows_count(one), "batch %d", batch);
+                cr_assert_eq(ds_rows_dirty_count(many), ds_rows_dirty_count(one), "batch %d", batch);
+                for (uint32_t d = 0; d < ds_rows_dirty_count(one); d++) {
+                        ds_row_t *a = ds_rows_dirty_at(one, d), *b = ds_rows_dirty_at(many, d);
+                        cr_assert_eq(a != NULL, b != NULL);
+                        cr_assert(!a || (a->key.k == b->key.k && a->key.start == b->key.start),
+                                  "batch %d: dirty list differs at %u", batch, d);
+                }
+        }
+        uint32_t ca = 0, cb = 0;
+        ds_row_t *a, *b;
+        while ((a = ds_rows_iter(one, &ca))) {
+                b = ds_rows_iter(many, &cb);
+                cr_assert_not_null(b);
+                cr_assert_eq(ca, cb, "rows in different slots");
+                cr_assert(a->key.k == b->key.k && a->key.start == b->key.start, "rows in a different order");
+                cr_assert_eq(a->m.value, b->m.value);
+        }
+        cr_assert_null(ds_rows_iter(many, &cb));
+        cr_assert_eq(ds_rows_memory(many), ds_rows_memory(one));
+        ds_rows_destroy(one);
+        ds_rows_destroy(many);
+}
