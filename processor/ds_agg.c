@@ -184,12 +184,11 @@ static inline void add_measures(ds_row_t *r, int64_t sign, int64_t items, int64_
 }
 
 /* What a contribution touches: every row key first (ds_agg_plan, which
- * prefetches their index slots), then ds_rows_get_hashed() (the rows'
- * misses overlap) and the updates in the order the keys were listed - the
- * same order of row creation, eviction registration and dirty marking as
- * one ds_rows_get() at a time. */
+ * then hashes them and prefetches their index slots in one call), then
+ * ds_rows_get_hashed() (the rows' misses overlap) and the updates in the
+ * order the keys were listed - the same order of row creation, eviction
+ * registration and dirty marking as one ds_rows_get() at a time. */
 void ds_agg_plan(ds_agg_t *a, const ds_contrib_t *c, int64_t sign, int64_t wm, ds_agg_plan_t *pl) {
-        ds_rows_t *rows = a->rows;
         uint32_t n = 0;
         pl->gate_day = -1;
         pl->sign = sign;
@@ -203,12 +202,10 @@ void ds_agg_plan(ds_agg_t *a, const ds_contrib_t *c, int64_t sign, int64_t wm, d
                 if (w == DS_WIN_DAY && sign > 0)
                         pl->gate_day = (int)n;
                 pl->keys[n] = ds_rowkey(DS_DIM_GATE, (ds_window_t)w, c->gate, start);
-                pl->hash[n] = ds_rows_prefetch(rows, pl->keys[n]);
                 pl->cls[n] = k;
                 pl->line[n++] = -1;
                 for (uint32_t i = 0; i < c->nlines; i++) {
                         pl->keys[n] = ds_rowkey(DS_DIM_COMMODITY, (ds_window_t)w, c->lines[i].heading, start);
-                        pl->hash[n] = ds_rows_prefetch(rows, pl->keys[n]);
                         pl->cls[n] = k;
                         pl->line[n++] = (int16_t)i;
                 }
@@ -221,12 +218,12 @@ void ds_agg_plan(ds_agg_t *a, const ds_contrib_t *c, int64_t sign, int64_t wm, d
                 for (uint32_t i = 0; i < c->nlines; i++) {
                         pl->keys[n] = ds_rowkey(DS_DIM_GATE_HEADING, DS_WIN_DAY,
                                                 ds_cell_key(c->gate, c->lines[i].heading), day);
-                        pl->hash[n] = ds_rows_prefetch(rows, pl->keys[n]);
                         pl->cls[n] = DS_EV_CELL;
                         pl->line[n++] = (int16_t)i;
                 }
         }
         pl->n = n;
+        ds_rows_prefetch_many(a->rows, pl->keys, n, pl->hash);
 }
 
 int ds_agg_commit(ds_agg_t *a, const ds_contrib_t *c, const ds_agg_plan_t *pl) {

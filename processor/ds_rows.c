@@ -131,13 +131,21 @@ uint32_t ds_rows_prefetch(const ds_rows_t *t, ds_rowkey_t key) {
         return h;
 }
 
+void ds_rows_prefetch_many(const ds_rows_t *t, const ds_rowkey_t *keys, uint32_t n, uint32_t *hs) {
+        const uint64_t *index = t->index;
+        uint32_t mask = t->mask;
+        for (uint32_t i = 0; i < n; i++) {
+                hs[i] = (uint32_t)key_hash(keys[i]);
+                __builtin_prefetch(&index[hs[i] & mask]);
+        }
+}
+
 int ds_rows_get_many(ds_rows_t *t, const ds_rowkey_t *keys, uint32_t n, ds_row_t **out) {
         uint32_t hs[DS_ROWS_MANY_MAX];
         if (n > DS_ROWS_MANY_MAX)
                 return -1;
         /* 1: every key's home slot */
-        for (uint32_t i = 0; i < n; i++)
-                hs[i] = ds_rows_prefetch(t, keys[i]);
+        ds_rows_prefetch_many(t, keys, n, hs);
         return ds_rows_get_hashed(t, keys, hs, n, out);
 }
 
