@@ -264,9 +264,7 @@ void ds_rows_remove(ds_rows_t *t, ds_rowkey_t key) {
         t->freelist[t->nfree + t->npending++] = rn;
 }
 
-void ds_rows_mark(ds_rows_t *t, ds_row_t *r) {
-        if (r->dirty)
-                return;
+void ds_rows_mark_clean(ds_rows_t *t, ds_row_t *r) {
         if (t->ndirty == t->capdirty) {
                 uint32_t cap = t->capdirty ? t->capdirty * 2 : 256;
                 uint32_t *d = realloc(t->dirty, cap * sizeof(uint32_t));
