@@ -66,11 +66,14 @@ int ds_evict_closed(const ds_evict_t *e, int cls, int64_t start, int64_t wm) {
         }
 }
 
-int ds_evict_add(ds_evict_t *e, int cls, ds_rowkey_t key) {
-        evq_t *q = &e->q[cls];
+/* ds_evict_add() when the bucket used last is not key's or is full. */
+static __attribute__((noinline)) int add_slow(ds_evict_t *e, evq_t *q, ds_rowkey_t key) {
         uint32_t i = q->last;
         if (i >= q->n || q->b[i].start != key.start) {
                 uint32_t lo = 0, hi = q->n;
+                /* a start past every bucket's (event time moving on) needs no search */
+                if (!q->n || q->b[q->n - 1].start < key.start)
+                        lo = q->n;
                 while (lo < hi) {
                         uint32_t mid = (lo + hi) / 2;
                         if (q->b[mid].start < key.start)
@@ -88,7 +91,8 @@ int ds_evict_add(ds_evict_t *e, int cls, ds_rowkey_t key) {
                                 q->b = nb;
                                 q->cap = cap;
                         }
-                        memmove(&q->b[i + 1], &q->b[i], (q->n - i) * sizeof(bucket_t));
+                        if (i < q->n)
+                                memmove(&q->b[i + 1], &q->b[i], (q->n - i) * sizeof(bucket_t));
                         q->b[i] = (bucket_t){key.start, NULL, 0, 0};
                         q->n++;
                 }
@@ -106,6 +110,21 @@ int ds_evict_add(ds_evict_t *e, int cls, ds_rowkey_t key) {
         }
         b->keys[b->n++] = key;
         return 0;
+}
+
+/* The usual case - key goes to the bucket used last, which has room - on
+ * its own, without the registers the searching and growing need saved and
+ * restored (~14 instructions per call fewer, callgrind, bench_micro apply). */
+int ds_evict_add(ds_evict_t *e, int cls, ds_rowkey_t key) {
+        evq_t *q = &e->q[cls];
+        if (q->last < q->n) {
+                bucket_t *b = &q->b[q->last];
+                if (b->start == key.start && b->n < b->cap) {
+                        b->keys[b->n++] = key;
+                        return 0;
+                }
+        }
+        return add_slow(e, q, key);
 }
 
 uint64_t ds_evict_pop(ds_evict_t *e, int64_t wm, ds_evict_fn fn, void *ctx) {

@@ -8,6 +8,7 @@
 
 #include "ds_agg.h"
 #include "ds_common.h"
+#include "ds_evict.h"
 #include "ds_rows.h"
 #include "ds_window.h"
 
@@ -279,4 +280,66 @@ Test(agg, gate_day_row_counts_distinct_declarants_and_vehicles) {
         cr_assert(dec > 9.5 && dec < 10.5, "declarants %.2f, want 10", dec);
         cr_assert(veh > 4.5 && veh < 5.5, "vehicles %.2f, want 5", veh);
         cr_assert_null(ds_rows_find(ds_agg_rows(a), ds_rowkey(DS_DIM_GATE, DS_WIN_TOTAL, 4, 0))->aux);
+}
+
+/* ---- the eviction buckets on their own ----------------------------------- */
+
+#define EV_KEYS 5000
+
+typedef struct ev_got {
+        uint32_t n;
+        ds_rowkey_t keys[EV_KEYS];
+} ev_got_t;
+
+static void ev_collect(void *ctx, ds_rowkey_t key) {
+        ev_got_t *g = ctx;
+        cr_assert_lt(g->n, EV_KEYS);
+        g->keys[g->n++] = key;
+}
+
+/* Keys come back by start, and in the order they were registered within a
+ * start - whether their starts come in order (appended buckets), repeat the
+ * bucket used last, go back to an older bucket or fall between two (a bucket
+ * inserted midway), and past 16 keys a bucket (it grows). */
+Test(agg, evict_buckets_pop_by_start_in_registration_order) {
+        ds_window_cfg_t wcfg;
+        ds_window_cfg_default(&wcfg);
+        ds_evict_t *e = ds_evict_new(&wcfg, 0); /* DS_EV_CELL: closed at start + a day */
+        cr_assert_not_null(e);
+        static ds_rowkey_t reg[EV_KEYS];
+        static ev_got_t got;
+        uint64_t rs = 99;
+        for (uint32_t i = 0; i < EV_KEYS; i++) {
+                rs ^= rs << 13;
+                rs ^= rs >> 7;
+                rs ^= rs << 17;
+                uint32_t r = (uint32_t)(rs % 100);
+                int64_t day = r < 60 ? i / 50 : r < 80 ? i / 50 + 3 : (int64_t)(rs >> 8) % 150;
+                reg[i] = ds_rowkey(DS_DIM_GATE_HEADING, DS_WIN_DAY, i, T0 + day * DS_DAY_MS);
+                cr_assert_eq(ds_evict_add(e, DS_EV_CELL, reg[i]), 0);
+        }
+        got.n = 0;
+        uint32_t popped = 0;
+        int64_t prev = INT64_MIN / 2; /* the watermark of the previous pop */
+        for (int64_t wm_day = 1; wm_day <= 160; wm_day += 7) {
+                int64_t wm = T0 + wm_day * DS_DAY_MS;
+                uint64_t n = ds_evict_pop(e, wm, ev_collect, &got);
+                cr_assert_eq(n, got.n - popped);
+                /* what this pop returned: every registered key closed at wm and not popped before */
+                uint32_t k = popped;
+                for (int64_t start = T0; start + DS_DAY_MS <= wm; start += DS_DAY_MS)
+                        for (uint32_t i = 0; i < EV_KEYS; i++)
+                                if (reg[i].start == start && start + DS_DAY_MS > prev) {
+                                        cr_assert_lt(k, got.n, "wm day %lld: key %u not popped", (long long)wm_day, i);
+                                        cr_assert_eq(got.keys[k].k, reg[i].k, "wm day %lld: pop %u is key %u",
+                                                     (long long)wm_day, k, (unsigned)ds_rowkey_key(got.keys[k]));
+                                        k++;
+                                }
+                cr_assert_eq(k, got.n, "wm day %lld: %u popped, %u expected", (long long)wm_day, got.n - popped,
+                             k - popped);
+                popped = got.n;
+                prev = wm;
+        }
+        cr_assert_eq(got.n, EV_KEYS);
+        ds_evict_destroy(e);
 }
