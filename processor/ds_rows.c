@@ -155,11 +155,14 @@ int ds_rows_get_hashed(ds_rows_t *t, const ds_rowkey_t *keys, const uint32_t *hs
                 return -1;
         /* 2: the row of a home slot whose tag matches (the usual case for a
          * row that exists) */
+        const uint64_t *index = t->index;
+        uint32_t mask = t->mask;
+        ds_row_t *rows = t->rows; /* locals: the stores to home[] could alias t's fields */
         for (uint32_t i = 0; i < n; i++) {
-                uint64_t e = t->index[hs[i] & t->mask];
-                home[i] = e && (uint32_t)e == hs[i] ? (uint32_t)(e >> 32) : 0;
+                uint64_t e = index[hs[i] & mask];
+                home[i] = (uint32_t)e == hs[i] ? (uint32_t)(e >> 32) : 0; /* 0 too for an empty slot */
                 if (home[i])
-                        __builtin_prefetch(&t->rows[home[i] - 1]);
+                        __builtin_prefetch(&rows[home[i] - 1]);
         }
         /* 3: find or insert. An entry stays valid until its row is removed
          * (growing the index moves entries, never changes them), so home[i]
@@ -171,7 +174,7 @@ int ds_rows_get_hashed(ds_rows_t *t, const ds_rowkey_t *keys, const uint32_t *hs
         uint32_t caprows = t->caprows;
         for (uint32_t i = 0; i < n; i++) {
                 ds_row_t *r;
-                if (DS_LIKELY(home[i]) && key_eq((r = &t->rows[home[i] - 1])->key, keys[i])) {
+                if (DS_LIKELY(home[i]) && key_eq((r = &rows[home[i] - 1])->key, keys[i])) {
                         out[i] = r;
                         continue;
                 }
@@ -185,6 +188,7 @@ int ds_rows_get_hashed(ds_rows_t *t, const ds_rowkey_t *keys, const uint32_t *hs
                 if (DS_UNLIKELY(t->caprows != caprows)) {
                         /* the insertion moved the rows: find the earlier ones again */
                         caprows = t->caprows;
+                        rows = t->rows;
                         for (uint32_t j = 0; j < i; j++)
                                 out[j] = probe(t, keys[j], hs[j], &s);
                 }
