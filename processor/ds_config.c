@@ -74,7 +74,8 @@ static const confdef_t defs[] = {
     {"threads", CT_INT, O(threads), 0, 256, "0", NULL,
      "Worker threads; 0 means one per CPU core."},
     {"commit.interval.ms", CT_I64, O(commit_interval_ms), 10, 3600000, "1000", NULL,
-     "How often changed rows are published and input offsets committed."},
+     "How often changed rows are published and input offsets committed: a cycle is due one interval after the "
+     "previous one started, and at least half an interval after it ended."},
     {"heading.digits", CT_INT, O(heading_digits), 2, 8, "4", NULL,
      "HS digits that make a COMMODITY key: 2 (chapter), 4 (heading), 6 or 8."},
     {"decoder", CT_ENUM, O(decoder), 0, 0, "specialized", "specialized|avro-c",
