@@ -743,9 +743,13 @@ static int op_is_str(const op_t *op, uint8_t rk, size_t off) {
         return op->rk == rk && (op->wt == W_STRING || op->wt == W_BYTES) && op->off == off && !op->bad;
 }
 
+/* native_item() reads exactly these seven fields: a reader Item with more
+ * needs them there too, or an eighth writer field would go unread. */
+_Static_assert(NITEM == 7, "native_item() reads the seven Item fields; update it with item_fields");
+
 static int item_plan_is_native(const plan_t *pl) {
         const op_t *o = pl->ops;
-        return pl->nops == NITEM && op_is_str(&o[0], RK_STR, offsetof(ds_item_t, hs_code)) &&
+        return pl->nops == 7 && op_is_str(&o[0], RK_STR, offsetof(ds_item_t, hs_code)) &&
                op_is_str(&o[1], RK_STR, offsetof(ds_item_t, description)) &&
                op_is(&o[2], RK_DOUBLE, W_DOUBLE, offsetof(ds_item_t, quantity)) &&
                op_is_str(&o[3], RK_STR, offsetof(ds_item_t, unit)) &&

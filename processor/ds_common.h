@@ -27,6 +27,16 @@ static inline int64_t ds_now_ms(void) {
         return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* When the next publishing cycle is due (ds_pipeline.c, ds_replay.c): one
+ * interval after the previous cycle started, and at least half an interval
+ * after it ended. While cycles take under half an interval a declaration
+ * waits at most one interval for its cycle; longer cycles never run back to
+ * back (which republished every changed row twice as often: bench/HOTPATH.md). */
+static inline int64_t ds_cycle_next(int64_t started, int64_t ended, int64_t interval) {
+        int64_t next = started + interval;
+        return next < ended + interval / 2 ? ended + interval / 2 : next;
+}
+
 /* Monotonic milliseconds, for intervals and timeouts. */
 static inline int64_t ds_mono_ms(void) {
         struct timespec ts;

@@ -94,18 +94,29 @@ const char *ds_window_name(ds_window_t w) {
         return (unsigned)w < DS_WIN__CNT ? n[w] : "?";
 }
 
-static void row_keytext(ds_fmt_t *f, ds_rowkey_t k, int heading_digits) {
-        if (ds_rowkey_dim(k) == DS_DIM_GATE) {
-                const ds_gate_t *g = ds_gate((int)ds_rowkey_key(k));
+void ds_fmt_keytext(ds_fmt_t *f, ds_rowkey_t k, int heading_digits) {
+        uint32_t key = ds_rowkey_key(k);
+        const ds_gate_t *g;
+        switch (ds_rowkey_dim(k)) {
+        case DS_DIM_GATE:
+                g = ds_gate((int)key);
                 ds_fmt_str(f, g ? g->code : "?");
-        } else {
-                ds_fmt_u64(f, ds_rowkey_key(k), heading_digits);
+                return;
+        case DS_DIM_COMMODITY:
+                ds_fmt_u64(f, key, heading_digits);
+                return;
+        default:
+                g = ds_gate((int)ds_cell_gate(key));
+                ds_fmt_str(f, g ? g->code : "?");
+                ds_fmt_char(f, '|');
+                ds_fmt_u64(f, ds_cell_heading(key), heading_digits);
+                return;
         }
 }
 
 int ds_row_keytext(ds_rowkey_t k, int heading_digits, char *buf, size_t size) {
         ds_fmt_t f = ds_fmt(buf, size);
-        row_keytext(&f, k, heading_digits);
+        ds_fmt_keytext(&f, k, heading_digits);
         return ds_fmt_end(&f);
 }
 
@@ -113,7 +124,7 @@ int ds_total_key(ds_rowkey_t k, int heading_digits, char *buf, size_t size) {
         ds_fmt_t f = ds_fmt(buf, size);
         ds_fmt_str(&f, ds_dim_name(ds_rowkey_dim(k)));
         ds_fmt_char(&f, '|');
-        row_keytext(&f, k, heading_digits);
+        ds_fmt_keytext(&f, k, heading_digits);
         ds_fmt_char(&f, '|');
         ds_fmt_str(&f, ds_window_name(ds_rowkey_window(k)));
         ds_fmt_char(&f, '|');

@@ -15,6 +15,7 @@
 #define DS_ENCODE_H
 
 #include "ds_decl.h"
+#include "ds_fmt.h"
 #include "ds_rows.h"
 #include "ds_wire.h"
 
@@ -34,9 +35,13 @@ struct ds_top_entry;
 void ds_encode_top(ds_buf_t *b, const char *gate, int64_t day, const struct ds_top_entry *e, int n,
                    int heading_digits, int64_t updated_at);
 
-/* Text of a row's key part: the gate code, or the heading zero-padded to
- * heading_digits. Returns the length written (buf >= 17 bytes). */
+/* Text of a row's key part: the gate code, the heading zero-padded to
+ * heading_digits, or gate|heading for a GATE_HEADING cell. Returns the
+ * length of the whole text (snprintf's rule; buf >= 28 bytes holds any). */
 int ds_row_keytext(ds_rowkey_t k, int heading_digits, char *buf, size_t size);
+/* The same text appended to f: gate code, heading, or gate|heading for a
+ * GATE_HEADING cell; "?" for a gate index outside the table. */
+void ds_fmt_keytext(ds_fmt_t *f, ds_rowkey_t k, int heading_digits);
 
 /* Message key of a row: e.g. "GATE|MONGCAI|TOTAL|0". Returns its length. */
 int ds_total_key(ds_rowkey_t k, int heading_digits, char *buf, size_t size);

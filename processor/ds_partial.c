@@ -15,28 +15,6 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Key text of a row: gate code, heading, or gate|heading. */
-static void key_text(ds_fmt_t *f, ds_rowkey_t k, int digits) {
-        uint32_t key = ds_rowkey_key(k);
-        switch (ds_rowkey_dim(k)) {
-        case DS_DIM_GATE: {
-                const ds_gate_t *g = ds_gate((int)key);
-                ds_fmt_str(f, g ? g->code : "?");
-                return;
-        }
-        case DS_DIM_COMMODITY:
-                ds_fmt_u64(f, key, digits);
-                return;
-        default: {
-                const ds_gate_t *g = ds_gate((int)ds_cell_gate(key));
-                ds_fmt_str(f, g ? g->code : "?");
-                ds_fmt_char(f, '|');
-                ds_fmt_u64(f, ds_cell_heading(key), digits);
-                return;
-        }
-        }
-}
-
 void ds_partial_of_row(ds_partial_t *out, const ds_outrow_t *o, int64_t updated_at, uint8_t *s1, uint8_t *s2) {
         *out = (ds_partial_t){DS_PARTIAL_ROW, o->partition, o->epoch, o->offset, 0, 0, o->key, o->m,
                               NULL, 0, NULL, 0, updated_at};
@@ -59,10 +37,11 @@ void ds_partial_encode(ds_buf_t *b, const ds_partial_t *p, int digits) {
         ds_buf_put(b, p->idle ? "\x01" : "\x00", 1);
         if (p->kind == DS_PARTIAL_ROW) {
                 ds_avro_put_long(b, ds_rowkey_dim(p->key));
+                /* the longest key text: a gate code, '|', a 10-digit heading */
+                _Static_assert(DS_GATE_CODE_MAX + 1 + 10 < sizeof(kt), "key text buffer too small");
                 ds_fmt_t f = ds_fmt(kt, sizeof(kt));
-                key_text(&f, p->key, digits);
-                int n = ds_fmt_end(&f);
-                ds_avro_put_bytes(b, kt, (size_t)n < sizeof(kt) ? (size_t)n : sizeof(kt) - 1);
+                ds_fmt_keytext(&f, p->key, digits);
+                ds_avro_put_bytes(b, kt, (size_t)ds_fmt_end(&f));
                 ds_avro_put_long(b, ds_rowkey_window(p->key));
                 ds_avro_put_long(b, p->key.start);
         } else {
@@ -167,7 +146,7 @@ int ds_partial_key(const ds_partial_t *p, int digits, char *buf, size_t size) {
                        : ds_rowkey_dim(p->key) == DS_DIM_COMMODITY ? "COMMODITY"
                                                                    : "GATE_HEADING");
         ds_fmt_char(&f, '|');
-        key_text(&f, p->key, digits);
+        ds_fmt_keytext(&f, p->key, digits);
         ds_fmt_char(&f, '|');
         ds_fmt_str(&f, ds_window_name(ds_rowkey_window(p->key)));
         ds_fmt_char(&f, '|');

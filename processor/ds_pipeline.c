@@ -1394,16 +1394,7 @@ int ds_pipeline_run(const ds_config_t *cfg) {
                 if (now >= next_cycle) {
                         if (cycle(pl))
                                 break;
-                        /* due one interval after this cycle started, so that a
-                         * declaration waits at most one interval for its cycle,
-                         * but never less than half an interval after it ended: at
-                         * a fixed rate, cycles that take as long as the interval
-                         * run back to back and republish every changed row (GATE
-                         * DAY sketches included) twice as often (bench/HOTPATH.md) */
-                        int64_t end = ds_mono_ms();
-                        next_cycle = now + cfg->commit_interval_ms;
-                        if (next_cycle < end + cfg->commit_interval_ms / 2)
-                                next_cycle = end + cfg->commit_interval_ms / 2;
+                        next_cycle = ds_cycle_next(now, ds_mono_ms(), cfg->commit_interval_ms);
                         if (cfg->exit_on_eof && pl->nas > 0) {
                                 int all = 1;
                                 for (int i = 0; i < pl->nas && all; i++)

@@ -849,7 +849,7 @@ int ds_replay_run(ds_replay_t *r, ds_replay_result_t *res, char *errstr, size_t 
                                         rc = ds_err(errstr, sz, "out of memory (or the sink failed) during the replay");
                                         break;
                                 }
-                                next = now + r->o.cycle_ms;
+                                next = ds_cycle_next(now, ds_mono_ms(), r->o.cycle_ms);
                                 if (all)
                                         break; /* that was the final cycle: every worker had finished */
                                 continue;

@@ -94,16 +94,16 @@ static int grow_index(ds_rows_t *t) {
         return 0;
 }
 
-/* The row of key (hash h), or NULL with *slot the empty slot that ends its
- * probe run: where an insertion puts it. Inline: the lookup of a row that
- * is not in its home slot (a quarter of them at load 1/2) costs no call. */
+/* The row of key (hash h) with *slot its index slot, or NULL with *slot the
+ * empty slot that ends its probe run: where an insertion puts it. Inline:
+ * the lookup of a row that is not in its home slot (a quarter of them at
+ * load 1/2) costs no call. */
 static inline ds_row_t *probe(const ds_rows_t *t, ds_rowkey_t key, uint32_t h, uint32_t *slot) {
         for (uint32_t s = h & t->mask;; s = (s + 1) & t->mask) {
                 uint64_t e = t->index[s];
-                if (!e) {
-                        *slot = s;
+                *slot = s;
+                if (!e)
                         return NULL;
-                }
                 if ((uint32_t)e == h) {
                         ds_row_t *r = &t->rows[(e >> 32) - 1];
                         if (key_eq(r->key, key))
@@ -232,16 +232,9 @@ static __attribute__((noinline)) ds_row_t *insert(ds_rows_t *t, ds_rowkey_t key,
 }
 
 void ds_rows_remove(ds_rows_t *t, ds_rowkey_t key) {
-        uint64_t h = key_hash(key);
-        uint32_t tag = (uint32_t)h;
-        uint32_t s = (uint32_t)h & t->mask;
-        for (;; s = (s + 1) & t->mask) {
-                uint64_t e = t->index[s];
-                if (!e)
-                        return;
-                if ((uint32_t)e == tag && key_eq(t->rows[(e >> 32) - 1].key, key))
-                        break;
-        }
+        uint32_t s;
+        if (!probe(t, key, (uint32_t)key_hash(key), &s))
+                return;
         uint32_t rn = (uint32_t)(t->index[s] >> 32) - 1;
         /* backward-shift deletion keeps probe chains intact without tombstones */
         uint32_t hole = s;
@@ -268,7 +261,7 @@ void ds_rows_remove(ds_rows_t *t, ds_rowkey_t key) {
         t->freelist[t->nfree + t->npending++] = rn;
 }
 
-void ds_rows_mark_clean(ds_rows_t *t, ds_row_t *r) {
+void ds_rows_mark_slow(ds_rows_t *t, ds_row_t *r) {
         if (t->ndirty == t->capdirty) {
                 uint32_t cap = t->capdirty ? t->capdirty * 2 : 256;
                 uint32_t *d = realloc(t->dirty, cap * sizeof(uint32_t));

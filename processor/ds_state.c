@@ -112,8 +112,7 @@ static void put_u64(ds_buf_t *b, uint64_t v) {
 /* Every changed ledger entry is written at each cycle (and all of them in a
  * snapshot): one reservation for the whole entry instead of one per value. */
 static void put_entry(ds_buf_t *b, const ds_ledger_entry_t *e) {
-        ds_buf_reserve(b, 1 + DS_AVRO_LONG_MAX * (7 + 4 * (size_t)e->nlines));
-        uint8_t *p = b->p + b->len;
+        uint8_t *p = ds_buf_tail(b, 1 + DS_AVRO_LONG_MAX * (7 + 4 * (size_t)e->nlines));
         *p++ = 'L';
         p += ds_avro_write_long(p, (int64_t)e->id);
         p += ds_avro_write_long(p, e->declared_at);
@@ -128,7 +127,7 @@ static void put_entry(ds_buf_t *b, const ds_ledger_entry_t *e) {
                 p += ds_avro_write_long(p, e->lines[i].value);
                 p += ds_avro_write_long(p, e->lines[i].weight);
         }
-        b->len = (size_t)(p - b->p);
+        ds_buf_commit(b, p);
 }
 
 static void put_sketch(ds_buf_t *b, const ds_hll_t *h) {

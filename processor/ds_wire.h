@@ -58,6 +58,17 @@ static inline size_t ds_avro_write_long(uint8_t *p, int64_t v) {
         return i;
 }
 
+/* Writing in place: ds_buf_tail() makes room for n bytes and returns where
+ * they go; ds_buf_commit() ends the buffer at p (within that room). */
+static inline uint8_t *ds_buf_tail(ds_buf_t *b, size_t n) {
+        ds_buf_reserve(b, n);
+        return b->p + b->len;
+}
+
+static inline void ds_buf_commit(ds_buf_t *b, const uint8_t *p) {
+        b->len = (size_t)(p - b->p);
+}
+
 static inline void ds_avro_put_long(ds_buf_t *b, int64_t v) {
         ds_buf_reserve(b, DS_AVRO_LONG_MAX);
         b->len += ds_avro_write_long(b->p + b->len, v);
