@@ -86,7 +86,7 @@ void ds_encode_top(ds_buf_t *b, const char *gate, int64_t day, const ds_top_entr
 }
 
 const char *ds_dim_name(ds_dim_t d) {
-        return d == DS_DIM_GATE ? "GATE" : d == DS_DIM_COMMODITY ? "COMMODITY" : "?";
+        return d == DS_DIM_GATE ? "GATE" : d == DS_DIM_COMMODITY ? "COMMODITY" : d == DS_DIM_GATE_HEADING ? "GATE_HEADING" : "?";
 }
 
 const char *ds_window_name(ds_window_t w) {

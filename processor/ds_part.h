@@ -87,6 +87,17 @@ typedef struct ds_outbox {
         ds_agg_stats_t stats; /* lateness and eviction counts since the last flush */
 } ds_outbox_t;
 
+/* The part of ob appended since it held nrows rows and nevicts evictions
+ * (what one ds_part_flush() added): a view, sharing ob's vectors. */
+static inline ds_outbox_t ds_outbox_since(const ds_outbox_t *ob, uint32_t nrows, uint32_t nevicts) {
+        ds_outbox_t v = *ob;
+        v.rows = ob->rows + nrows;
+        v.nrows = ob->nrows - nrows;
+        v.evicts = ob->evicts + nevicts;
+        v.nevicts = ob->nevicts - nevicts;
+        return v;
+}
+
 void ds_part_cfg_default(ds_part_cfg_t *cfg);
 
 ds_part_t *ds_part_new(const ds_part_cfg_t *cfg, int32_t partition, int64_t restore_end);

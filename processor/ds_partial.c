@@ -142,9 +142,7 @@ int ds_partial_key(const ds_partial_t *p, int digits, char *buf, size_t size) {
                 return ds_fmt_end(&f);
         }
         ds_fmt_char(&f, '|');
-        ds_fmt_str(&f, ds_rowkey_dim(p->key) == DS_DIM_GATE        ? "GATE"
-                       : ds_rowkey_dim(p->key) == DS_DIM_COMMODITY ? "COMMODITY"
-                                                                   : "GATE_HEADING");
+        ds_fmt_str(&f, ds_dim_name(ds_rowkey_dim(p->key)));
         ds_fmt_char(&f, '|');
         ds_fmt_keytext(&f, p->key, digits);
         ds_fmt_char(&f, '|');

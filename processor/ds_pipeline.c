@@ -438,11 +438,7 @@ static void serve_flush(worker_t *w) {
                 /* a snapshot when there is none yet, or the tail has outgrown it */
                 cl_ctx_t cc = {w, p, ds_cl_snapshot_due(part, &pl->part_cfg), 0};
                 /* a delta has only this partition's rows and evictions (just appended) */
-                ds_outbox_t view = w->ob;
-                view.rows = w->ob.rows + rows_before;
-                view.nrows = w->ob.nrows - rows_before;
-                view.evicts = w->ob.evicts + evicts_before;
-                view.nevicts = w->ob.nevicts - evicts_before;
+                ds_outbox_t view = ds_outbox_since(&w->ob, rows_before, evicts_before);
                 int64_t bytes = ds_cl_write_cycle(part, cc.snapshot, &view, cl_emit, &cc);
                 if (bytes < 0)
                         goto oom;

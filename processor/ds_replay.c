@@ -656,11 +656,7 @@ static void poll_request(rworker_t *w) {
                         continue;
                 /* the processing role's worker writes the partition's changelog
                  * records here (ds_pipeline.c serve_flush); main would produce them */
-                ds_outbox_t view = w->ob;
-                view.rows = w->ob.rows + rows_before;
-                view.nrows = w->ob.nrows - rows_before;
-                view.evicts = w->ob.evicts + evicts_before;
-                view.nevicts = w->ob.nevicts - evicts_before;
+                ds_outbox_t view = ds_outbox_since(&w->ob, rows_before, evicts_before);
                 int64_t n = ds_cl_write_cycle(part, ds_cl_snapshot_due(part, &r->o.part), &view, count_record, w);
                 if (n < 0)
                         w->fatal = 1;

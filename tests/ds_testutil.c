@@ -81,6 +81,13 @@ void ds_proc_kill(ds_proc_t *p, int sig) {
         }
 }
 
+uint64_t ds_test_rnd(uint64_t *state) {
+        uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+        return z ^ (z >> 31);
+}
+
 char *ds_join(const char *dir, const char *name) {
         static _Thread_local char buf[32][512];
         static _Thread_local unsigned i;

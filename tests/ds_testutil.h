@@ -29,6 +29,10 @@ void ds_proc_kill(ds_proc_t *p, int sig);
  * more calls, enough for an argv built in one expression. */
 char *ds_join(const char *dir, const char *name);
 
+/* splitmix64: the next pseudo-random number of the sequence *state (tests'
+ * fixed-seed data). */
+uint64_t ds_test_rnd(uint64_t *state);
+
 /* A scratch directory for the test, removed by ds_tmpdir_remove. */
 char *ds_tmpdir(const char *prefix);
 void ds_tmpdir_remove(const char *dir);

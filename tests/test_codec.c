@@ -27,6 +27,7 @@
 #include "ds_gen.h"
 #include "ds_reason.h"
 #include "ds_schemas.h"
+#include "ds_testutil.h"
 #include "ds_wire.h"
 
 #ifdef __SANITIZE_ADDRESS__
@@ -81,10 +82,7 @@ TestSuite(codec, .init = setup, .fini = teardown, .timeout = 120);
 static uint64_t rng_state;
 
 static uint64_t rnd(void) {
-        uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-        return z ^ (z >> 31);
+        return ds_test_rnd(&rng_state);
 }
 
 static uint32_t rnd_below(uint32_t n) {

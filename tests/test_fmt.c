@@ -14,14 +14,12 @@
 #include "ds_encode.h"
 #include "ds_fmt.h"
 #include "ds_partial.h"
+#include "ds_testutil.h"
 
 static uint64_t rng = 1;
 
 static uint64_t rnd(void) {
-        uint64_t z = (rng += 0x9e3779b97f4a7c15ULL);
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-        return z ^ (z >> 31);
+        return ds_test_rnd(&rng);
 }
 
 /* A value with a random number of decimal digits, edge values included. */

@@ -38,9 +38,14 @@ static void path(char *buf, size_t n, const char *name) {
         snprintf(buf, n, "%s/%s", g_dir, name);
 }
 
-/* declstream gen --file into the test's directory. */
-static void gen_file(const char *file, const char *truth, int count, double bad_rate) {
-        char c[32], br[32];
+/* declstream gen --file into the test's directory: NAME.rpl and its truth
+ * NAME.truth.json, whose paths go to file and truth (512 bytes each). */
+static void gen_file(const char *name, int count, double bad_rate, char *file, char *truth) {
+        char n[128], c[32], br[32];
+        snprintf(n, sizeof(n), "%s.rpl", name);
+        path(file, 512, n);
+        snprintf(n, sizeof(n), "%s.truth.json", name);
+        path(truth, 512, n);
         snprintf(c, sizeof(c), "%d", count);
         snprintf(br, sizeof(br), "%g", bad_rate);
         char *argv[] = {DS_BINARY, "gen", "--file", (char *)file, "--count", c, "--partitions", "4", "--bad-rate", br,
@@ -149,12 +154,10 @@ static void expect_dead_letters(const char *truth_path, json_t *reasons) {
 
 Test(replay, gen_file_replayed_on_two_threads_gives_the_truth) {
         char file[512], truth[512], out[512], js[512], err[512];
-        path(file, sizeof(file), "g.rpl");
-        path(truth, sizeof(truth), "g.truth.json");
         path(out, sizeof(out), "totals.jsonl");
         path(js, sizeof(js), "replay.json");
         path(err, sizeof(err), "replay.err");
-        gen_file(file, truth, 20000, 0.02);
+        gen_file("g", 20000, 0.02, file, truth);
         char *args[] = {"--file", file, "--threads", "2", "--output", out, "--json", "--cycle-ms", "20", NULL};
         cr_assert_eq(replay(args, js, err), 0);
         json_t *res = json_load_file(js, 0, NULL);
@@ -175,10 +178,8 @@ Test(replay, gen_file_replayed_on_two_threads_gives_the_truth) {
 
 Test(replay, library_replay_on_one_thread_with_many_cycles_gives_the_truth) {
         char file[512], truth[512], out[512], err[512];
-        path(file, sizeof(file), "g1.rpl");
-        path(truth, sizeof(truth), "g1.truth.json");
         path(out, sizeof(out), "totals1.jsonl");
-        gen_file(file, truth, 8000, 0.05);
+        gen_file("g1", 8000, 0.05, file, truth);
         ds_replay_file_t *f = ds_replay_file_open(file, err, sizeof(err));
         cr_assert_not_null(f, "%s", err);
         ds_replay_opts_t o;
@@ -212,10 +213,8 @@ Test(replay, library_replay_on_one_thread_with_many_cycles_gives_the_truth) {
  * applies. */
 Test(replay, processing_role_encodes_partial_rows_that_sum_to_the_truth) {
         char file[512], truth[512], js[512];
-        path(file, sizeof(file), "p.rpl");
-        path(truth, sizeof(truth), "p.truth.json");
         path(js, sizeof(js), "p.json");
-        gen_file(file, truth, 20000, 0.02);
+        gen_file("p", 20000, 0.02, file, truth);
         char *proc[] = {"--file", file, "--json", "-q", "--threads", "2", "--role", "process", "--cycle-ms", "20",
                         NULL};
         cr_assert_eq(replay(proc, js, NULL), 0);
@@ -255,10 +254,8 @@ Test(replay, processing_role_encodes_partial_rows_that_sum_to_the_truth) {
 
 Test(replay, repeat_does_the_full_work_again) {
         char file[512], truth[512], js[512];
-        path(file, sizeof(file), "r.rpl");
-        path(truth, sizeof(truth), "r.truth.json");
         path(js, sizeof(js), "r.json");
-        gen_file(file, truth, 3000, 0);
+        gen_file("r", 3000, 0, file, truth);
         char *one[] = {"--file", file, "--json", "-q", NULL}, *three[] = {"--file", file, "--json", "-q", "--repeat", "3", NULL};
         cr_assert_eq(replay(one, js, NULL), 0);
         json_t *a = json_load_file(js, 0, NULL);
@@ -383,10 +380,8 @@ static void patch_partition(uint8_t *p, size_t n) {
 
 Test(replay, damaged_files_give_a_clear_error) {
         char file[512], truth[512], bad[512];
-        path(file, sizeof(file), "d.rpl");
-        path(truth, sizeof(truth), "d.truth.json");
         path(bad, sizeof(bad), "bad.rpl");
-        gen_file(file, truth, 500, 0.05);
+        gen_file("d", 500, 0.05, file, truth);
         size_t len;
         char *s = ds_slurp(file, &len);
         free(s);

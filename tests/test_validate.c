@@ -698,37 +698,40 @@ Test(validate, utf8_valid_agrees_with_the_reference_on_random_strings, .init = u
 
 /* ---- digits and gate codes, byte by byte ------------------------------------- */
 
-/* Each byte value at each position of the id and of an HS code: a digit
- * gives its value, any other ASCII byte BAD_ID / BAD_HS_CODE, and a lone
- * byte >= 0x80 is not UTF-8 at all. */
+/* Puts each byte value at each position of tmpl into *field and checks the
+ * verdict: a digit passes (then ok() checks the parsed value), any other
+ * ASCII byte gives not_digit, and a lone byte >= 0x80 is not UTF-8 at all. */
+static void each_byte_at_each_position(ds_str_t *field, const char *tmpl, ds_dlq_reason_t not_digit, int digits,
+                                       void (*ok)(const char *text)) {
+        size_t n = strlen(tmpl);
+        for (size_t pos = 0; pos < n; pos++)
+                for (int b = 0; b < 256; b++) {
+                        char text[16];
+                        memcpy(text, tmpl, n + 1);
+                        text[pos] = (char)b;
+                        *field = (ds_str_t){text, (uint32_t)n};
+                        ds_dlq_reason_t want = b >= 0x80              ? DS_DLQ_INVALID_UTF8
+                                               : b >= '0' && b <= '9' ? DS_DLQ_NONE
+                                                                      : not_digit;
+                        ds_dlq_reason_t got = ds_validate(&d, digits, &c);
+                        cr_assert_eq(got, want, "%s byte %zu = 0x%02x: got %s", tmpl, pos, b, ds_dlq_code(got));
+                        if (want == DS_DLQ_NONE)
+                                ok(text);
+                }
+        *field = (ds_str_t){tmpl, (uint32_t)n};
+}
+
+static void id_parsed(const char *id) {
+        cr_assert_eq(c.id, strtoull(id, NULL, 10));
+}
+
+static void hs_parsed(const char *hs) {
+        cr_assert_eq(line_of((uint32_t)strtoul(hs, NULL, 10))->items, 1, "%s", hs);
+}
+
 Test(validate, id_and_hs_code_accept_exactly_the_ascii_digits) {
-        for (int pos = 0; pos < 12; pos++)
-                for (int b = 0; b < 256; b++) {
-                        char id[13] = "301234567890";
-                        id[pos] = (char)b;
-                        d.declaration_id = (ds_str_t){id, 12};
-                        ds_dlq_reason_t want = b >= 0x80              ? DS_DLQ_INVALID_UTF8
-                                               : b >= '0' && b <= '9' ? DS_DLQ_NONE
-                                                                      : DS_DLQ_BAD_ID;
-                        ds_dlq_reason_t got = ds_validate(&d, 4, &c);
-                        cr_assert_eq(got, want, "id byte %d = 0x%02x: got %s", pos, b, ds_dlq_code(got));
-                        if (want == DS_DLQ_NONE)
-                                cr_assert_eq(c.id, strtoull(id, NULL, 10));
-                }
-        d.declaration_id = S("301234567890");
-        for (int pos = 0; pos < 8; pos++)
-                for (int b = 0; b < 256; b++) {
-                        char hs[9] = "84295200";
-                        hs[pos] = (char)b;
-                        d.items[1].hs_code = (ds_str_t){hs, 8};
-                        ds_dlq_reason_t want = b >= 0x80              ? DS_DLQ_INVALID_UTF8
-                                               : b >= '0' && b <= '9' ? DS_DLQ_NONE
-                                                                      : DS_DLQ_BAD_HS_CODE;
-                        ds_dlq_reason_t got = ds_validate(&d, 8, &c);
-                        cr_assert_eq(got, want, "hs byte %d = 0x%02x: got %s", pos, b, ds_dlq_code(got));
-                        if (want == DS_DLQ_NONE)
-                                cr_assert_eq(line_of((uint32_t)strtoul(hs, NULL, 10))->items, 1, "%s", hs);
-                }
+        each_byte_at_each_position(&d.declaration_id, "301234567890", DS_DLQ_BAD_ID, 4, id_parsed);
+        each_byte_at_each_position(&d.items[1].hs_code, "84295200", DS_DLQ_BAD_HS_CODE, 8, hs_parsed);
 }
 
 Test(validate, random_ids_and_hs_codes_parse_to_their_value) {
