@@ -53,10 +53,12 @@ static const confdef_t defs[] = {
     {"instance.id", CT_STR, O(instance_id), 0, 0, "", NULL,
      "This instance's stable name, for transactional ids (<group>.<instance>.process/.merge); empty: the host name."},
     {"merge.interval.ms", CT_I64, O(merge_interval_ms), 10, 3600000, "200",
-     NULL, "How often the merge role publishes the rows that changed."},
+     NULL, "How often the merge role publishes the rows that changed, at the latest: it publishes sooner (at most "
+           "four times as often) when the partial topic has nothing more to read."},
     {"state.snapshot.min.bytes", CT_I64, O(snapshot_min_bytes), 0, INT64_MAX / 4, "1048576", NULL,
      "A partition's state is snapshotted when the changelog written since its last snapshot exceeds both this and "
-     "the snapshot's size."},
+     "the snapshot's size, times 1, 1.25, 1.5 or 1.75 by partition number (so that partitions fed alike do not all "
+     "snapshot in the same cycle)."},
     {"state.snapshot.interval.cycles", CT_INT, O(snapshot_interval_cycles), 0, 1000000, "0", NULL,
      "Also snapshot a partition at least every N cycles (bounds restore time); 0: by size only."},
     {"schema.dir", CT_STR, O(schema_dir), 0, 0, DS_SCHEMA_DIR, NULL,

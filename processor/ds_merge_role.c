@@ -150,6 +150,7 @@ static void assign(ds_merge_role_t *mr, rd_kafka_t *rk, rd_kafka_topic_partition
 }
 
 static int publish(ds_merge_role_t *mr);
+static int any_dirty(const ds_merge_role_t *mr);
 
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts,
                          void *opaque) {
@@ -466,10 +467,7 @@ static int still_owner(ds_merge_role_t *mr) {
 static int publish(ds_merge_role_t *mr) {
         if (mr->fatal || !caught_up(mr))
                 return 0;
-        int any = 0;
-        for (int32_t i = 0; i < mr->nparts && !any; i++)
-                any = mr->parts[i] && (ds_rows_dirty_count(ds_merge_global(mr->parts[i]->merge)) > 0);
-        if (!any)
+        if (!any_dirty(mr))
                 return 0;
         if (!still_owner(mr))
                 return 0;
@@ -509,12 +507,27 @@ static int publish(ds_merge_role_t *mr) {
         return 0;
 }
 
+/* Rows changed since the last publish? */
+static int any_dirty(const ds_merge_role_t *mr) {
+        for (int32_t i = 0; i < mr->nparts; i++)
+                if (mr->parts[i] && ds_rows_dirty_count(ds_merge_global(mr->parts[i]->merge)) > 0)
+                        return 1;
+        return 0;
+}
+
+/* Publishes every merge.interval.ms, and sooner - at most four times as
+ * often - once the partial topic has nothing more to read: a processing
+ * cycle's partials arrive in one burst, and the totals they change need not
+ * wait for the interval's end (at 100k/s on 48 partitions that wait was
+ * ~100 ms of every declaration's latency). */
 int ds_merge_role_run(ds_merge_role_t *mr) {
-        int64_t next = ds_mono_ms() + mr->cfg->merge_interval_ms;
+        const int64_t iv = mr->cfg->merge_interval_ms;
+        int64_t last = ds_mono_ms(), next = last + iv;
         ds_log(DS_LOG_INFO, "merge", "started", "partial_topic=%s output=%s input_partitions=%d",
                mr->cfg->partial_topic, mr->cfg->output_topic, mr->inputs);
         while (!mr->fatal && !atomic_load_explicit(&mr->stop, memory_order_relaxed)) {
                 rd_kafka_message_t *m = rd_kafka_consumer_poll(mr->consumer, 20);
+                int idle = !m;
                 if (m) {
                         if (!m->err)
                                 consume(mr, m);
@@ -540,21 +553,23 @@ int ds_merge_role_run(ds_merge_role_t *mr) {
                         publish_stats(mr);
                         mr->next_pub = ds_mono_ms() + 250;
                 }
-                if (ds_mono_ms() >= next) {
+                int64_t now = ds_mono_ms();
+                if (now >= next || (idle && now - last >= iv / 4 && any_dirty(mr))) {
                         publish(mr);
-                        next = ds_mono_ms() + mr->cfg->merge_interval_ms;
-                        if (mr->finishing) {
-                                /* not before the group has answered: a merge that
-                                 * finished with nothing assigned yet would never
-                                 * rebuild nor publish what it is about to get (an
-                                 * empty assignment counts as an answer) */
-                                int done = mr->assigned_once && caught_up(mr);
-                                for (int32_t i = 0; i < mr->nparts && done; i++)
-                                        done = !mr->parts[i] || mr->parts[i]->next_offset >= mr->finish_at[i];
-                                if (done) {
-                                        publish(mr);
-                                        break;
-                                }
+                        last = now;
+                        next = ds_mono_ms() + iv;
+                }
+                if (mr->finishing) {
+                        /* not before the group has answered: a merge that
+                         * finished with nothing assigned yet would never
+                         * rebuild nor publish what it is about to get (an
+                         * empty assignment counts as an answer) */
+                        int done = mr->assigned_once && caught_up(mr);
+                        for (int32_t i = 0; i < mr->nparts && done; i++)
+                                done = !mr->parts[i] || mr->parts[i]->next_offset >= mr->finish_at[i];
+                        if (done) {
+                                publish(mr);
+                                break;
                         }
                 }
         }

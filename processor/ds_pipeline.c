@@ -19,6 +19,12 @@
  *           flushes its partitions into its outbox and writes their changelog
  *           records), then done_seq = n (release)
  *   main:   waits until done_seq == n (acquire), then reads the outbox.
+ * A flush answers twice: rows_seq = n (release) once the outbox and the
+ * deltas are written, done_seq = n once the snapshots due this cycle are
+ * written too (the worker writes them before it takes another message, so
+ * they are the state at the flush). Main produces the partial rows between
+ * the two (it reads only the outbox, the worker then writes only its
+ * changelog buffer), so a cycle's totals do not wait for its snapshots.
  * The release/acquire pairs order the plain writes of the args and of the
  * outbox; each side writes its slot only while the other is not reading it,
  * so no lock is needed. rd_kafka_queue_yield() wakes a worker blocked in
@@ -126,6 +132,7 @@ typedef struct worker {
         /* barrier (see the file comment) */
         _Atomic uint64_t req_seq;
         _Atomic uint64_t done_seq;
+        _Atomic uint64_t rows_seq; /* REQ_FLUSH: outbox written (snapshots may follow) */
         uint64_t posted; /* main: last request number posted */
         uint64_t served; /* worker: last request number served */
         int req_op;
@@ -138,6 +145,8 @@ typedef struct worker {
         ds_buf_t clbuf;
         clrec_t *cl;
         uint32_t ncl, capcl;
+        int32_t *snapq; /* partitions whose snapshot is due this flush */
+        uint32_t nsnapq, capsnapq;
         pdlqv_t dlq_out; /* transactions: the dead letters since the last flush */
         int oom;
         pdlqv_t dlq_pending; /* transactions: dead letters of the running cycle (worker only) */
@@ -423,6 +432,7 @@ static void serve_flush(worker_t *w) {
         ds_outbox_reset(&w->ob);
         w->clbuf.len = 0;
         w->ncl = 0;
+        w->nsnapq = 0;
         /* transactions: hand this cycle's dead letters over (main has produced the last ones) */
         pdlqv_t t = w->dlq_out;
         w->dlq_out = w->dlq_pending;
@@ -435,12 +445,24 @@ static void serve_flush(worker_t *w) {
                 uint32_t rows_before = w->ob.nrows, evicts_before = w->ob.nevicts;
                 if (ds_part_flush(part, &pl->part_cfg, now, &w->ob))
                         goto oom;
-                /* a snapshot when there is none yet, or the tail has outgrown it */
-                cl_ctx_t cc = {w, p, ds_cl_snapshot_due(part, &pl->part_cfg), 0};
+                /* a snapshot when there is none yet, or the tail has outgrown
+                 * it: written after the outbox is handed over (serve_snapshots) */
+                if (ds_cl_snapshot_due(part, &pl->part_cfg)) {
+                        if (w->nsnapq == w->capsnapq) {
+                                uint32_t cap = w->capsnapq ? w->capsnapq * 2 : 64;
+                                int32_t *n = realloc(w->snapq, cap * sizeof(*n));
+                                if (!n)
+                                        goto oom;
+                                w->snapq = n;
+                                w->capsnapq = cap;
+                        }
+                        w->snapq[w->nsnapq++] = p;
+                        continue;
+                }
                 /* a delta has only this partition's rows and evictions (just appended) */
+                cl_ctx_t cc = {w, p, 0, 0};
                 ds_outbox_t view = ds_outbox_since(&w->ob, rows_before, evicts_before);
-                int64_t bytes = ds_cl_write_cycle(part, cc.snapshot, &view, cl_emit, &cc);
-                if (bytes < 0)
+                if (ds_cl_write_cycle(part, 0, &view, cl_emit, &cc) < 0)
                         goto oom;
         }
         const ds_agg_stats_t *st = &w->ob.stats;
@@ -455,6 +477,22 @@ oom:
         ds_log(DS_LOG_ERROR, "worker", "out of memory building the outbox; stopping without commit", "worker=%d",
                w->id);
         set_fatal(pl);
+}
+
+/* The second half of REQ_FLUSH, after rows_seq: the snapshots serve_flush
+ * found due. Touches the partitions and the changelog buffer, not the
+ * outbox (main is reading it). */
+static void serve_snapshots(worker_t *w) {
+        for (uint32_t i = 0; i < w->nsnapq; i++) {
+                int32_t p = w->snapq[i];
+                cl_ctx_t cc = {w, p, 1, 0};
+                if (ds_cl_write_cycle(w->parts[p], 1, NULL, cl_emit, &cc) < 0) {
+                        ds_log(DS_LOG_ERROR, "worker", "out of memory writing a snapshot; stopping without commit",
+                               "worker=%d partition=%d", w->id, p);
+                        set_fatal(w->pl);
+                        return;
+                }
+        }
 }
 
 static int serve_add(worker_t *w, ds_part_t *part) {
@@ -517,10 +555,17 @@ static void *worker_main(void *arg) {
                  * the request's arguments are visible */
                 uint64_t rs = atomic_load_explicit(&w->req_seq, memory_order_acquire);
                 if (rs != w->served) {
+                        int op = w->req_op;
                         int stop = serve(w);
                         w->served = rs;
                         ds_counters_publish(&w->shared, &w->c);
-                        /* release: publishes the outbox written by serve() */
+                        if (op == REQ_FLUSH) {
+                                /* release: publishes the outbox written by
+                                 * serve_flush(); main reads it meanwhile */
+                                atomic_store_explicit(&w->rows_seq, rs, memory_order_release);
+                                serve_snapshots(w);
+                        }
+                        /* release: publishes what serve() (and the snapshots) wrote */
                         atomic_store_explicit(&w->done_seq, rs, memory_order_release);
                         if (stop)
                                 break;
@@ -543,10 +588,10 @@ static void post(worker_t *w, int op, ds_part_t *part, int32_t partition, uint32
         rd_kafka_queue_yield(w->q);
 }
 
-static void wait_done(pipeline_t *pl, worker_t *w) {
+static void wait_seq(pipeline_t *pl, worker_t *w, _Atomic uint64_t *seq) {
         int64_t start = ds_mono_ms(), warned = 0;
-        /* acquire: pairs with the worker's release store of done_seq */
-        while (atomic_load_explicit(&w->done_seq, memory_order_acquire) != w->posted) {
+        /* acquire: pairs with the worker's release store of done_seq (rows_seq) */
+        while (atomic_load_explicit(seq, memory_order_acquire) != w->posted) {
                 rd_kafka_poll(pl->producer, 1); /* serve delivery reports meanwhile */
                 int64_t waited = ds_mono_ms() - start;
                 if (waited > 10000 && waited / 10000 > warned) {
@@ -555,6 +600,10 @@ static void wait_done(pipeline_t *pl, worker_t *w) {
                                waited);
                 }
         }
+}
+
+static void wait_done(pipeline_t *pl, worker_t *w) {
+        wait_seq(pl, w, &w->done_seq);
 }
 
 /* Delivery reports: every message carries a ds_dtag_t. Runs on main. */
@@ -703,10 +752,10 @@ static int cycle(pipeline_t *pl) {
         for (int i = 0; i < pl->nw; i++)
                 post(&pl->w[i], REQ_FLUSH, NULL, -1, e);
         for (int i = 0; i < pl->nw; i++)
-                wait_done(pl, &pl->w[i]);
+                wait_seq(pl, &pl->w[i], &pl->w[i].rows_seq);
         if (is_fatal(pl))
-                return -1;
-        int64_t t_flushed = ds_mono_ms(), t_produced = 0, t_acked = 0, t_checkpointed = 0;
+                goto drain;
+        int64_t t_flushed = ds_mono_ms(), t_snapped = 0, t_produced = 0, t_acked = 0, t_checkpointed = 0;
         /* this cycle's messages (and the dead letters before the barrier) */
         pl->slot = (e - 1) % EPOCH_SLOTS;
 
@@ -746,6 +795,13 @@ static int cycle(pipeline_t *pl) {
                         if (produce_partial(pl, &st, pp))
                                 goto fail;
         }
+
+        /* the workers' snapshots (written while the above was produced) */
+        for (int i = 0; i < pl->nw; i++)
+                wait_done(pl, &pl->w[i]);
+        if (is_fatal(pl))
+                return -1;
+        t_snapped = ds_mono_ms();
 
         /* 3. changelog: snapshots (a checkpoint names the offset of its
          * SNAP_BEGIN, known once acknowledged), then deltas; the producer
@@ -836,13 +892,18 @@ static int cycle(pipeline_t *pl) {
         pl->last_cycle_ms = ds_mono_ms() - t0;
         ds_hist_observe(&pl->cycle_hist, DS_HIST_MS, pl->last_cycle_ms * 1000000);
         DS_DEBUG("pipeline", "cycle done",
-                 "partitions=%d snapshots=%d duration_ms=%" PRId64 " flush_ms=%" PRId64 " produce_ms=%" PRId64
-                 " ack_ms=%" PRId64 " checkpoint_ms=%" PRId64 " commit_ms=%" PRId64,
-                 pl->nas, snaps, pl->last_cycle_ms, t_flushed - t0, t_produced - t_flushed, t_acked - t_produced,
+                 "partitions=%d snapshots=%d duration_ms=%" PRId64 " flush_ms=%" PRId64 " snapshot_wait_ms=%" PRId64
+                 " produce_ms=%" PRId64 " ack_ms=%" PRId64 " checkpoint_ms=%" PRId64 " commit_ms=%" PRId64,
+                 pl->nas, snaps, pl->last_cycle_ms, t_flushed - t0, t_snapped - t_flushed, t_produced - t_flushed,
+                 t_acked - t_produced,
                  t_checkpointed - t_acked, ds_mono_ms() - t_checkpointed);
         return 0;
 fail:
         set_fatal(pl);
+drain:
+        /* no worker is left writing this cycle's snapshots */
+        for (int i = 0; i < pl->nw; i++)
+                wait_done(pl, &pl->w[i]);
         return -1;
 }
 
@@ -1483,6 +1544,7 @@ out:
                         free(w->dlq_out.v);
                         free(w->dlq_pending.v);
                         free(w->cl);
+                        free(w->snapq);
                         for (int k = 0; k < w->navro; k++)
                                 ds_avro_decoder_destroy(w->avro[k]);
                         if (w->q)

@@ -221,6 +221,11 @@ int64_t ds_cl_write_delta(ds_part_t *p, const ds_outbox_t *ob, size_t max_record
 
 int ds_cl_snapshot_due(ds_part_t *p, const ds_part_cfg_t *cfg) {
         int64_t limit = p->cl_snap_bytes > cfg->snapshot_min_bytes ? p->cl_snap_bytes : cfg->snapshot_min_bytes;
+        /* Staggered by partition (x1, x1.25, x1.5, x1.75), as Kafka staggers
+         * segment rolls (segment.jitter.ms): partitions fed alike would
+         * otherwise outgrow their snapshots in the same cycle, and that one
+         * cycle, writing every partition's snapshot, is the latency's tail. */
+        limit += limit / 4 * (p->partition & 3);
         int every = cfg->snapshot_interval_cycles;
         return p->need_snapshot || p->cl_tail_bytes > limit || (every > 0 && ++p->cl_cycles >= every);
 }

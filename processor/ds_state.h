@@ -99,7 +99,8 @@ int64_t ds_cl_write_snapshot(ds_part_t *p, size_t max_record, ds_cl_emit_fn emit
 /* A cycle's changelog of a partition, as the processing role writes it.
  * ds_cl_snapshot_due() decides (and counts the cycle): a snapshot when this
  * owner has written none yet, when the changelog since the last one has
- * outgrown it (and cfg->snapshot_min_bytes), or every
+ * outgrown it (and cfg->snapshot_min_bytes) - by a factor of 1, 1.25, 1.5 or
+ * 1.75 by partition number, as Kafka staggers segment rolls - or every
  * cfg->snapshot_interval_cycles cycles; else a delta. ds_cl_write_cycle()
  * writes it - the delta of view (the rows and evictions the partition's
  * flush just added) - and keeps the partition's changelog counters. Returns

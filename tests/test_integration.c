@@ -17,7 +17,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "ds_common.h"
 #include "ds_testutil.h"
 
 static char *dir;
@@ -163,4 +165,39 @@ Test(integration, transactions_mode_runs_its_api_flow_with_exact_totals, .init =
         int problems = ds_check_against_truth(servers, dir, path("truth.json"), &chk);
         cr_expect_gt(chk.rows_compared, 1000);
         cr_expect_eq(problems, 0, "%d differences from the truth", problems);
+}
+
+/* The merge publishes every merge.interval.ms at the latest, and sooner -
+ * after a quarter of it - once the partial topic has nothing more to read:
+ * with an interval of 40 s, the first totals appear long before 40 s. */
+Test(integration, the_merge_publishes_before_its_interval_once_the_partials_are_read, .init = setup,
+     .fini = teardown, .timeout = 300) {
+        char *gen[] = {DS_BINARY, "gen", "-b", servers, "--count", "2000", "--seed", "7", "-q", NULL};
+        int rc = ds_run(gen, NULL, path("gen.err"), 120000);
+        cr_assert_eq(rc, 0, "gen exited with %d (see %s)", rc, path("gen.err"));
+        char *run[] = {DS_BINARY, "run", "-b", servers, "--commit.interval.ms", "200", "--merge.interval.ms", "40000",
+                       "--http.listen", "off", "-X", "session.timeout.ms=6000", "--log.level", "info", NULL};
+        ds_proc_t proc;
+        int64_t t0 = ds_mono_ms();
+        cr_assert_eq(ds_proc_start(&proc, run, NULL, path("run.err")), 0);
+        int64_t seen_after = -1;
+        while (ds_mono_ms() - t0 < 32000) {
+                char *kc[] = {"kcat", "-b", servers, "-C", "-t", "customs.totals", "-o", "beginning", "-e", "-q",
+                              "-c", "1", "-f", "%o\n", NULL};
+                cr_assert_eq(ds_run(kc, path("first.txt"), path("kcat.err"), 30000), 0);
+                FILE *f = fopen(path("first.txt"), "r");
+                int c = f ? fgetc(f) : EOF;
+                if (f)
+                        fclose(f);
+                if (c != EOF) {
+                        seen_after = ds_mono_ms() - t0;
+                        break;
+                }
+                usleep(500 * 1000);
+        }
+        ds_proc_kill(&proc, SIGTERM);
+        cr_expect_geq(ds_proc_wait(&proc, 60000), 0, "run did not stop on SIGTERM");
+        cr_expect_geq(seen_after, 0, "no totals within 32 s (merge.interval.ms 40000): the merge waited for its "
+                                     "interval (see %s)", path("run.err"));
+        cr_log_info("first totals after %lld ms", (long long)seen_after);
 }

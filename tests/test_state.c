@@ -441,3 +441,48 @@ Test(state, a_checkpoint_never_outlives_the_partial_rows_it_covers, .timeout = 3
         ds_tmpdir_remove(dir);
         free(dir);
 }
+
+/* A snapshot is due when the changelog since the last one has outgrown it
+ * (and state.snapshot.min.bytes) - by 1, 1.25, 1.5 or 1.75 times its size,
+ * by partition, so that partitions fed alike do not all take one in the same
+ * cycle. */
+Test(state, snapshots_fall_due_staggered_by_partition) {
+        ds_part_cfg_t cfg;
+        ds_part_cfg_default(&cfg);
+        cfg.snapshot_min_bytes = 1 << 20;
+        cfg.snapshot_interval_cycles = 0;
+        const int64_t snap = 4 << 20;
+        /* tail just past 1x, 1.25x, 1.5x, 1.75x the snapshot: how many of
+         * partitions 0..7 are due */
+        const int64_t tails[] = {snap, snap + 1, snap + snap / 4 + 1, snap + snap / 2 + 1, snap + 3 * snap / 4 + 1};
+        const int due_expected[] = {0, 2, 4, 6, 8};
+        for (size_t t = 0; t < sizeof(tails) / sizeof(tails[0]); t++) {
+                int due = 0;
+                for (int32_t i = 0; i < 8; i++) {
+                        ds_part_t *p = ds_part_new(&cfg, i, 0);
+                        cr_assert(p);
+                        p->need_snapshot = 0;
+                        p->cl_snap_bytes = snap;
+                        p->cl_tail_bytes = tails[t];
+                        int d = ds_cl_snapshot_due(p, &cfg);
+                        cr_expect_eq(d, tails[t] > snap + snap / 4 * (i & 3), "partition %d, tail %lld: due %d", i,
+                                     (long long)tails[t], d);
+                        due += d;
+                        ds_part_destroy(p);
+                }
+                cr_expect_eq(due, due_expected[t], "tail %lld: %d partitions due", (long long)tails[t], due);
+        }
+        /* the minimum applies below it, staggered the same way; a new owner
+         * always takes one */
+        ds_part_t *p = ds_part_new(&cfg, 3, 0);
+        p->need_snapshot = 0;
+        p->cl_snap_bytes = 1000;
+        p->cl_tail_bytes = (1 << 20) + 1;
+        cr_expect_not(ds_cl_snapshot_due(p, &cfg), "partition 3 waits for 1.75 x the minimum");
+        p->cl_tail_bytes = (1 << 20) * 7 / 4 + 1;
+        cr_expect(ds_cl_snapshot_due(p, &cfg));
+        p->cl_tail_bytes = 0;
+        p->need_snapshot = 1;
+        cr_expect(ds_cl_snapshot_due(p, &cfg));
+        ds_part_destroy(p);
+}
