@@ -91,9 +91,22 @@ static __attribute__((noinline)) int add_slow(ds_evict_t *e, evq_t *q, ds_rowkey
                                 q->b = nb;
                                 q->cap = cap;
                         }
+                        /* a bucket for the next window is sized for as many
+                         * rows as the one before it took (windows of a size
+                         * get about as many rows): growing each minute's
+                         * bucket from 16 keys was ~170 instructions per
+                         * declaration of reallocs (callgrind, bench_micro apply) */
+                        uint32_t cap = 16;
+                        if (i == q->n && i > 0)
+                                while (cap < q->b[i - 1].n && cap < (1u << 20))
+                                        cap *= 2;
+                        ds_rowkey_t *keys = malloc(cap * sizeof(*keys));
+                        if (!keys)
+                                return -1;
+                        e->key_bytes += cap * sizeof(*keys);
                         if (i < q->n)
                                 memmove(&q->b[i + 1], &q->b[i], (q->n - i) * sizeof(bucket_t));
-                        q->b[i] = (bucket_t){key.start, NULL, 0, 0};
+                        q->b[i] = (bucket_t){key.start, keys, 0, cap};
                         q->n++;
                 }
                 q->last = i;

@@ -3,15 +3,15 @@
  *
  * Used for a partition's aggregates (one writer: the worker that owns the
  * partition) and for the merged global view (one writer: the publisher).
- * Rows live in a dense array and never move while they exist, so a pointer
+ * Rows live in segments that double in size and never move, so a pointer
  * from ds_rows_get() stays valid until the row is removed or the table is
- * destroyed (growth reallocates the array: re-fetch after inserting). The
+ * destroyed, insertions and index growth notwithstanding. The
  * index is open addressing with linear probing over 64-bit slots holding the
  * row number and 32 bits of the hash, so a probe rarely touches a row that
  * is not the one sought; removal is backward-shift (no tombstones).
  *
- * Cost: 112 bytes per row + 8 bytes per index slot (load <= 1/2): about
- * 128 bytes per row.
+ * Cost: 104 bytes per row + 8 bytes per index slot (load <= 1/2): about
+ * 120 bytes per row.
  *
  * @locality one thread at a time; no internal locking.
  */
@@ -90,8 +90,8 @@ ds_row_t *ds_rows_find(const ds_rows_t *t, ds_rowkey_t key);
 /* ds_rows_get() of n keys at once (n <= DS_ROWS_MANY_MAX): the index slots
  * of all keys are prefetched first, then the rows they point to, so that
  * the cache misses of one contribution's ~20 rows overlap instead of
- * following one another. out[i] is keys[i]'s row; every pointer stays valid
- * until the next insertion. Returns 0, or -1 on out-of-memory. */
+ * following one another. out[i] is keys[i]'s row (valid until it is
+ * removed). Returns 0, or -1 on out-of-memory. */
 int ds_rows_get_many(ds_rows_t *t, const ds_rowkey_t *keys, uint32_t n, ds_row_t **out);
 
 /* The first step of ds_rows_get_many() on its own: returns key's hash (what

@@ -446,3 +446,42 @@ Test(rows, get_many_matches_one_get_per_key) {
         ds_rows_destroy(one);
         ds_rows_destroy(many);
 }
+
+/* Rows never move: a pointer taken when a row was created still is that
+ * row after the table has grown many times (segments of 64, 128, 256 ...
+ * rows: the rows either side of every segment boundary are checked), and
+ * the dirty list, which names rows by number, finds them all. */
+Test(rows, rows_stay_in_place_as_the_table_grows) {
+        ds_rows_t *t = ds_rows_new(1);
+        const uint32_t n = 70000;
+        ds_row_t **at = malloc(n * sizeof(*at));
+        for (uint32_t i = 0; i < n; i++) {
+                at[i] = ds_rows_get(t, ds_rowkey(DS_DIM_COMMODITY, DS_WIN_HOUR, i, 3600000));
+                cr_assert_not_null(at[i]);
+                at[i]->m.items = i;
+                ds_rows_mark(t, at[i]);
+        }
+        for (uint32_t i = 0; i < n; i++) {
+                cr_assert_eq(ds_rows_find(t, ds_rowkey(DS_DIM_COMMODITY, DS_WIN_HOUR, i, 3600000)), at[i],
+                             "row %u moved", i);
+                cr_assert_eq(at[i]->m.items, (int64_t)i);
+        }
+        cr_assert_eq(ds_rows_dirty_count(t), n);
+        for (uint32_t i = 0; i < n; i++)
+                cr_assert_eq(ds_rows_dirty_at(t, i), at[i], "dirty entry %u names another row", i);
+        /* a segment boundary: rows 63/64 (first/second segment), 191/192, ... */
+        for (uint32_t b = 64; b <= n; b = 2 * b + 64) {
+                cr_expect_eq(ds_rows_dirty_at(t, b - 1)->m.items, (int64_t)b - 1);
+                cr_expect_eq(ds_rows_dirty_at(t, b)->m.items, (int64_t)b);
+        }
+        ds_rows_clear_dirty(t);
+        uint32_t cur = 0, seen = 0;
+        for (ds_row_t *r; (r = ds_rows_iter(t, &cur));) {
+                cr_assert_eq(r, at[seen], "iteration out of row order at %u", seen);
+                cr_assert_eq(r->dirty, 0);
+                seen++;
+        }
+        cr_assert_eq(seen, n);
+        free(at);
+        ds_rows_destroy(t);
+}
