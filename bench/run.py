@@ -323,6 +323,8 @@ def replay_bench(work, n, repeat, runs, threads_list, gen_extra=(), replay_extra
         out["t%d" % th] = dict(declarations_per_s=med["declarations_per_s"],
                                ns_per_declaration=med.get("ns_per_declaration"),
                                cpu_ns_per_declaration=med.get("cpu_ns_per_declaration"),
+                               worker_cpu_ns_per_declaration=med.get("worker_cpu_ns_per_declaration"),
+                               main_cpu_seconds=med.get("main_cpu_seconds"),
                                cpu_seconds=med.get("cpu_seconds"), seconds=med.get("seconds"),
                                declarations=med.get("declarations"),
                                all_declarations_per_s=[s["declarations_per_s"] for s in samples],
@@ -759,6 +761,17 @@ def write_results_md(R, json_rel, png_rel):
               fmt(rp["t1"].get("ns_per_declaration")), fmt(rp["t1"].get("cpu_ns_per_declaration")),
               fmt(rp.get("t2", {}).get("declarations_per_s")), fmt(rp.get("per_core_2t")),
               rp.get("scaling_2t", "—"), rp["runs"]))
+        if rp.get("t2", {}).get("worker_cpu_ns_per_declaration") is not None:
+            t1, t2 = rp["t1"], rp["t2"]
+            A("")
+            A("Where two threads lose against one: the workers' CPU per declaration is %s ns with one thread and "
+              "%s ns with two (%s); the main thread (flush requests, encoding the partial rows) used %s s of CPU "
+              "of the %s s with one thread and %s of %s s with two, on the same two cores." % (
+                  fmt(t1["worker_cpu_ns_per_declaration"]), fmt(t2["worker_cpu_ns_per_declaration"]),
+                  "%+.0f %%" % (100.0 * (t2["worker_cpu_ns_per_declaration"] / t1["worker_cpu_ns_per_declaration"] - 1))
+                  if t1["worker_cpu_ns_per_declaration"] else "—",
+                  "%.2f" % t1["main_cpu_seconds"], "%.2f" % t1["seconds"],
+                  "%.2f" % t2["main_cpu_seconds"], "%.2f" % t2["seconds"]))
         ra = R.get("replay_all", {})
         if ra.get("t1"):
             A("")

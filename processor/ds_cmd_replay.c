@@ -191,11 +191,11 @@ int ds_cmd_replay(int argc, char **argv) {
                         "replay: %" PRIu64 " messages (%" PRIu64 " declarations, %" PRIu64
                         " dead-lettered) from %d partitions, %d pass%s, %d thread%s\n"
                         "replay: %.3f s: %.0f declarations/s, %.0f ns per declaration (wall), %.0f ns of CPU; "
-                        "cpu %.3f s; %" PRIu64 " cycles, %" PRIu64 " rows published\n"
+                        "cpu %.3f s (main thread %.3f s); %" PRIu64 " cycles, %" PRIu64 " rows published\n"
                         "replay: state at the end: %.1f MiB, %" PRIu64 " ledger entries, %" PRIu64 " rows\n",
                         res.messages, res.declarations, res.dead_lettered, res.partitions, (int)repeat,
                         repeat == 1 ? "" : "es", res.threads, res.threads == 1 ? "" : "s", res.seconds, rate, ns,
-                        cpu_ns, res.cpu_seconds, res.cycles, res.rows_out, (double)res.state_bytes / 1048576.0,
+                        cpu_ns, res.cpu_seconds, res.main_cpu_seconds, res.cycles, res.rows_out, (double)res.state_bytes / 1048576.0,
                         res.ledger_entries, res.rows);
                 if (processing)
                         fprintf(stderr,
@@ -242,11 +242,14 @@ int ds_cmd_replay(int argc, char **argv) {
         if (json) {
                 printf("{\"declarations\":%" PRIu64 ",\"messages\":%" PRIu64 ",\"dead_lettered\":%" PRIu64
                        ",\"threads\":%d,\"seconds\":%.6f,\"declarations_per_s\":%.0f,\"ns_per_declaration\":%.1f"
-                       ",\"cpu_seconds\":%.6f,\"cpu_ns_per_declaration\":%.1f,\"repeat\":%d,\"presize\":%s,\"partitions\":%d"
+                       ",\"cpu_seconds\":%.6f,\"cpu_ns_per_declaration\":%.1f,\"main_cpu_seconds\":%.6f"
+                       ",\"worker_cpu_ns_per_declaration\":%.1f,\"repeat\":%d,\"presize\":%s,\"partitions\":%d"
                        ",\"bytes\":%" PRIu64 ",\"cycles\":%" PRIu64 ",\"rows_published\":%" PRIu64
                        ",\"state_bytes\":%zu,\"ledger_bytes\":%zu,\"ledger_entries\":%" PRIu64 ",\"rows\":%" PRIu64 ",\"dead_letter_reasons\":{",
                        res.declarations, res.messages, res.dead_lettered, res.threads, res.seconds, rate, ns,
-                       res.cpu_seconds, cpu_ns, (int)repeat, o.presize ? "true" : "false", res.partitions, res.bytes, res.cycles, res.rows_out,
+                       res.cpu_seconds, cpu_ns, res.main_cpu_seconds,
+                       res.declarations ? (res.cpu_seconds - res.main_cpu_seconds) * 1e9 / (double)res.declarations : 0,
+                       (int)repeat, o.presize ? "true" : "false", res.partitions, res.bytes, res.cycles, res.rows_out,
                        res.state_bytes, res.ledger_bytes, res.ledger_entries, res.rows);
                 int first = 1;
                 for (int k = 1; k < DS_DLQ__CNT; k++)

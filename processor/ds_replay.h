@@ -139,6 +139,8 @@ typedef struct ds_replay_result {
         int partitions;      /* distinct partitions in the file */
         double seconds;      /* wall time from the first message to the last cycle published */
         double cpu_seconds;  /* user + system CPU of the process over the same span */
+        double main_cpu_seconds; /* of which the main thread's (flush requests, encoding or merging,
+                                  * publishing); the rest is the workers' */
         size_t state_bytes;  /* ledger + aggregate bytes of every partition at the end */
         size_t ledger_bytes; /* of which the ledgers' */
         uint64_t ledger_entries;
