@@ -145,8 +145,8 @@ typedef struct worker {
         ds_buf_t clbuf;
         clrec_t *cl;
         uint32_t ncl, capcl;
-        int32_t *snapq; /* partitions whose snapshot is due this flush */
-        uint32_t nsnapq, capsnapq;
+        int32_t *snapq; /* partitions whose snapshot is due this flush (room for nparts) */
+        uint32_t nsnapq;
         pdlqv_t dlq_out; /* transactions: the dead letters since the last flush */
         int oom;
         pdlqv_t dlq_pending; /* transactions: dead letters of the running cycle (worker only) */
@@ -448,15 +448,7 @@ static void serve_flush(worker_t *w) {
                 /* a snapshot when there is none yet, or the tail has outgrown
                  * it: written after the outbox is handed over (serve_snapshots) */
                 if (ds_cl_snapshot_due(part, &pl->part_cfg)) {
-                        if (w->nsnapq == w->capsnapq) {
-                                uint32_t cap = w->capsnapq ? w->capsnapq * 2 : 64;
-                                int32_t *n = realloc(w->snapq, cap * sizeof(*n));
-                                if (!n)
-                                        goto oom;
-                                w->snapq = n;
-                                w->capsnapq = cap;
-                        }
-                        w->snapq[w->nsnapq++] = p;
+                        w->snapq[w->nsnapq++] = p; /* sized like parts (serve_add) */
                         continue;
                 }
                 /* a delta has only this partition's rows and evictions (just appended) */
@@ -503,6 +495,11 @@ static int serve_add(worker_t *w, ds_part_t *part) {
                         return -1;
                 memset(np + w->nparts, 0, (size_t)(n - w->nparts) * sizeof(*np));
                 w->parts = np;
+                /* room for every partition's snapshot in one flush */
+                int32_t *sq = realloc(w->snapq, (size_t)n * sizeof(*sq));
+                if (!sq)
+                        return -1;
+                w->snapq = sq;
                 w->nparts = n;
         }
         w->parts[part->partition] = part;
@@ -755,6 +752,9 @@ static int cycle(pipeline_t *pl) {
                 wait_seq(pl, &pl->w[i], &pl->w[i].rows_seq);
         if (is_fatal(pl))
                 goto drain;
+        /* cycle done: flush_ms until the outboxes, partials_ms until the partial
+         * rows are produced and the snapshots written, produce_ms (from the
+         * outboxes) until everything is produced */
         int64_t t_flushed = ds_mono_ms(), t_snapped = 0, t_produced = 0, t_acked = 0, t_checkpointed = 0;
         /* this cycle's messages (and the dead letters before the barrier) */
         pl->slot = (e - 1) % EPOCH_SLOTS;
@@ -892,7 +892,7 @@ static int cycle(pipeline_t *pl) {
         pl->last_cycle_ms = ds_mono_ms() - t0;
         ds_hist_observe(&pl->cycle_hist, DS_HIST_MS, pl->last_cycle_ms * 1000000);
         DS_DEBUG("pipeline", "cycle done",
-                 "partitions=%d snapshots=%d duration_ms=%" PRId64 " flush_ms=%" PRId64 " snapshot_wait_ms=%" PRId64
+                 "partitions=%d snapshots=%d duration_ms=%" PRId64 " flush_ms=%" PRId64 " partials_ms=%" PRId64
                  " produce_ms=%" PRId64 " ack_ms=%" PRId64 " checkpoint_ms=%" PRId64 " commit_ms=%" PRId64,
                  pl->nas, snaps, pl->last_cycle_ms, t_flushed - t0, t_snapped - t_flushed, t_produced - t_flushed,
                  t_acked - t_produced,
