@@ -247,7 +247,7 @@ int ds_changelog_take(ds_changelog_t *c, int32_t p, const char *committed_md, ds
                 auth_epoch = 0;
 
         int64_t lo = 0, hi = 0;
-        rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(c->rk, c->topic, p, &lo, &hi, 10000);
+        rd_kafka_resp_err_t err = ds_kafka_watermarks(c->rk, c->topic, p, &lo, &hi, 10000);
         if (err)
                 return ds_err(errstr, sz, "watermarks of %s [%d]: %s", c->topic, p, rd_kafka_err2str(err));
 

@@ -7,6 +7,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 /* librdkafka syslog levels -> ds_log levels. */
@@ -95,11 +96,50 @@ int ds_kafka_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms, 
         return n;
 }
 
+static int retriable(rd_kafka_resp_err_t err) {
+        switch (err) {
+        case RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION:
+        case RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE:
+        case RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT:
+        case RD_KAFKA_RESP_ERR_BROKER_NOT_AVAILABLE:
+        case RD_KAFKA_RESP_ERR_REPLICA_NOT_AVAILABLE:
+        case RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS:
+        case RD_KAFKA_RESP_ERR_KAFKA_STORAGE_ERROR:
+        case RD_KAFKA_RESP_ERR_OFFSET_NOT_AVAILABLE:
+        case RD_KAFKA_RESP_ERR_FENCED_LEADER_EPOCH:
+        case RD_KAFKA_RESP_ERR_UNKNOWN_LEADER_EPOCH:
+        case RD_KAFKA_RESP_ERR__TIMED_OUT:
+        case RD_KAFKA_RESP_ERR__TRANSPORT:
+        case RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN:
+        case RD_KAFKA_RESP_ERR__WAIT_COORD:
+                return 1;
+        default:
+                return 0;
+        }
+}
+
+rd_kafka_resp_err_t ds_kafka_watermarks(rd_kafka_t *rk, const char *topic, int32_t partition, int64_t *lo,
+                                        int64_t *hi, int timeout_ms) {
+        int64_t deadline = ds_mono_ms() + timeout_ms, backoff = 50;
+        for (;;) {
+                int64_t left = deadline - ds_mono_ms();
+                rd_kafka_resp_err_t err =
+                    rd_kafka_query_watermark_offsets(rk, topic, partition, lo, hi, left > 0 ? (int)left : 1);
+                if (!err || !retriable(err) || ds_mono_ms() + backoff >= deadline)
+                        return err;
+                ds_log(DS_LOG_WARN, "kafka", "watermarks query failed; retrying", "topic=%s partition=%d error=\"%s\"",
+                       topic, partition, rd_kafka_err2str(err));
+                struct timespec ts = {0, (long)backoff * 1000000L};
+                nanosleep(&ts, NULL);
+                backoff = backoff * 2 > 1000 ? 1000 : backoff * 2;
+        }
+}
+
 int ds_kafka_check_head(rd_kafka_t *rk, const char *topic, int partitions, int timeout_ms, char *errstr, size_t sz) {
         int lost = 0;
         for (int p = 0; p < partitions; p++) {
                 int64_t lo, hi;
-                rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi, timeout_ms);
+                rd_kafka_resp_err_t err = ds_kafka_watermarks(rk, topic, p, &lo, &hi, timeout_ms);
                 if (err)
                         return ds_err(errstr, sz, "watermarks of %s [%d]: %s", topic, p, rd_kafka_err2str(err));
                 if (lo > 0) {

@@ -52,6 +52,14 @@ int ds_kafka_txn_id(const ds_config_t *cfg, const char *role, char *buf, size_t 
 int ds_kafka_txn_commit(rd_kafka_t *producer, rd_kafka_t *consumer, const rd_kafka_topic_partition_list_t *offsets,
                         char *errstr, size_t errstr_size);
 
+/* rd_kafka_query_watermark_offsets(), retried while the error is one a
+ * leader move, a broker restart or a slow broker gives (not leader, leader
+ * not available, timed out, transport, ...) and timeout_ms has not passed:
+ * librdkafka returns those at once rather than waiting for new metadata.
+ * Returns the last error. */
+rd_kafka_resp_err_t ds_kafka_watermarks(rd_kafka_t *rk, const char *topic, int32_t partition, int64_t *lo,
+                                        int64_t *hi, int timeout_ms);
+
 /* Number of partitions of topic (metadata request), or -1 with errstr. */
 int ds_kafka_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms, char *errstr, size_t errstr_size);
 

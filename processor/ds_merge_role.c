@@ -96,7 +96,7 @@ static void assign(ds_merge_role_t *mr, rd_kafka_t *rk, rd_kafka_topic_partition
         for (int i = 0; i < parts->cnt; i++) {
                 rd_kafka_topic_partition_t *tp = &parts->elems[i];
                 int64_t lo = 0, hi = 0;
-                rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(rk, tp->topic, tp->partition, &lo, &hi, 10000);
+                rd_kafka_resp_err_t err = ds_kafka_watermarks(rk, tp->topic, tp->partition, &lo, &hi, 10000);
                 if (err) {
                         ds_log(DS_LOG_ERROR, "merge", "cannot read the partial partition's watermarks",
                                "topic=%s partition=%d error=\"%s\"", tp->topic, tp->partition, rd_kafka_err2str(err));
@@ -543,9 +543,8 @@ int ds_merge_role_run(ds_merge_role_t *mr) {
                         for (int32_t i = 0; i < mr->nparts; i++) {
                                 int64_t lo = 0, hi = 0;
                                 mr->finish_at[i] = 0;
-                                if (mr->parts[i] && !rd_kafka_query_watermark_offsets(mr->consumer,
-                                                                                      mr->cfg->partial_topic, i, &lo,
-                                                                                      &hi, 10000))
+                                if (mr->parts[i] &&
+                                    !ds_kafka_watermarks(mr->consumer, mr->cfg->partial_topic, i, &lo, &hi, 10000))
                                         mr->finish_at[i] = hi;
                         }
                 }

@@ -996,7 +996,7 @@ static void assign_partitions(pipeline_t *pl, rd_kafka_t *rk, rd_kafka_topic_par
                         break;
                 }
                 int64_t lo = 0, hi = 0;
-                rd_kafka_resp_err_t werr = rd_kafka_query_watermark_offsets(rk, topic, tp->partition, &lo, &hi, 10000);
+                rd_kafka_resp_err_t werr = ds_kafka_watermarks(rk, topic, tp->partition, &lo, &hi, 10000);
                 if (!werr && lo > res.input_offset) {
                         ds_log(DS_LOG_ERROR, "pipeline",
                                "the broker has deleted input the state has not seen: totals cannot be exact (the "

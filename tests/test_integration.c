@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "ds_common.h"
+#include "ds_kafka.h"
 #include "ds_testutil.h"
 
 static char *dir;
@@ -200,4 +201,40 @@ Test(integration, the_merge_publishes_before_its_interval_once_the_partials_are_
         cr_expect_geq(seen_after, 0, "no totals within 32 s (merge.interval.ms 40000): the merge waited for its "
                                      "interval (see %s)", path("run.err"));
         cr_log_info("first totals after %lld ms", (long long)seen_after);
+}
+
+/* A leader move answers a watermark query with NOT_LEADER_FOR_PARTITION;
+ * librdkafka returns that at once. The restore, the merge's rebuild and its
+ * shutdown read watermarks through ds_kafka_watermarks(), which retries such
+ * errors (a restore that gave up on one stopped the processor in
+ * test_faults' broker-fault scenario). */
+Test(integration, watermark_queries_ride_out_a_leader_move) {
+        char *d = ds_tmpdir("ds-wm");
+        cr_assert_not_null(d);
+        char control[512], srv[256];
+        snprintf(control, sizeof(control), "%s/control", d);
+        ds_proc_t b;
+        cr_assert_eq(ds_broker_start_ex(&b, d, 3, 1, control, NULL, srv, sizeof(srv)), 0, "broker did not start");
+        char err[512];
+        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        cr_assert_eq(rd_kafka_conf_set(conf, "bootstrap.servers", srv, err, sizeof(err)), RD_KAFKA_CONF_OK);
+        rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+        cr_assert_not_null(rk, "%s", err);
+        int64_t lo = -1, hi = -1;
+        cr_assert_eq(ds_kafka_watermarks(rk, "customs.declarations", 1, &lo, &hi, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+        cr_expect_eq(lo, 0);
+        cr_expect_eq(hi, 0);
+        cr_assert_eq(ds_broker_control(control, "error ListOffsets 4 NOT_LEADER_FOR_PARTITION"), 0);
+        usleep(200 * 1000); /* the FIFO is read by the broker's own thread */
+        rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(rk, "customs.declarations", 1, &lo, &hi, 5000);
+        cr_expect_eq(e, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION, "the injected error did not reach the client: %s",
+                     rd_kafka_err2str(e));
+        e = ds_kafka_watermarks(rk, "customs.declarations", 1, &lo, &hi, 10000);
+        cr_expect_eq(e, RD_KAFKA_RESP_ERR_NO_ERROR, "ds_kafka_watermarks gave up: %s", rd_kafka_err2str(e));
+        rd_kafka_destroy(rk);
+        ds_proc_kill(&b, SIGTERM);
+        if (ds_proc_wait(&b, 5000) < 0)
+                ds_proc_kill(&b, SIGKILL);
+        ds_tmpdir_remove(d);
+        free(d);
 }
