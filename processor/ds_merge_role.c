@@ -279,8 +279,9 @@ void ds_merge_role_request_stop(ds_merge_role_t *mr) {
         atomic_store_explicit(&mr->stop, 1, memory_order_relaxed);
 }
 
-void ds_merge_role_request_finish(ds_merge_role_t *mr) {
-        atomic_store_explicit(&mr->finish, 1, memory_order_relaxed);
+void ds_merge_role_request_finish(ds_merge_role_t *mr, int wait_for_group) {
+        /* relaxed: a flag the merge thread polls; nothing else is published with it */
+        atomic_store_explicit(&mr->finish, wait_for_group ? 2 : 1, memory_order_relaxed);
 }
 
 void ds_merge_role_stats(ds_merge_role_t *mr, ds_merge_role_stats_t *st) {
@@ -559,11 +560,14 @@ int ds_merge_role_run(ds_merge_role_t *mr) {
                         next = ds_mono_ms() + iv;
                 }
                 if (mr->finishing) {
-                        /* not before the group has answered: a merge that
-                         * finished with nothing assigned yet would never
-                         * rebuild nor publish what it is about to get (an
-                         * empty assignment counts as an answer) */
-                        int done = mr->assigned_once && caught_up(mr);
+                        /* at the end of the input, not before the group has
+                         * answered: a merge that finished with nothing
+                         * assigned yet would never rebuild nor publish what
+                         * it is about to get (an empty assignment counts as an
+                         * answer). A merge leaving on a signal need not wait:
+                         * the members that stay get its partitions. */
+                        int wait_group = atomic_load_explicit(&mr->finish, memory_order_relaxed) == 2;
+                        int done = (mr->assigned_once || !wait_group) && caught_up(mr);
                         for (int32_t i = 0; i < mr->nparts && done; i++)
                                 done = !mr->parts[i] || mr->parts[i]->next_offset >= mr->finish_at[i];
                         if (done) {

@@ -39,8 +39,12 @@ int ds_merge_role_run(ds_merge_role_t *mr);
 /* Stop now (after a last publish of what is merged). */
 void ds_merge_role_request_stop(ds_merge_role_t *mr);
 /* Stop once every assigned partial partition has been read to the end it
- * has now and published (batch runs: the processing side has finished). */
-void ds_merge_role_request_finish(ds_merge_role_t *mr);
+ * has now and published. wait_for_group: not before the group has assigned
+ * this member its partitions (batch runs: the processing side has finished,
+ * and this merge is the one to publish); without it, a merge that has never
+ * been assigned anything stops at once (a process leaving on SIGTERM: the
+ * group gives its partitions to the members that stay). */
+void ds_merge_role_request_finish(ds_merge_role_t *mr, int wait_for_group);
 
 typedef struct ds_merge_role_stats {
         uint64_t partials, rows_published, tops_published, ignored, fenced_publishes;

@@ -1494,7 +1494,7 @@ int ds_pipeline_run(const ds_config_t *cfg) {
                 if (is_fatal(pl))
                         ds_merge_role_request_stop(pl->mr);
                 else
-                        ds_merge_role_request_finish(pl->mr);
+                        ds_merge_role_request_finish(pl->mr, finished);
                 pthread_join(pl->mr_thread, NULL);
                 pl->mr_started = 0;
                 if (pl->mr_rc)
