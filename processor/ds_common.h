@@ -9,6 +9,7 @@
 #ifndef DS_COMMON_H
 #define DS_COMMON_H
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdbool.h>
@@ -42,6 +43,13 @@ static inline int64_t ds_mono_ms(void) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Sleeps ms milliseconds, resuming after a signal handler. */
+static inline void ds_sleep_ms(int64_t ms) {
+        struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+        while (nanosleep(&ts, &ts) && errno == EINTR)
+                ;
 }
 
 /* Monotonic nanoseconds, for benchmarks and latency histograms. */

@@ -7,7 +7,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 /* librdkafka syslog levels -> ds_log levels. */
@@ -129,8 +128,7 @@ rd_kafka_resp_err_t ds_kafka_watermarks(rd_kafka_t *rk, const char *topic, int32
                         return err;
                 ds_log(DS_LOG_WARN, "kafka", "watermarks query failed; retrying", "topic=%s partition=%d error=\"%s\"",
                        topic, partition, rd_kafka_err2str(err));
-                struct timespec ts = {0, (long)backoff * 1000000L};
-                nanosleep(&ts, NULL);
+                ds_sleep_ms(backoff);
                 backoff = backoff * 2 > 1000 ? 1000 : backoff * 2;
         }
 }

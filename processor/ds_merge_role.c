@@ -39,6 +39,9 @@ typedef struct mpart {
         istatus_t *status;  /* per input partition */
 } mpart_t;
 
+/* What ds_merge_role_request_finish() asked for. */
+typedef enum { FINISH_NO = 0, FINISH_LEAVING, FINISH_AFTER_GROUP } finish_t;
+
 struct ds_merge_role {
         const ds_config_t *cfg;
         ds_part_cfg_t pcfg;
@@ -51,7 +54,8 @@ struct ds_merge_role {
         uint64_t failed;
         ds_buf_t buf;
         int64_t now;
-        _Atomic int stop, finish;
+        _Atomic int stop;
+        _Atomic int finish; /* finish_t */
         int finishing;
         int64_t *finish_at; /* per partial partition: end to reach before finishing */
         int fatal;
@@ -281,7 +285,7 @@ void ds_merge_role_request_stop(ds_merge_role_t *mr) {
 
 void ds_merge_role_request_finish(ds_merge_role_t *mr, int wait_for_group) {
         /* relaxed: a flag the merge thread polls; nothing else is published with it */
-        atomic_store_explicit(&mr->finish, wait_for_group ? 2 : 1, memory_order_relaxed);
+        atomic_store_explicit(&mr->finish, wait_for_group ? FINISH_AFTER_GROUP : FINISH_LEAVING, memory_order_relaxed);
 }
 
 void ds_merge_role_stats(ds_merge_role_t *mr, ds_merge_role_stats_t *st) {
@@ -566,7 +570,7 @@ int ds_merge_role_run(ds_merge_role_t *mr) {
                          * it is about to get (an empty assignment counts as an
                          * answer). A merge leaving on a signal need not wait:
                          * the members that stay get its partitions. */
-                        int wait_group = atomic_load_explicit(&mr->finish, memory_order_relaxed) == 2;
+                        int wait_group = atomic_load_explicit(&mr->finish, memory_order_relaxed) == FINISH_AFTER_GROUP;
                         int done = (mr->assigned_once || !wait_group) && caught_up(mr);
                         for (int32_t i = 0; i < mr->nparts && done; i++)
                                 done = !mr->parts[i] || mr->parts[i]->next_offset >= mr->finish_at[i];

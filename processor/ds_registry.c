@@ -222,12 +222,6 @@ static size_t on_data(char *data, size_t size, size_t nmemb, void *arg) {
         return n;
 }
 
-static void sleep_ms(int64_t ms) {
-        struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-        while (nanosleep(&ts, &ts) && errno == EINTR)
-                ;
-}
-
 /* RETRY: may pass (retried); DOWN: the registry refuses us (auth), not
  * retried; BAD_ANSWER: an unusable answer about this id, not retried. */
 enum outcome { OK, NOT_FOUND, NOT_AVRO, RETRY, DOWN, BAD_ANSWER };
@@ -344,6 +338,6 @@ ds_dlq_reason_t ds_registry_fetch(ds_registry_t *r, uint32_t id, char **schema, 
                         *registry_down = 1;
                         return DS_DLQ_REGISTRY_UNAVAILABLE;
                 }
-                sleep_ms(backoff_of(r, k));
+                ds_sleep_ms(backoff_of(r, k));
         }
 }

@@ -162,12 +162,6 @@ ds_row_t *ds_rows_get(ds_rows_t *t, ds_rowkey_t key) {
         return r ? r : insert(t, key, h, s);
 }
 
-uint32_t ds_rows_prefetch(const ds_rows_t *t, ds_rowkey_t key) {
-        uint32_t h = (uint32_t)key_hash(key); /* all the table uses of the hash: slot and tag */
-        __builtin_prefetch(&t->index[h & t->mask]);
-        return h;
-}
-
 void ds_rows_prefetch_many(const ds_rows_t *t, const ds_rowkey_t *keys, uint32_t n, uint32_t *hs) {
         const uint64_t *index = t->index;
         uint32_t mask = t->mask;

@@ -94,15 +94,13 @@ ds_row_t *ds_rows_find(const ds_rows_t *t, ds_rowkey_t key);
  * removed). Returns 0, or -1 on out-of-memory. */
 int ds_rows_get_many(ds_rows_t *t, const ds_rowkey_t *keys, uint32_t n, ds_row_t **out);
 
-/* The first step of ds_rows_get_many() on its own: returns key's hash (what
- * ds_rows_get_hashed() wants) and prefetches its index slot. */
-uint32_t ds_rows_prefetch(const ds_rows_t *t, ds_rowkey_t key);
-/* ds_rows_prefetch() of n keys: hashes[i] is keys[i]'s. One call for all the
- * keys of a contribution rather than one each: ~5 instructions per key fewer
- * (callgrind, bench_micro apply). */
+/* The first step of ds_rows_get_many() on its own: hashes[i] is keys[i]'s
+ * hash (what ds_rows_get_hashed() wants), and each key's index slot is
+ * prefetched. One call for all the keys of a contribution rather than one
+ * each: ~5 instructions per key fewer (callgrind, bench_micro apply). */
 void ds_rows_prefetch_many(const ds_rows_t *t, const ds_rowkey_t *keys, uint32_t n, uint32_t *hashes);
-/* ds_rows_get_many() of keys whose hashes came from ds_rows_prefetch(); the
- * table may have changed since (the hashes stay valid). */
+/* ds_rows_get_many() of keys whose hashes came from ds_rows_prefetch_many();
+ * the table may have changed since (the hashes stay valid). */
 int ds_rows_get_hashed(ds_rows_t *t, const ds_rowkey_t *keys, const uint32_t *hashes, uint32_t n, ds_row_t **out);
 /* Removes the row (and takes it off the dirty list). Its slot is reused only
  * after the next ds_rows_clear_dirty(). */

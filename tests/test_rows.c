@@ -401,8 +401,7 @@ Test(rows, get_many_matches_one_get_per_key) {
                 if (batch % 2) {
                         cr_assert_eq(ds_rows_get_many(many, keys, n, out), 0);
                 } else {
-                        for (uint32_t i = 0; i < n; i++)
-                                hs[i] = ds_rows_prefetch(many, keys[i]);
+                        ds_rows_prefetch_many(many, keys, n, hs);
                         cr_assert_eq(ds_rows_get_hashed(many, keys, hs, n, out), 0);
                 }
                 for (uint32_t i = 0; i < n; i++) {
