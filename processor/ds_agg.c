@@ -208,8 +208,7 @@ void ds_agg_plan(ds_agg_t *a, const ds_contrib_t *c, int64_t sign, int64_t wm, d
                 pl->late_top = 1;
         } else {
                 for (uint32_t i = 0; i < c->nlines; i++) {
-                        pl->keys[n] = ds_rowkey(DS_DIM_GATE_HEADING, DS_WIN_DAY,
-                                                ds_cell_key(c->gate, c->lines[i].heading), day);
+                        pl->keys[n] = ds_cell_rowkey(c->gate, c->lines[i].heading, day);
                         pl->cls[n] = DS_EV_CELL;
                         pl->line[n++] = (int16_t)i;
                 }

@@ -16,6 +16,7 @@
  * offsets counted per partition: `declstream replay` then reads them.
  */
 #include "ds_cmd.h"
+#include "ds_domain.h"
 #include "ds_common.h"
 #include "ds_config.h"
 #include "ds_gen.h"
@@ -68,6 +69,9 @@ static void usage(FILE *out) {
                 "  --start-ms MS           with --count: event time of the first declaration (default: now - span)\n"
                 "  --heading-digits N      HS digits of a heading in the truth (default 4; match the processor)\n"
                 "  --extra-headings K      add K synthetic headings to the 24 real ones (benchmarks)\n"
+                "  --gates-file FILE       also draw from the gates of FILE (the processor's gates.file: CSV with\n"
+                "                          gate_code and optionally weight, province, kind,\n"
+                "                          customs_office_prefix)\n"
                 "  -X prop=value           librdkafka producer property (repeatable)\n"
                 "  -q, --quiet             no progress lines\n");
 }
@@ -238,6 +242,14 @@ int ds_cmd_gen(int argc, char **argv) {
                 } else if ((r = ds_arg_value(&a, "--extra-headings", &v))) {
                         if (r < 0 || ds_arg_i64("gen", "--extra-headings", v, 0, 200000, &extra))
                                 return 2;
+                } else if ((r = ds_arg_value(&a, "--gates-file", &v))) {
+                        char gerr[512];
+                        if (r < 0)
+                                return 2;
+                        if (ds_domain_add_gates_file(v, gerr, sizeof(gerr)) < 0) {
+                                fprintf(stderr, "declstream gen: --gates-file: %s\n", gerr);
+                                return 2;
+                        }
                 } else if ((r = ds_arg_value(&a, "-X", &v))) {
                         if (r < 0 || ds_arg_prop("gen", v, props, &nprops, (int)DS_ARRAY_LEN(props)))
                                 return 2;

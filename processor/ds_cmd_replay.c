@@ -9,6 +9,7 @@
  *     per-gate totals.
  */
 #include "ds_cmd.h"
+#include "ds_domain.h"
 #include "ds_common.h"
 #include "ds_replay.h"
 
@@ -47,6 +48,7 @@ static void usage(FILE *out) {
                 "                          starts: the steady state (tables at their size, as after\n"
                 "                          ledger.retention.ms of traffic) instead of a cold start\n"
                 "  --schema-dir DIR        schema directory (default: the built-in schemas/)\n"
+                "  --gates-file FILE       gates added to the compiled-in ones (the processor's gates.file)\n"
                 "  --output FILE           write the final totals as JSON lines: every row, then every top-10\n"
                 "                          list (\"-\": stdout)\n"
                 "  --table                 print the per-gate TOTAL table (stdout; stderr with --json)\n"
@@ -118,6 +120,14 @@ int ds_cmd_replay(int argc, char **argv) {
                         if (r < 0)
                                 return 2;
                         o.schema_dir = v;
+                } else if ((r = ds_arg_value(&a, "--gates-file", &v))) {
+                        char gerr[512];
+                        if (r < 0)
+                                return 2;
+                        if (ds_domain_add_gates_file(v, gerr, sizeof(gerr)) < 0) {
+                                fprintf(stderr, "declstream replay: --gates-file: %s\n", gerr);
+                                return 2;
+                        }
                 } else if ((r = ds_arg_value(&a, "--threads", &v))) {
                         if (r < 0 || ds_arg_i64("replay", "--threads", v, 1, 256, &threads))
                                 return 2;

@@ -8,6 +8,7 @@
 #include "ds_cmd.h"
 #include "ds_common.h"
 #include "ds_config.h"
+#include "ds_domain.h"
 #include "ds_http.h"
 #include "ds_log.h"
 #include "ds_pipeline.h"
@@ -178,6 +179,17 @@ int ds_cmd_run(int argc, char **argv) {
                 ds_config_dump(&cfg, stdout);
                 ds_config_free(&cfg);
                 return 0;
+        }
+        if (cfg.gates_file[0]) {
+                char err[1024];
+                int added = ds_domain_add_gates_file(cfg.gates_file, err, sizeof(err));
+                if (added < 0) {
+                        fprintf(stderr, "declstream run: gates.file: %s\n", err);
+                        ds_config_free(&cfg);
+                        return 2;
+                }
+                ds_log(DS_LOG_INFO, "config", "gates added from gates.file", "file=\"%s\" added=%d gates=%d",
+                       cfg.gates_file, added, ds_gate_count());
         }
         char host[256] = "";
         if (cfg.instance_id[0])

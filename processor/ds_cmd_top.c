@@ -181,16 +181,24 @@ static void draw(top_t *t, int clear) {
         printf("declstream top - latest TOTAL rows (%" PRIu64 " messages read)\n\n", t->messages);
         printf("%-13s %-34s %12s %8s %10s %11s %10s %10s %9s %9s\n", "GATE", "NAME", "DECLARATIONS", "ITEMS",
                "VALUE USD", "WEIGHT t", "EXPORT", "IMPORT", "TRANSIT", "BORDER");
-        for (int g = 0; g < ds_gate_count(); g++) {
-                const ds_gate_t *gt = ds_gate(g);
+        /* the gates known here in their order, then any other gate's row (a
+         * processor with a gates.file), by code without a name */
+        for (int g = 0; g < ds_gate_count() + t->nrows; g++) {
+                const ds_gate_t *gt = g < ds_gate_count() ? ds_gate(g) : NULL;
                 const row_t *r = NULL;
-                for (int i = 0; i < t->nrows && !r; i++)
-                        if (!strcmp(t->rows[i].dim, "GATE") && !strcmp(t->rows[i].key, gt->code))
-                                r = &t->rows[i];
+                if (gt) {
+                        for (int i = 0; i < t->nrows && !r; i++)
+                                if (!strcmp(t->rows[i].dim, "GATE") && !strcmp(t->rows[i].key, gt->code))
+                                        r = &t->rows[i];
+                } else {
+                        r = &t->rows[g - ds_gate_count()];
+                        if (strcmp(r->dim, "GATE") || ds_gate_lookup(r->key, (uint32_t)strlen(r->key)) >= 0)
+                                r = NULL;
+                }
                 if (!r)
                         continue;
-                printf("%-13s ", gt->code);
-                print_padded(gt->name_vi, 34);
+                printf("%-13s ", gt ? gt->code : r->key);
+                print_padded(gt ? gt->name_vi : "", 34);
                 printf(" %12" PRId64 " %8" PRId64 " %10s %11.1f %10s %10s %9s %9s\n", r->m[0], r->m[1],
                        usd(r->m[2], b[0], 32), (double)r->m[3] / 1e6, usd(r->m[4], b[1], 32),
                        usd(r->m[5], b[2], 32), usd(r->m[6], b[3], 32), usd(r->m[7], b[4], 32));

@@ -80,6 +80,9 @@ static const confdef_t defs[] = {
      "previous one started, and at least half an interval after it ended."},
     {"heading.digits", CT_INT, O(heading_digits), 2, 8, "4", NULL,
      "HS digits that make a COMMODITY key: 2 (chapter), 4 (heading), 6 or 8."},
+    {"gates.file", CT_STR, O(gates_file), 0, 0, "", NULL,
+     "CSV file of gates accepted besides the 16 compiled in (header line with gate_code; see README, \"Gates\"); "
+     "empty: none. The state stores gate numbers, so a file may only gain gates at its end."},
     {"decoder", CT_ENUM, O(decoder), 0, 0, "specialized", "specialized|avro-c",
      "Avro decoder: specialized (compiled from the schema) or avro-c (Apache Avro C generic, the reference)."},
     {"ledger.retention.ms", CT_I64, O(ledger_retention_ms), 60000, INT64_MAX / 4, "3024000000", NULL,

@@ -59,6 +59,7 @@ typedef struct ds_config {
         int threads;
         int64_t commit_interval_ms;
         int heading_digits;
+        char *gates_file; /* "" when none */
         int decoder;
         int64_t ledger_retention_ms;
         int64_t minute_retention_ms;

@@ -106,10 +106,10 @@ void ds_fmt_keytext(ds_fmt_t *f, ds_rowkey_t k, int heading_digits) {
                 ds_fmt_u64(f, key, heading_digits);
                 return;
         default:
-                g = ds_gate((int)ds_cell_gate(key));
+                g = ds_gate((int)ds_cell_gate(k));
                 ds_fmt_str(f, g ? g->code : "?");
                 ds_fmt_char(f, '|');
-                ds_fmt_u64(f, ds_cell_heading(key), heading_digits);
+                ds_fmt_u64(f, ds_cell_heading(k), heading_digits);
                 return;
         }
 }

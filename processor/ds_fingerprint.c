@@ -43,13 +43,16 @@ static void crc_init(void) {
         }
 }
 
-uint64_t ds_crc64_avro(const void *p, size_t n) {
+uint64_t ds_crc64_avro_update(uint64_t fp, const void *p, size_t n) {
         pthread_once(&crc_once, crc_init);
         const uint8_t *b = p;
-        uint64_t fp = CRC64_EMPTY;
         for (size_t i = 0; i < n; i++)
                 fp = (fp >> 8) ^ crc_table[(fp ^ b[i]) & 0xff];
         return fp;
+}
+
+uint64_t ds_crc64_avro(const void *p, size_t n) {
+        return ds_crc64_avro_update(CRC64_EMPTY, p, n);
 }
 
 /* ------------------------------------------------------------------------ */

@@ -32,6 +32,8 @@
 /* CRC-64-AVRO of n bytes (the specification's Rabin fingerprint, starting
  * from its EMPTY value 0xc15d213aa4d7a795). */
 uint64_t ds_crc64_avro(const void *p, size_t n);
+/* Continues a CRC-64-AVRO: ds_crc64_avro(a + b) == update(ds_crc64_avro(a), b). */
+uint64_t ds_crc64_avro_update(uint64_t fp, const void *p, size_t n);
 
 /* The Parsing Canonical Form of a schema given as JSON text: a malloc'd
  * NUL-terminated string (caller frees), or NULL with errstr filled when the

@@ -203,6 +203,7 @@ struct ds_gen {
         int *by_flow[DS_FLOW__CNT]; /* hs indices usable for each flow */
         double *by_flow_cdf[DS_FLOW__CNT];
         int nby_flow[DS_FLOW__CNT];
+        double *gate_w; /* per gate: gate_weight[], then a gates file's weight column (default: the mean) */
         char (*tax_ids)[14];
         int ntax;
         double *tax_cdf;
@@ -252,6 +253,22 @@ ds_gen_t *ds_gen_new(const ds_gen_opts_t *opts, char *errstr, size_t sz) {
         }
         g->o = *opts;
         g->next_new = INT64_MIN;
+        _Static_assert(DS_ARRAY_LEN(gate_weight) == 16, "one weight per compiled-in gate");
+        if (!(g->gate_w = malloc((size_t)ds_gate_count() * sizeof(double)))) {
+                ds_err(errstr, sz, "out of memory");
+                goto fail;
+        }
+        double wsum = 0;
+        for (int i = 0; i < ds_gate_count(); i++) {
+                double w = ds_gate_weight(i);
+                if (i < ds_gate_builtin_count())
+                        w = gate_weight[i];
+                else if (w < 0) /* a gates file without weights: each added gate as busy as the average */
+                        w = wsum / ds_gate_builtin_count();
+                g->gate_w[i] = w;
+                if (i < ds_gate_builtin_count())
+                        wsum += w;
+        }
         if (g->o.heading_digits < 2 || g->o.heading_digits > 8 || (g->o.heading_digits & 1)) {
                 ds_err(errstr, sz, "heading digits must be 2, 4, 6 or 8");
                 goto fail;
@@ -409,6 +426,7 @@ fail:
 void ds_gen_destroy(ds_gen_t *g) {
         if (!g)
                 return;
+        free(g->gate_w);
         free(g->hs);
         for (int f = 0; f < DS_FLOW__CNT; f++) {
                 free(g->by_flow[f]);
@@ -529,7 +547,7 @@ static void cap_border_resident(ds_gen_t *g, gdecl_t *d) {
 /* A new declaration (version 0) at event time t. */
 static void new_decl(ds_gen_t *g, int64_t t, gdecl_t *d) {
         rng_t *r = &g->rng;
-        int gate = pick(r, gate_weight, ds_gate_count());
+        int gate = pick(r, g->gate_w, ds_gate_count());
         const ds_gate_t *gt = ds_gate(gate);
         int lang_son = !strcmp(gt->office_prefix, "15");
         int flow = pick(r, lang_son ? flow_share_ls : flow_share_qn, DS_FLOW__CNT);

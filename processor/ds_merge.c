@@ -212,7 +212,7 @@ int ds_merge_update(ds_merge_t *m, const ds_merge_src_t *src, ds_rowkey_t key, c
                 if (cls >= 0 && ds_evict_add(m->ev, cls, key))
                         return -1;
                 if (ds_rowkey_dim(key) == DS_DIM_GATE_HEADING &&
-                    group_add(m, ds_cell_gate(ds_rowkey_key(key)), key.start, ds_cell_heading(ds_rowkey_key(key))))
+                    group_add(m, ds_cell_gate(key), key.start, ds_cell_heading(key)))
                         return -1;
         }
         int changed = 0;
@@ -235,7 +235,7 @@ int ds_merge_update(ds_merge_t *m, const ds_merge_src_t *src, ds_rowkey_t key, c
         if (changed) {
                 ds_rows_mark(m->global, g);
                 if (ds_rowkey_dim(key) == DS_DIM_GATE_HEADING) {
-                        group_t *grp = group_find(m, ds_cell_gate(ds_rowkey_key(key)), key.start, 0);
+                        group_t *grp = group_find(m, ds_cell_gate(key), key.start, 0);
                         if (grp && group_mark(m, grp))
                                 return -1;
                 }
@@ -249,7 +249,7 @@ static void drop_global(void *ctx, ds_rowkey_t key) {
         if (!g)
                 return;
         if (ds_rowkey_dim(key) == DS_DIM_GATE_HEADING)
-                group_remove(m, ds_cell_gate(ds_rowkey_key(key)), key.start, ds_cell_heading(ds_rowkey_key(key)));
+                group_remove(m, ds_cell_gate(key), key.start, ds_cell_heading(key));
         ds_distinct_free(g->aux);
         g->aux = NULL;
         ds_rows_remove(m->global, key);
@@ -284,7 +284,7 @@ int ds_merge_top(ds_merge_t *m, uint32_t gate, int64_t day, ds_top_entry_t *out,
                 return 0;
         for (uint32_t i = 0; i < g->n; i++) {
                 const ds_row_t *r =
-                    ds_rows_find(m->global, ds_rowkey(DS_DIM_GATE_HEADING, DS_WIN_DAY, ds_cell_key(gate, g->headings[i]), day));
+                    ds_rows_find(m->global, ds_cell_rowkey(gate, g->headings[i], day));
                 if (!r || r->m.declarations <= 0)
                         continue;
                 /* insertion into the sorted top-n */

@@ -111,6 +111,7 @@ ds_dlq_reason_t ds_partial_decode(const uint8_t *msg, size_t len, int digits, ds
             win >= DS_WIN__CNT)
                 return DS_DLQ_MALFORMED;
         uint32_t key;
+        uint64_t cell_hi = 0; /* a cell's gate bits above the key (ds_cell_rowkey) */
         if (dim == DS_DIM_GATE) {
                 int g = ds_gate_lookup((const char *)k, (uint32_t)kl);
                 if (g < 0)
@@ -128,9 +129,12 @@ ds_dlq_reason_t ds_partial_decode(const uint8_t *msg, size_t len, int digits, ds
                 size_t hl = kl - (size_t)(bar - k) - 1;
                 if ((int)hl != digits || parse_digits(bar + 1, hl, &heading))
                         return DS_DLQ_BAD_HS_CODE;
-                key = ds_cell_key((uint32_t)g, heading);
+                ds_rowkey_t ck = ds_cell_rowkey((uint32_t)g, heading, start);
+                key = ds_rowkey_key(ck);
+                cell_hi = ck.k & (0x7ffULL << 48);
         }
         out->key = ds_rowkey((ds_dim_t)dim, (ds_window_t)win, key, start);
+        out->key.k |= cell_hi;
         return DS_DLQ_NONE;
 }
 
@@ -157,7 +161,7 @@ int32_t ds_partial_route(ds_rowkey_t key, int32_t partitions) {
         size_t n;
         if (ds_rowkey_dim(key) == DS_DIM_GATE_HEADING) {
                 /* every cell of a (gate, day) in one place: the top-10 needs them together */
-                uint32_t gate = ds_cell_gate(ds_rowkey_key(key));
+                uint32_t gate = ds_cell_gate(key);
                 memcpy(h, &gate, 4);
                 memcpy(h + 4, &key.start, 8);
                 n = 12;

@@ -29,7 +29,8 @@
 typedef enum { DS_DIM_GATE = 0, DS_DIM_COMMODITY, DS_DIM_GATE_HEADING, DS_DIM__CNT } ds_dim_t;
 typedef enum { DS_WIN_TOTAL = 0, DS_WIN_MINUTE, DS_WIN_HOUR, DS_WIN_DAY, DS_WIN__CNT } ds_window_t;
 
-/* k: dim (2 bits) | window (3 bits) | partition + 1 (16 bits, 0 = none) | key (32 bits). */
+/* k: dim (2 bits) | window (3 bits) | cell gate high bits (11 bits, GATE_HEADING
+ * only, else 0) | partition + 1 (16 bits, 0 = none) | key (32 bits). */
 typedef struct ds_rowkey {
         uint64_t k;
         int64_t start; /* window start, ms since the epoch; 0 for TOTAL */
@@ -47,10 +48,17 @@ static inline ds_rowkey_t ds_rowkey_without_partition(ds_rowkey_t k) {
         return k;
 }
 static inline ds_dim_t ds_rowkey_dim(ds_rowkey_t k) { return (ds_dim_t)(k.k >> 62); }
-/* GATE_HEADING cells pack the gate (5 bits) over the heading (27 bits). */
-static inline uint32_t ds_cell_key(uint32_t gate, uint32_t heading) { return gate << 27 | heading; }
-static inline uint32_t ds_cell_gate(uint32_t key) { return key >> 27; }
-static inline uint32_t ds_cell_heading(uint32_t key) { return key & ((1u << 27) - 1); }
+/* A GATE_HEADING cell's key: the heading in the key's low 27 bits (8 HS
+ * digits need them), the gate's low 5 bits over it and the gate's upper 11
+ * bits in bits 48..58 of the key word - so gates 0..31 keep the layout
+ * changelogs were written with before gates files allowed more. */
+static inline ds_rowkey_t ds_cell_rowkey(uint32_t gate, uint32_t heading, int64_t day) {
+        ds_rowkey_t k = ds_rowkey(DS_DIM_GATE_HEADING, DS_WIN_DAY, (gate & 31) << 27 | heading, day);
+        k.k |= (uint64_t)(gate >> 5 & 0x7ff) << 48;
+        return k;
+}
+static inline uint32_t ds_cell_gate(ds_rowkey_t k) { return (uint32_t)k.k >> 27 | (uint32_t)(k.k >> 48 & 0x7ff) << 5; }
+static inline uint32_t ds_cell_heading(ds_rowkey_t k) { return (uint32_t)k.k & ((1u << 27) - 1); }
 static inline ds_window_t ds_rowkey_window(ds_rowkey_t k) { return (ds_window_t)(k.k >> 59 & 7); }
 static inline uint32_t ds_rowkey_key(ds_rowkey_t k) { return (uint32_t)k.k; }
 static inline int32_t ds_rowkey_partition(ds_rowkey_t k) { return (int32_t)(k.k >> 32 & 0xffff) - 1; }

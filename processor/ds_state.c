@@ -13,6 +13,7 @@
 #include "ds_state.h"
 #include "ds_wire.h"
 #include "ds_common.h"
+#include "ds_domain.h"
 #include "ds_hll.h"
 
 #include <stdlib.h>
@@ -65,7 +66,14 @@ int ds_cl_read_checkpoint(const uint8_t *rec, size_t len, ds_cl_checkpoint_t *c)
         c->watermark_ms = ds_rd_long(&r);
         c->snapshot_offset = ds_rd_long(&r);
         c->claim_offset = ds_rd_long(&r);
-        return r.bad ? -1 : 0;
+        if (r.p < r.end) {
+                c->gates = (int32_t)ds_rd_long(&r);
+                c->gates_fp = get_u64(&r);
+        } else { /* written before gates files: the compiled-in list */
+                c->gates = ds_gate_builtin_count();
+                c->gates_fp = ds_gates_fingerprint(c->gates);
+        }
+        return r.bad || c->gates < 0 ? -1 : 0;
 }
 
 int ds_cl_read_claim(const uint8_t *rec, size_t len, ds_cl_claim_t *c) {
@@ -81,6 +89,10 @@ int ds_cl_read_claim(const uint8_t *rec, size_t len, ds_cl_claim_t *c) {
 }
 
 /* ---- writing ------------------------------------------------------------- */
+
+static void put_u64(ds_buf_t *b, uint64_t v) {
+        ds_buf_put(b, &v, 8);
+}
 
 static void put_head(ds_buf_t *b, int type, int32_t epoch, int32_t partition) {
         uint8_t h[4] = {'D', 'S', VERSION, (uint8_t)type};
@@ -103,10 +115,9 @@ void ds_cl_write_checkpoint(ds_buf_t *b, int32_t partition, int32_t epoch, const
         ds_avro_put_long(b, c->watermark_ms);
         ds_avro_put_long(b, c->snapshot_offset);
         ds_avro_put_long(b, c->claim_offset);
-}
-
-static void put_u64(ds_buf_t *b, uint64_t v) {
-        ds_buf_put(b, &v, 8);
+        /* the process's gate list, whatever c says: the state being checkpointed is numbered by it */
+        ds_avro_put_long(b, ds_gate_count());
+        put_u64(b, ds_gates_fingerprint(ds_gate_count()));
 }
 
 /* Every changed ledger entry is written at each cycle (and all of them in a
@@ -509,6 +520,13 @@ int ds_restore_feed(ds_restore_t *r, int64_t offset, const uint8_t *rec, size_t 
                 ds_cl_checkpoint_t cp;
                 if (ds_cl_read_checkpoint(rec, len, &cp))
                         return ds_err(errstr, sz, "corrupt checkpoint at offset %lld", (long long)offset);
+                if (cp.gates > ds_gate_count() || ds_gates_fingerprint(cp.gates) != cp.gates_fp)
+                        return ds_err(errstr, sz,
+                                      "checkpoint at offset %lld was written with another gate list (%d gates; this "
+                                      "process has %d): the state numbers gates by their place in the list, so "
+                                      "gates.file must keep every gate the state was built with, in the same order, "
+                                      "and may only add gates at its end",
+                                      (long long)offset, (int)cp.gates, ds_gate_count());
                 for (uint32_t i = 0; i < r->npend; i++) {
                         ds_rd_t d = {r->pend[i].rec, r->pend[i].rec + r->pend[i].len, 0};
                         ds_cl_head_t dh;

@@ -61,6 +61,12 @@ typedef struct ds_cl_checkpoint {
         int64_t watermark_ms;
         int64_t snapshot_offset; /* changelog offset of the SNAP_BEGIN the state starts from */
         int64_t claim_offset;    /* changelog offset of this epoch's CLAIM */
+        /* The gate list the state numbers gates by (ds_domain.h): its length
+         * and ds_gates_fingerprint() of it. Written from the process's list;
+         * a checkpoint written before gates files has none, and is read as
+         * the compiled-in list. */
+        int32_t gates;
+        uint64_t gates_fp;
 } ds_cl_checkpoint_t;
 
 typedef struct ds_cl_claim {

@@ -197,7 +197,8 @@ static int64_t wsize(int w) {
         return w == W_MINUTE ? MIN_MS : w == W_HOUR ? HOUR_MS : DAY_MS;
 }
 
-static row_t *row(ds_truth_t *t, int dim, int win, uint32_t key, int64_t start) {
+/* key: a gate or heading number; a cell's is gate << 32 | heading */
+static row_t *row(ds_truth_t *t, int dim, int win, uint64_t key, int64_t start) {
         uint64_t a = (uint64_t)dim << 60 | (uint64_t)win << 56 | key;
         int added;
         pslot_t *s = pmap_get(&t->rows, a, (uint64_t)start, t->nrows, &added);
@@ -294,7 +295,7 @@ static int contribute(ds_truth_t *t, const ds_truth_event_t *e, int64_t sign, in
         int64_t day = win_start(W_DAY, e->declared_at);
         if (day + DAY_MS + t->cfg.top_retention_ms > wm)
                 for (int k = 0; k < nh; k++) {
-                        row_t *r = row(t, D_CELL, W_DAY, (uint32_t)e->gate << 27 | hd[k], day);
+                        row_t *r = row(t, D_CELL, W_DAY, (uint64_t)e->gate << 32 | hd[k], day);
                         if (!r)
                                 return -1;
                         bump(r, sign, hitems[k], hvalue[k], hweight[k], e->flow);
@@ -374,14 +375,14 @@ static void key_text(const ds_truth_t *t, int dim, uint32_t key, char *buf, size
 
 static int cell_cmp(const void *x, const void *y) {
         const row_t *a = *(row_t *const *)x, *b = *(row_t *const *)y;
-        uint32_t ga = (uint32_t)a->a >> 27, gb = (uint32_t)b->a >> 27;
+        uint32_t ga = (uint32_t)(a->a >> 32 & 0xffff), gb = (uint32_t)(b->a >> 32 & 0xffff);
         if (ga != gb)
                 return ga < gb ? -1 : 1;
         if (a->start != b->start)
                 return a->start < b->start ? -1 : 1;
         if (a->m[2] != b->m[2])
                 return a->m[2] > b->m[2] ? -1 : 1;
-        uint32_t ha = (uint32_t)a->a & ((1u << 27) - 1), hb = (uint32_t)b->a & ((1u << 27) - 1);
+        uint32_t ha = (uint32_t)a->a, hb = (uint32_t)b->a;
         return ha < hb ? -1 : ha > hb;
 }
 
@@ -418,17 +419,17 @@ int ds_truth_write(const ds_truth_t *t, json_t *root) {
         }
         qsort(cells, ncells, sizeof(*cells), cell_cmp);
         for (uint32_t i = 0; i < ncells;) {
-                uint32_t gate = (uint32_t)cells[i]->a >> 27;
+                uint32_t gate = (uint32_t)(cells[i]->a >> 32 & 0xffff);
                 int64_t day = cells[i]->start;
                 char k[64];
                 snprintf(k, sizeof(k), "%s|DAY|%" PRId64, ds_gate((int)gate)->code, day);
                 json_t *list = json_array();
                 int rank = 0;
-                for (; i < ncells && (uint32_t)cells[i]->a >> 27 == gate && cells[i]->start == day; i++) {
+                for (; i < ncells && (uint32_t)(cells[i]->a >> 32 & 0xffff) == gate && cells[i]->start == day; i++) {
                         if (rank++ >= 10)
                                 continue;
                         char h[16];
-                        snprintf(h, sizeof(h), "%0*u", t->cfg.heading_digits, (uint32_t)cells[i]->a & ((1u << 27) - 1));
+                        snprintf(h, sizeof(h), "%0*u", t->cfg.heading_digits, (uint32_t)cells[i]->a);
                         json_array_append_new(list, json_pack("[sIIII]", h, (json_int_t)cells[i]->m[2],
                                                               (json_int_t)cells[i]->m[0], (json_int_t)cells[i]->m[1],
                                                               (json_int_t)cells[i]->m[3]));

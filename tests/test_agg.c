@@ -51,9 +51,13 @@ static ds_contrib_t contrib(uint16_t gate, uint8_t flow, int64_t at, int n, cons
         return c;
 }
 
-static const ds_measures_t *row(ds_dim_t dim, ds_window_t w, uint32_t key, int64_t start) {
-        ds_row_t *r = ds_rows_find(ds_agg_rows(a), ds_rowkey(dim, w, key, start));
+static const ds_measures_t *row_key(ds_rowkey_t k) {
+        ds_row_t *r = ds_rows_find(ds_agg_rows(a), k);
         return r ? &r->m : NULL;
+}
+
+static const ds_measures_t *row(ds_dim_t dim, ds_window_t w, uint32_t key, int64_t start) {
+        return row_key(ds_rowkey(dim, w, key, start));
 }
 
 static const ds_measures_t *total(ds_dim_t dim, uint32_t key) {
@@ -185,7 +189,7 @@ Test(agg, windowed_rows_start_where_their_window_starts) {
         /* the customs day starts at local midnight: 17:00 UTC the day before */
         assert_measures(row(DS_DIM_GATE, DS_WIN_DAY, 4, T0 - 9 * DS_HOUR_MS), 1, 1, 100, 10, "day");
         assert_measures(row(DS_DIM_COMMODITY, DS_WIN_DAY, 810, T0 - 9 * DS_HOUR_MS), 1, 1, 100, 10, "day");
-        assert_measures(row(DS_DIM_GATE_HEADING, DS_WIN_DAY, ds_cell_key(4, 810), T0 - 9 * DS_HOUR_MS), 1, 1, 100,
+        assert_measures(row_key(ds_cell_rowkey(4, 810, T0 - 9 * DS_HOUR_MS)), 1, 1, 100,
                         10, "cell");
 }
 

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ds_common.h"
 #include "ds_domain.h"
@@ -204,4 +205,119 @@ Test(domain, names_of_enums) {
         cr_assert_str_eq(ds_kind_name(DS_KIND_CANCEL), "CANCEL");
         cr_assert_str_eq(ds_channel_name(DS_CHANNEL_RED), "RED");
         cr_assert_str_eq(ds_channel_name(DS_CHANNEL__CNT), "?");
+}
+
+/* ---- gates files (gates.file) ---------------------------------------------- */
+
+static char gates_path[64];
+
+static const char *gates_file(const char *text) {
+        snprintf(gates_path, sizeof(gates_path), "/tmp/ds-test-gates-XXXXXX");
+        int fd = mkstemp(gates_path);
+        cr_assert_geq(fd, 0);
+        cr_assert_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+        close(fd);
+        return gates_path;
+}
+
+static int add_gates(const char *text, char *err, size_t size) {
+        int n = ds_domain_add_gates_file(gates_file(text), err, size);
+        unlink(gates_path);
+        return n;
+}
+
+Test(domain, a_gates_file_adds_gates_after_the_compiled_in_ones) {
+        ds_domain_init();
+        int builtin = ds_gate_count();
+        cr_assert_eq(builtin, ds_gate_builtin_count());
+        uint64_t fp16 = ds_gates_fingerprint(builtin);
+        char err[512] = "";
+        /* columns in any order, unknown ones ignored, quotes, CRLF, a blank line, no final newline */
+        int n = add_gates("source,weight,gate_code,name_vi,province,customs_office_prefix,kind\r\n"
+                          "x,2.5,NAMGIANG,\"Lối mở Nà Giàng, Cao Bằng\",Cao Bằng,11,opening\r\n"
+                          "\r\n"
+                          "\"a \"\"quoted\"\" source\",,TRALINH,Trà Lĩnh,Cao Bằng,11,bilateral",
+                          err, sizeof(err));
+        cr_assert_eq(n, 2, "%s", err);
+        cr_assert_eq(ds_gate_count(), builtin + 2);
+        const ds_gate_t *g = ds_gate(builtin);
+        cr_assert_str_eq(g->code, "NAMGIANG");
+        cr_assert_str_eq(g->name_vi, "Lối mở Nà Giàng, Cao Bằng");
+        cr_assert_str_eq(g->province, "Cao Bằng");
+        cr_assert_str_eq(g->office_prefix, "11");
+        cr_assert_str_eq(g->kind, "opening");
+        cr_assert_float_eq(ds_gate_weight(builtin), 2.5, 1e-9);
+        cr_assert_eq(ds_gate_weight(builtin + 1), -1); /* weight left empty */
+        cr_assert_eq(ds_gate_weight(0), -1);           /* compiled in */
+        cr_assert_eq(ds_gate_lookup("NAMGIANG", 8), builtin);
+        cr_assert_eq(ds_gate_lookup("TRALINH", 7), builtin + 1);
+        /* the compiled-in gates keep their numbers, and the list's fingerprint its prefix's */
+        for (int i = 0; i < builtin; i++) {
+                const char *code = ds_gate(i)->code;
+                cr_assert_eq(ds_gate_lookup(code, (uint32_t)strlen(code)), i);
+        }
+        cr_assert_eq(ds_gates_fingerprint(builtin), fp16);
+        cr_assert_neq(ds_gates_fingerprint(builtin + 2), fp16);
+        /* a second file goes after the first */
+        cr_assert_eq(add_gates("gate_code\nSOCGIANG\n", err, sizeof(err)), 1, "%s", err);
+        cr_assert_eq(ds_gate_lookup("SOCGIANG", 8), builtin + 2);
+        cr_assert_eq(ds_gate_lookup("NAMGIANG", 8), builtin);
+        cr_assert_str_eq(ds_gate(builtin + 2)->name_vi, "SOCGIANG"); /* no name: the code */
+}
+
+Test(domain, a_gates_file_may_bring_thousands_of_gates) {
+        ds_domain_init();
+        size_t cap = 64 + 16 * 4000;
+        char *text = malloc(cap), *p = text;
+        p += sprintf(p, "gate_code\n");
+        for (int i = 0; i < DS_GATE_MAX - ds_gate_builtin_count(); i++)
+                p += sprintf(p, "G%04d\n", i);
+        char err[512] = "";
+        cr_assert_eq(add_gates(text, err, sizeof(err)), DS_GATE_MAX - ds_gate_builtin_count(), "%s", err);
+        cr_assert_eq(ds_gate_count(), DS_GATE_MAX);
+        for (int i = 0; i < DS_GATE_MAX - ds_gate_builtin_count(); i += 7) {
+                char code[16];
+                snprintf(code, sizeof(code), "G%04d", i);
+                cr_assert_eq(ds_gate_lookup(code, 5), ds_gate_builtin_count() + i);
+        }
+        cr_assert_eq(ds_gate_lookup("MONGCAI", 7), 0);
+        /* one more is too many */
+        cr_assert_eq(add_gates("gate_code\nONEMORE\n", err, sizeof(err)), -1);
+        cr_assert(strstr(err, "more than 4096 gates"), "%s", err);
+        free(text);
+}
+
+Test(domain, a_bad_gates_file_names_the_line_and_adds_nothing) {
+        ds_domain_init();
+        int before = ds_gate_count();
+        static const struct {
+                const char *text, *want;
+        } bad[] = {
+            {"", "line 1: expected a header line"},
+            {"code,name_vi\nX1,x\n", "line 1: the header has no gate_code column"},
+            {"gate_code\nOK1\nmongcai\n", "line 3: gate_code \"mongcai\" is not 1 to 16 characters"},
+            {"gate_code\nABCDEFGHIJKLMNOPQ\n", "line 2: gate_code \"ABCDEFGHIJKLMNOPQ\" is not"},
+            {"gate_code\n\"\"\n", "line 2: gate_code \"\" is not"},
+            {"gate_code\nMONGCAI\n", "line 2: gate MONGCAI is already known"},
+            {"gate_code\nNEW1\nNEW2\nNEW1\n", "line 4: gate NEW1 is already listed earlier in the file"},
+            {"gate_code,province\nNEW1,a,b\n", "line 2: 3 fields, the header has 2"},
+            {"gate_code,weight\nNEW1,heavy\n", "line 2: weight \"heavy\" is not a number"},
+            {"gate_code,weight\nNEW1,-1\n", "line 2: weight \"-1\" is not a number above 0"},
+            {"gate_code,name_vi\nNEW1,\"open\n", "line 2: unterminated quote"},
+            {"gate_code,name_vi\nNEW1,\"a\"b\n", "line 2: unterminated quote or more than 64 fields"},
+            {"gate_code,customs_office_prefix\nNEW1,123456789\n", "customs_office_prefix \"123456789\" is longer"},
+        };
+        for (size_t i = 0; i < DS_ARRAY_LEN(bad); i++) {
+                char err[512] = "";
+                cr_expect_eq(add_gates(bad[i].text, err, sizeof(err)), -1, "accepted: %s", bad[i].text);
+                cr_expect(strstr(err, bad[i].want) && strstr(err, "/tmp/ds-test-gates-"), "%s: got \"%s\"",
+                          bad[i].want, err);
+                cr_expect_eq(ds_gate_count(), before, "%s: gates were added", bad[i].text);
+                cr_expect_eq(ds_gate_lookup("NEW1", 4), -1);
+                cr_expect_eq(ds_gate_lookup("OK1", 3), -1);
+        }
+        char err[512] = "";
+        cr_expect_eq(ds_domain_add_gates_file("/nonexistent/gates.csv", err, sizeof(err)), -1);
+        cr_expect(strstr(err, "/nonexistent/gates.csv: cannot open: No such file or directory"), "%s", err);
+        cr_expect_eq(ds_domain_add_gates_file("/tmp", err, sizeof(err)), -1, "a directory was read");
 }

@@ -87,12 +87,16 @@ static ds_rowkey_t rnd_key(int digits) {
         uint32_t heading = (uint32_t)(rnd() % 100000000u) % (digits == 8 ? 100000000u : digits == 6 ? 1000000u
                                                                                     : digits == 4   ? 10000u
                                                                                                     : 100u);
-        /* some beyond the gate table: "?" (the cell key has 5 bits of gate) */
+        /* some beyond the gate table: "?" */
         uint32_t gate = (uint32_t)(rnd() % (uint64_t)(ds_gate_count() + 4));
-        uint32_t key = dim == DS_DIM_GATE ? gate : dim == DS_DIM_COMMODITY ? heading : ds_cell_key(gate, heading);
         ds_window_t w = (ds_window_t)(rnd() % DS_WIN__CNT);
         int64_t start = w == DS_WIN_TOTAL ? 0 : (int64_t)(rnd() % 4000000000000ULL) - 1000000000000LL;
-        return ds_rowkey(dim, w, key, start);
+        if (dim == DS_DIM_GATE_HEADING) {
+                ds_rowkey_t k = ds_cell_rowkey(gate, heading, start);
+                k.k = (k.k & ~(7ULL << 59)) | (uint64_t)w << 59;
+                return k;
+        }
+        return ds_rowkey(dim, w, dim == DS_DIM_GATE ? gate : heading, start);
 }
 
 static void old_key_text(ds_rowkey_t k, int digits, char *buf, size_t size) {
@@ -107,8 +111,8 @@ static void old_key_text(ds_rowkey_t k, int digits, char *buf, size_t size) {
                 snprintf(buf, size, "%0*u", digits, key);
                 break;
         default:
-                g = ds_gate((int)ds_cell_gate(key));
-                snprintf(buf, size, "%s|%0*u", g ? g->code : "?", digits, ds_cell_heading(key));
+                g = ds_gate((int)ds_cell_gate(k));
+                snprintf(buf, size, "%s|%0*u", g ? g->code : "?", digits, ds_cell_heading(k));
         }
 }
 

@@ -5,6 +5,7 @@
  * arithmetic).
  */
 #include <criterion/criterion.h>
+#include <unistd.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -152,6 +153,49 @@ Test(gen, bad_rate_zero_gives_only_valid_messages) {
         cr_assert_geq(kinds[DS_KIND_NEW], 3000); /* and redeliveries */
         cr_assert_gt(kinds[DS_KIND_AMEND], 0);
         cr_assert_gt(kinds[DS_KIND_CANCEL], 0);
+        ds_gen_destroy(g);
+}
+
+/* 34 gates from a gates file, 50 in all: the generator draws from every
+ * one, by the file's weight column or, without one, as busy as the average
+ * compiled-in gate; the messages validate. */
+Test(gen, a_gates_file_adds_gates_the_generator_draws_from_by_weight) {
+        char path[] = "/tmp/ds-test-gates-XXXXXX", err[512] = "";
+        int fd = mkstemp(path);
+        cr_assert_geq(fd, 0);
+        FILE *f = fdopen(fd, "w");
+        fprintf(f, "gate_code,weight,customs_office_prefix\nXG01,50,11\n");
+        for (int i = 2; i <= 34; i++)
+                fprintf(f, "XG%02d,,11\n", i);
+        fclose(f);
+        cr_assert_eq(ds_domain_add_gates_file(path, err, sizeof(err)), 34, "%s", err);
+        unlink(path);
+        cr_assert_eq(ds_gate_count(), 50);
+        ds_gen_opts_t o;
+        opts(&o, 11, 40000);
+        o.amend_rate = o.cancel_rate = o.dup_rate = o.late_rate = 0;
+        ds_gen_t *g = gen(&o);
+        static ds_decl_t d;
+        static ds_contrib_t c;
+        ds_gen_msg_t m;
+        int per_gate[50] = {0}, n = 0;
+        while (ds_gen_next(g, -1, &m)) {
+                ds_dlq_reason_t r = classify(&m, &d, &c, 4);
+                cr_assert_eq(r, DS_DLQ_NONE, "message %d rejected: %s", n, ds_dlq_code(r));
+                cr_assert_lt(c.gate, 50);
+                per_gate[c.gate]++;
+                n++;
+        }
+        /* weights: compiled-in 100 in all (HUUNGHI 18), XG01 50, 33 others 6.25 each */
+        double total = 100 + 50 + 33 * 6.25;
+        int xg01 = ds_gate_lookup("XG01", 4), huunghi = ds_gate_lookup("HUUNGHI", 7);
+        cr_expect(per_gate[xg01] > 0.8 * n * 50 / total && per_gate[xg01] < 1.2 * n * 50 / total, "XG01: %d of %d",
+                  per_gate[xg01], n);
+        cr_expect(per_gate[huunghi] > 0.8 * n * 18 / total && per_gate[huunghi] < 1.2 * n * 18 / total,
+                  "HUUNGHI: %d of %d", per_gate[huunghi], n);
+        for (int i = 17; i < 50; i++)
+                cr_expect(per_gate[i] > 0.6 * n * 6.25 / total && per_gate[i] < 1.4 * n * 6.25 / total, "%s: %d of %d",
+                          ds_gate(i)->code, per_gate[i], n);
         ds_gen_destroy(g);
 }
 

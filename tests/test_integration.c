@@ -168,6 +168,46 @@ Test(integration, transactions_mode_runs_its_api_flow_with_exact_totals, .init =
         cr_expect_eq(problems, 0, "%d differences from the truth", problems);
 }
 
+/* gates.file: 34 gates added to the 16 compiled in. The generator draws from
+ * all 50, the processor (one process: processing and merge roles) accepts
+ * them, and every row and top list matches the truth - gate numbers above 31
+ * included. A gates file that cannot be read stops start-up naming the key. */
+Test(integration, a_gates_file_of_fifty_gates_gives_the_truth_and_a_bad_one_stops_start_up, .init = setup,
+     .fini = teardown, .timeout = 600) {
+        FILE *f = fopen(path("gates.csv"), "w");
+        cr_assert_not_null(f);
+        fprintf(f, "gate_code,name_vi,province,kind,customs_office_prefix\n");
+        for (int i = 1; i <= 34; i++)
+                fprintf(f, "XG%02d,Cửa khẩu thử %d,Cao Bằng,opening,11\n", i, i);
+        fclose(f);
+        char *gen[] = {DS_BINARY, "gen", "-b", servers, "--count", "40000", "--bad-rate", "0.01", "--seed", "50",
+                       "--gates-file", path("gates.csv"), "--truth", path("truth.json"), "-q", NULL};
+        cr_assert_eq(ds_run(gen, NULL, path("gen.err"), 300000), 0);
+        char *bad[] = {DS_BINARY, "run", "-b", servers, "--gates.file", path("nonexistent.csv"), NULL};
+        cr_expect_eq(ds_run(bad, NULL, path("bad.err"), 60000), 2);
+        char *err = ds_slurp(path("bad.err"), NULL);
+        cr_expect(err && strstr(err, "gates.file:") && strstr(err, "nonexistent.csv: cannot open"), "%s", err);
+        free(err);
+        char *run[] = {DS_BINARY, "run", "-b", servers, "--exit.on.eof", "true", "--gates.file", path("gates.csv"),
+                       "-X", "session.timeout.ms=6000", NULL};
+        int rc = ds_run(run, NULL, path("run.err"), 300000);
+        cr_assert_eq(rc, 0, "run exited with %d (see %s)", rc, path("run.err"));
+        char *log = ds_slurp(path("run.err"), NULL);
+        cr_expect(log && strstr(log, "gates added from gates.file") && strstr(log, "added=34 gates=50"), "%s",
+                  log ? log : "");
+        free(log);
+        json_t *truth = json_load_file(path("truth.json"), 0, NULL);
+        cr_assert_not_null(truth);
+        cr_expect_not_null(json_object_get(json_object_get(truth, "rows"), "GATE|XG34|TOTAL|0"),
+                           "the truth has no row of gate XG34");
+        json_decref(truth);
+        ds_truth_check_t chk;
+        int problems = ds_check_against_truth(servers, dir, path("truth.json"), &chk);
+        cr_expect_gt(chk.rows_compared, 1000);
+        cr_expect_eq(chk.declarations_counted, chk.declarations_truth);
+        cr_expect_eq(problems, 0, "%d differences from the truth", problems);
+}
+
 /* The merge publishes every merge.interval.ms at the latest, and sooner -
  * after a quarter of it - once the partial topic has nothing more to read:
  * with an interval of 40 s, the first totals appear long before 40 s. */

@@ -264,7 +264,7 @@ Test(merge, a_value_from_an_older_epoch_is_fenced) {
 /* ---- top headings ------------------------------------------------------------------ */
 
 static ds_rowkey_t cell(uint32_t gate, uint32_t heading) {
-        return ds_rowkey(DS_DIM_GATE_HEADING, DS_WIN_DAY, ds_cell_key(gate, heading), DAY0);
+        return ds_cell_rowkey(gate, heading, DAY0);
 }
 
 Test(merge, top_headings_by_value_ties_to_the_lower_heading) {

@@ -181,6 +181,69 @@ Test(replay, gen_file_replayed_on_two_threads_gives_the_truth) {
         cr_expect_eq(compare_with_truth(out, truth), 0, "replayed totals differ from the truth");
 }
 
+/* 50 gates (34 from a gates file, so gate numbers pass 31, the cell key's
+ * old limit): generated and replayed with the same file, the totals, top
+ * lists and distinct counts are the truth's; replayed without it, the added
+ * gates' declarations are dead-lettered as unknown_gate, none lost. */
+Test(replay, a_gates_file_of_fifty_gates_replays_to_the_truth) {
+        char gates[512], file[512], truth[512], out[512], js[512], err[512];
+        path(gates, sizeof(gates), "gates.csv");
+        FILE *f = fopen(gates, "w");
+        cr_assert_not_null(f);
+        fprintf(f, "gate_code,name_vi,province,customs_office_prefix\n");
+        for (int i = 1; i <= 34; i++)
+                fprintf(f, "XG%02d,\"Cửa khẩu thử %d, bench\",Lạng Sơn,15\n", i, i);
+        fclose(f);
+        path(file, sizeof(file), "g50.rpl");
+        path(truth, sizeof(truth), "g50.truth.json");
+        path(out, sizeof(out), "g50.jsonl");
+        path(js, sizeof(js), "g50.json");
+        path(err, sizeof(err), "g50.err");
+        char *gen[] = {DS_BINARY, "gen", "--file", file, "--count", "20000", "--partitions", "4", "--bad-rate", "0.02",
+                       "--amend-rate", "0.1", "--cancel-rate", "0.02", "--seed", "9", "--gates-file", gates,
+                       "--truth", truth, "-q", NULL};
+        cr_assert_eq(ds_run(gen, NULL, NULL, 120000), 0, "declstream gen --gates-file failed");
+        char *args[] = {"--file", file, "--threads", "2", "--gates-file", gates, "--output", out, "--json",
+                        "--cycle-ms", "20", NULL};
+        cr_assert_eq(replay(args, js, err), 0);
+        json_t *res = json_load_file(js, 0, NULL), *t = json_load_file(truth, 0, NULL);
+        cr_assert(res && t);
+        cr_expect_eq(json_integer_value(json_object_get(res, "declarations")),
+                     json_integer_value(json_object_get(t, "valid")));
+        expect_dead_letters(truth, json_object_get(res, "dead_letter_reasons"));
+        cr_expect_eq(compare_with_truth(out, truth), 0, "replayed totals differ from the truth");
+        char *lines = ds_slurp(out, NULL);
+        cr_assert_not_null(lines);
+        cr_expect(strstr(lines, "\"GATE|XG34|DAY|") && strstr(lines, "{\"top\":\"XG34|DAY|"),
+                  "no row or top list of gate XG34 (number 49)");
+        free(lines);
+        json_decref(res);
+        /* without the file: the added gates' declarations are dead letters */
+        char *plain[] = {"--file", file, "--json", NULL};
+        cr_assert_eq(replay(plain, js, err), 0);
+        res = json_load_file(js, 0, NULL);
+        cr_assert_not_null(res);
+        json_int_t unknown = json_integer_value(
+            json_object_get(json_object_get(res, "dead_letter_reasons"), "unknown_gate"));
+        json_int_t truth_unknown =
+            json_integer_value(json_object_get(json_object_get(t, "bad_by_reason"), "unknown_gate"));
+        cr_expect_gt(unknown, truth_unknown + 1000, "unknown_gate %lld, the truth's %lld", (long long)unknown,
+                     (long long)truth_unknown);
+        cr_expect_eq(json_integer_value(json_object_get(res, "messages")),
+                     json_integer_value(json_object_get(t, "messages")), "messages lost");
+        cr_expect_eq(json_integer_value(json_object_get(res, "declarations")) +
+                         json_integer_value(json_object_get(res, "dead_lettered")),
+                     json_integer_value(json_object_get(t, "messages")));
+        json_decref(res);
+        json_decref(t);
+        /* a gates file that cannot be read is a usage error naming the flag */
+        char *bad[] = {"--file", file, "--gates-file", "/nonexistent/gates.csv", NULL};
+        cr_expect_eq(replay(bad, NULL, err), 2);
+        char *e = ds_slurp(err, NULL);
+        cr_expect(e && strstr(e, "--gates-file") && strstr(e, "/nonexistent/gates.csv: cannot open"), "%s", e);
+        free(e);
+}
+
 Test(replay, library_replay_on_one_thread_with_many_cycles_gives_the_truth) {
         char file[512], truth[512], out[512], err[512];
         path(out, sizeof(out), "totals1.jsonl");

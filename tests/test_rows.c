@@ -80,9 +80,25 @@ Test(rows, rowkey_packs_and_unpacks_its_parts) {
         cr_assert_eq(ds_rowkey_key(p), 0x12345678u);
         cr_assert_eq(ds_rowkey_without_partition(p).k, k.k);
         cr_assert_eq(ds_rowkey_partition(ds_rowkey_with_partition(k, 0)), 0);
-        uint32_t cell = ds_cell_key(15, 8104100);
+        ds_rowkey_t cell = ds_cell_rowkey(15, 81041000, 7);
         cr_assert_eq(ds_cell_gate(cell), 15);
-        cr_assert_eq(ds_cell_heading(cell), 8104100);
+        cr_assert_eq(ds_cell_heading(cell), 81041000);
+        cr_assert_eq(ds_rowkey_dim(cell), DS_DIM_GATE_HEADING);
+        cr_assert_eq(ds_rowkey_window(cell), DS_WIN_DAY);
+        cr_assert_eq(cell.start, 7);
+        /* gates below 32 keep the layout of changelogs written before gate files */
+        cr_assert_eq(ds_rowkey_key(cell), 15u << 27 | 81041000u);
+        cr_assert_eq(cell.k >> 32 & 0xffffffu, 0);
+        /* the largest gate and heading, with a partition: nothing overlaps */
+        ds_rowkey_t big = ds_rowkey_with_partition(ds_cell_rowkey(65535, 99999999, 7), 65534);
+        cr_assert_eq(ds_cell_gate(big), 65535);
+        cr_assert_eq(ds_cell_heading(big), 99999999);
+        cr_assert_eq(ds_rowkey_partition(big), 65534);
+        cr_assert_eq(ds_rowkey_dim(big), DS_DIM_GATE_HEADING);
+        cr_assert_eq(ds_rowkey_window(big), DS_WIN_DAY);
+        cr_assert_eq(ds_cell_gate(ds_rowkey_without_partition(big)), 65535);
+        for (uint32_t g = 0; g < 4096; g += 37)
+                cr_assert_eq(ds_cell_gate(ds_cell_rowkey(g, 1234, 0)), g);
 }
 
 Test(rows, remove_forgets_the_row_and_keeps_the_others) {

@@ -113,8 +113,10 @@ static uint64_t next(uint64_t *s) {
         return z ^ (z >> 31);
 }
 
+static const char *const default_gates[] = {"MONGCAI", "HUUNGHI", "TANTHANH", "CHIMA"};
+static const char *const *gates = default_gates; /* the gates apply_random() draws from (4) */
+
 static void apply_random(owner_t *o, int n) {
-        static const char *gates[] = {"MONGCAI", "HUUNGHI", "TANTHANH", "CHIMA"};
         static const char *hs[] = {"08106000", "44012200", "84295200", "54075200", "27011200"};
         for (int i = 0; i < n; i++) {
                 ds_decl_t d;
@@ -352,6 +354,88 @@ Test(state, corrupt_records_are_reported) {
         cr_assert_eq(ds_restore_feed(r, 0, l->r[0].p, l->r[0].len, err, sizeof(err)), 0);
         cr_expect_eq(ds_restore_feed(r, 1, l->r[1].p, l->r[1].len - 3, err, sizeof(err)), -1, "truncated chunk accepted");
         ds_restore_destroy(r);
+        owner_free(&o);
+        log_free(l);
+        free(l);
+}
+
+/* A gates file adds gates after the compiled-in ones; the state stores gate
+ * numbers, so a checkpoint records the list (length and fingerprint) and a
+ * restore under a list that does not begin with it fails, naming the cause. */
+static int restore_err(log_t *l, int64_t target, char *err, size_t size) {
+        ds_part_cfg_t cfg;
+        ds_part_cfg_default(&cfg);
+        ds_cl_checkpoint_t want;
+        cr_assert_eq(ds_cl_read_checkpoint(l->r[target].p, l->r[target].len, &want), 0);
+        ds_restore_t *r = ds_restore_new(&cfg, 3, want.snapshot_offset, target);
+        int rc = 0;
+        for (int64_t i = 0; i < l->n && rc == 0; i++)
+                rc = ds_restore_feed(r, i, l->r[i].p, l->r[i].len, err, size);
+        ds_restore_destroy(r);
+        return rc;
+}
+
+Test(state, a_checkpoint_records_the_gate_list_and_restore_refuses_another) {
+        /* 40 added gates: XG40 is gate number 55, above the 5 bits a cell key had for gates */
+        char path[] = "/tmp/ds-test-gates-XXXXXX";
+        int fd = mkstemp(path);
+        cr_assert_geq(fd, 0);
+        FILE *f = fdopen(fd, "w");
+        fprintf(f, "gate_code,province\n");
+        for (int i = 1; i <= 40; i++)
+                fprintf(f, "XG%02d,Test\n", i);
+        fclose(f);
+        ds_domain_init();
+        char err[512] = "";
+        int added_n = ds_domain_add_gates_file(path, err, sizeof(err));
+        cr_assert_eq(added_n, 40, "added %d: %s", added_n, err);
+        unlink(path);
+        static const char *const added[] = {"XG40", "MONGCAI", "XG01", "XG33"};
+        gates = added;
+        log_t *l = calloc(1, sizeof(*l));
+        owner_t o;
+        owner_init(&o, 9, 1);
+        ds_buf_t b = {0};
+        ds_cl_claim_t claim = {-1, -1, 0, INT64_MIN};
+        ds_cl_write_claim(&b, 3, 1, &claim);
+        o.claim_offset = append(l, &b);
+        apply_random(&o, 200);
+        uint64_t fp;
+        int64_t at = cycle(&o, l, 1, &fp);
+        ds_cl_checkpoint_t cp;
+        cr_assert_eq(ds_cl_read_checkpoint(l->r[at].p, l->r[at].len, &cp), 0);
+        cr_expect_eq(cp.gates, ds_gate_builtin_count() + 40);
+        cr_expect_eq(cp.gates_fp, ds_gates_fingerprint(ds_gate_builtin_count() + 40));
+        cr_expect_neq(cp.gates_fp, ds_gates_fingerprint(ds_gate_builtin_count()));
+        /* the same list: the state comes back whole, cells of gate 55 included */
+        ds_part_t *p = restore(l, at, NULL, NULL);
+        cr_expect_eq(fingerprint(p), fp);
+        int cells_above_31 = 0;
+        uint32_t cur = 0;
+        for (ds_row_t *r; (r = ds_rows_iter(ds_agg_rows(p->agg), &cur));)
+                cells_above_31 += ds_rowkey_dim(r->key) == DS_DIM_GATE_HEADING && ds_cell_gate(r->key) == 55;
+        cr_expect_gt(cells_above_31, 0, "no cell of gate XG40 restored");
+        ds_part_destroy(p);
+
+        uint8_t *rec = l->r[at].p;
+        size_t len = l->r[at].len; /* ... gates (1-byte varint), fingerprint (8 bytes) */
+        /* written before gates files: no list, read as the compiled-in one - a prefix of this process's */
+        l->r[at].len = len - 9;
+        cr_assert_eq(ds_cl_read_checkpoint(rec, len - 9, &cp), 0);
+        cr_expect_eq(cp.gates, ds_gate_builtin_count());
+        cr_expect_eq(restore_err(l, at, err, sizeof(err)), 1, "%s", err);
+        l->r[at].len = len;
+        /* another list of the same length (a gate renamed or moved) */
+        rec[len - 1] ^= 0x55;
+        cr_expect_eq(restore_err(l, at, err, sizeof(err)), -1);
+        cr_expect(strstr(err, "another gate list") && strstr(err, "gates.file"), "%s", err);
+        rec[len - 1] ^= 0x55;
+        /* a longer list than this process has (gates.file missing or cut short) */
+        cr_assert_eq(rec[len - 9], (uint8_t)(2 * (ds_gate_builtin_count() + 40)));
+        rec[len - 9] = (uint8_t)(2 * (ds_gate_builtin_count() + 41));
+        cr_expect_eq(restore_err(l, at, err, sizeof(err)), -1);
+        cr_expect(strstr(err, "57 gates; this process has 56"), "%s", err);
+        ds_buf_free(&b);
         owner_free(&o);
         log_free(l);
         free(l);

@@ -3,6 +3,9 @@
  * the contribution a valid declaration makes.
  */
 #include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -226,6 +229,26 @@ Test(validate, unknown_gate_is_rejected) {
         d.gate_code = S("");
         expect_reason(DS_DLQ_UNKNOWN_GATE);
         d.gate_code = S("MONGCAIMONGCAIMONGCAI");
+        expect_reason(DS_DLQ_UNKNOWN_GATE);
+}
+
+Test(validate, a_gate_added_by_a_gates_file_is_valid_once_loaded) {
+        d.gate_code = S("TRALINH");
+        expect_reason(DS_DLQ_UNKNOWN_GATE);
+        char path[] = "/tmp/ds-test-gates-XXXXXX", err[512] = "";
+        int fd = mkstemp(path);
+        cr_assert_geq(fd, 0);
+        const char text[] = "gate_code,province\nNAMGIANG,Cao Bằng\nTRALINH,Cao Bằng\n";
+        cr_assert_eq(write(fd, text, sizeof(text) - 1), (ssize_t)(sizeof(text) - 1));
+        close(fd);
+        cr_assert_eq(ds_domain_add_gates_file(path, err, sizeof(err)), 2, "%s", err);
+        unlink(path);
+        expect_reason(DS_DLQ_NONE);
+        cr_assert_eq(c.gate, ds_gate_builtin_count() + 1);
+        d.gate_code = S("MONGCAI");
+        expect_reason(DS_DLQ_NONE);
+        cr_assert_eq(c.gate, 0);
+        d.gate_code = S("DONGHUNG");
         expect_reason(DS_DLQ_UNKNOWN_GATE);
 }
 
