@@ -31,6 +31,9 @@ int ds_arg_value(ds_argv_t *a, const char *name, const char **value);
 /* Parses an integer / double flag value, printing an error naming the flag. */
 int ds_arg_i64(const char *cmd, const char *flag, const char *v, int64_t min, int64_t max, int64_t *out);
 int ds_arg_double(const char *cmd, const char *flag, const char *v, double min, double max, double *out);
+/* --gates-file FILE: adds the file's gates (ds_domain_add_gates_file). 0, or
+ * -1 after printing "declstream CMD: --gates-file: <error>". */
+int ds_arg_gates_file(const char *cmd, const char *path);
 /* A -X property=value flag: appends {strdup(property), value} to props
  * (*nprops < max; the caller frees each key), or prints an error naming the
  * command and returns -1. */

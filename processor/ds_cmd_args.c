@@ -3,6 +3,7 @@
  * and config keys become long options).
  */
 #include "ds_cmd.h"
+#include "ds_domain.h"
 #include "ds_config.h"
 
 #include <errno.h>
@@ -68,6 +69,14 @@ int ds_arg_double(const char *cmd, const char *flag, const char *v, double min, 
         }
         *out = x;
         return 0;
+}
+
+int ds_arg_gates_file(const char *cmd, const char *path) {
+        char err[512];
+        if (ds_domain_add_gates_file(path, err, sizeof(err)) >= 0)
+                return 0;
+        fprintf(stderr, "declstream %s: --gates-file: %s\n", cmd, err);
+        return -1;
 }
 
 int ds_arg_prop(const char *cmd, const char *v, ds_kv_t *props, int *nprops, int max) {

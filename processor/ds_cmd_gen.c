@@ -16,7 +16,6 @@
  * offsets counted per partition: `declstream replay` then reads them.
  */
 #include "ds_cmd.h"
-#include "ds_domain.h"
 #include "ds_common.h"
 #include "ds_config.h"
 #include "ds_gen.h"
@@ -243,13 +242,8 @@ int ds_cmd_gen(int argc, char **argv) {
                         if (r < 0 || ds_arg_i64("gen", "--extra-headings", v, 0, 200000, &extra))
                                 return 2;
                 } else if ((r = ds_arg_value(&a, "--gates-file", &v))) {
-                        char gerr[512];
-                        if (r < 0)
+                        if (r < 0 || ds_arg_gates_file("gen", v))
                                 return 2;
-                        if (ds_domain_add_gates_file(v, gerr, sizeof(gerr)) < 0) {
-                                fprintf(stderr, "declstream gen: --gates-file: %s\n", gerr);
-                                return 2;
-                        }
                 } else if ((r = ds_arg_value(&a, "-X", &v))) {
                         if (r < 0 || ds_arg_prop("gen", v, props, &nprops, (int)DS_ARRAY_LEN(props)))
                                 return 2;

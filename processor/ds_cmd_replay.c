@@ -9,7 +9,6 @@
  *     per-gate totals.
  */
 #include "ds_cmd.h"
-#include "ds_domain.h"
 #include "ds_common.h"
 #include "ds_replay.h"
 
@@ -121,13 +120,8 @@ int ds_cmd_replay(int argc, char **argv) {
                                 return 2;
                         o.schema_dir = v;
                 } else if ((r = ds_arg_value(&a, "--gates-file", &v))) {
-                        char gerr[512];
-                        if (r < 0)
+                        if (r < 0 || ds_arg_gates_file("replay", v))
                                 return 2;
-                        if (ds_domain_add_gates_file(v, gerr, sizeof(gerr)) < 0) {
-                                fprintf(stderr, "declstream replay: --gates-file: %s\n", gerr);
-                                return 2;
-                        }
                 } else if ((r = ds_arg_value(&a, "--threads", &v))) {
                         if (r < 0 || ds_arg_i64("replay", "--threads", v, 1, 256, &threads))
                                 return 2;

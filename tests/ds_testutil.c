@@ -96,6 +96,16 @@ char *ds_join(const char *dir, const char *name) {
         return b;
 }
 
+int ds_write_gates_file(const char *path, const char *header, int n, const char *first, const char *rest) {
+        FILE *f = fopen(path, "w");
+        if (!f)
+                return -1;
+        fprintf(f, "%s\n", header);
+        for (int i = 1; i <= n; i++)
+                fprintf(f, "XG%02d,%s\n", i, i == 1 && first ? first : rest);
+        return fclose(f) ? -1 : 0;
+}
+
 char *ds_tmpdir(const char *prefix) {
         char tmpl[256];
         const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";

@@ -33,6 +33,11 @@ char *ds_join(const char *dir, const char *name);
  * fixed-seed data). */
 uint64_t ds_test_rnd(uint64_t *state);
 
+/* Writes a gates file (gates.file format) to path: the header line, then n
+ * gates XG01, XG02, ... each followed by ",rest" (the first by ",first" when
+ * first is not NULL). Returns 0 or -1. */
+int ds_write_gates_file(const char *path, const char *header, int n, const char *first, const char *rest);
+
 /* A scratch directory for the test, removed by ds_tmpdir_remove. */
 char *ds_tmpdir(const char *prefix);
 void ds_tmpdir_remove(const char *dir);

@@ -174,12 +174,9 @@ Test(integration, transactions_mode_runs_its_api_flow_with_exact_totals, .init =
  * included. A gates file that cannot be read stops start-up naming the key. */
 Test(integration, a_gates_file_of_fifty_gates_gives_the_truth_and_a_bad_one_stops_start_up, .init = setup,
      .fini = teardown, .timeout = 600) {
-        FILE *f = fopen(path("gates.csv"), "w");
-        cr_assert_not_null(f);
-        fprintf(f, "gate_code,name_vi,province,kind,customs_office_prefix\n");
-        for (int i = 1; i <= 34; i++)
-                fprintf(f, "XG%02d,Cửa khẩu thử %d,Cao Bằng,opening,11\n", i, i);
-        fclose(f);
+        cr_assert_eq(ds_write_gates_file(path("gates.csv"), "gate_code,name_vi,province,kind,customs_office_prefix", 34,
+                                         NULL, "Cửa khẩu thử,Cao Bằng,opening,11"),
+                     0);
         char *gen[] = {DS_BINARY, "gen", "-b", servers, "--count", "40000", "--bad-rate", "0.01", "--seed", "50",
                        "--gates-file", path("gates.csv"), "--truth", path("truth.json"), "-q", NULL};
         cr_assert_eq(ds_run(gen, NULL, path("gen.err"), 300000), 0);

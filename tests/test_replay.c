@@ -188,12 +188,9 @@ Test(replay, gen_file_replayed_on_two_threads_gives_the_truth) {
 Test(replay, a_gates_file_of_fifty_gates_replays_to_the_truth) {
         char gates[512], file[512], truth[512], out[512], js[512], err[512];
         path(gates, sizeof(gates), "gates.csv");
-        FILE *f = fopen(gates, "w");
-        cr_assert_not_null(f);
-        fprintf(f, "gate_code,name_vi,province,customs_office_prefix\n");
-        for (int i = 1; i <= 34; i++)
-                fprintf(f, "XG%02d,\"Cửa khẩu thử %d, bench\",Lạng Sơn,15\n", i, i);
-        fclose(f);
+        cr_assert_eq(ds_write_gates_file(gates, "gate_code,name_vi,province,customs_office_prefix", 34, NULL,
+                                         "\"Cửa khẩu thử, bench\",Lạng Sơn,15"),
+                     0);
         path(file, sizeof(file), "g50.rpl");
         path(truth, sizeof(truth), "g50.truth.json");
         path(out, sizeof(out), "g50.jsonl");

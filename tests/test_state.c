@@ -380,11 +380,8 @@ Test(state, a_checkpoint_records_the_gate_list_and_restore_refuses_another) {
         char path[] = "/tmp/ds-test-gates-XXXXXX";
         int fd = mkstemp(path);
         cr_assert_geq(fd, 0);
-        FILE *f = fdopen(fd, "w");
-        fprintf(f, "gate_code,province\n");
-        for (int i = 1; i <= 40; i++)
-                fprintf(f, "XG%02d,Test\n", i);
-        fclose(f);
+        close(fd);
+        cr_assert_eq(ds_write_gates_file(path, "gate_code,province", 40, NULL, "Test"), 0);
         ds_domain_init();
         char err[512] = "";
         int added_n = ds_domain_add_gates_file(path, err, sizeof(err));
