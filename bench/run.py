@@ -297,6 +297,20 @@ def replay_available():
     return sh([DS, "replay", "--help"]).returncode == 0
 
 
+BENCH_GATES = 34  # added to the 16 compiled-in gates: the issue's 50 gates
+
+
+def write_bench_gates(work):
+    """A gates.file with 34 synthetic gates (BENCH01..BENCH34), each as busy as
+    the average real gate (no weight column): with the 16 compiled in, 50."""
+    path = os.path.join(work, "gates-50.csv")
+    with open(path, "w") as f:
+        f.write("gate_code,name_vi,province,kind,customs_office_prefix\n")
+        for i in range(1, BENCH_GATES + 1):
+            f.write("BENCH%02d,Cửa khẩu thử nghiệm %d,Benchmark,opening,%d\n" % (i, i, 15 if i % 2 else 20))
+    return path
+
+
 def replay_bench(work, n, repeat, runs, threads_list, gen_extra=(), replay_extra=(), label="base"):
     path = os.path.join(work, "replay-%s.dsr" % label)
     g = sh([DS, "gen", "--file", path, "--count", str(n), "--partitions", "12", "-q"] + list(gen_extra))
@@ -848,10 +862,10 @@ def write_results_md(R, json_rel, png_rel):
                      fmt(v.get("max_rss_mb")), heads_text(v), "/".join("%.2f" % x for x in v.get("loadavg", [])))
                     for k, v in sorted(sc.items())]))
         A("")
-        A("The generator has 16 gates (the real gates of Quảng Ninh and Lạng Sơn; `processor/domain/gates.csv`), "
-          "not 50: it has no flag for more gates and the validator rejects unknown gate codes, so the "
-          "heading variants are 16 gates × ~1,000 and × ~10,000 headings. 4-digit headings allow only 9,900 "
-          "synthetic values, so both heading variants use 6-digit headings (`gen --heading-digits 6 "
+        A("The heading variants run on 50 gates: the 16 real gates of Quảng Ninh and Lạng Sơn "
+          "(`processor/domain/gates.csv`) and 34 synthetic ones, each as busy as the average real gate, from a "
+          "gates file (`gen --gates-file F`, `run --gates.file F`; README, \"Gates\"). 4-digit headings allow "
+          "only 9,900 synthetic values, so both heading variants use 6-digit headings (`gen --heading-digits 6 "
           "--extra-headings 976 / 9976`, `run --heading.digits 6`).")
         rs = R.get("replay_scaling", {})
         if rs:
@@ -1084,14 +1098,18 @@ def main():
 
     def s_scaling():
         n = cfg["scale_n"]
+        gates = write_bench_gates(work)
+        g50 = ["--gates-file", gates]
         variants = [
             ("threads=1, 48 partitions", 48, [], ["--threads", "1"]),
             ("threads=2, 48 partitions", 48, [], ["--threads", "2"]),
             ("threads=2, 12 partitions", 12, [], ["--threads", "2"]),
-            ("16 gates x 1,000 headings (6 digits)", 192, ["--heading-digits", "6", "--extra-headings", "976"],
-             ["--heading.digits", "6"]),
-            ("16 gates x 10,000 headings (6 digits)", 192, ["--heading-digits", "6", "--extra-headings", "9976"],
-             ["--heading.digits", "6"]),
+            ("50 gates x 1,000 headings (6 digits)", 192,
+             g50 + ["--heading-digits", "6", "--extra-headings", "976"],
+             ["--gates.file", gates, "--heading.digits", "6"]),
+            ("50 gates x 10,000 headings (6 digits)", 192,
+             g50 + ["--heading-digits", "6", "--extra-headings", "9976"],
+             ["--gates.file", gates, "--heading.digits", "6"]),
         ]
         R["scaling"] = {}
         for label, parts, gx, rx in variants:
@@ -1108,10 +1126,11 @@ def main():
         if replay_available():
             R["replay_scaling"] = {}
             for label, gx, rx in [
-                    ("1,000 headings (6 digits)", ["--heading-digits", "6", "--extra-headings", "976"],
-                     ["--heading-digits", "6", "--role", "process"]),
-                    ("10,000 headings (6 digits)", ["--heading-digits", "6", "--extra-headings", "9976"],
-                     ["--heading-digits", "6", "--role", "process"])]:
+                    ("50 gates x 1,000 headings (6 digits)", g50 + ["--heading-digits", "6", "--extra-headings", "976"],
+                     g50 + ["--heading-digits", "6", "--role", "process"]),
+                    ("50 gates x 10,000 headings (6 digits)",
+                     g50 + ["--heading-digits", "6", "--extra-headings", "9976"],
+                     g50 + ["--heading-digits", "6", "--role", "process"])]:
                 log("replay scaling: " + label)
                 R["replay_scaling"][label] = replay_bench(work, cfg["replay_n"], 1, 1, [1, 2], gx, rx,
                                                           re.sub(r"[^a-z0-9]+", "-", label))
