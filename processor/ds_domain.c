@@ -139,6 +139,33 @@ static void fingerprint_all(void) {
 
 /* ---- gates files ---------------------------------------------------------- */
 
+static void free_added(ds_gate_t *list, int from, int to) {
+        for (int i = from; i < to; i++) {
+                free((char *)list[i].code);
+                free((char *)list[i].name_vi);
+                free((char *)list[i].province);
+                free((char *)list[i].office_prefix);
+                free((char *)list[i].kind);
+        }
+}
+
+void ds_domain_reset_gates(void) {
+        if (glist)
+                free_added(glist, (int)DS_ARRAY_LEN(gates), gcount);
+        free(glist);
+        glist = NULL;
+        free(gweight_file);
+        gweight_file = NULL;
+        gcount = (int)DS_ARRAY_LEN(gates);
+        if (table != builtin_table)
+                free(table);
+        table = builtin_table;
+        table_mask = DS_ARRAY_LEN(builtin_table) - 1;
+        build_table(table, table_mask);
+        fingerprint_all();
+        table_ready = 1;
+}
+
 /* One CSV record of s (quoted fields may hold commas, doubled quotes and
  * newlines): fields are NUL-terminated in place and pointed to by f[0..n).
  * Returns the position after the record, or NULL at the end of the text;
@@ -345,13 +372,7 @@ int ds_domain_add_gates_file(const char *path, char *errstr, size_t errstr_size)
         return added;
 fail:
         if (nl)
-                for (int i = gcount; i <= total && i < DS_GATE_MAX; i++) {
-                        free((char *)nl[i].code);
-                        free((char *)nl[i].name_vi);
-                        free((char *)nl[i].province);
-                        free((char *)nl[i].office_prefix);
-                        free((char *)nl[i].kind);
-                }
+                free_added(nl, gcount, total < DS_GATE_MAX ? total + 1 : total);
         free(nl);
         free(nw);
         free(nt);

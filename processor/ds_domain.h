@@ -59,6 +59,9 @@ void ds_domain_init(void);
  * numbers: between runs over one state the list may only grow at its end
  * (the changelog checks, with ds_gates_fingerprint()). */
 int ds_domain_add_gates_file(const char *path, char *errstr, size_t errstr_size);
+/* Back to the compiled-in gates alone (tests and fuzzing: not while another
+ * thread may use the tables; pointers from ds_gate() to added gates dangle). */
+void ds_domain_reset_gates(void);
 
 int ds_gate_count(void);
 /* Gates compiled in (processor/domain/gates.csv): numbers 0 .. count - 1. */

@@ -263,6 +263,14 @@ Test(domain, a_gates_file_adds_gates_after_the_compiled_in_ones) {
         cr_assert_eq(ds_gate_lookup("SOCGIANG", 8), builtin + 2);
         cr_assert_eq(ds_gate_lookup("NAMGIANG", 8), builtin);
         cr_assert_str_eq(ds_gate(builtin + 2)->name_vi, "SOCGIANG"); /* no name: the code */
+        /* back to the compiled-in list */
+        ds_domain_reset_gates();
+        cr_assert_eq(ds_gate_count(), builtin);
+        cr_assert_eq(ds_gate_lookup("NAMGIANG", 8), -1);
+        cr_assert_eq(ds_gate_lookup("MONGCAI", 7), 0);
+        cr_assert_eq(ds_gates_fingerprint(ds_gate_count()), fp16);
+        cr_assert_eq(add_gates("gate_code\nSOCGIANG\n", err, sizeof(err)), 1, "%s", err);
+        cr_assert_eq(ds_gate_lookup("SOCGIANG", 8), builtin);
 }
 
 Test(domain, a_gates_file_may_bring_thousands_of_gates) {
