@@ -173,6 +173,18 @@ static int cmp_value_desc(const void *a, const void *b) {
         return x->m[2] < y->m[2] ? 1 : x->m[2] > y->m[2] ? -1 : strcmp(x->key, y->key);
 }
 
+/* One gate's TOTAL row, added into sum. */
+static void gate_line(const char *code, const char *name, const row_t *r, int64_t sum[8]) {
+        char b[5][32];
+        printf("%-13s ", code);
+        print_padded(name, 34);
+        printf(" %12" PRId64 " %8" PRId64 " %10s %11.1f %10s %10s %9s %9s\n", r->m[0], r->m[1], usd(r->m[2], b[0], 32),
+               (double)r->m[3] / 1e6, usd(r->m[4], b[1], 32), usd(r->m[5], b[2], 32), usd(r->m[6], b[3], 32),
+               usd(r->m[7], b[4], 32));
+        for (int i = 0; i < 8; i++)
+                sum[i] += r->m[i];
+}
+
 static void draw(top_t *t, int clear) {
         if (clear)
                 fputs("\033[H\033[2J", stdout);
@@ -183,27 +195,18 @@ static void draw(top_t *t, int clear) {
                "VALUE USD", "WEIGHT t", "EXPORT", "IMPORT", "TRANSIT", "BORDER");
         /* the gates known here in their order, then any other gate's row (a
          * processor with a gates.file), by code without a name */
-        for (int g = 0; g < ds_gate_count() + t->nrows; g++) {
-                const ds_gate_t *gt = g < ds_gate_count() ? ds_gate(g) : NULL;
-                const row_t *r = NULL;
-                if (gt) {
-                        for (int i = 0; i < t->nrows && !r; i++)
-                                if (!strcmp(t->rows[i].dim, "GATE") && !strcmp(t->rows[i].key, gt->code))
-                                        r = &t->rows[i];
-                } else {
-                        r = &t->rows[g - ds_gate_count()];
-                        if (strcmp(r->dim, "GATE") || ds_gate_lookup(r->key, (uint32_t)strlen(r->key)) >= 0)
-                                r = NULL;
-                }
-                if (!r)
-                        continue;
-                printf("%-13s ", gt ? gt->code : r->key);
-                print_padded(gt ? gt->name_vi : "", 34);
-                printf(" %12" PRId64 " %8" PRId64 " %10s %11.1f %10s %10s %9s %9s\n", r->m[0], r->m[1],
-                       usd(r->m[2], b[0], 32), (double)r->m[3] / 1e6, usd(r->m[4], b[1], 32),
-                       usd(r->m[5], b[2], 32), usd(r->m[6], b[3], 32), usd(r->m[7], b[4], 32));
-                for (int i = 0; i < 8; i++)
-                        sum[i] += r->m[i];
+        for (int g = 0; g < ds_gate_count(); g++) {
+                const ds_gate_t *gt = ds_gate(g);
+                for (int i = 0; i < t->nrows; i++)
+                        if (!strcmp(t->rows[i].dim, "GATE") && !strcmp(t->rows[i].key, gt->code)) {
+                                gate_line(gt->code, gt->name_vi, &t->rows[i], sum);
+                                break;
+                        }
+        }
+        for (int i = 0; i < t->nrows; i++) {
+                const row_t *r = &t->rows[i];
+                if (!strcmp(r->dim, "GATE") && ds_gate_lookup(r->key, (uint32_t)strlen(r->key)) < 0)
+                        gate_line(r->key, "", r, sum);
         }
         printf("%-13s %-34s %12" PRId64 " %8" PRId64 " %10s %11.1f %10s %10s %9s %9s\n", "ALL", "", sum[0], sum[1],
                usd(sum[2], b[0], 32), (double)sum[3] / 1e6, usd(sum[4], b[1], 32), usd(sum[5], b[2], 32),

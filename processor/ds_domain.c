@@ -4,12 +4,12 @@
 #include "ds_domain.h"
 #include "ds_common.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ds_fingerprint.h"
+#include "ds_schemas.h" /* ds_read_file */
 
 static const ds_gate_t gates[] = {
 #define DS_GATE(code, name, prov, office, kind) {code, name, prov, office, kind},
@@ -30,7 +30,7 @@ static const ds_commodity_t commodities[] = {
  * check that). */
 static ds_gate_t *glist = NULL; /* NULL: the compiled-in array alone */
 static int gcount = (int)DS_ARRAY_LEN(gates);
-static uint64_t *gweight_file; /* per added gate: 'weight' column x 1000, 0 when absent */
+static double *gweight; /* per added gate: its 'weight' column, -1 when absent */
 
 typedef struct {
         uint64_t w0, w1; /* code packed little-endian, zero padded; w0 == 0: empty */
@@ -94,9 +94,7 @@ const ds_gate_t *ds_gate(int idx) {
 }
 
 double ds_gate_weight(int idx) {
-        if (idx < 0 || idx >= gcount || idx < (int)DS_ARRAY_LEN(gates) || !gweight_file[idx - DS_ARRAY_LEN(gates)])
-                return -1;
-        return (double)gweight_file[idx - DS_ARRAY_LEN(gates)] / 1000.0;
+        return idx >= (int)DS_ARRAY_LEN(gates) && idx < gcount ? gweight[idx - (int)DS_ARRAY_LEN(gates)] : -1;
 }
 
 int ds_gate_lookup(const char *code, uint32_t len) {
@@ -154,8 +152,8 @@ void ds_domain_reset_gates(void) {
                 free_added(glist, (int)DS_ARRAY_LEN(gates), gcount);
         free(glist);
         glist = NULL;
-        free(gweight_file);
-        gweight_file = NULL;
+        free(gweight);
+        gweight = NULL;
         gcount = (int)DS_ARRAY_LEN(gates);
         if (table != builtin_table)
                 free(table);
@@ -247,37 +245,15 @@ int ds_domain_add_gates_file(const char *path, char *errstr, size_t errstr_size)
         ds_domain_init();
         char *text = NULL;
         ds_gate_t *nl = NULL;
-        uint64_t *nw = NULL;
+        double *nw = NULL;
         slot_t *nt = NULL;
         int added = 0, total = gcount;
-        FILE *f = fopen(path, "rb");
-        if (!f)
-                FAIL("%s: cannot open: %s", path, strerror(errno));
-        size_t cap = 4096, len = 0;
-        text = malloc(cap + 1);
-        for (size_t r; text && (r = fread(text + len, 1, cap - len, f)) > 0;) {
-                len += r;
-                if (len == cap) {
-                        if (cap >= (64u << 20))
-                                break;
-                        char *t = realloc(text, (cap *= 2) + 1);
-                        if (!t) {
-                                free(text);
-                                text = NULL;
-                        } else {
-                                text = t;
-                        }
-                }
-        }
-        int rd_err = ferror(f);
-        fclose(f);
-        if (!text)
-                FAIL("%s: out of memory", path);
-        if (rd_err)
-                FAIL("%s: read error", path);
+        size_t len;
+        char rerr[512];
+        if (!(text = ds_read_file(path, &len, rerr, sizeof(rerr))))
+                FAIL("%s", rerr); /* names the file */
         if (len >= (64u << 20))
                 FAIL("%s: larger than 64 MiB", path);
-        text[len] = '\0';
         if (memchr(text, '\0', len))
                 FAIL("%s: holds a NUL byte (not a CSV text file)", path);
 
@@ -297,15 +273,16 @@ int ds_domain_add_gates_file(const char *path, char *errstr, size_t errstr_size)
         if (col[C_CODE] < 0)
                 FAIL("%s: line 1: the header has no gate_code column", path);
         int ncols = nf;
-        /* records: count them first (one allocation), then parse */
+        /* room for the most gates there may be: no reallocation while gates
+         * are added (a failure leaves the installed list untouched) */
         nl = calloc(DS_GATE_MAX, sizeof(*nl));
         nw = calloc(DS_GATE_MAX, sizeof(*nw));
         if (!nl || !nw)
                 FAIL("%s: out of memory", path);
         for (int i = 0; i < gcount; i++)
                 nl[i] = *gate_at(i);
-        if (gweight_file)
-                memcpy(nw, gweight_file, (size_t)(gcount - DS_ARRAY_LEN(gates)) * sizeof(*nw));
+        if (gweight)
+                memcpy(nw, gweight, (size_t)(gcount - (int)DS_ARRAY_LEN(gates)) * sizeof(*nw));
         for (int line = 2;; line++) {
                 int blank = *p == '\n' || *p == '\r';
                 if (!(p = csv_record(p, fld, 64, &nf)))
@@ -326,7 +303,7 @@ int ds_domain_add_gates_file(const char *path, char *errstr, size_t errstr_size)
                                      i < gcount ? "known" : "listed earlier in the file");
                 if (total == DS_GATE_MAX)
                         FAIL("%s: line %d: more than %d gates in all", path, line, DS_GATE_MAX);
-                double w = 0;
+                double w = -1;
                 if (col[C_WEIGHT] >= 0 && fld[col[C_WEIGHT]][0]) {
                         char *end;
                         w = strtod(fld[col[C_WEIGHT]], &end);
@@ -346,7 +323,7 @@ int ds_domain_add_gates_file(const char *path, char *errstr, size_t errstr_size)
                 g->kind = strdup(col[C_KIND] >= 0 ? fld[col[C_KIND]] : "");
                 if (!g->code || !g->name_vi || !g->province || !g->office_prefix || !g->kind)
                         FAIL("%s: out of memory", path);
-                nw[total - DS_ARRAY_LEN(gates)] = (uint64_t)(w * 1000.0 + 0.5);
+                nw[total - (int)DS_ARRAY_LEN(gates)] = w;
                 total++;
                 added++;
         }
@@ -359,8 +336,8 @@ int ds_domain_add_gates_file(const char *path, char *errstr, size_t errstr_size)
         /* install: the old list's strings stay (gates may be pointed to) */
         free(glist);
         glist = nl;
-        free(gweight_file);
-        gweight_file = nw;
+        free(gweight);
+        gweight = nw;
         gcount = total;
         build_table(nt, slots - 1);
         if (table != builtin_table)

@@ -202,14 +202,20 @@ static void owner_free(owner_t *o) {
         ds_outbox_free(&o->ob);
 }
 
+/* The first owner's CLAIM (epoch 1, from nothing) at the log's end. */
+static void claim_fresh(log_t *l, owner_t *o) {
+        ds_buf_t b = {0};
+        ds_cl_claim_t claim = {-1, -1, 0, INT64_MIN};
+        ds_cl_write_claim(&b, o->p->partition, o->p->epoch, &claim);
+        o->claim_offset = append(l, &b);
+        ds_buf_free(&b);
+}
+
 Test(state, snapshot_and_deltas_restore_the_state_of_every_checkpoint) {
         log_t *l = calloc(1, sizeof(*l));
         owner_t o;
         owner_init(&o, 7, 1);
-        ds_buf_t b = {0};
-        ds_cl_claim_t claim = {-1, -1, 0, INT64_MIN};
-        ds_cl_write_claim(&b, 3, 1, &claim);
-        o.claim_offset = append(l, &b);
+        claim_fresh(l, &o);
         uint64_t fps[40];
         int64_t cps[40];
         apply_random(&o, 50);
@@ -230,7 +236,6 @@ Test(state, snapshot_and_deltas_restore_the_state_of_every_checkpoint) {
         ds_part_t *p = restore(l, cps[39], NULL, &st);
         cr_expect_lt(st.records, (uint64_t)(l->n - cps[24]), "restore read from the older snapshot");
         ds_part_destroy(p);
-        ds_buf_free(&b);
         owner_free(&o);
         log_free(l);
         free(l);
@@ -241,9 +246,7 @@ Test(state, deltas_of_a_cycle_cut_short_are_discarded) {
         owner_t o;
         owner_init(&o, 11, 1);
         ds_buf_t b = {0};
-        ds_cl_claim_t claim = {-1, -1, 0, INT64_MIN};
-        ds_cl_write_claim(&b, 3, 1, &claim);
-        o.claim_offset = append(l, &b);
+        claim_fresh(l, &o);
         apply_random(&o, 80);
         uint64_t fp1;
         int64_t c1 = cycle(&o, l, 1, &fp1);
@@ -283,9 +286,7 @@ Test(state, a_zombie_writing_after_a_newer_claim_is_ignored) {
         owner_t a;
         owner_init(&a, 21, 1);
         ds_buf_t b = {0};
-        ds_cl_claim_t claim = {-1, -1, 0, INT64_MIN};
-        ds_cl_write_claim(&b, 3, 1, &claim);
-        a.claim_offset = append(l, &b);
+        claim_fresh(l, &a);
         apply_random(&a, 100);
         uint64_t fp_a;
         int64_t ca = cycle(&a, l, 1, &fp_a);
@@ -392,10 +393,7 @@ Test(state, a_checkpoint_records_the_gate_list_and_restore_refuses_another) {
         log_t *l = calloc(1, sizeof(*l));
         owner_t o;
         owner_init(&o, 9, 1);
-        ds_buf_t b = {0};
-        ds_cl_claim_t claim = {-1, -1, 0, INT64_MIN};
-        ds_cl_write_claim(&b, 3, 1, &claim);
-        o.claim_offset = append(l, &b);
+        claim_fresh(l, &o);
         apply_random(&o, 200);
         uint64_t fp;
         int64_t at = cycle(&o, l, 1, &fp);
@@ -432,7 +430,6 @@ Test(state, a_checkpoint_records_the_gate_list_and_restore_refuses_another) {
         rec[len - 9] = (uint8_t)(2 * (ds_gate_builtin_count() + 41));
         cr_expect_eq(restore_err(l, at, err, sizeof(err)), -1);
         cr_expect(strstr(err, "57 gates; this process has 56"), "%s", err);
-        ds_buf_free(&b);
         owner_free(&o);
         log_free(l);
         free(l);
