@@ -429,7 +429,7 @@ static json_t *latest_index(ds_kmsg_t *m, int n) {
  * least 2). At n = 88 a fixed 2 failed 0.16 % of sketches (simulated,
  * 200,000 of each size; a clean-clone CI run met one: 85 vehicles for 88);
  * this bound is 5 there. From ~570 values (L = 10) 3 % is the wider bound. */
-static long long hll_tolerance(long long n) {
+long long ds_hll_tolerance(long long n) {
         long long pct = n * 3 / 100, tol = 2;
         double lam = (double)n * (double)n / 32768.0;
         if (lam < 10) {
@@ -523,7 +523,7 @@ int ds_check_against_truth(const char *servers, const char *dir, const char *tru
                         continue;
                 }
                 long long td = json_integer_value(json_array_get(want, 0)), tv = json_integer_value(json_array_get(want, 1));
-                long long dtol = hll_tolerance(td), vtol = hll_tolerance(tv);
+                long long dtol = ds_hll_tolerance(td), vtol = ds_hll_tolerance(tv);
                 if (llabs(row.distinct_declarants - td) > dtol || llabs(row.distinct_vehicles - tv) > vtol) {
                         if (chk->distinct_off++ < 5)
                                 fprintf(stderr, "%s distinct %lld/%lld, truth %lld/%lld\n", key,

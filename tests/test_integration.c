@@ -83,7 +83,7 @@ Test(integration, every_row_distinct_count_top_list_and_dead_letter_matches_the_
         cr_assert_gt(json_integer_value(json_object_get(ev, "late")), 1000, "the stream should hold late events");
 
         /* --- customs.totals and customs.top_headings: every row of every
-         * window exactly, distinct counts within 3%, every top list --- */
+         * window exactly, distinct counts within ds_hll_tolerance(), every top list --- */
         ds_truth_check_t chk;
         int problems = ds_check_against_truth(servers, dir, path("truth.json"), &chk);
         cr_log_info("compared %d rows with the truth: %d problems", chk.rows_compared, problems);
