@@ -4,9 +4,13 @@
  * Layout: an open-addressing table of 32-byte entries keyed by id + 1 (ids
  * are 12 decimal digits, so id + 1 never overflows and 0 marks an empty
  * slot), linear probing, backward-shift deletion. The heading lines of each
- * entry live in a line pool: chunks of 65,536 ds_line_t; a run of n lines
- * (n <= 50) never crosses a chunk, and freed runs go to a free list per
- * length, so an amendment with the same number of headings reuses its run.
+ * entry live in a line pool: chunks of 1,024, 2,048, ... up to 65,536
+ * ds_line_t (a line's ref is chunk << 16 | offset whatever the chunk's
+ * size); a run of n lines (n <= 50) never crosses a chunk, and freed runs go
+ * to a free list per length, so an amendment with the same number of
+ * headings reuses its run. The chunks grow because a process keeps one
+ * ledger per input partition: with 192 partitions, a first chunk of 65,536
+ * lines (1.5 MiB) each held 288 MiB before a partition had 20,000 lines.
  */
 #include "ds_ledger.h"
 #include "ds_common.h"
@@ -15,7 +19,8 @@
 #include <string.h>
 
 #define CHUNK_BITS 16
-#define CHUNK_LINES (1u << CHUNK_BITS)
+#define CHUNK_LINES (1u << CHUNK_BITS) /* the largest chunk */
+#define CHUNK0_SHIFT 10                 /* the first chunk: 1,024 lines */
 #define NIL 0xffffffffu
 
 typedef struct lentry {
@@ -41,6 +46,7 @@ struct ds_ledger {
         ds_line_t **chunks;
         uint32_t nchunks, capchunks;
         uint32_t chunk_used; /* lines used in the last chunk */
+        uint32_t chunk_cap;  /* lines the last chunk holds */
         uint32_t free_head[DS_MAX_ITEMS + 1]; /* per run length: first free run, NIL */
         uint64_t *changes; /* keys of entries changed since the last take */
         uint32_t nchanges, capchanges;
@@ -63,7 +69,7 @@ ds_ledger_t *ds_ledger_new(uint32_t initial) {
         }
         memset(l->slots, 0, (size_t)slots * sizeof(lentry_t));
         l->mask = slots - 1;
-        l->chunk_used = CHUNK_LINES; /* forces a chunk on first use */
+        l->chunk_used = l->chunk_cap = 0; /* a chunk on first use */
         for (int i = 0; i <= DS_MAX_ITEMS; i++)
                 l->free_head[i] = NIL;
         return l;
@@ -84,13 +90,18 @@ static inline ds_line_t *line_ptr(const ds_ledger_t *l, uint32_t ref) {
         return &l->chunks[ref >> CHUNK_BITS][ref & (CHUNK_LINES - 1)];
 }
 
+/* Lines chunk i holds: 1,024 << i, at most CHUNK_LINES. */
+static uint32_t chunk_lines(uint32_t i) {
+        return i >= CHUNK_BITS - CHUNK0_SHIFT ? CHUNK_LINES : 1u << (CHUNK0_SHIFT + i);
+}
+
 static uint32_t lines_alloc(ds_ledger_t *l, uint32_t n) {
         uint32_t ref = l->free_head[n];
         if (ref != NIL) {
                 l->free_head[n] = line_ptr(l, ref)->heading;
                 return ref;
         }
-        if (l->chunk_used + n > CHUNK_LINES) {
+        if (!l->nchunks || l->chunk_used + n > l->chunk_cap) {
                 if (l->nchunks == l->capchunks) {
                         uint32_t cap = l->capchunks ? l->capchunks * 2 : 16;
                         ds_line_t **c = realloc(l->chunks, cap * sizeof(*c));
@@ -99,11 +110,13 @@ static uint32_t lines_alloc(ds_ledger_t *l, uint32_t n) {
                         l->chunks = c;
                         l->capchunks = cap;
                 }
-                ds_line_t *chunk = malloc(CHUNK_LINES * sizeof(ds_line_t));
+                uint32_t lines = chunk_lines(l->nchunks);
+                ds_line_t *chunk = malloc(lines * sizeof(ds_line_t));
                 if (!chunk)
                         return NIL;
                 l->chunks[l->nchunks++] = chunk;
                 l->chunk_used = 0;
+                l->chunk_cap = lines;
         }
         ref = (l->nchunks - 1) << CHUNK_BITS | l->chunk_used;
         l->chunk_used += n;
@@ -426,6 +439,9 @@ uint64_t ds_ledger_count(const ds_ledger_t *l) {
 }
 
 size_t ds_ledger_memory(const ds_ledger_t *l) {
-        return sizeof(*l) + (size_t)(l->mask + 1) * sizeof(lentry_t) +
-               (size_t)l->nchunks * CHUNK_LINES * sizeof(ds_line_t) + (size_t)l->capchunks * sizeof(void *);
+        size_t lines = 0;
+        for (uint32_t i = 0; i < l->nchunks; i++)
+                lines += chunk_lines(i);
+        return sizeof(*l) + (size_t)(l->mask + 1) * sizeof(lentry_t) + lines * sizeof(ds_line_t) +
+               (size_t)l->capchunks * sizeof(void *);
 }

@@ -27,7 +27,8 @@
  * Memory: 32 bytes per slot in the hash table, which doubles when its load
  * passes 0.7 (so 46 to 91 bytes per id, depending on where it is between
  * doublings), plus 24 bytes per distinct heading of the declaration (in
- * 64 Ki-line chunks): 118 to 170 bytes for a typical 3-heading declaration,
+ * chunks of 1 Ki lines doubling to 64 Ki, so an empty or small ledger holds
+ * tens of KiB, not 1.5 MiB): 118 to 170 bytes for a typical 3-heading declaration,
  * 1.2 to 1.7 GiB for 10 million. ds_ledger_memory() reports the real figure.
  *
  * @locality the worker thread that owns the partition.

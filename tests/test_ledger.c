@@ -403,6 +403,35 @@ Test(ledger, growth_to_a_million_entries_keeps_every_entry) {
         ds_ledger_destroy(big);
 }
 
+/* The line pool's chunks grow (1,024 lines, 2,048, ... 65,536): a ledger of
+ * a few declarations stays small (a process keeps one per input partition),
+ * and runs of 1 to 50 lines laid across the chunks' ends read back whole. */
+Test(ledger, small_ledgers_stay_small_and_runs_of_any_length_read_back) {
+        ds_ledger_t *small = ds_ledger_new(0);
+        for (uint64_t i = 1; i <= 1000; i++) {
+                ds_contrib_t c = ev(i, DS_KIND_NEW, 0, 1, 3, (uint32_t)i);
+                cr_assert_eq(ds_ledger_apply(small, &c, NO_HORIZON, &eff), DS_EV_APPLIED_NEW);
+        }
+        size_t mem = ds_ledger_memory(small);
+        cr_expect_geq(mem, 3000 * sizeof(ds_line_t) + 1000 * 32, "ds_ledger_memory() undercounts: %zu", mem);
+        cr_expect_lt(mem, 256 * 1024, "1,000 declarations hold %zu bytes", mem);
+        ds_ledger_destroy(small);
+
+        ds_ledger_t *mixed = ds_ledger_new(0);
+        const uint64_t n = 20000; /* ~510,000 lines: chunks of 1,024 to 65,536 and several full ones */
+        for (uint64_t i = 0; i < n; i++) {
+                ds_contrib_t c = ev(i + 1, DS_KIND_NEW, 0, 2, (int)(i % DS_MAX_ITEMS) + 1, (uint32_t)i * 7);
+                cr_assert_eq(ds_ledger_apply(mixed, &c, NO_HORIZON, &eff), DS_EV_APPLIED_NEW);
+        }
+        for (uint64_t i = 0; i < n; i++) {
+                ds_contrib_t c = ev(i + 1, DS_KIND_AMEND, 1, 2, 1, 1);
+                cr_assert_eq(ds_ledger_apply(mixed, &c, NO_HORIZON, &eff), DS_EV_APPLIED_AMEND);
+                ds_contrib_t was = ev(i + 1, DS_KIND_NEW, 0, 2, (int)(i % DS_MAX_ITEMS) + 1, (uint32_t)i * 7);
+                assert_old_is(&was);
+        }
+        ds_ledger_destroy(mixed);
+}
+
 /* ds_ledger.h "Memory": 118 to 170 bytes per 3-heading declaration, the
  * range spanning the table's doubling (at 367k entries, inside the range
  * below). */
