@@ -186,6 +186,17 @@ int ds_merge_epoch(ds_merge_t *m, int32_t partition, int32_t epoch) {
         return 0;
 }
 
+void ds_merge_prefetch(const ds_merge_t *m, int step, int32_t partition, ds_rowkey_t key, uint32_t hashes[2]) {
+        if (step == 1) {
+                key = ds_rowkey_without_partition(key);
+                hashes[0] = ds_rows_prefetch_slot(m->parts, ds_rowkey_with_partition(key, partition));
+                hashes[1] = ds_rows_prefetch_slot(m->global, key);
+        } else {
+                ds_rows_prefetch_row(m->parts, hashes[0]);
+                ds_rows_prefetch_row(m->global, hashes[1]);
+        }
+}
+
 int ds_merge_update(ds_merge_t *m, const ds_merge_src_t *src, ds_rowkey_t key, const ds_measures_t *value,
                     const ds_distinct_t *distinct) {
         key = ds_rowkey_without_partition(key);

@@ -60,6 +60,12 @@ enum { DS_MERGE_APPLIED = 0, DS_MERGE_CLOSED = 1, DS_MERGE_STALE = 2, DS_MERGE_F
 int ds_merge_update(ds_merge_t *m, const ds_merge_src_t *src, ds_rowkey_t key, const ds_measures_t *value,
                     const ds_distinct_t *distinct);
 
+/* Starts loading what ds_merge_update() of (partition, key) will read, for
+ * a batch of updates: call with step 1 for every update of the batch, then
+ * with step 2 for every one, then update. hashes (2 words) carries the keys'
+ * hashes from step 1 to step 2. Hints only: skipping them changes nothing. */
+void ds_merge_prefetch(const ds_merge_t *m, int step, int32_t partition, ds_rowkey_t key, uint32_t hashes[2]);
+
 /* Raises a partition's epoch (a new owner announced itself): values of older
  * epochs are fenced from now on. Returns 0, or DS_MERGE_FENCED if epoch is
  * older than the partition's current one. */

@@ -39,6 +39,9 @@ typedef struct mpart {
         istatus_t *status;  /* per input partition */
 } mpart_t;
 
+/* Messages merged as one batch: their rows are prefetched together. */
+#define MERGE_BATCH 256
+
 /* What ds_merge_role_request_finish() asked for. */
 typedef enum { FINISH_NO = 0, FINISH_LEAVING, FINISH_AFTER_GROUP } finish_t;
 
@@ -62,6 +65,11 @@ struct ds_merge_role {
         int txn; /* exactly.once.mode=transactions */
         ds_merge_role_stats_t st; /* the merge thread's own */
         int assigned_once;
+        /* messages polled and not yet merged (consume_batch()), decoded */
+        rd_kafka_message_t *batch[MERGE_BATCH];
+        ds_partial_t dec[MERGE_BATCH];
+        uint32_t hashes[MERGE_BATCH][2];
+        int nbatch;
         pthread_mutex_t pub_mtx; /* guards pub: ds_merge_role_stats() may run on any thread */
         ds_merge_role_stats_t pub;
         int64_t next_pub;
@@ -155,10 +163,12 @@ static void assign(ds_merge_role_t *mr, rd_kafka_t *rk, rd_kafka_topic_partition
 
 static int publish(ds_merge_role_t *mr);
 static int any_dirty(const ds_merge_role_t *mr);
+static void consume_batch(ds_merge_role_t *mr);
 
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts,
                          void *opaque) {
         ds_merge_role_t *mr = opaque;
+        consume_batch(mr); /* what was polled before the rebalance, under the old assignment */
         if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
                 assign(mr, rk, parts);
                 rd_kafka_assign(rk, parts);
@@ -316,19 +326,27 @@ static void publish_stats(ds_merge_role_t *mr) {
 
 /* ---- applying partial messages -------------------------------------------- */
 
-static void consume(ds_merge_role_t *mr, const rd_kafka_message_t *m) {
+/* Decodes a partial into pr; 0, or -1 if it is unreadable (logged). */
+static int decode(ds_merge_role_t *mr, const rd_kafka_message_t *m, ds_partial_t *pr) {
+        ds_dlq_reason_t r = ds_partial_decode(m->payload, m->len, mr->cfg->heading_digits, pr);
+        if (r) {
+                ds_log(DS_LOG_WARN, "merge", "unreadable partial row skipped",
+                       "partition=%d offset=%" PRId64 " reason=%s", m->partition, m->offset, ds_dlq_code(r));
+                return -1;
+        }
+        return 0;
+}
+
+/* Merges one message; ok: decode() succeeded into *p. */
+static void consume(ds_merge_role_t *mr, const rd_kafka_message_t *m, int ok, const ds_partial_t *p) {
         mpart_t *mp = mpart_get(mr, m->partition);
         if (!mp)
                 return;
         mp->next_offset = m->offset + 1;
-        ds_partial_t pr;
-        ds_dlq_reason_t r = ds_partial_decode(m->payload, m->len, mr->cfg->heading_digits, &pr);
         mr->st.partials++;
-        if (r) {
-                ds_log(DS_LOG_WARN, "merge", "unreadable partial row skipped",
-                       "partition=%d offset=%" PRId64 " reason=%s", m->partition, m->offset, ds_dlq_code(r));
+        if (!ok)
                 return;
-        }
+        ds_partial_t pr = *p;
         if (pr.partition >= mr->inputs) {
                 ds_log(DS_LOG_WARN, "merge", "partial row for an unknown input partition skipped",
                        "input_partition=%d inputs=%d", pr.partition, mr->inputs);
@@ -367,6 +385,35 @@ static void consume(ds_merge_role_t *mr, const rd_kafka_message_t *m) {
                 mr->fatal = 1;
         } else if (rc) {
                 mr->st.ignored++;
+        }
+}
+
+/* Merges the polled messages in order, and frees them. A catch-up's merge
+ * tables outgrow the caches, and each update looks up two rows (the
+ * partition's value, the global row): their index slots, then the rows, are
+ * prefetched for the whole batch first, so the misses overlap. Called before
+ * a rebalance is handled too, so nothing polled before it is merged after. */
+static void consume_batch(ds_merge_role_t *mr) {
+        int n = mr->nbatch, ok[MERGE_BATCH];
+        mr->nbatch = 0;
+        for (int i = 0; i < n; i++) {
+                const rd_kafka_message_t *m = mr->batch[i];
+                mpart_t *mp = mpart_get(mr, m->partition);
+                ok[i] = !m->err && mp && !decode(mr, m, &mr->dec[i]);
+                if (ok[i] && mr->dec[i].kind == DS_PARTIAL_ROW && mr->dec[i].partition < mr->inputs)
+                        ds_merge_prefetch(mp->merge, 1, mr->dec[i].partition, mr->dec[i].key, mr->hashes[i]);
+        }
+        for (int i = 0; i < n; i++)
+                if (ok[i] && mr->dec[i].kind == DS_PARTIAL_ROW && mr->dec[i].partition < mr->inputs)
+                        ds_merge_prefetch(mpart_get(mr, mr->batch[i]->partition)->merge, 2, mr->dec[i].partition,
+                                          mr->dec[i].key, mr->hashes[i]);
+        for (int i = 0; i < n; i++) {
+                rd_kafka_message_t *m = mr->batch[i];
+                if (!m->err)
+                        consume(mr, m, ok[i], &mr->dec[i]);
+                else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                        ds_log(DS_LOG_WARN, "merge", "consumer event", "error=\"%s\"", rd_kafka_message_errstr(m));
+                rd_kafka_message_destroy(m);
         }
 }
 
@@ -531,16 +578,14 @@ int ds_merge_role_run(ds_merge_role_t *mr) {
         ds_log(DS_LOG_INFO, "merge", "started", "partial_topic=%s output=%s input_partitions=%d",
                mr->cfg->partial_topic, mr->cfg->output_topic, mr->inputs);
         while (!mr->fatal && !atomic_load_explicit(&mr->stop, memory_order_relaxed)) {
+                /* a batch: what is already fetched, after waiting for the first */
                 rd_kafka_message_t *m = rd_kafka_consumer_poll(mr->consumer, 20);
                 int idle = !m;
-                if (m) {
-                        if (!m->err)
-                                consume(mr, m);
-                        else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-                                ds_log(DS_LOG_WARN, "merge", "consumer event", "error=\"%s\"",
-                                       rd_kafka_message_errstr(m));
-                        rd_kafka_message_destroy(m);
+                while (m) {
+                        mr->batch[mr->nbatch++] = m;
+                        m = mr->nbatch < MERGE_BATCH ? rd_kafka_consumer_poll(mr->consumer, 0) : NULL;
                 }
+                consume_batch(mr);
                 rd_kafka_poll(mr->producer, 0);
                 if (atomic_load_explicit(&mr->finish, memory_order_relaxed) && !mr->finishing) {
                         /* the end to reach: each assigned partition's end now */

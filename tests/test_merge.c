@@ -179,6 +179,49 @@ Test(merge, many_partitions_and_rows_sum_exactly) {
         }
 }
 
+/* ds_merge_prefetch() is a hint: a merge fed in batches of 64 - step 1 for
+ * the batch, step 2, then the updates, with the tables growing meanwhile -
+ * ends with exactly the rows of one fed without it. */
+Test(merge, prefetching_a_batch_changes_nothing) {
+        ds_merge_t *hinted = ds_merge_new(&win, 7 * DS_DAY_MS);
+        cr_assert_not_null(hinted);
+        enum { N = 6000, B = 64 };
+        static ds_rowkey_t keys[N];
+        static int32_t parts[N];
+        static ds_measures_t vals[N];
+        uint64_t x = 7;
+        for (int i = 0; i < N; i++) {
+                x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+                parts[i] = (int32_t)(x % 24);
+                keys[i] = ds_rowkey(DS_DIM_COMMODITY, DS_WIN_TOTAL, (uint32_t)(x >> 8) % 1500, 0);
+                vals[i] = meas((int64_t)(x % 5) + 1, (int64_t)(x % 100000), (int)(x % 4));
+        }
+        int64_t off[24] = {0}, off2[24] = {0};
+        for (int b = 0; b < N; b += B) {
+                uint32_t hs[B][2];
+                for (int i = b; i < b + B && i < N; i++)
+                        ds_merge_prefetch(hinted, 1, parts[i], keys[i], hs[i - b]);
+                for (int i = b; i < b + B && i < N; i++)
+                        ds_merge_prefetch(hinted, 2, parts[i], keys[i], hs[i - b]);
+                for (int i = b; i < b + B && i < N; i++) {
+                        ds_merge_src_t s1 = {parts[i], 1, ++off[parts[i]]}, s2 = {parts[i], 1, ++off2[parts[i]]};
+                        cr_assert_eq(ds_merge_update(m, &s1, keys[i], &vals[i], NULL), DS_MERGE_APPLIED);
+                        cr_assert_eq(ds_merge_update(hinted, &s2, keys[i], &vals[i], NULL), DS_MERGE_APPLIED);
+                }
+        }
+        ds_rows_t *a = ds_merge_global(m), *h = ds_merge_global(hinted);
+        cr_assert_eq(ds_rows_count(a), ds_rows_count(h));
+        cr_assert_gt(ds_rows_count(a), 1000);
+        for (uint32_t k = 0; k < 1500; k++) {
+                ds_rowkey_t key = ds_rowkey(DS_DIM_COMMODITY, DS_WIN_TOTAL, k, 0);
+                ds_row_t *ra = ds_rows_find(a, key), *rh = ds_rows_find(h, key);
+                cr_assert_eq(!ra, !rh, "row %u", k);
+                if (ra)
+                        cr_assert_eq(memcmp(&ra->m, &rh->m, sizeof(ra->m)), 0, "row %u", k);
+        }
+        ds_merge_destroy(hinted);
+}
+
 /* ---- closing ------------------------------------------------------------------ */
 
 Test(merge, advance_removes_closed_global_rows_and_ignores_later_reports) {
