@@ -189,8 +189,9 @@ int ds_merge_epoch(ds_merge_t *m, int32_t partition, int32_t epoch) {
 void ds_merge_prefetch(const ds_merge_t *m, int step, int32_t partition, ds_rowkey_t key, uint32_t hashes[2]) {
         if (step == 1) {
                 key = ds_rowkey_without_partition(key);
-                hashes[0] = ds_rows_prefetch_slot(m->parts, ds_rowkey_with_partition(key, partition));
-                hashes[1] = ds_rows_prefetch_slot(m->global, key);
+                ds_rowkey_t pk = ds_rowkey_with_partition(key, partition);
+                ds_rows_prefetch_many(m->parts, &pk, 1, &hashes[0]);
+                ds_rows_prefetch_many(m->global, &key, 1, &hashes[1]);
         } else {
                 ds_rows_prefetch_row(m->parts, hashes[0]);
                 ds_rows_prefetch_row(m->global, hashes[1]);

@@ -337,8 +337,8 @@ static int decode(ds_merge_role_t *mr, const rd_kafka_message_t *m, ds_partial_t
         return 0;
 }
 
-/* Merges one message; ok: decode() succeeded into *p. */
-static void consume(ds_merge_role_t *mr, const rd_kafka_message_t *m, int ok, const ds_partial_t *p) {
+/* Merges one message; ok: decode() succeeded into *pr. */
+static void consume(ds_merge_role_t *mr, const rd_kafka_message_t *m, int ok, const ds_partial_t *pr) {
         mpart_t *mp = mpart_get(mr, m->partition);
         if (!mp)
                 return;
@@ -346,29 +346,28 @@ static void consume(ds_merge_role_t *mr, const rd_kafka_message_t *m, int ok, co
         mr->st.partials++;
         if (!ok)
                 return;
-        ds_partial_t pr = *p;
-        if (pr.partition >= mr->inputs) {
+        if (pr->partition >= mr->inputs) {
                 ds_log(DS_LOG_WARN, "merge", "partial row for an unknown input partition skipped",
-                       "input_partition=%d inputs=%d", pr.partition, mr->inputs);
+                       "input_partition=%d inputs=%d", pr->partition, mr->inputs);
                 return;
         }
-        if (pr.kind == DS_PARTIAL_STATUS) {
-                if (ds_merge_epoch(mp->merge, pr.partition, pr.epoch)) {
+        if (pr->kind == DS_PARTIAL_STATUS) {
+                if (ds_merge_epoch(mp->merge, pr->partition, pr->epoch)) {
                         mr->st.ignored++; /* a fenced owner's status */
                         return;
                 }
-                istatus_t *s = &mp->status[pr.partition];
-                if (!s->seen || pr.epoch > s->epoch || pr.input_offset >= s->offset) {
-                        *s = (istatus_t){pr.epoch, pr.input_offset, pr.watermark_ms, pr.idle, 1};
+                istatus_t *s = &mp->status[pr->partition];
+                if (!s->seen || pr->epoch > s->epoch || pr->input_offset >= s->offset) {
+                        *s = (istatus_t){pr->epoch, pr->input_offset, pr->watermark_ms, pr->idle, 1};
                 }
                 return;
         }
         ds_distinct_t *d = NULL;
-        if (pr.declarants_len && pr.vehicles_len) {
+        if (pr->declarants_len && pr->vehicles_len) {
                 d = calloc(1, sizeof(*d));
                 if (d) {
-                        d->declarants = ds_hll_deserialize(pr.declarants_sketch, pr.declarants_len);
-                        d->vehicles = ds_hll_deserialize(pr.vehicles_sketch, pr.vehicles_len);
+                        d->declarants = ds_hll_deserialize(pr->declarants_sketch, pr->declarants_len);
+                        d->vehicles = ds_hll_deserialize(pr->vehicles_sketch, pr->vehicles_len);
                 }
                 if (!d || !d->declarants || !d->vehicles) {
                         ds_distinct_free(d);
@@ -377,8 +376,8 @@ static void consume(ds_merge_role_t *mr, const rd_kafka_message_t *m, int ok, co
                                "partition=%d offset=%" PRId64, m->partition, m->offset);
                 }
         }
-        ds_merge_src_t src = {pr.partition, pr.epoch, pr.input_offset};
-        int rc = ds_merge_update(mp->merge, &src, pr.key, &pr.m, d);
+        ds_merge_src_t src = {pr->partition, pr->epoch, pr->input_offset};
+        int rc = ds_merge_update(mp->merge, &src, pr->key, &pr->m, d);
         ds_distinct_free(d);
         if (rc < 0) {
                 ds_log(DS_LOG_ERROR, "merge", "out of memory merging", "%s", "");
@@ -395,18 +394,20 @@ static void consume(ds_merge_role_t *mr, const rd_kafka_message_t *m, int ok, co
  * a rebalance is handled too, so nothing polled before it is merged after. */
 static void consume_batch(ds_merge_role_t *mr) {
         int n = mr->nbatch, ok[MERGE_BATCH];
+        ds_merge_t *row_in[MERGE_BATCH]; /* the merge a ROW updates, else NULL */
         mr->nbatch = 0;
         for (int i = 0; i < n; i++) {
                 const rd_kafka_message_t *m = mr->batch[i];
+                const ds_partial_t *p = &mr->dec[i];
                 mpart_t *mp = mpart_get(mr, m->partition);
                 ok[i] = !m->err && mp && !decode(mr, m, &mr->dec[i]);
-                if (ok[i] && mr->dec[i].kind == DS_PARTIAL_ROW && mr->dec[i].partition < mr->inputs)
-                        ds_merge_prefetch(mp->merge, 1, mr->dec[i].partition, mr->dec[i].key, mr->hashes[i]);
+                row_in[i] = ok[i] && p->kind == DS_PARTIAL_ROW && p->partition < mr->inputs ? mp->merge : NULL;
+                if (row_in[i])
+                        ds_merge_prefetch(row_in[i], 1, p->partition, p->key, mr->hashes[i]);
         }
         for (int i = 0; i < n; i++)
-                if (ok[i] && mr->dec[i].kind == DS_PARTIAL_ROW && mr->dec[i].partition < mr->inputs)
-                        ds_merge_prefetch(mpart_get(mr, mr->batch[i]->partition)->merge, 2, mr->dec[i].partition,
-                                          mr->dec[i].key, mr->hashes[i]);
+                if (row_in[i])
+                        ds_merge_prefetch(row_in[i], 2, mr->dec[i].partition, mr->dec[i].key, mr->hashes[i]);
         for (int i = 0; i < n; i++) {
                 rd_kafka_message_t *m = mr->batch[i];
                 if (!m->err)

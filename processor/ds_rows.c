@@ -171,12 +171,6 @@ void ds_rows_prefetch_many(const ds_rows_t *t, const ds_rowkey_t *keys, uint32_t
         }
 }
 
-uint32_t ds_rows_prefetch_slot(const ds_rows_t *t, ds_rowkey_t key) {
-        uint32_t h = (uint32_t)key_hash(key);
-        __builtin_prefetch(&t->index[h & t->mask]);
-        return h;
-}
-
 void ds_rows_prefetch_row(const ds_rows_t *t, uint32_t h) {
         uint64_t e = t->index[h & t->mask];
         if ((uint32_t)e == h && e >> 32)

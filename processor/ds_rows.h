@@ -110,12 +110,10 @@ void ds_rows_prefetch_many(const ds_rows_t *t, const ds_rowkey_t *keys, uint32_t
 /* ds_rows_get_many() of keys whose hashes came from ds_rows_prefetch_many();
  * the table may have changed since (the hashes stay valid). */
 int ds_rows_get_hashed(ds_rows_t *t, const ds_rowkey_t *keys, const uint32_t *hashes, uint32_t n, ds_row_t **out);
-/* Two steps of loading a row ahead of a lookup, for a batch of lookups:
- * ds_rows_prefetch_slot() starts loading key's index slot and returns the
- * key's hash; once the other keys' slots are on their way,
- * ds_rows_prefetch_row() starts loading the row that slot names (if its tag
- * is the hash's). Hints only: the table may change in between. */
-uint32_t ds_rows_prefetch_slot(const ds_rows_t *t, ds_rowkey_t key);
+/* The second step of loading a row ahead of a lookup, after
+ * ds_rows_prefetch_many() gave the key's hash and started loading its index
+ * slot: starts loading the row that slot names (if its tag is the hash's).
+ * A hint only: the table may have changed in between. */
 void ds_rows_prefetch_row(const ds_rows_t *t, uint32_t hash);
 /* Removes the row (and takes it off the dirty list). Its slot is reused only
  * after the next ds_rows_clear_dirty(). */

@@ -2,6 +2,7 @@
  * ds_testutil.c - test helpers (see ds_testutil.h).
  */
 #include "ds_common.h"
+#include "ds_window.h"
 #include "ds_testutil.h"
 
 #include <avro.h>
@@ -429,6 +430,13 @@ static json_t *latest_index(ds_kmsg_t *m, int n) {
  * least 2). At n = 88 a fixed 2 failed 0.16 % of sketches (simulated,
  * 200,000 of each size; a clean-clone CI run met one: 85 vehicles for 88);
  * this bound is 5 there. From ~570 values (L = 10) 3 % is the wider bound. */
+void ds_gen_start_noon(char *buf, size_t n) {
+        int64_t now = ds_now_ms(), noon = ds_window_start(DS_WIN_DAY, now) + DS_DAY_MS / 2;
+        if (noon > now)
+                noon -= DS_DAY_MS;
+        snprintf(buf, n, "%lld", (long long)(noon - DS_DAY_MS));
+}
+
 long long ds_hll_tolerance(long long n) {
         long long pct = n * 3 / 100, tol = 2;
         double lam = (double)n * (double)n / 32768.0;

@@ -33,6 +33,19 @@ char *ds_join(const char *dir, const char *name);
  * fixed-seed data). */
 uint64_t ds_test_rnd(uint64_t *state);
 
+/* gen --start-ms for tests whose data must not change with the wall clock
+ * (gen's default, now - span, makes other data from one seed every hour, so
+ * a failure could not be run again): 2026-12-04 06:00 in Vietnam. Nothing
+ * in the processor reads event time against the wall clock but the
+ * watermark's guard against events from the future. */
+#define DS_GEN_FIXED_START "1796338800000"
+
+/* gen --start-ms (into buf) for a day of events that ends at the last local
+ * (UTC+7) noon before now, for tests of "today" (the local day of the newest
+ * event): it then holds half a day of traffic at any hour. Ending now, just
+ * after local midnight it held minutes of night traffic. */
+void ds_gen_start_noon(char *buf, size_t n);
+
 /* Writes a gates file (gates.file format) to path: the header line, then n
  * gates XG01, XG02, ... each followed by ",rest" (the first by ",first" when
  * first is not NULL). Returns 0 or -1. */

@@ -275,16 +275,11 @@ Test(dashboard, the_page_shows_the_api_figures_in_headless_chromium, .init = set
                 cr_skip_test("chromium is not installed (scripts/setup installs it: apt-get install chromium)");
 
         cr_assert_eq(ds_broker_start(&broker, dir, 4, servers, sizeof(servers)), 0, "broker did not start");
-        /* a day of events ending at the last local noon before now, so that
-         * "today" (the local day of the newest event) holds half a day of
-         * traffic at any hour: ending now, a run just after local midnight
-         * found 7 gates with declarations today and 15 on the page (those
-         * of the last hour too) */
+        /* a day of events ending at the last local noon (ds_gen_start_noon):
+         * ending now, a run just after local midnight found 7 gates with
+         * declarations today and 15 on the page (those of the last hour too) */
         char start[32];
-        int64_t now = ds_now_ms(), noon = day_start(now) + DAY_MS / 2;
-        if (noon > now)
-                noon -= DAY_MS;
-        snprintf(start, sizeof(start), "%lld", (long long)(noon - DAY_MS));
+        ds_gen_start_noon(start, sizeof(start));
         char *gen[] = {DS_BINARY, "gen", "-b", servers, "--count", "20000", "--bad-rate", "0.01", "--seed", "1123",
                        "--start-ms", start, "--truth", path("truth.json"), "-q", NULL};
         int rc = ds_run(gen, NULL, path("gen.err"), 120000 * SLOW);

@@ -584,18 +584,13 @@ static int compare_sums(json_t *sums, json_t *ans, const char *what) {
 
 /* ---- a running pipeline with a known stream ------------------------------------------- */
 
-/* A day of declarations ending at the last local noon (UTC+7) before now:
- * "today" (the local day of the newest data) then holds half a day's
- * traffic whenever the test runs. Ending now, a run just after local
- * midnight (17:10 UTC) found minutes of night traffic in it and no row of
- * Móng Cái. */
+/* A day of declarations ending at the last local noon (ds_gen_start_noon):
+ * ending now, a run just after local midnight (17:03 UTC) found minutes of
+ * night traffic "today" and no row of Móng Cái. */
 static json_t *generate(int count, const char *seed) {
         char c[32], start[32];
         snprintf(c, sizeof(c), "%d", count);
-        int64_t now = ds_now_ms(), noon = day_start(now) + DAY_MS / 2;
-        if (noon > now)
-                noon -= DAY_MS;
-        snprintf(start, sizeof(start), "%lld", (long long)(noon - DAY_MS));
+        ds_gen_start_noon(start, sizeof(start));
         char *gen[] = {DS_BINARY, "gen", "-b", servers, "--count", c, "--bad-rate", "0.01", "--seed", (char *)seed,
                        "--start-ms", start, "--truth", path("truth.json"), "-q", NULL};
         int rc = ds_run(gen, NULL, path("gen.err"), 120000 * SLOW);

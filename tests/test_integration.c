@@ -53,13 +53,6 @@ static void kcat_read(const char *topic, const char *format, const char *out) {
         cr_assert_eq(rc, 0, "kcat exited with %d reading %s", rc, topic);
 }
 
-/* Event time of the first generated declaration in the tests that compare
- * every row with the truth (2026-12-04 06:00 in Vietnam): gen's default,
- * now - span, made other data from one seed every hour, so a failure could
- * not be run again. Nothing in the processor reads event time against the
- * wall clock but the watermark's guard against events from the future. */
-#define FIXED_START "1796338800000"
-
 static void check_head_not_deleted(const char *topic) {
         cr_expect_eq(ds_topic_heads_lost(servers, dir, topic), 0, "%s lost its head: the broker deleted data", topic);
 }
@@ -70,8 +63,8 @@ Test(integration, every_row_distinct_count_top_list_and_dead_letter_matches_the_
          * 2% late), lateness up to 5 h so some events miss their MINUTE
          * window (3 h retention), two days of event time */
         char *gen[] = {DS_BINARY,      "gen",    "-b", servers, "--count", "200000", "--bad-rate", "0.01",
-                       "--max-lateness", "18000000", "--span-days", "2", "--start-ms", FIXED_START, "--seed", "20261123",
-                       "--truth", path("truth.json"), "-q", NULL};
+                       "--max-lateness", "18000000", "--span-days", "2", "--start-ms", DS_GEN_FIXED_START,
+                       "--seed", "20261123", "--truth", path("truth.json"), "-q", NULL};
         int rc = ds_run(gen, NULL, path("gen.err"), 300000);
         cr_assert_eq(rc, 0, "gen exited with %d (see %s)", rc, path("gen.err"));
 
@@ -185,7 +178,7 @@ Test(integration, a_gates_file_of_fifty_gates_gives_the_truth_and_a_bad_one_stop
                                          NULL, "Cửa khẩu thử,Cao Bằng,opening,11"),
                      0);
         char *gen[] = {DS_BINARY, "gen", "-b", servers, "--count", "40000", "--bad-rate", "0.01", "--seed", "50",
-                       "--start-ms", FIXED_START, "--gates-file", path("gates.csv"), "--truth", path("truth.json"),
+                       "--start-ms", DS_GEN_FIXED_START, "--gates-file", path("gates.csv"), "--truth", path("truth.json"),
                        "-q", NULL};
         cr_assert_eq(ds_run(gen, NULL, path("gen.err"), 300000), 0);
         char *bad[] = {DS_BINARY, "run", "-b", servers, "--gates.file", path("nonexistent.csv"), NULL};

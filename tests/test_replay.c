@@ -40,8 +40,8 @@ static void path(char *buf, size_t n, const char *name) {
 
 /* declstream gen --file into the test's directory: NAME.rpl and its truth
  * NAME.truth.json, whose paths go to file and truth (512 bytes each); extra:
- * more gen arguments (NULL-terminated, or NULL). Event time starts at a fixed
- * instant (2026-12-04 06:00 in Vietnam), so a failure repeats on any day. */
+ * more gen arguments (NULL-terminated, or NULL). Event time starts at
+ * DS_GEN_FIXED_START, so a failure repeats on any day. */
 static void gen_file_with(const char *name, int count, double bad_rate, char *const *extra, char *file, char *truth) {
         char n[128], c[32], br[32];
         snprintf(n, sizeof(n), "%s.rpl", name);
@@ -51,8 +51,8 @@ static void gen_file_with(const char *name, int count, double bad_rate, char *co
         snprintf(c, sizeof(c), "%d", count);
         snprintf(br, sizeof(br), "%g", bad_rate);
         char *argv[32] = {DS_BINARY, "gen", "--file", (char *)file, "--count", c, "--partitions", "4", "--bad-rate", br,
-                          "--amend-rate", "0.1", "--cancel-rate", "0.02", "--span-days", "2", "--start-ms", "1796338800000", "--seed", "7",
-                          "--truth", (char *)truth, "-q"};
+                          "--amend-rate", "0.1", "--cancel-rate", "0.02", "--span-days", "2", "--start-ms", DS_GEN_FIXED_START,
+                          "--seed", "7", "--truth", (char *)truth, "-q"};
         int n_args = 0;
         while (argv[n_args]) /* the rest of argv is NULL */
                 n_args++;
