@@ -133,6 +133,74 @@ rd_kafka_resp_err_t ds_kafka_watermarks(rd_kafka_t *rk, const char *topic, int32
         }
 }
 
+/* One end (BEGINNING or END) of each partition, into out[]; see
+ * ds_kafka_watermarks_many(). */
+static rd_kafka_resp_err_t ends_at(rd_kafka_t *rk, const char *topic, const int32_t *partitions, int n,
+                                   int64_t logical, int64_t *out, int64_t deadline, int32_t *failed) {
+        char *done = calloc((size_t)n, 1);
+        if (!done)
+                return RD_KAFKA_RESP_ERR__FAIL;
+        rd_kafka_resp_err_t last = RD_KAFKA_RESP_ERR_NO_ERROR;
+        int64_t backoff = 50;
+        for (;;) {
+                rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(n);
+                for (int i = 0; i < n; i++)
+                        if (!done[i])
+                                rd_kafka_topic_partition_list_add(l, topic, partitions[i])->offset = logical;
+                int64_t left = deadline - ds_mono_ms();
+                rd_kafka_resp_err_t err = rd_kafka_offsets_for_times(rk, l, left > 0 ? (int)left : 1);
+                int fatal = 0, pending = 0;
+                *failed = -1;
+                if (err) {
+                        last = err;
+                        fatal = !retriable(err);
+                }
+                for (int i = 0; i < n && !err; i++) {
+                        if (done[i])
+                                continue;
+                        /* the list may come back in another order */
+                        const rd_kafka_topic_partition_t *tp =
+                            rd_kafka_topic_partition_list_find(l, topic, partitions[i]);
+                        if (tp && !tp->err && tp->offset >= 0) {
+                                out[i] = tp->offset;
+                                done[i] = 1;
+                                continue;
+                        }
+                        last = tp ? (tp->err ? tp->err : RD_KAFKA_RESP_ERR_OFFSET_NOT_AVAILABLE)
+                                  : RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION;
+                        *failed = partitions[i];
+                        pending++;
+                        if (!retriable(last))
+                                fatal = 1;
+                }
+                rd_kafka_topic_partition_list_destroy(l);
+                if (!err && !pending) {
+                        free(done);
+                        return RD_KAFKA_RESP_ERR_NO_ERROR;
+                }
+                if (fatal || ds_mono_ms() + backoff >= deadline) {
+                        free(done);
+                        return last;
+                }
+                ds_log(DS_LOG_WARN, "kafka", "watermarks query failed; retrying",
+                       "topic=%s partition=%d partitions=%d error=\"%s\"", topic, *failed, n, rd_kafka_err2str(last));
+                ds_sleep_ms(backoff);
+                backoff = backoff * 2 > 1000 ? 1000 : backoff * 2;
+        }
+}
+
+rd_kafka_resp_err_t ds_kafka_watermarks_many(rd_kafka_t *rk, const char *topic, const int32_t *partitions, int n,
+                                             int64_t *lo, int64_t *hi, int timeout_ms, int32_t *failed) {
+        int64_t deadline = ds_mono_ms() + timeout_ms;
+        *failed = -1;
+        if (n <= 0)
+                return RD_KAFKA_RESP_ERR_NO_ERROR;
+        rd_kafka_resp_err_t err = ends_at(rk, topic, partitions, n, RD_KAFKA_OFFSET_END, hi, deadline, failed);
+        if (!err && lo)
+                err = ends_at(rk, topic, partitions, n, RD_KAFKA_OFFSET_BEGINNING, lo, deadline, failed);
+        return err;
+}
+
 int ds_kafka_check_head(rd_kafka_t *rk, const char *topic, int partitions, int timeout_ms, char *errstr, size_t sz) {
         int lost = 0;
         for (int p = 0; p < partitions; p++) {

@@ -60,6 +60,18 @@ int ds_kafka_txn_commit(rd_kafka_t *producer, rd_kafka_t *consumer, const rd_kaf
 rd_kafka_resp_err_t ds_kafka_watermarks(rd_kafka_t *rk, const char *topic, int32_t partition, int64_t *lo,
                                         int64_t *hi, int timeout_ms);
 
+/* The watermarks of n partitions of one topic at once: lo[i] and hi[i] of
+ * partitions[i] (lo may be NULL). One ListOffsets request per leader for
+ * each end (rd_kafka_offsets_for_times() with the logical offsets BEGINNING
+ * and END), where ds_kafka_watermarks() makes a round trip per partition: a
+ * broker answers the requests of one connection in order, so on a consumer's
+ * handle each of those waits behind the long-polling Fetch in flight (up to
+ * fetch.wait.max.ms, every time). Errors are retried as ds_kafka_watermarks()
+ * retries them, within timeout_ms. Returns 0, or the last error with the
+ * partition it concerns in *failed (-1: the request as a whole). */
+rd_kafka_resp_err_t ds_kafka_watermarks_many(rd_kafka_t *rk, const char *topic, const int32_t *partitions, int n,
+                                             int64_t *lo, int64_t *hi, int timeout_ms, int32_t *failed);
+
 /* Number of partitions of topic (metadata request), or -1 with errstr. */
 int ds_kafka_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms, char *errstr, size_t errstr_size);
 

@@ -276,3 +276,93 @@ Test(integration, watermark_queries_ride_out_a_leader_move) {
         ds_tmpdir_remove(d);
         free(d);
 }
+
+/* ds_kafka_watermarks_many() asks for all partitions at once (the merge's
+ * finish and assignment): the same figures as one query per partition, in
+ * any order, on a consumer whose fetches are in flight; the errors of a
+ * leader move are retried; an unknown partition is named. */
+Test(integration, watermarks_of_many_partitions_in_one_query) {
+        char *d = ds_tmpdir("ds-wmm");
+        cr_assert_not_null(d);
+        char control[512], srv[256];
+        snprintf(control, sizeof(control), "%s/control", d);
+        ds_proc_t b;
+        cr_assert_eq(ds_broker_start_ex(&b, d, 12, 3, control, NULL, srv, sizeof(srv)), 0, "broker did not start");
+        char err[512];
+        const char *topic = "customs.declarations";
+        rd_kafka_conf_t *pconf = rd_kafka_conf_new();
+        cr_assert_eq(rd_kafka_conf_set(pconf, "bootstrap.servers", srv, err, sizeof(err)), RD_KAFKA_CONF_OK);
+        rd_kafka_t *prod = rd_kafka_new(RD_KAFKA_PRODUCER, pconf, err, sizeof(err));
+        cr_assert_not_null(prod, "%s", err);
+        for (int32_t p = 0; p < 12; p++)
+                for (int k = 0; k < 3 * p + (p % 2); k++) /* 0, 4, 6, 10, ...: every partition its own end */
+                        cr_assert_eq(rd_kafka_producev(prod, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(p),
+                                                       RD_KAFKA_V_VALUE("x", 1), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                                       RD_KAFKA_V_END),
+                                     RD_KAFKA_RESP_ERR_NO_ERROR);
+        cr_assert_eq(rd_kafka_flush(prod, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+        rd_kafka_destroy(prod);
+
+        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        cr_assert_eq(rd_kafka_conf_set(conf, "bootstrap.servers", srv, err, sizeof(err)), RD_KAFKA_CONF_OK);
+        cr_assert_eq(rd_kafka_conf_set(conf, "group.id", "wmm", err, sizeof(err)), RD_KAFKA_CONF_OK);
+        cr_assert_eq(rd_kafka_conf_set(conf, "fetch.wait.max.ms", "200", err, sizeof(err)), RD_KAFKA_CONF_OK);
+        rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+        cr_assert_not_null(rk, "%s", err);
+        rd_kafka_poll_set_consumer(rk);
+        /* fetching at the end of every partition: empty fetches held by the broker */
+        rd_kafka_topic_partition_list_t *as = rd_kafka_topic_partition_list_new(12);
+        for (int32_t p = 0; p < 12; p++)
+                rd_kafka_topic_partition_list_add(as, topic, p)->offset = RD_KAFKA_OFFSET_END;
+        cr_assert_eq(rd_kafka_assign(rk, as), RD_KAFKA_RESP_ERR_NO_ERROR);
+        rd_kafka_topic_partition_list_destroy(as);
+        for (int i = 0; i < 5; i++) {
+                rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+                if (m)
+                        rd_kafka_message_destroy(m);
+        }
+
+        int32_t parts[12] = {7, 0, 11, 3, 5, 1, 10, 2, 9, 4, 8, 6};
+        int64_t lo[12], hi[12];
+        int32_t failed = 99;
+        cr_assert_eq(ds_kafka_watermarks_many(rk, topic, parts, 12, lo, hi, 10000, &failed), RD_KAFKA_RESP_ERR_NO_ERROR,
+                     "failed at partition %d", failed);
+        cr_expect_eq(failed, -1);
+        for (int i = 0; i < 12; i++) {
+                int64_t l1 = -1, h1 = -1;
+                cr_assert_eq(ds_kafka_watermarks(rk, topic, parts[i], &l1, &h1, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+                cr_expect_eq(h1, 3 * parts[i] + (parts[i] % 2), "partition %d: end %lld", parts[i], (long long)h1);
+                cr_expect_eq(lo[i], l1, "partition %d: start %lld, one by one %lld", parts[i], (long long)lo[i],
+                             (long long)l1);
+                cr_expect_eq(hi[i], h1, "partition %d: end %lld, one by one %lld", parts[i], (long long)hi[i],
+                             (long long)h1);
+        }
+        /* lo is optional */
+        int64_t hi2[3];
+        cr_assert_eq(ds_kafka_watermarks_many(rk, topic, parts, 3, NULL, hi2, 10000, &failed), 0);
+        cr_expect(hi2[0] == hi[0] && hi2[1] == hi[1] && hi2[2] == hi[2]);
+
+        /* a leader move: the errors come back per partition and are retried */
+        cr_assert_eq(ds_broker_control(control, "error ListOffsets 6 NOT_LEADER_FOR_PARTITION"), 0);
+        usleep(200 * 1000); /* the FIFO is read by the broker's own thread */
+        for (int i = 0; i < 12; i++)
+                hi[i] = lo[i] = -1;
+        rd_kafka_resp_err_t e = ds_kafka_watermarks_many(rk, topic, parts, 12, lo, hi, 10000, &failed);
+        cr_expect_eq(e, RD_KAFKA_RESP_ERR_NO_ERROR, "gave up at partition %d: %s", failed, rd_kafka_err2str(e));
+        for (int i = 0; i < 12; i++)
+                cr_expect_eq(hi[i], 3 * parts[i] + (parts[i] % 2), "partition %d after the retries", parts[i]);
+
+        /* a partition the topic does not have is named, not retried for 10 s */
+        int32_t bad[2] = {3, 40};
+        e = ds_kafka_watermarks_many(rk, topic, bad, 2, NULL, hi, 2000, &failed);
+        cr_expect_neq(e, RD_KAFKA_RESP_ERR_NO_ERROR);
+        cr_expect_eq(failed, 40, "failed names partition %d (%s)", failed, rd_kafka_err2str(e));
+
+        rd_kafka_consumer_close(rk);
+        rd_kafka_destroy(rk);
+        ds_proc_kill(&b, SIGTERM);
+        if (ds_proc_wait(&b, 5000) < 0)
+                ds_proc_kill(&b, SIGKILL);
+        ds_tmpdir_remove(d);
+        free(d);
+}
