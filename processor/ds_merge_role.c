@@ -254,8 +254,14 @@ ds_merge_role_t *ds_merge_role_new(const ds_config_t *cfg, const ds_part_cfg_t *
         char group[512];
         const char *g = ds_config_kafka_get(cfg, "group.id");
         snprintf(group, sizeof(group), "%s.merge", g ? g : "declstream");
+        /* Prefetch limits: librdkafka 2.0.2's fetcher backs off 1 s once the
+         * consumer's queue passes queued.min.messages or .kbytes (FACTS.md).
+         * With its defaults (100,000) a merge behind its input - the tail of
+         * a catch-up - drained the queue in ~0.3 s and idled the rest of every
+         * second; 500,000 partials (~70 MB) outlast the back-off. */
         const char *consumer_defaults[] = {"enable.auto.commit", "false", "auto.offset.reset", "earliest",
                                            "enable.partition.eof", "true", "fetch.wait.max.ms", "50",
+                                           "queued.min.messages", "500000", "queued.max.messages.kbytes", "262144",
                                            /* transactions: aborted partial rows are not shares */
                                            mr->txn ? "isolation.level" : NULL, "read_committed", NULL};
         rd_kafka_conf_t *cconf =
