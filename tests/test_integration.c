@@ -241,6 +241,54 @@ Test(integration, the_merge_publishes_before_its_interval_once_the_partials_are_
         cr_log_info("first totals after %lld ms", (long long)seen_after);
 }
 
+/* A process leaving on SIGTERM lets its merge read each partial partition to
+ * the end it has then. Those ends were asked for one partition at a time,
+ * each query waiting behind the consumer's long-polling Fetch (~50 ms): with
+ * 192 partial partitions a SIGTERM'd processor hit the default 10 s
+ * shutdown.timeout.ms and exited 3. 96 partitions and a 3 s timeout: exit 0
+ * (the one-by-one queries took ~4.8 s here). */
+Test(integration, sigterm_with_many_partial_partitions_leaves_within_the_shutdown_timeout, .timeout = 300) {
+        char *d = ds_tmpdir("ds-term");
+        cr_assert_not_null(d);
+        char srv[256];
+        ds_proc_t b;
+        cr_assert_eq(ds_broker_start(&b, d, 96, srv, sizeof(srv)), 0, "broker did not start");
+        char gerr[512], rerr[512], first[512], kerr[512];
+        snprintf(gerr, sizeof(gerr), "%s/gen.err", d);
+        snprintf(rerr, sizeof(rerr), "%s/run.err", d);
+        snprintf(first, sizeof(first), "%s/first.txt", d);
+        snprintf(kerr, sizeof(kerr), "%s/kcat.err", d);
+        char *gen[] = {DS_BINARY, "gen", "-b", srv, "--count", "3000", "--seed", "5", "-q", NULL};
+        cr_assert_eq(ds_run(gen, NULL, gerr, 120000), 0, "gen failed (see %s)", gerr);
+        char *run[] = {DS_BINARY, "run", "-b", srv, "--shutdown.timeout.ms", "3000", "--http.listen", "off",
+                       "-X", "session.timeout.ms=6000", NULL};
+        ds_proc_t proc;
+        cr_assert_eq(ds_proc_start(&proc, run, NULL, rerr), 0);
+        /* running and caught up: totals published, the merge's fetches idle */
+        int seen = 0;
+        for (int64_t t0 = ds_mono_ms(); !seen && ds_mono_ms() - t0 < 60000;) {
+                char *kc[] = {"kcat", "-b", srv, "-C", "-t", "customs.totals", "-o", "beginning", "-e", "-q",
+                              "-c", "1", "-f", "%o\n", NULL};
+                cr_assert_eq(ds_run(kc, first, kerr, 30000), 0);
+                FILE *f = fopen(first, "r");
+                seen = f && fgetc(f) != EOF;
+                if (f)
+                        fclose(f);
+                if (!seen)
+                        usleep(500 * 1000);
+        }
+        cr_assert(seen, "no totals within 60 s (see %s)", rerr);
+        sleep(2);
+        ds_proc_kill(&proc, SIGTERM);
+        int rc = ds_proc_wait(&proc, 60000);
+        cr_expect_eq(rc, 0, "run exited with %d on SIGTERM (3: it overran shutdown.timeout.ms; see %s)", rc, rerr);
+        ds_proc_kill(&b, SIGTERM);
+        if (ds_proc_wait(&b, 5000) < 0)
+                ds_proc_kill(&b, SIGKILL);
+        ds_tmpdir_remove(d);
+        free(d);
+}
+
 /* A leader move answers a watermark query with NOT_LEADER_FOR_PARTITION;
  * librdkafka returns that at once. The restore, the merge's rebuild and its
  * shutdown read watermarks through ds_kafka_watermarks(), which retries such
