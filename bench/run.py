@@ -31,11 +31,9 @@ PY = "/usr/bin/python3"
 
 # librdkafka 2.0.2 backs off a hard-coded 1 s when the prefetch queue passes
 # queued.min.messages / queued.max.messages.kbytes (../shared/FACTS.md).
-# declstream's own consumer defaults (200,000 / 256 MiB) already lift
-# librdkafka's; the harness measures those defaults. Lifting them further
-# (1,000,000 / 2 GB, as this harness once did) did not make a 1 M catch-up
-# faster (three paired runs: 25.5, 18.0, 28.0 s active vs 22.2, 23.7, 23.9 s)
-# and raised its peak RSS (2.18-2.48 GB vs 1.76-1.87 GB).
+# declstream's own consumer defaults (processing 200,000 / 256 MiB, merge
+# 500,000 / 256 MiB) already lift librdkafka's; the harness measures those
+# defaults (bench/HOTPATH.md, "Seventh round").
 # First join of a group takes ~3.1 s on the embedded broker; a group whose last
 # member left waits session.timeout.ms - 1 s: fresh group ids and a short timeout.
 RUN_PROPS = ["session.timeout.ms=6000"]
