@@ -2,15 +2,15 @@
  * ds_partial.h - one input partition's share of a row, on the way to the merge.
  *
  * The processing role publishes, every cycle, the changed rows of each
- * partition it owns and a STATUS per partition to customs.totals.partial
- * (vn.customs.PartialTotal, schema id 6); the merge role (ds_merge_role.h)
- * reads them back. The message key is "<partition>|<row key>" (or
- * "<partition>|STATUS"), so compaction on a real cluster keeps each
- * partition's latest share of each row. The Kafka partition is chosen from
- * the row alone (ds_partial_route()): every partition's share of a row, and
- * every cell of a (gate, day), meet in one partial partition, so merge
- * instances can split the work by partial partition. STATUS goes to every
- * partial partition.
+ * partition it owns and a STATUS per partition (when it changed) to
+ * customs.totals.partial (vn.customs.PartialTotal, schema id 6); the merge
+ * role (ds_merge_role.h) reads them back. The message key is
+ * "<partition>|<row key>" (or "<partition>|STATUS"), so compaction on a
+ * real cluster keeps each partition's latest share of each row. The Kafka
+ * partition is chosen from the row alone (ds_partial_route()): every
+ * partition's share of a row, and every cell of a (gate, day), meet in one
+ * partial partition, so merge instances can split the work by partial
+ * partition. STATUS goes to every partial partition.
  *
  * @locality any thread; encoding appends to a caller's buffer, decoding
  * points into the message.

@@ -241,6 +241,59 @@ Test(integration, the_merge_publishes_before_its_interval_once_the_partials_are_
         cr_log_info("first totals after %lld ms", (long long)seen_after);
 }
 
+/* Messages on customs.totals.partial now (kcat reads it to its end). */
+static long partial_messages(void) {
+        char *argv[] = {"kcat", "-b", servers, "-C", "-t", "customs.totals.partial", "-o", "beginning", "-e", "-q",
+                        "-f", "%p\n", NULL};
+        cr_assert_eq(ds_run(argv, path("partial.txt"), path("kcat.err"), 120000), 0);
+        FILE *f = fopen(path("partial.txt"), "r");
+        cr_assert_not_null(f);
+        long n = 0;
+        for (int c; (c = fgetc(f)) != EOF;)
+                n += c == '\n';
+        fclose(f);
+        return n;
+}
+
+/* A STATUS goes from every input partition to every partial partition (12 x
+ * 12 here); one that repeats the last changes nothing at the merge, and a
+ * processor with nothing to read used to send them all every cycle anyway
+ * (192 x 192 = 36,864 messages a second on the benchmark's broker). Idle
+ * cycles now produce nothing; that the totals stay exact with STATUS sent
+ * only on change is what the truth tests above check. */
+Test(integration, idle_cycles_repeat_no_status, .init = setup, .fini = teardown, .timeout = 300) {
+        char *gen[] = {DS_BINARY, "gen", "-b", servers, "--count", "2000", "--seed", "11", "-q", NULL};
+        int rc = ds_run(gen, NULL, path("gen.err"), 120000);
+        cr_assert_eq(rc, 0, "gen exited with %d (see %s)", rc, path("gen.err"));
+        char *run[] = {DS_BINARY, "run", "-b", servers, "--commit.interval.ms", "200", "--http.listen", "off",
+                       "-X", "session.timeout.ms=6000", "--log.level", "debug", NULL};
+        ds_proc_t proc;
+        cr_assert_eq(ds_proc_start(&proc, run, NULL, path("run.err")), 0);
+        int seen = 0;
+        for (int64_t t0 = ds_mono_ms(); !seen && ds_mono_ms() - t0 < 60000;) {
+                char *kc[] = {"kcat", "-b", servers, "-C", "-t", "customs.totals", "-o", "beginning", "-e", "-q",
+                              "-c", "1", "-f", "%o\n", NULL};
+                cr_assert_eq(ds_run(kc, path("first.txt"), path("kcat.err"), 30000), 0);
+                FILE *f = fopen(path("first.txt"), "r");
+                seen = f && fgetc(f) != EOF;
+                if (f)
+                        fclose(f);
+                if (!seen)
+                        usleep(500 * 1000);
+        }
+        cr_assert(seen, "no totals within 60 s (see %s)", path("run.err"));
+        sleep(2); /* 2,000 declarations are long read: every cycle from here on is idle */
+        long before = partial_messages();
+        sleep(3); /* ~15 cycles of 200 ms */
+        long after = partial_messages();
+        ds_proc_kill(&proc, SIGTERM);
+        cr_expect_eq(ds_proc_wait(&proc, 60000), 0, "run did not stop cleanly (see %s)", path("run.err"));
+        cr_log_info("partial messages: %ld, then %ld three idle seconds later", before, after);
+        cr_expect_gt(before, 144, "the processor published no STATUS at all (%ld partial messages)", before);
+        cr_expect_eq(after, before, "idle cycles produced %ld partial messages (12 x 12 per repeated STATUS round)",
+                     after - before);
+}
+
 /* A process leaving on SIGTERM lets its merge read each partial partition to
  * the end it has then. Those ends were asked for one partition at a time,
  * each query waiting behind the consumer's long-polling Fetch (~50 ms): with
