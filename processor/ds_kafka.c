@@ -133,14 +133,15 @@ rd_kafka_resp_err_t ds_kafka_watermarks(rd_kafka_t *rk, const char *topic, int32
         }
 }
 
-/* One end (BEGINNING or END) of each partition, into out[]; see
- * ds_kafka_watermarks_many(). */
+/* One end (BEGINNING or END) of each partition, into out[] (-1 where it
+ * could not be read); see ds_kafka_watermarks_many(). */
 static rd_kafka_resp_err_t ends_at(rd_kafka_t *rk, const char *topic, const int32_t *partitions, int n,
                                    int64_t logical, int64_t *out, int64_t deadline, int32_t *failed) {
+        for (int i = 0; i < n; i++)
+                out[i] = -1;
         char *done = calloc((size_t)n, 1);
         if (!done)
                 return RD_KAFKA_RESP_ERR__FAIL;
-        rd_kafka_resp_err_t last = RD_KAFKA_RESP_ERR_NO_ERROR;
         int64_t backoff = 50;
         for (;;) {
                 rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(n);
@@ -149,12 +150,11 @@ static rd_kafka_resp_err_t ends_at(rd_kafka_t *rk, const char *topic, const int3
                                 rd_kafka_topic_partition_list_add(l, topic, partitions[i])->offset = logical;
                 int64_t left = deadline - ds_mono_ms();
                 rd_kafka_resp_err_t err = rd_kafka_offsets_for_times(rk, l, left > 0 ? (int)left : 1);
-                int fatal = 0, pending = 0;
+                /* the error to report: the first that stops the retries, else
+                 * the last retriable one */
+                rd_kafka_resp_err_t last = err;
+                int fatal = err && !retriable(err), pending = 0;
                 *failed = -1;
-                if (err) {
-                        last = err;
-                        fatal = !retriable(err);
-                }
                 for (int i = 0; i < n && !err; i++) {
                         if (done[i])
                                 continue;
@@ -166,12 +166,13 @@ static rd_kafka_resp_err_t ends_at(rd_kafka_t *rk, const char *topic, const int3
                                 done[i] = 1;
                                 continue;
                         }
+                        pending++;
+                        if (fatal)
+                                continue;
                         last = tp ? (tp->err ? tp->err : RD_KAFKA_RESP_ERR_OFFSET_NOT_AVAILABLE)
                                   : RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION;
                         *failed = partitions[i];
-                        pending++;
-                        if (!retriable(last))
-                                fatal = 1;
+                        fatal = !retriable(last);
                 }
                 rd_kafka_topic_partition_list_destroy(l);
                 if (!err && !pending) {
@@ -198,6 +199,9 @@ rd_kafka_resp_err_t ds_kafka_watermarks_many(rd_kafka_t *rk, const char *topic, 
         rd_kafka_resp_err_t err = ends_at(rk, topic, partitions, n, RD_KAFKA_OFFSET_END, hi, deadline, failed);
         if (!err && lo)
                 err = ends_at(rk, topic, partitions, n, RD_KAFKA_OFFSET_BEGINNING, lo, deadline, failed);
+        else if (lo)
+                for (int i = 0; i < n; i++)
+                        lo[i] = -1;
         return err;
 }
 

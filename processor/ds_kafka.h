@@ -67,8 +67,10 @@ rd_kafka_resp_err_t ds_kafka_watermarks(rd_kafka_t *rk, const char *topic, int32
  * broker answers the requests of one connection in order, so on a consumer's
  * handle each of those waits behind the long-polling Fetch in flight (up to
  * fetch.wait.max.ms, every time). Errors are retried as ds_kafka_watermarks()
- * retries them, within timeout_ms. Returns 0, or the last error with the
- * partition it concerns in *failed (-1: the request as a whole). */
+ * retries them, within timeout_ms. Returns 0, or the error that stopped it
+ * (the first one not worth retrying, else the last) with the partition it
+ * concerns in *failed (-1: the request as a whole); then lo[i] / hi[i] are
+ * -1 where they could not be read (lo is not read when hi failed). */
 rd_kafka_resp_err_t ds_kafka_watermarks_many(rd_kafka_t *rk, const char *topic, const int32_t *partitions, int n,
                                              int64_t *lo, int64_t *hi, int timeout_ms, int32_t *failed);
 

@@ -258,10 +258,11 @@ ds_merge_role_t *ds_merge_role_new(const ds_config_t *cfg, const ds_part_cfg_t *
          * consumer's queue passes queued.min.messages or .kbytes (FACTS.md).
          * With its defaults (100,000) a merge behind its input - the tail of
          * a catch-up - drained the queue in ~0.3 s and idled the rest of every
-         * second; 500,000 partials (~70 MB) outlast the back-off. */
+         * second; 500,000 partials (~50 MB of ~100-byte messages; at most
+         * 128 MiB) outlast the back-off. */
         const char *consumer_defaults[] = {"enable.auto.commit", "false", "auto.offset.reset", "earliest",
                                            "enable.partition.eof", "true", "fetch.wait.max.ms", "50",
-                                           "queued.min.messages", "500000", "queued.max.messages.kbytes", "262144",
+                                           "queued.min.messages", "500000", "queued.max.messages.kbytes", "131072",
                                            /* transactions: aborted partial rows are not shares */
                                            mr->txn ? "isolation.level" : NULL, "read_committed", NULL};
         rd_kafka_conf_t *cconf =
@@ -591,11 +592,13 @@ static int publish(ds_merge_role_t *mr) {
 /* The end each assigned partition has now: what a finishing merge reads up
  * to. Queried for all at once - one by one, each query waited behind the
  * consumer's Fetch in flight (~fetch.wait.max.ms): 9.8 s for 192 partitions
- * at the end of a catch-up. A partition whose end cannot be read is not
- * waited for (logged). */
+ * at the end of a catch-up. A partition the batch could not answer for is
+ * asked alone; one whose end cannot be read at all is not waited for
+ * (logged). */
 static void finish_ends(ds_merge_role_t *mr) {
-        int32_t *ids = malloc((size_t)(mr->nparts ? mr->nparts : 1) * sizeof(*ids));
-        int64_t *his = malloc((size_t)(mr->nparts ? mr->nparts : 1) * sizeof(*his));
+        size_t cap = (size_t)(mr->nparts ? mr->nparts : 1);
+        int32_t *ids = malloc(cap * sizeof(*ids));
+        int64_t *his = malloc(cap * sizeof(*his));
         int n = 0;
         for (int32_t i = 0; i < mr->nparts; i++) {
                 mr->finish_at[i] = 0;
@@ -606,12 +609,21 @@ static void finish_ends(ds_merge_role_t *mr) {
         rd_kafka_resp_err_t err = !ids || !his ? RD_KAFKA_RESP_ERR__FAIL
                                                : ds_kafka_watermarks_many(mr->consumer, mr->cfg->partial_topic, ids,
                                                                           n, NULL, his, 10000, &failed);
-        if (err)
-                ds_log(DS_LOG_WARN, "merge", "cannot read the partial partitions' ends; finishing with what is read",
-                       "topic=%s partition=%d error=\"%s\"", mr->cfg->partial_topic, failed, rd_kafka_err2str(err));
-        else
-                for (int k = 0; k < n; k++)
-                        mr->finish_at[ids[k]] = his[k];
+        for (int32_t i = 0, k = 0; i < mr->nparts; i++) {
+                if (!mr->parts[i])
+                        continue;
+                int64_t lo = 0, hi = ids && his && k < n && ids[k] == i ? his[k] : -1;
+                k++;
+                rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
+                if (hi < 0 && (e = ds_kafka_watermarks(mr->consumer, mr->cfg->partial_topic, i, &lo, &hi, 10000)))
+                        hi = -1;
+                if (hi >= 0)
+                        mr->finish_at[i] = hi;
+                else
+                        ds_log(DS_LOG_WARN, "merge", "cannot read a partial partition's end; finishing with what is read",
+                               "topic=%s partition=%d error=\"%s\"", mr->cfg->partial_topic, i,
+                               rd_kafka_err2str(e ? e : err));
+        }
         free(ids);
         free(his);
 }

@@ -94,6 +94,8 @@
 #define DLQ_LOG_FIRST 10 /* dead letters logged per reason and worker before sampling */
 #define DLQ_LOG_EVERY 10000
 #define EPOCH_SLOTS 4
+/* An unchanged STATUS is produced again after this long (see cycle()). */
+#define STATUS_REFRESH_MS 30000
 #define MAX_AVRO_DECODERS 16
 
 enum { REQ_FLUSH = 1, REQ_ADD, REQ_DROP, REQ_STOP };
@@ -179,7 +181,7 @@ typedef struct assigned {
         /* the STATUS last produced for it, since it was assigned */
         int status_sent;
         int32_t sent_epoch;
-        int64_t sent_offset, sent_watermark_ms;
+        int64_t sent_offset, sent_watermark_ms, sent_at_ms; /* sent_at_ms: monotonic */
         int sent_idle;
 } assigned_t;
 
@@ -802,9 +804,17 @@ static int cycle(pipeline_t *pl) {
                  * keeps only the latest of each input partition (epoch,
                  * offset, watermark, idle) and compaction keeps the latest
                  * message: one that repeats the last changes nothing, and is
-                 * not produced. The first after an assignment always is. */
+                 * not produced. The first after an assignment always is, and
+                 * an unchanged one every STATUS_REFRESH_MS: compaction keeps
+                 * a key's last message, and if a zombie (an owner the group
+                 * has replaced, still running) wrote its STATUS after ours,
+                 * a merge rebuilt from the compacted topic would fence it and
+                 * hold no STATUS of the partition - no window of it would
+                 * close - until ours comes again. */
+                int64_t mono = ds_mono_ms();
                 if (a->status_sent && a->sent_epoch == a->epoch && a->sent_offset == a->next_offset &&
-                    a->sent_watermark_ms == a->watermark_ms && a->sent_idle == a->idle)
+                    a->sent_watermark_ms == a->watermark_ms && a->sent_idle == a->idle &&
+                    mono - a->sent_at_ms < STATUS_REFRESH_MS)
                         continue;
                 ds_partial_t st = {DS_PARTIAL_STATUS, a->partition, a->epoch, a->next_offset, a->watermark_ms,
                                    a->idle, {0, 0}, {0}, NULL, 0, NULL, 0, now};
@@ -816,6 +826,7 @@ static int cycle(pipeline_t *pl) {
                 a->sent_offset = a->next_offset;
                 a->sent_watermark_ms = a->watermark_ms;
                 a->sent_idle = a->idle;
+                a->sent_at_ms = mono;
                 pl->status_msgs += (uint64_t)pl->partial_partitions;
         }
 

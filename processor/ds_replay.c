@@ -362,6 +362,15 @@ typedef struct kept_distinct {
         int64_t declarants, vehicles;
 } kept_distinct_t;
 
+typedef struct sent_status {
+        int sent, idle;
+        int64_t offset, watermark_ms, at_ms;
+} sent_status_t;
+
+/* As the pipeline's (ds_pipeline.c cycle()): an unchanged STATUS is not
+ * produced again before this long. */
+#define STATUS_REFRESH_MS 30000
+
 struct ds_replay {
         const ds_replay_file_t *f;
         ds_replay_opts_t o;
@@ -386,6 +395,7 @@ struct ds_replay {
         uint64_t partials, partial_bytes;
         int64_t *gate_total; /* [partition * ngates + gate]: declarations of the last GATE TOTAL share */
         int ngates;
+        sent_status_t *sent; /* [partition]: the STATUS last encoded (the pipeline's rule, ds_pipeline.c) */
 };
 
 static void free_kept(void *p) {
@@ -411,6 +421,7 @@ void ds_replay_destroy(ds_replay_t *r) {
         ds_merge_destroy(r->merge);
         ds_buf_free(&r->pbuf);
         free(r->gate_total);
+        free(r->sent);
         ds_schemas_destroy(r->schemas);
         if (r->keep)
                 ds_rows_destroy_with(r->keep, free_kept);
@@ -466,10 +477,11 @@ ds_replay_t *ds_replay_new(const ds_replay_file_t *f, const ds_replay_opts_t *o,
                 r->ngates = ds_gate_count();
                 r->gate_total = calloc((size_t)(r->nparts > 0 ? r->nparts : 1) * (size_t)r->ngates,
                                        sizeof(*r->gate_total));
+                r->sent = calloc((size_t)(r->nparts > 0 ? r->nparts : 1), sizeof(*r->sent));
         } else {
                 r->merge = ds_merge_new(&o->part.agg.win, o->part.agg.top_retention_ms);
         }
-        if (!r->parts || !per || !order || !owner || !r->w || (!r->merge && !r->gate_total)) {
+        if (!r->parts || !per || !order || !owner || !r->w || (!r->merge && (!r->gate_total || !r->sent))) {
                 free(per);
                 free(order);
                 free(owner);
@@ -773,6 +785,12 @@ static int emit_partials(ds_replay_t *r, ds_outbox_t *const *obs) {
                 }
                 for (uint32_t k = 0; k < ob->nparts; k++) {
                         const ds_outpart_t *op = &ob->parts[k];
+                        sent_status_t *ss = &r->sent[op->partition];
+                        int64_t mono = ds_mono_ms();
+                        if (ss->sent && ss->offset == op->next_offset && ss->watermark_ms == op->watermark_ms &&
+                            ss->idle == op->idle && mono - ss->at_ms < STATUS_REFRESH_MS)
+                                continue; /* repeats the last: the pipeline does not produce it */
+                        *ss = (sent_status_t){1, op->idle, op->next_offset, op->watermark_ms, mono};
                         ds_partial_t st = {DS_PARTIAL_STATUS, op->partition, 1, op->next_offset, op->watermark_ms,
                                            op->idle, {0, 0}, {0}, NULL, 0, NULL, 0, now};
                         int kl = ds_partial_key(&st, digits, key, sizeof(key));

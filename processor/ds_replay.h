@@ -104,7 +104,7 @@ typedef enum {
         DS_REPLAY_SINK_NULL = 0, /* rows are merged and handed to a sink that drops them */
         DS_REPLAY_SINK_KEEP,     /* the latest value of every row and top list is kept (ds_replay_write_totals) */
         DS_REPLAY_SINK_PARTIAL,  /* the processing role alone, as `declstream run --role process`: every
-                                  * cycle's changed rows (and a STATUS per partition) are encoded as the
+                                  * cycle's changed rows (and a changed STATUS per partition) are encoded as the
                                   * partial rows the pipeline produces (key and Avro value, ds_partial.h),
                                   * and the workers write each partition's changelog records (deltas,
                                   * snapshots); both are dropped. No merge (that is the merge role's work,
