@@ -245,8 +245,11 @@ int ds_kafka_produce_wait(rd_kafka_t *producer, const char *topic, int32_t parti
                 free(tag);
                 return err;
         }
+        /* rd_kafka_flush() sends at once rather than after linger.ms (5 ms
+         * in the processor: ~1 s of every rebalance that claims 192
+         * partitions one after the other), and serves the reports */
         while (!tag->done && ds_mono_ms() < deadline)
-                rd_kafka_poll(producer, 5);
+                rd_kafka_flush(producer, 5);
         if (!tag->done)
                 return RD_KAFKA_RESP_ERR__TIMED_OUT; /* tag left for the late report: the caller stops */
         err = tag->err;
