@@ -209,6 +209,45 @@ Test(integration, a_gates_file_of_fifty_gates_gives_the_truth_and_a_bad_one_stop
 /* The merge publishes every merge.interval.ms at the latest, and sooner -
  * after a quarter of it - once the partial topic has nothing more to read:
  * with an interval of 40 s, the first totals appear long before 40 s. */
+/* Waits until customs.totals on srv holds a message, polling with kcat
+ * (files in work); returns the milliseconds since t0, or -1 once
+ * deadline_ms have passed since t0. */
+static int64_t wait_first_total(const char *srv, const char *work, int64_t t0, int64_t deadline_ms) {
+        char first[512], kerr[512];
+        snprintf(first, sizeof(first), "%s/first.txt", work);
+        snprintf(kerr, sizeof(kerr), "%s/kcat.err", work);
+        while (ds_mono_ms() - t0 < deadline_ms) {
+                char *kc[] = {"kcat", "-b", (char *)srv, "-C", "-t", "customs.totals", "-o", "beginning", "-e", "-q",
+                              "-c", "1", "-f", "%o\n", NULL};
+                cr_assert_eq(ds_run(kc, first, kerr, 30000), 0);
+                FILE *f = fopen(first, "r");
+                int c = f ? fgetc(f) : EOF;
+                if (f)
+                        fclose(f);
+                if (c != EOF)
+                        return ds_mono_ms() - t0;
+                usleep(500 * 1000);
+        }
+        return -1;
+}
+
+/* Stops a test's own broker and removes (and frees) its directory d. */
+static void stop_broker(ds_proc_t *b, char *d) {
+        ds_proc_kill(b, SIGTERM);
+        if (ds_proc_wait(b, 5000) < 0)
+                ds_proc_kill(b, SIGKILL);
+        ds_tmpdir_remove(d);
+        free(d);
+}
+
+/* A broker of `brokers` brokers with a fault-injection control channel in d. */
+static void start_controlled_broker(ds_proc_t *b, const char *d, int partitions, int brokers, char *control,
+                                    size_t csize, char *srv, size_t ssize) {
+        snprintf(control, csize, "%s/control", d);
+        cr_assert_eq(ds_broker_start_ex(b, d, partitions, brokers, control, NULL, srv, ssize), 0,
+                     "broker did not start");
+}
+
 Test(integration, the_merge_publishes_before_its_interval_once_the_partials_are_read, .init = setup,
      .fini = teardown, .timeout = 300) {
         char *gen[] = {DS_BINARY, "gen", "-b", servers, "--count", "2000", "--seed", "7", "-q", NULL};
@@ -219,21 +258,7 @@ Test(integration, the_merge_publishes_before_its_interval_once_the_partials_are_
         ds_proc_t proc;
         int64_t t0 = ds_mono_ms();
         cr_assert_eq(ds_proc_start(&proc, run, NULL, path("run.err")), 0);
-        int64_t seen_after = -1;
-        while (ds_mono_ms() - t0 < 32000) {
-                char *kc[] = {"kcat", "-b", servers, "-C", "-t", "customs.totals", "-o", "beginning", "-e", "-q",
-                              "-c", "1", "-f", "%o\n", NULL};
-                cr_assert_eq(ds_run(kc, path("first.txt"), path("kcat.err"), 30000), 0);
-                FILE *f = fopen(path("first.txt"), "r");
-                int c = f ? fgetc(f) : EOF;
-                if (f)
-                        fclose(f);
-                if (c != EOF) {
-                        seen_after = ds_mono_ms() - t0;
-                        break;
-                }
-                usleep(500 * 1000);
-        }
+        int64_t seen_after = wait_first_total(servers, dir, t0, 32000);
         ds_proc_kill(&proc, SIGTERM);
         cr_expect_geq(ds_proc_wait(&proc, 60000), 0, "run did not stop on SIGTERM");
         cr_expect_geq(seen_after, 0, "no totals within 32 s (merge.interval.ms 40000): the merge waited for its "
@@ -274,19 +299,8 @@ Test(integration, idle_cycles_repeat_no_status, .init = setup, .fini = teardown,
                        "-X", "session.timeout.ms=6000", "--log.level", "debug", NULL};
         ds_proc_t proc;
         cr_assert_eq(ds_proc_start(&proc, run, NULL, path("run.err")), 0);
-        int seen = 0;
-        for (int64_t t0 = ds_mono_ms(); !seen && ds_mono_ms() - t0 < 60000;) {
-                char *kc[] = {"kcat", "-b", servers, "-C", "-t", "customs.totals", "-o", "beginning", "-e", "-q",
-                              "-c", "1", "-f", "%o\n", NULL};
-                cr_assert_eq(ds_run(kc, path("first.txt"), path("kcat.err"), 30000), 0);
-                FILE *f = fopen(path("first.txt"), "r");
-                seen = f && fgetc(f) != EOF;
-                if (f)
-                        fclose(f);
-                if (!seen)
-                        usleep(500 * 1000);
-        }
-        cr_assert(seen, "no totals within 60 s (see %s)", path("run.err"));
+        cr_assert_geq(wait_first_total(servers, dir, ds_mono_ms(), 60000), 0, "no totals within 60 s (see %s)",
+                      path("run.err"));
         sleep(2); /* 2,000 declarations are long read: every cycle from here on is idle */
         long st_before, st_after;
         long before = partial_messages(&st_before);
@@ -313,11 +327,9 @@ Test(integration, sigterm_with_many_partial_partitions_leaves_within_the_shutdow
         char srv[256];
         ds_proc_t b;
         cr_assert_eq(ds_broker_start(&b, d, 192, srv, sizeof(srv)), 0, "broker did not start");
-        char gerr[512], rerr[512], first[512], kerr[512];
+        char gerr[512], rerr[512];
         snprintf(gerr, sizeof(gerr), "%s/gen.err", d);
         snprintf(rerr, sizeof(rerr), "%s/run.err", d);
-        snprintf(first, sizeof(first), "%s/first.txt", d);
-        snprintf(kerr, sizeof(kerr), "%s/kcat.err", d);
         char *gen[] = {DS_BINARY, "gen", "-b", srv, "--count", "3000", "--seed", "5", "-q", NULL};
         cr_assert_eq(ds_run(gen, NULL, gerr, 120000), 0, "gen failed (see %s)", gerr);
         char *run[] = {DS_BINARY, "run", "-b", srv, "--shutdown.timeout.ms", "5000", "--http.listen", "off",
@@ -325,28 +337,12 @@ Test(integration, sigterm_with_many_partial_partitions_leaves_within_the_shutdow
         ds_proc_t proc;
         cr_assert_eq(ds_proc_start(&proc, run, NULL, rerr), 0);
         /* running and caught up: totals published, the merge's fetches idle */
-        int seen = 0;
-        for (int64_t t0 = ds_mono_ms(); !seen && ds_mono_ms() - t0 < 60000;) {
-                char *kc[] = {"kcat", "-b", srv, "-C", "-t", "customs.totals", "-o", "beginning", "-e", "-q",
-                              "-c", "1", "-f", "%o\n", NULL};
-                cr_assert_eq(ds_run(kc, first, kerr, 30000), 0);
-                FILE *f = fopen(first, "r");
-                seen = f && fgetc(f) != EOF;
-                if (f)
-                        fclose(f);
-                if (!seen)
-                        usleep(500 * 1000);
-        }
-        cr_assert(seen, "no totals within 60 s (see %s)", rerr);
+        cr_assert_geq(wait_first_total(srv, d, ds_mono_ms(), 60000), 0, "no totals within 60 s (see %s)", rerr);
         sleep(2);
         ds_proc_kill(&proc, SIGTERM);
         int rc = ds_proc_wait(&proc, 60000);
         cr_expect_eq(rc, 0, "run exited with %d on SIGTERM (3: it overran shutdown.timeout.ms; see %s)", rc, rerr);
-        ds_proc_kill(&b, SIGTERM);
-        if (ds_proc_wait(&b, 5000) < 0)
-                ds_proc_kill(&b, SIGKILL);
-        ds_tmpdir_remove(d);
-        free(d);
+        stop_broker(&b, d);
 }
 
 /* A leader move answers a watermark query with NOT_LEADER_FOR_PARTITION;
@@ -358,9 +354,8 @@ Test(integration, watermark_queries_ride_out_a_leader_move) {
         char *d = ds_tmpdir("ds-wm");
         cr_assert_not_null(d);
         char control[512], srv[256];
-        snprintf(control, sizeof(control), "%s/control", d);
         ds_proc_t b;
-        cr_assert_eq(ds_broker_start_ex(&b, d, 3, 1, control, NULL, srv, sizeof(srv)), 0, "broker did not start");
+        start_controlled_broker(&b, d, 3, 1, control, sizeof(control), srv, sizeof(srv));
         char err[512];
         rd_kafka_conf_t *conf = rd_kafka_conf_new();
         cr_assert_eq(rd_kafka_conf_set(conf, "bootstrap.servers", srv, err, sizeof(err)), RD_KAFKA_CONF_OK);
@@ -378,11 +373,7 @@ Test(integration, watermark_queries_ride_out_a_leader_move) {
         e = ds_kafka_watermarks(rk, "customs.declarations", 1, &lo, &hi, 10000);
         cr_expect_eq(e, RD_KAFKA_RESP_ERR_NO_ERROR, "ds_kafka_watermarks gave up: %s", rd_kafka_err2str(e));
         rd_kafka_destroy(rk);
-        ds_proc_kill(&b, SIGTERM);
-        if (ds_proc_wait(&b, 5000) < 0)
-                ds_proc_kill(&b, SIGKILL);
-        ds_tmpdir_remove(d);
-        free(d);
+        stop_broker(&b, d);
 }
 
 /* ds_kafka_watermarks_many() asks for all partitions at once (the merge's
@@ -393,9 +384,8 @@ Test(integration, watermarks_of_many_partitions_in_one_query) {
         char *d = ds_tmpdir("ds-wmm");
         cr_assert_not_null(d);
         char control[512], srv[256];
-        snprintf(control, sizeof(control), "%s/control", d);
         ds_proc_t b;
-        cr_assert_eq(ds_broker_start_ex(&b, d, 12, 3, control, NULL, srv, sizeof(srv)), 0, "broker did not start");
+        start_controlled_broker(&b, d, 12, 3, control, sizeof(control), srv, sizeof(srv));
         char err[512];
         const char *topic = "customs.declarations";
         rd_kafka_conf_t *pconf = rd_kafka_conf_new();
@@ -474,9 +464,5 @@ Test(integration, watermarks_of_many_partitions_in_one_query) {
 
         rd_kafka_consumer_close(rk);
         rd_kafka_destroy(rk);
-        ds_proc_kill(&b, SIGTERM);
-        if (ds_proc_wait(&b, 5000) < 0)
-                ds_proc_kill(&b, SIGKILL);
-        ds_tmpdir_remove(d);
-        free(d);
+        stop_broker(&b, d);
 }
