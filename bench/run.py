@@ -54,7 +54,7 @@ PROFILES = {
                   rates=[10_000], lat_warmup=1, lat_duration=4,
                   scaling=False, scale_n=0, micro_iterations=None, callgrind=False,
                   memory_entries=1_000_000),
-    "full": dict(replay_n=500_000, replay_repeat=3, replay_runs=3,
+    "full": dict(replay_n=500_000, replay_repeat=3, replay_runs=5,
                  catch_n=1_000_000, catch_p=192, python_n=100_000,
                  rates=[10_000, 100_000, 500_000], lat_warmup=3, lat_duration=15,
                  scaling=True, scale_n=200_000, micro_iterations=None, callgrind=True,
@@ -319,15 +319,31 @@ def replay_bench(work, n, repeat, runs, threads_list, gen_extra=(), replay_extra
                    repeat, "".join(" " + x for x in replay_extra)),
                gen_command="declstream gen --file FILE --count %d --partitions 12%s" % (
                    n, "".join(" " + x for x in gen_extra)))
-    for th in threads_list:
-        samples = []
-        for _ in range(runs):
+    # Runs alternate between thread counts (1, 2, 1, 2, ...): the machine's
+    # speed drifts by +-20 % over minutes, and two blocks of runs measured
+    # minutes apart once showed 1.40x and, the next hour, 1.95x for the same
+    # code. The scaling is the median of the ratios of adjacent runs.
+    # One run first, not counted: the first replay after `gen` wrote the
+    # file ran up to 2x slower than the next ones (a quick run's 1-thread
+    # figure: 292 k/s, then 480-495 k/s).
+    sh([DS, "replay", "--file", path, "--threads", "1", "--repeat", "1", "--json", "-q"] + list(replay_extra))
+    by_th = {th: [] for th in threads_list}
+    for _ in range(runs):
+        for th in threads_list:
             r = sh([DS, "replay", "--file", path, "--threads", str(th), "--repeat", str(repeat), "--json", "-q"]
                    + list(replay_extra))
             if r.returncode:
                 out["error"] = "replay failed: " + r.stderr.strip()[-300:]
                 break
-            samples.append(json.loads(r.stdout.strip().splitlines()[-1]))
+            by_th[th].append(json.loads(r.stdout.strip().splitlines()[-1]))
+        if "error" in out:
+            break
+    pairs = []
+    if 1 in by_th and 2 in by_th:
+        pairs = [b["declarations_per_s"] / a["declarations_per_s"]
+                 for a, b in zip(by_th[1], by_th[2]) if a["declarations_per_s"]]
+    for th in threads_list:
+        samples = list(by_th[th])
         if not samples:
             break
         samples.sort(key=lambda j: j["declarations_per_s"])
@@ -343,7 +359,11 @@ def replay_bench(work, n, repeat, runs, threads_list, gen_extra=(), replay_extra
                                raw=med)
     os.unlink(path)
     if "t1" in out and "t2" in out and out["t1"]["declarations_per_s"]:
-        out["scaling_2t"] = round(out["t2"]["declarations_per_s"] / out["t1"]["declarations_per_s"], 3)
+        # the median of the paired ratios (see above), not the ratio of medians
+        pairs.sort()
+        out["scaling_2t"] = round(pairs[len(pairs) // 2], 3) if pairs else \
+            round(out["t2"]["declarations_per_s"] / out["t1"]["declarations_per_s"], 3)
+        out["scaling_2t_pairs"] = [round(x, 3) for x in pairs]
         out["per_core_2t"] = round(out["t2"]["declarations_per_s"] / 2)
     return out
 
@@ -768,11 +788,13 @@ def write_results_md(R, json_rel, png_rel):
     rp = R.get("replay", {})
     if rp.get("t1"):
         A("**Hot path alone** (`%s`; file from `%s`): 1 thread %s decl/s (%s ns/decl wall, %s ns CPU); "
-          "2 threads %s decl/s (%s per core), scaling %s×. Median of %d runs." % (
+          "2 threads %s decl/s (%s per core), scaling %s×. Medians of %d runs each, 1 and 2 threads "
+          "alternating; the scaling is the median of the adjacent runs' ratios (%s)." % (
               rp["command"], rp["gen_command"], fmt(rp["t1"]["declarations_per_s"]),
               fmt(rp["t1"].get("ns_per_declaration")), fmt(rp["t1"].get("cpu_ns_per_declaration")),
               fmt(rp.get("t2", {}).get("declarations_per_s")), fmt(rp.get("per_core_2t")),
-              rp.get("scaling_2t", "—"), rp["runs"]))
+              rp.get("scaling_2t", "—"), rp["runs"],
+              ", ".join("%.2f" % x for x in rp.get("scaling_2t_pairs", [])) or "—"))
         if rp.get("t2", {}).get("worker_cpu_ns_per_declaration") is not None:
             t1, t2 = rp["t1"], rp["t2"]
             A("")
