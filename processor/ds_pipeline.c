@@ -960,6 +960,7 @@ static void publish_status(pipeline_t *pl) {
                         s.worker_queue[i] = (int64_t)rd_kafka_queue_length(pl->w[i].q);
         }
         s.partial_rows = pl->partial_rows;
+        s.status_messages = pl->status_msgs;
         s.changelog_bytes = pl->changelog_bytes;
         s.snapshots = pl->snapshots;
         s.cycles = pl->cycles;

@@ -170,6 +170,10 @@ void ds_prom_render(ds_buf_t *b, const ds_status_snap_t *s) {
                         "Consumer errors reported on partition queues.", c->kafka_errors);
                 one_u64(b, "declstream_partial_rows_total", "counter",
                         "Partial rows written to the partial topic for the merge.", s->partial_rows);
+                one_u64(b, "declstream_status_messages_total", "counter",
+                        "STATUS messages written to the partial topic (one per partial partition; only when a "
+                        "partition's position, watermark or idleness changed, or every 30 s).",
+                        s->status_messages);
                 one_u64(b, "declstream_changelog_bytes_total", "counter", "Bytes written to the state changelog.",
                         s->changelog_bytes);
                 one_u64(b, "declstream_snapshots_total", "counter", "State snapshots written to the changelog.",

@@ -718,7 +718,8 @@ Test(http, data_endpoints_equal_the_truth_and_metrics_count_the_stream, .init = 
             "declstream_consumer_lag_messages",    "declstream_cycle_duration_seconds",
             "declstream_commit_duration_seconds",  "declstream_decode_duration_seconds",
             "declstream_worker_queue_messages",    "declstream_resident_memory_bytes",
-            "declstream_ready",                    "declstream_ingest_delay_seconds", NULL};
+            "declstream_ready",                    "declstream_ingest_delay_seconds",
+            "declstream_partial_rows_total",       "declstream_status_messages_total", NULL};
         for (int i = 0; want_families[i]; i++)
                 cr_expect_not_null(json_object_get(pr.type, want_families[i]), "/metrics has no family %s",
                                    want_families[i]);
