@@ -29,6 +29,10 @@
 
 #define DS_SCHEMA_ID_PARTIAL 6
 
+/* The processing role produces a partition's STATUS when it changed, and an
+ * unchanged one again after this long (ds_pipeline.c cycle() says why). */
+#define DS_STATUS_REFRESH_MS 30000
+
 typedef enum { DS_PARTIAL_ROW = 0, DS_PARTIAL_STATUS = 1 } ds_partial_kind_t;
 
 typedef struct ds_partial {

@@ -94,8 +94,6 @@
 #define DLQ_LOG_FIRST 10 /* dead letters logged per reason and worker before sampling */
 #define DLQ_LOG_EVERY 10000
 #define EPOCH_SLOTS 4
-/* An unchanged STATUS is produced again after this long (see cycle()). */
-#define STATUS_REFRESH_MS 30000
 #define MAX_AVRO_DECODERS 16
 
 enum { REQ_FLUSH = 1, REQ_ADD, REQ_DROP, REQ_STOP };
@@ -805,7 +803,7 @@ static int cycle(pipeline_t *pl) {
                  * offset, watermark, idle) and compaction keeps the latest
                  * message: one that repeats the last changes nothing, and is
                  * not produced. The first after an assignment always is, and
-                 * an unchanged one every STATUS_REFRESH_MS: compaction keeps
+                 * an unchanged one every DS_STATUS_REFRESH_MS: compaction keeps
                  * a key's last message, and if a zombie (an owner the group
                  * has replaced, still running) wrote its STATUS after ours,
                  * a merge rebuilt from the compacted topic would fence it and
@@ -814,7 +812,7 @@ static int cycle(pipeline_t *pl) {
                 int64_t mono = ds_mono_ms();
                 if (a->status_sent && a->sent_epoch == a->epoch && a->sent_offset == a->next_offset &&
                     a->sent_watermark_ms == a->watermark_ms && a->sent_idle == a->idle &&
-                    mono - a->sent_at_ms < STATUS_REFRESH_MS)
+                    mono - a->sent_at_ms < DS_STATUS_REFRESH_MS)
                         continue;
                 ds_partial_t st = {DS_PARTIAL_STATUS, a->partition, a->epoch, a->next_offset, a->watermark_ms,
                                    a->idle, {0, 0}, {0}, NULL, 0, NULL, 0, now};

@@ -367,10 +367,6 @@ typedef struct sent_status {
         int64_t offset, watermark_ms, at_ms;
 } sent_status_t;
 
-/* As the pipeline's (ds_pipeline.c cycle()): an unchanged STATUS is not
- * produced again before this long. */
-#define STATUS_REFRESH_MS 30000
-
 struct ds_replay {
         const ds_replay_file_t *f;
         ds_replay_opts_t o;
@@ -788,7 +784,7 @@ static int emit_partials(ds_replay_t *r, ds_outbox_t *const *obs) {
                         sent_status_t *ss = &r->sent[op->partition];
                         int64_t mono = ds_mono_ms();
                         if (ss->sent && ss->offset == op->next_offset && ss->watermark_ms == op->watermark_ms &&
-                            ss->idle == op->idle && mono - ss->at_ms < STATUS_REFRESH_MS)
+                            ss->idle == op->idle && mono - ss->at_ms < DS_STATUS_REFRESH_MS)
                                 continue; /* repeats the last: the pipeline does not produce it */
                         *ss = (sent_status_t){1, op->idle, op->next_offset, op->watermark_ms, mono};
                         ds_partial_t st = {DS_PARTIAL_STATUS, op->partition, 1, op->next_offset, op->watermark_ms,
