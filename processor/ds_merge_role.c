@@ -592,9 +592,8 @@ static int publish(ds_merge_role_t *mr) {
 /* The end each assigned partition has now: what a finishing merge reads up
  * to. Queried for all at once - one by one, each query waited behind the
  * consumer's Fetch in flight (~fetch.wait.max.ms): 9.8 s for 192 partitions
- * at the end of a catch-up. A partition the batch could not answer for is
- * asked alone; one whose end cannot be read at all is not waited for
- * (logged). */
+ * at the end of a catch-up. A partition whose end could not be read (the
+ * query retries within its 10 s) is not waited for (logged). */
 static void finish_ends(ds_merge_role_t *mr) {
         size_t cap = (size_t)(mr->nparts ? mr->nparts : 1);
         int32_t *ids = malloc(cap * sizeof(*ids));
@@ -609,21 +608,12 @@ static void finish_ends(ds_merge_role_t *mr) {
         rd_kafka_resp_err_t err = !ids || !his ? RD_KAFKA_RESP_ERR__FAIL
                                                : ds_kafka_watermarks_many(mr->consumer, mr->cfg->partial_topic, ids,
                                                                           n, NULL, his, 10000, &failed);
-        for (int32_t i = 0, k = 0; i < mr->nparts; i++) {
-                if (!mr->parts[i])
-                        continue;
-                int64_t lo = 0, hi = ids && his && k < n && ids[k] == i ? his[k] : -1;
-                k++;
-                rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
-                if (hi < 0 && (e = ds_kafka_watermarks(mr->consumer, mr->cfg->partial_topic, i, &lo, &hi, 10000)))
-                        hi = -1;
-                if (hi >= 0)
-                        mr->finish_at[i] = hi;
-                else
-                        ds_log(DS_LOG_WARN, "merge", "cannot read a partial partition's end; finishing with what is read",
-                               "topic=%s partition=%d error=\"%s\"", mr->cfg->partial_topic, i,
-                               rd_kafka_err2str(e ? e : err));
-        }
+        for (int k = 0; k < n; k++)
+                if (his[k] >= 0)
+                        mr->finish_at[ids[k]] = his[k];
+        if (err)
+                ds_log(DS_LOG_WARN, "merge", "cannot read partial partitions' ends; not waiting for those",
+                       "topic=%s partition=%d error=\"%s\"", mr->cfg->partial_topic, failed, rd_kafka_err2str(err));
         free(ids);
         free(his);
 }
