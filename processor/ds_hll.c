@@ -106,6 +106,22 @@ static ds_hll_t *grow(ds_hll_t *h) {
         return g;
 }
 
+/* If a sparse table has a slot for register idx, sets it to at least rank
+ * and returns 1; else 0. */
+static int sparse_update(ds_hll_t *h, uint32_t idx, uint8_t rank) {
+        uint32_t mask = h->cap - 1;
+        for (uint32_t s = idx & mask;; s = (s + 1) & mask) {
+                uint32_t e = h->u.slots[s];
+                if (!e)
+                        return 0; /* load <= 1/2: there is always an empty slot */
+                if ((e >> 6) == idx + 1) {
+                        if ((e & 63) < rank)
+                                h->u.slots[s] = (idx + 1) << 6 | rank;
+                        return 1;
+                }
+        }
+}
+
 static int set_reg(ds_hll_t **hp, uint32_t idx, uint8_t rank) {
         ds_hll_t *h = *hp;
         if (h->n == DENSE) {
@@ -113,6 +129,10 @@ static int set_reg(ds_hll_t **hp, uint32_t idx, uint8_t rank) {
                         h->u.regs[idx] = rank;
                 return 0;
         }
+        /* A full table grows only for a register it does not hold yet: the
+         * same declarant seen again allocates nothing (test_hotpath). */
+        if (!sparse_has_room(h) && sparse_update(h, idx, rank))
+                return 0;
         while (h->n != DENSE && !sparse_has_room(h)) {
                 ds_hll_t *g = grow(h);
                 if (!g)
