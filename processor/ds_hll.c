@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define Q (64 - DS_HLL_P)    /* bits left after the register index */
-#define DENSE 0xffffffffu
+#define Q                (64 - DS_HLL_P) /* bits left after the register index */
+#define DENSE            0xffffffffu
 #define SPARSE_MAX_SLOTS 2048 /* 8 KiB of slots, at most 1,024 used */
 
 struct ds_hll {

@@ -149,8 +149,8 @@ int __wrap_sched_yield(void) {
 
 /* ---- a corpus and the worker's loop --------------------------------------- */
 
-#define NPART 12
-#define COUNT 20000
+#define NPART   12
+#define COUNT   20000
 #define ID_STEP 1000000000000ULL /* ids have 12 digits: + k * 10^12 is a new id */
 
 typedef struct msg {
