@@ -117,22 +117,6 @@ static int retriable(rd_kafka_resp_err_t err) {
         }
 }
 
-rd_kafka_resp_err_t ds_kafka_watermarks(rd_kafka_t *rk, const char *topic, int32_t partition, int64_t *lo,
-                                        int64_t *hi, int timeout_ms) {
-        int64_t deadline = ds_mono_ms() + timeout_ms, backoff = 50;
-        for (;;) {
-                int64_t left = deadline - ds_mono_ms();
-                rd_kafka_resp_err_t err =
-                    rd_kafka_query_watermark_offsets(rk, topic, partition, lo, hi, left > 0 ? (int)left : 1);
-                if (!err || !retriable(err) || ds_mono_ms() + backoff >= deadline)
-                        return err;
-                ds_log(DS_LOG_WARN, "kafka", "watermarks query failed; retrying", "topic=%s partition=%d error=\"%s\"",
-                       topic, partition, rd_kafka_err2str(err));
-                ds_sleep_ms(backoff);
-                backoff = backoff * 2 > 1000 ? 1000 : backoff * 2;
-        }
-}
-
 /* One end (BEGINNING or END) of each partition, into out[] (-1 where it
  * could not be read); see ds_kafka_watermarks_many(). */
 static rd_kafka_resp_err_t ends_at(rd_kafka_t *rk, const char *topic, const int32_t *partitions, int n,
@@ -205,20 +189,43 @@ rd_kafka_resp_err_t ds_kafka_watermarks_many(rd_kafka_t *rk, const char *topic, 
         return err;
 }
 
+rd_kafka_resp_err_t ds_kafka_watermarks(rd_kafka_t *rk, const char *topic, int32_t partition, int64_t *lo,
+                                        int64_t *hi, int timeout_ms) {
+        int32_t failed;
+        return ds_kafka_watermarks_many(rk, topic, &partition, 1, lo, hi, timeout_ms, &failed);
+}
+
 int ds_kafka_check_head(rd_kafka_t *rk, const char *topic, int partitions, int timeout_ms, char *errstr, size_t sz) {
+        if (partitions <= 0)
+                return 0;
+        int32_t *ids = malloc((size_t)partitions * sizeof(*ids));
+        int64_t *lo = malloc((size_t)partitions * sizeof(*lo)), *hi = malloc((size_t)partitions * sizeof(*hi));
+        if (!ids || !lo || !hi) {
+                free(ids);
+                free(lo);
+                free(hi);
+                return ds_err(errstr, sz, "out of memory");
+        }
+        for (int p = 0; p < partitions; p++)
+                ids[p] = p;
+        int32_t failed;
+        rd_kafka_resp_err_t err = ds_kafka_watermarks_many(rk, topic, ids, partitions, lo, hi, timeout_ms, &failed);
         int lost = 0;
-        for (int p = 0; p < partitions; p++) {
-                int64_t lo, hi;
-                rd_kafka_resp_err_t err = ds_kafka_watermarks(rk, topic, p, &lo, &hi, timeout_ms);
-                if (err)
-                        return ds_err(errstr, sz, "watermarks of %s [%d]: %s", topic, p, rd_kafka_err2str(err));
-                if (lo > 0) {
-                        ds_log(DS_LOG_ERROR, "kafka", "partition lost its head: the broker deleted messages",
-                               "topic=%s partition=%d log_start_offset=%lld high_watermark=%lld", topic, p,
-                               (long long)lo, (long long)hi);
-                        lost++;
+        if (err) {
+                lost = ds_err(errstr, sz, "watermarks of %s [%d]: %s", topic, failed, rd_kafka_err2str(err));
+        } else {
+                for (int p = 0; p < partitions; p++) {
+                        if (lo[p] > 0) {
+                                ds_log(DS_LOG_ERROR, "kafka", "partition lost its head: the broker deleted messages",
+                                       "topic=%s partition=%d log_start_offset=%lld high_watermark=%lld", topic, p,
+                                       (long long)lo[p], (long long)hi[p]);
+                                lost++;
+                        }
                 }
         }
+        free(ids);
+        free(lo);
+        free(hi);
         return lost;
 }
 

@@ -52,22 +52,22 @@ int ds_kafka_txn_id(const ds_config_t *cfg, const char *role, char *buf, size_t 
 int ds_kafka_txn_commit(rd_kafka_t *producer, rd_kafka_t *consumer, const rd_kafka_topic_partition_list_t *offsets,
                         char *errstr, size_t errstr_size);
 
-/* rd_kafka_query_watermark_offsets(), retried while the error is one a
- * leader move, a broker restart or a slow broker gives (not leader, leader
- * not available, timed out, transport, ...) and timeout_ms has not passed:
- * librdkafka returns those at once rather than waiting for new metadata.
- * Returns the last error. */
+/* The low (lo) and high (hi) watermarks of one partition:
+ * ds_kafka_watermarks_many() of one partition, with its retries. */
 rd_kafka_resp_err_t ds_kafka_watermarks(rd_kafka_t *rk, const char *topic, int32_t partition, int64_t *lo,
                                         int64_t *hi, int timeout_ms);
 
 /* The watermarks of n partitions of one topic at once: lo[i] and hi[i] of
  * partitions[i] (lo may be NULL). One ListOffsets request per leader for
  * each end (rd_kafka_offsets_for_times() with the logical offsets BEGINNING
- * and END), where ds_kafka_watermarks() makes a round trip per partition: a
- * broker answers the requests of one connection in order, so on a consumer's
- * handle each of those waits behind the long-polling Fetch in flight (up to
- * fetch.wait.max.ms, every time). Errors are retried as ds_kafka_watermarks()
- * retries them, within timeout_ms. Returns 0, or the error that stopped it
+ * and END), rather than a round trip per partition: a broker answers the
+ * requests of one connection in order, so on a consumer's handle each of
+ * those waits behind the long-polling Fetch in flight (up to
+ * fetch.wait.max.ms, every time). Retried while the error is one a leader
+ * move, a broker restart or a slow broker gives (not leader, leader not
+ * available, timed out, transport, ...; librdkafka returns those at once
+ * rather than waiting for new metadata) and timeout_ms has not passed,
+ * backing off 50 ms doubling to 1 s. Returns 0, or the error that stopped it
  * (the first one not worth retrying, else the last) with the partition it
  * concerns in *failed (-1: the request as a whole); then lo[i] / hi[i] are
  * -1 where they could not be read (lo is not read when hi failed). */

@@ -1009,10 +1009,30 @@ static void assign_partitions(pipeline_t *pl, rd_kafka_t *rk, rd_kafka_topic_par
         if (cerr)
                 ds_log(DS_LOG_WARN, "pipeline", "cannot read committed offsets; restoring from the changelog alone",
                        "error=\"%s\"", rd_kafka_err2str(cerr));
-        for (int i = 0; i < parts->cnt && !is_fatal(pl); i++) {
+        /* every assigned partition's log start, to check that the broker kept
+         * what the state has not seen: one request per leader, not a round
+         * trip per partition (-1 where it could not be read: not checked) */
+        int32_t *ids = malloc((size_t)(parts->cnt ? parts->cnt : 1) * sizeof(*ids));
+        int64_t *los = malloc((size_t)(parts->cnt ? parts->cnt : 1) * sizeof(*los));
+        int64_t *his = malloc((size_t)(parts->cnt ? parts->cnt : 1) * sizeof(*his));
+        int nids = 0;
+        if (!ids || !los || !his) {
+                set_fatal(pl);
+        } else {
+                for (int i = 0; i < parts->cnt; i++)
+                        if (!strcmp(parts->elems[i].topic, topic))
+                                ids[nids++] = parts->elems[i].partition;
+                int32_t failed;
+                rd_kafka_resp_err_t werr = ds_kafka_watermarks_many(rk, topic, ids, nids, los, his, 10000, &failed);
+                if (werr)
+                        ds_log(DS_LOG_WARN, "pipeline", "cannot read the input's log start; not checked",
+                               "topic=%s partition=%d error=\"%s\"", topic, failed, rd_kafka_err2str(werr));
+        }
+        for (int i = 0, k = -1; i < parts->cnt && !is_fatal(pl); i++) {
                 rd_kafka_topic_partition_t *tp = &parts->elems[i];
                 if (strcmp(tp->topic, topic))
                         continue;
+                k++; /* ids[k] == tp->partition */
                 char md[128] = "";
                 if (!cerr) {
                         rd_kafka_topic_partition_t *c = rd_kafka_topic_partition_list_find(committed, topic,
@@ -1028,9 +1048,8 @@ static void assign_partitions(pipeline_t *pl, rd_kafka_t *rk, rd_kafka_topic_par
                         set_fatal(pl);
                         break;
                 }
-                int64_t lo = 0, hi = 0;
-                rd_kafka_resp_err_t werr = ds_kafka_watermarks(rk, topic, tp->partition, &lo, &hi, 10000);
-                if (!werr && lo > res.input_offset) {
+                int64_t lo = los[k];
+                if (lo >= 0 && lo > res.input_offset) {
                         ds_log(DS_LOG_ERROR, "pipeline",
                                "the broker has deleted input the state has not seen: totals cannot be exact (the "
                                "embedded broker keeps 5 MiB per partition: use more partitions)",
@@ -1077,6 +1096,9 @@ static void assign_partitions(pipeline_t *pl, rd_kafka_t *rk, rd_kafka_topic_par
                        res.stats.bytes, res.stats.ledger_entries, res.stats.rows);
         }
         rd_kafka_topic_partition_list_destroy(committed);
+        free(ids);
+        free(los);
+        free(his);
         /* the claims become the authority before anything is consumed */
         if (!is_fatal(pl))
                 commit(pl, 1);

@@ -345,6 +345,39 @@ Test(integration, sigterm_with_many_partial_partitions_leaves_within_the_shutdow
         stop_broker(&b, d);
 }
 
+/* The embedded broker keeps 5 MiB per partition: 150,000 declarations in one
+ * partition (lz4-compressed, ~12 MB) lose its head. A processor that has not seen those messages
+ * must not start as if the totals could be exact: the assignment reads every
+ * assigned partition's log start (one batched query) and stops, naming the
+ * partition. */
+Test(integration, a_run_stops_when_the_broker_deleted_input_it_has_not_seen, .timeout = 300) {
+        char *d = ds_tmpdir("ds-head");
+        cr_assert_not_null(d);
+        char srv[256];
+        ds_proc_t b;
+        cr_assert_eq(ds_broker_start(&b, d, 1, srv, sizeof(srv)), 0, "broker did not start");
+        char gerr[512], rerr[512];
+        snprintf(gerr, sizeof(gerr), "%s/gen.err", d);
+        snprintf(rerr, sizeof(rerr), "%s/run.err", d);
+        /* gen itself exits non-zero here: it checks the heads too */
+        char *gen[] = {DS_BINARY, "gen", "-b", srv, "--count", "150000", "--seed", "3", "-q", NULL};
+        cr_assert_geq(ds_run(gen, NULL, gerr, 120000), 0, "gen did not finish (see %s)", gerr);
+        cr_assert_gt(ds_topic_heads_lost(srv, d, "customs.declarations"), 0,
+                     "the broker kept everything: the test no longer loses the head");
+        char *run[] = {DS_BINARY, "run",           "-b",  srv,  "--exit.on.eof",
+                       "true",    "--http.listen", "off", "-X", "session.timeout.ms=6000",
+                       NULL};
+        int rc = ds_run(run, NULL, rerr, 120000);
+        cr_expect_gt(rc, 0, "run exited with %d on an input whose head is gone (see %s)", rc, rerr);
+        size_t len = 0;
+        char *log = ds_slurp(rerr, &len);
+        cr_assert_not_null(log);
+        cr_expect_not_null(strstr(log, "the broker has deleted input the state has not seen"), "see %s", rerr);
+        cr_expect_not_null(strstr(log, "partition=0 log_start_offset="), "the partition is not named (see %s)", rerr);
+        free(log);
+        stop_broker(&b, d);
+}
+
 /* A leader move answers a watermark query with NOT_LEADER_FOR_PARTITION;
  * librdkafka returns that at once. The restore, the merge's rebuild and its
  * shutdown read watermarks through ds_kafka_watermarks(), which retries such
