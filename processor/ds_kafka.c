@@ -180,12 +180,18 @@ rd_kafka_resp_err_t ds_kafka_watermarks_many(rd_kafka_t *rk, const char *topic, 
         *failed = -1;
         if (n <= 0)
                 return RD_KAFKA_RESP_ERR_NO_ERROR;
-        rd_kafka_resp_err_t err = ends_at(rk, topic, partitions, n, RD_KAFKA_OFFSET_END, hi, deadline, failed);
-        if (!err && lo)
+        /* the start first: it only grows and the end only grows, so lo <= hi
+         * even when the broker deletes in between */
+        rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+        if (lo)
                 err = ends_at(rk, topic, partitions, n, RD_KAFKA_OFFSET_BEGINNING, lo, deadline, failed);
-        else if (lo)
-                for (int i = 0; i < n; i++)
-                        lo[i] = -1;
+        if (hi) {
+                if (!err)
+                        err = ends_at(rk, topic, partitions, n, RD_KAFKA_OFFSET_END, hi, deadline, failed);
+                else
+                        for (int i = 0; i < n; i++)
+                                hi[i] = -1;
+        }
         return err;
 }
 
@@ -212,7 +218,8 @@ int ds_kafka_check_head(rd_kafka_t *rk, const char *topic, int partitions, int t
         rd_kafka_resp_err_t err = ds_kafka_watermarks_many(rk, topic, ids, partitions, lo, hi, timeout_ms, &failed);
         int lost = 0;
         if (err) {
-                lost = ds_err(errstr, sz, "watermarks of %s [%d]: %s", topic, failed, rd_kafka_err2str(err));
+                lost = failed >= 0 ? ds_err(errstr, sz, "watermarks of %s [%d]: %s", topic, failed, rd_kafka_err2str(err))
+                                   : ds_err(errstr, sz, "watermarks of %s: %s", topic, rd_kafka_err2str(err));
         } else {
                 for (int p = 0; p < partitions; p++) {
                         if (lo[p] > 0) {

@@ -58,7 +58,8 @@ rd_kafka_resp_err_t ds_kafka_watermarks(rd_kafka_t *rk, const char *topic, int32
                                         int64_t *hi, int timeout_ms);
 
 /* The watermarks of n partitions of one topic at once: lo[i] and hi[i] of
- * partitions[i] (lo may be NULL). One ListOffsets request per leader for
+ * partitions[i] (either may be NULL: that end is not asked for; the start is
+ * read first, so lo[i] <= hi[i]). One ListOffsets request per leader for
  * each end (rd_kafka_offsets_for_times() with the logical offsets BEGINNING
  * and END), rather than a round trip per partition: a broker answers the
  * requests of one connection in order, so on a consumer's handle each of
@@ -70,7 +71,7 @@ rd_kafka_resp_err_t ds_kafka_watermarks(rd_kafka_t *rk, const char *topic, int32
  * backing off 50 ms doubling to 1 s. Returns 0, or the error that stopped it
  * (the first one not worth retrying, else the last) with the partition it
  * concerns in *failed (-1: the request as a whole); then lo[i] / hi[i] are
- * -1 where they could not be read (lo is not read when hi failed). */
+ * -1 where they could not be read (hi is not read when lo failed). */
 rd_kafka_resp_err_t ds_kafka_watermarks_many(rd_kafka_t *rk, const char *topic, const int32_t *partitions, int n,
                                              int64_t *lo, int64_t *hi, int timeout_ms, int32_t *failed);
 

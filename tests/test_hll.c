@@ -22,7 +22,9 @@ static ds_hll_t *with(uint64_t from, uint64_t to) {
         return h;
 }
 
-Test(hll, small_counts_are_exact_and_repeats_count_once) {
+/* 100 values in 16,384 registers: a collision is possible (~26 % for this
+ * many), so "close" rather than exact; this seed's estimate is within 0.5. */
+Test(hll, small_counts_are_close_and_repeats_count_once) {
         ds_hll_t *h = with(0, 100);
         for (uint64_t i = 0; i < 100; i++)
                 cr_assert_eq(ds_hll_add(&h, h_of(i)), 0);
