@@ -608,7 +608,7 @@ static void finish_ends(ds_merge_role_t *mr) {
         rd_kafka_resp_err_t err = !ids || !his ? RD_KAFKA_RESP_ERR__FAIL
                                                : ds_kafka_watermarks_many(mr->consumer, mr->cfg->partial_topic, ids,
                                                                           n, NULL, his, 10000, &failed);
-        for (int k = 0; k < n; k++)
+        for (int k = 0; his && k < n; k++) /* his is NULL if its allocation failed */
                 if (his[k] >= 0)
                         mr->finish_at[ids[k]] = his[k];
         if (err)
