@@ -234,8 +234,11 @@ static void setup_with(uint32_t ledger_initial) {
                 cr_assert_not_null(parts[p]);
                 ds_ledger_track_changes(parts[p]->ledger); /* the processing role writes a changelog */
         }
-        /* the processor's clock: just after the corpus' last event, so no
-         * window of it has closed */
+        /* the processor's clock: just after the corpus' last event. Windows
+         * close by event time: the first flush evicts the MINUTE rows more
+         * than 3 h behind the watermark, and the passes after it count those
+         * events late for the minute and add them to the coarser windows, as
+         * a processor does */
         now_ms = corpus.end_ms + 1000;
 }
 
