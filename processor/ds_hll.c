@@ -57,22 +57,29 @@ static inline void split(uint64_t hash, uint32_t *idx, uint8_t *rank) {
         *rank = w ? (uint8_t)(__builtin_clzll(w) + 1) : (uint8_t)(Q + 1);
 }
 
+/* The slot of register idx in a sparse table: the one holding it, else the
+ * empty slot where it goes (load <= 1/2: there always is one). */
+static uint32_t sparse_slot(const ds_hll_t *h, uint32_t idx) {
+        uint32_t mask = h->cap - 1, s = idx & mask;
+        while (h->u.slots[s] && (h->u.slots[s] >> 6) != idx + 1)
+                s = (s + 1) & mask;
+        return s;
+}
+
+/* Sets register idx, whose slot is s, to at least rank (an empty s: a new
+ * register, which the caller has made room for). */
+static void sparse_put(ds_hll_t *h, uint32_t s, uint32_t idx, uint8_t rank) {
+        uint32_t e = h->u.slots[s];
+        if (!e)
+                h->n++;
+        else if ((e & 63) >= rank)
+                return;
+        h->u.slots[s] = (idx + 1) << 6 | rank;
+}
+
 /* Sets register idx to at least rank in a sparse table with room. */
 static void sparse_set(ds_hll_t *h, uint32_t idx, uint8_t rank) {
-        uint32_t mask = h->cap - 1;
-        for (uint32_t s = idx & mask;; s = (s + 1) & mask) {
-                uint32_t e = h->u.slots[s];
-                if (!e) {
-                        h->u.slots[s] = (idx + 1) << 6 | rank;
-                        h->n++;
-                        return;
-                }
-                if ((e >> 6) == idx + 1) {
-                        if ((e & 63) < rank)
-                                h->u.slots[s] = (idx + 1) << 6 | rank;
-                        return;
-                }
-        }
+        sparse_put(h, sparse_slot(h, idx), idx, rank);
 }
 
 static int sparse_has_room(ds_hll_t *h) {
@@ -106,22 +113,6 @@ static ds_hll_t *grow(ds_hll_t *h) {
         return g;
 }
 
-/* If a sparse table has a slot for register idx, sets it to at least rank
- * and returns 1; else 0. */
-static int sparse_update(ds_hll_t *h, uint32_t idx, uint8_t rank) {
-        uint32_t mask = h->cap - 1;
-        for (uint32_t s = idx & mask;; s = (s + 1) & mask) {
-                uint32_t e = h->u.slots[s];
-                if (!e)
-                        return 0; /* load <= 1/2: there is always an empty slot */
-                if ((e >> 6) == idx + 1) {
-                        if ((e & 63) < rank)
-                                h->u.slots[s] = (idx + 1) << 6 | rank;
-                        return 1;
-                }
-        }
-}
-
 static int set_reg(ds_hll_t **hp, uint32_t idx, uint8_t rank) {
         ds_hll_t *h = *hp;
         if (h->n == DENSE) {
@@ -129,10 +120,13 @@ static int set_reg(ds_hll_t **hp, uint32_t idx, uint8_t rank) {
                         h->u.regs[idx] = rank;
                 return 0;
         }
-        /* A full table grows only for a register it does not hold yet: the
-         * same declarant seen again allocates nothing (test_hotpath). */
-        if (!sparse_has_room(h) && sparse_update(h, idx, rank))
+        /* A table grows only for a register it does not hold yet: the same
+         * declarant seen again allocates nothing (test_hotpath). */
+        uint32_t s = sparse_slot(h, idx);
+        if (h->u.slots[s] || sparse_has_room(h)) {
+                sparse_put(h, s, idx, rank);
                 return 0;
+        }
         while (h->n != DENSE && !sparse_has_room(h)) {
                 ds_hll_t *g = grow(h);
                 if (!g)
