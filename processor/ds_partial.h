@@ -51,6 +51,30 @@ typedef struct ds_partial {
         int64_t updated_at;
 } ds_partial_t;
 
+/* The STATUS of an input partition last produced, kept by its producer
+ * (the pipeline, and replay's model of it). Zero: none yet. */
+typedef struct ds_partial_sent {
+        int sent, idle;
+        int32_t epoch;
+        int64_t input_offset, watermark_ms;
+        int64_t at_ms; /* monotonic (ds_mono_ms) */
+} ds_partial_sent_t;
+
+/* Whether STATUS st is to be produced, last being the one produced before:
+ * the first always is; then only when it says something last did not
+ * (epoch, offset, watermark, idleness) or last is DS_STATUS_REFRESH_MS old.
+ * ds_pipeline.c cycle() says why. */
+static inline int ds_partial_status_due(const ds_partial_sent_t *last, const ds_partial_t *st, int64_t mono_ms) {
+        return !last->sent || last->epoch != st->epoch || last->input_offset != st->input_offset ||
+               last->watermark_ms != st->watermark_ms || last->idle != st->idle ||
+               mono_ms - last->at_ms >= DS_STATUS_REFRESH_MS;
+}
+
+/* Records st as produced at mono_ms. */
+static inline void ds_partial_status_sent(ds_partial_sent_t *last, const ds_partial_t *st, int64_t mono_ms) {
+        *last = (ds_partial_sent_t){1, st->idle, st->epoch, st->input_offset, st->watermark_ms, mono_ms};
+}
+
 /* Room for one serialized sketch (ds_hll_serialize). */
 #define DS_PARTIAL_SKETCH_MAX (DS_HLL_M + 16)
 

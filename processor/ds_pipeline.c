@@ -176,11 +176,7 @@ typedef struct assigned {
         int64_t committed;
         int eof, idle;
         ds_dtag_t snap_tag; /* the delivery of this cycle's SNAP_BEGIN */
-        /* the STATUS last produced for it, since it was assigned */
-        int status_sent;
-        int32_t sent_epoch;
-        int64_t sent_offset, sent_watermark_ms, sent_at_ms; /* sent_at_ms: monotonic */
-        int sent_idle;
+        ds_partial_sent_t status; /* the STATUS last produced for it, since it was assigned */
 } assigned_t;
 
 struct pipeline {
@@ -810,21 +806,14 @@ static int cycle(pipeline_t *pl) {
                  * hold no STATUS of the partition - no window of it would
                  * close - until ours comes again. */
                 int64_t mono = ds_mono_ms();
-                if (a->status_sent && a->sent_epoch == a->epoch && a->sent_offset == a->next_offset &&
-                    a->sent_watermark_ms == a->watermark_ms && a->sent_idle == a->idle &&
-                    mono - a->sent_at_ms < DS_STATUS_REFRESH_MS)
-                        continue;
                 ds_partial_t st = {DS_PARTIAL_STATUS, a->partition, a->epoch, a->next_offset, a->watermark_ms,
                                    a->idle, {0, 0}, {0}, NULL, 0, NULL, 0, now};
+                if (!ds_partial_status_due(&a->status, &st, mono))
+                        continue;
                 for (int32_t pp = 0; pp < pl->partial_partitions; pp++)
                         if (produce_partial(pl, &st, pp))
                                 goto fail;
-                a->status_sent = 1;
-                a->sent_epoch = a->epoch;
-                a->sent_offset = a->next_offset;
-                a->sent_watermark_ms = a->watermark_ms;
-                a->sent_idle = a->idle;
-                a->sent_at_ms = mono;
+                ds_partial_status_sent(&a->status, &st, mono);
                 pl->status_msgs += (uint64_t)pl->partial_partitions;
         }
 

@@ -362,11 +362,6 @@ typedef struct kept_distinct {
         int64_t declarants, vehicles;
 } kept_distinct_t;
 
-typedef struct sent_status {
-        int sent, idle;
-        int64_t offset, watermark_ms, at_ms;
-} sent_status_t;
-
 struct ds_replay {
         const ds_replay_file_t *f;
         ds_replay_opts_t o;
@@ -391,7 +386,7 @@ struct ds_replay {
         uint64_t partials, partial_bytes;
         int64_t *gate_total; /* [partition * ngates + gate]: declarations of the last GATE TOTAL share */
         int ngates;
-        sent_status_t *sent; /* [partition]: the STATUS last encoded (the pipeline's rule, ds_pipeline.c) */
+        ds_partial_sent_t *sent; /* [partition]: the STATUS last encoded (the pipeline's rule, ds_partial.h) */
 };
 
 static void free_kept(void *p) {
@@ -781,14 +776,12 @@ static int emit_partials(ds_replay_t *r, ds_outbox_t *const *obs) {
                 }
                 for (uint32_t k = 0; k < ob->nparts; k++) {
                         const ds_outpart_t *op = &ob->parts[k];
-                        sent_status_t *ss = &r->sent[op->partition];
                         int64_t mono = ds_mono_ms();
-                        if (ss->sent && ss->offset == op->next_offset && ss->watermark_ms == op->watermark_ms &&
-                            ss->idle == op->idle && mono - ss->at_ms < DS_STATUS_REFRESH_MS)
-                                continue; /* repeats the last: the pipeline does not produce it */
-                        *ss = (sent_status_t){1, op->idle, op->next_offset, op->watermark_ms, mono};
                         ds_partial_t st = {DS_PARTIAL_STATUS, op->partition, 1, op->next_offset, op->watermark_ms,
                                            op->idle, {0, 0}, {0}, NULL, 0, NULL, 0, now};
+                        if (!ds_partial_status_due(&r->sent[op->partition], &st, mono))
+                                continue; /* repeats the last: the pipeline does not produce it */
+                        ds_partial_status_sent(&r->sent[op->partition], &st, mono);
                         int kl = ds_partial_key(&st, digits, key, sizeof(key));
                         r->pbuf.len = 0;
                         ds_partial_encode(&r->pbuf, &st, digits);
