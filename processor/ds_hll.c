@@ -149,6 +149,16 @@ int ds_hll_add(ds_hll_t **h, uint64_t hash) {
         return set_reg(h, idx, rank);
 }
 
+void ds_hll_prefetch(const ds_hll_t *h, uint64_t hash) {
+        uint32_t idx;
+        uint8_t rank;
+        split(hash, &idx, &rank);
+        if (h->n == DENSE)
+                __builtin_prefetch(&h->u.regs[idx], 1);
+        else
+                __builtin_prefetch(&h->u.slots[idx & (h->cap - 1)], 1);
+}
+
 int ds_hll_merge(ds_hll_t **dst, const ds_hll_t *src) {
         if (src->n == DENSE) {
                 for (uint32_t i = 0; i < DS_HLL_M; i++)
