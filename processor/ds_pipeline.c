@@ -155,8 +155,9 @@ typedef struct worker {
         /* hot-path state */
         uint32_t epoch; /* delivery cycle of the dead letters produced now */
         int64_t batch_now_ms;
-        ds_decl_t decl;
-        ds_contrib_t contrib, old;
+        uint64_t prepared; /* messages decoded (for the decode-time sample) */
+        ds_step_ahead_t ahead[2]; /* the message handled next, and the one after */
+        ds_contrib_t old;
         uint32_t avro_ids[MAX_AVRO_DECODERS];
         ds_avro_decoder_t *avro[MAX_AVRO_DECODERS];
         int navro;
@@ -330,24 +331,27 @@ oom:
         set_fatal(pl);
 }
 
-static void process(worker_t *w, ds_part_t *part, const rd_kafka_message_t *msg) {
+/* Decodes and validates msg into a, one message ahead of its handle()
+ * (ds_step_ahead_t), and starts loading its ledger slot. Changes no state
+ * but the sampled decode-time histograms. */
+static void prepare(worker_t *w, const rd_kafka_message_t *msg, ds_step_ahead_t *a) {
         pipeline_t *pl = w->pl;
         const ds_config_t *cfg = pl->cfg;
-        w->c.consumed++;
-        w->c.consumed_bytes += msg->len;
+        ds_part_t *part = msg->partition >= 0 && msg->partition < w->nparts ? w->parts[msg->partition] : NULL;
+        if (DS_UNLIKELY(msg->err || !part))
+                return; /* handle() will not process it */
 
         /* one message in DS_DECODE_SAMPLE is timed (ds_metrics.h) */
-        int64_t t0 = DS_UNLIKELY(w->c.consumed % DS_DECODE_SAMPLE == 0) ? ds_mono_ns() : 0;
-        ds_resolved_t rs;
-        ds_dlq_reason_t r = ds_step_decode(pl->schemas, msg->payload, msg->len, &w->decl, &rs);
+        int64_t t0 = DS_UNLIKELY(++w->prepared % DS_DECODE_SAMPLE == 0) ? ds_mono_ns() : 0;
+        ds_dlq_reason_t r = ds_step_decode(pl->schemas, msg->payload, msg->len, &a->decl, &a->rs);
         if (DS_UNLIKELY(cfg->decoder == DS_DECODER_AVRO_C) && !r) {
                 /* the specialised decoder has vetted the bytes: Avro C leaks on
                  * some malformed input, so it only ever sees clean records */
-                ds_avro_decoder_t *ad = avro_decoder(w, (uint32_t)rs.schema_id);
-                r = ad ? ds_avro_decode(ad, rs.body, rs.body_len, &w->decl) : DS_DLQ_INCOMPATIBLE_SCHEMA;
+                ds_avro_decoder_t *ad = avro_decoder(w, (uint32_t)a->rs.schema_id);
+                r = ad ? ds_avro_decode(ad, a->rs.body, a->rs.body_len, &a->decl) : DS_DLQ_INCOMPATIBLE_SCHEMA;
         }
         if (DS_LIKELY(!r))
-                r = ds_step_check(&w->decl, cfg->heading_digits, msg->key, msg->key_len, &w->contrib);
+                r = ds_step_check(&a->decl, cfg->heading_digits, msg->key, msg->key_len, &a->contrib);
         if (DS_UNLIKELY(t0)) {
                 ds_hist_observe(&w->c.decode, DS_HIST_NS, ds_mono_ns() - t0);
                 /* how long after its producer stamped it a message is applied
@@ -361,12 +365,22 @@ static void process(worker_t *w, ds_part_t *part, const rd_kafka_message_t *msg)
                         ds_hist_observe(&w->c.ingest, DS_HIST_MS, d > 0 ? d * 1000000 : 0);
                 }
         }
-        if (DS_UNLIKELY(r)) {
-                dead_letter(w, msg, r, rs.schema_id);
+        a->why = r;
+        if (DS_LIKELY(!r))
+                ds_part_prefetch(part, a->contrib.id);
+}
+
+/* Applies or dead-letters msg, which prepare() has decoded into a. */
+static void process(worker_t *w, ds_part_t *part, const rd_kafka_message_t *msg, ds_step_ahead_t *a) {
+        pipeline_t *pl = w->pl;
+        w->c.consumed++;
+        w->c.consumed_bytes += msg->len;
+        if (DS_UNLIKELY(a->why)) {
+                dead_letter(w, msg, a->why, a->rs.schema_id);
                 return;
         }
         w->c.applied++;
-        int outcome = ds_part_apply(part, &pl->part_cfg, &w->contrib, w->batch_now_ms, &w->old);
+        int outcome = ds_part_apply(part, &pl->part_cfg, &a->contrib, w->batch_now_ms, &w->old);
         if (DS_UNLIKELY(outcome < 0)) {
                 ds_log(DS_LOG_ERROR, "worker", "out of memory applying a declaration; stopping without commit",
                        "partition=%d offset=%" PRId64, msg->partition, msg->offset);
@@ -376,7 +390,8 @@ static void process(worker_t *w, ds_part_t *part, const rd_kafka_message_t *msg)
         w->c.outcome[outcome]++;
 }
 
-static void handle(worker_t *w, const rd_kafka_message_t *msg) {
+/* msg's effect on its partition, in input order; a: what prepare() made of it. */
+static void handle(worker_t *w, const rd_kafka_message_t *msg, ds_step_ahead_t *a) {
         ds_part_t *part = msg->partition >= 0 && msg->partition < w->nparts ? w->parts[msg->partition] : NULL;
         if (DS_UNLIKELY(msg->err)) {
                 if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
@@ -397,7 +412,7 @@ static void handle(worker_t *w, const rd_kafka_message_t *msg) {
                 w->c.not_owned++; /* a message from before the restored checkpoint: already applied */
                 return;
         }
-        process(w, part, msg);
+        process(w, part, msg, a);
         part->next_offset = msg->offset + 1;
         part->eof = 0;
 }
@@ -545,8 +560,13 @@ static void *worker_main(void *arg) {
                 ssize_t n = rd_kafka_consume_batch_queue(w->q, WORKER_POLL_MS, batch, (size_t)bs);
                 if (n > 0) {
                         w->batch_now_ms = ds_now_ms();
+                        /* message i is handled while message i + 1 is already
+                         * decoded (ds_step.h); each is destroyed after its handle() */
+                        prepare(w, batch[0], &w->ahead[0]);
                         for (ssize_t i = 0; i < n; i++) {
-                                handle(w, batch[i]);
+                                if (i + 1 < n)
+                                        prepare(w, batch[i + 1], &w->ahead[(i + 1) & 1]);
+                                handle(w, batch[i], &w->ahead[i & 1]);
                                 rd_kafka_message_destroy(batch[i]);
                         }
                         ds_counters_publish(&w->shared, &w->c);

@@ -353,8 +353,8 @@ typedef struct rworker {
         uint64_t outcome[DS_EV__CNT];
         _Alignas(DS_CACHELINE) _Atomic uint64_t done; /* last request served, for main */
         _Atomic int finished;                         /* every pass replayed */
-        _Alignas(DS_CACHELINE) ds_decl_t decl;
-        ds_contrib_t contrib, old;
+        _Alignas(DS_CACHELINE) ds_step_ahead_t ahead[2]; /* the message applied next, and the one after */
+        ds_contrib_t old;
 } rworker_t;
 
 /* A kept row's distinct counts (aux of the keep table's GATE DAY rows). */
@@ -425,15 +425,15 @@ static int64_t event_span(ds_replay_t *r, rworker_t *scratch) {
         int64_t lo = INT64_MAX, hi = INT64_MIN;
         size_t pos = 0;
         ds_replay_msg_t m;
+        ds_step_ahead_t *a = &scratch->ahead[0];
         while (ds_replay_file_next(r->f, &pos, &m)) {
-                ds_resolved_t rs;
-                if (ds_step_decode(r->schemas, m.value, m.value_len, &scratch->decl, &rs) ||
-                    ds_step_check(&scratch->decl, r->o.heading_digits, m.key, m.key_len, &scratch->contrib))
+                if (ds_step_decode(r->schemas, m.value, m.value_len, &a->decl, &a->rs) ||
+                    ds_step_check(&a->decl, r->o.heading_digits, m.key, m.key_len, &a->contrib))
                         continue;
-                if (scratch->contrib.declared_at < lo)
-                        lo = scratch->contrib.declared_at;
-                if (scratch->contrib.declared_at > hi)
-                        hi = scratch->contrib.declared_at;
+                if (a->contrib.declared_at < lo)
+                        lo = a->contrib.declared_at;
+                if (a->contrib.declared_at > hi)
+                        hi = a->contrib.declared_at;
         }
         if (lo > hi)
                 return DS_DAY_MS;
@@ -671,18 +671,43 @@ static void poll_request(rworker_t *w) {
         atomic_store_explicit(&w->done, q, memory_order_release);
 }
 
+/* Decodes and validates record i of the pass into a (ds_step_ahead_t) and
+ * starts loading its ledger slot; changes no state. */
+static inline void prepare(rworker_t *w, uint64_t i, uint64_t id_shift, int64_t t_shift, ds_replay_msg_t *m,
+                           ds_step_ahead_t *a) {
+        ds_replay_t *r = w->r;
+        if (DS_LIKELY(i + 4 < w->nmsgs)) {
+                /* the record four ahead: header and the start of its value (a
+                 * consumer's batch is in memory the same way) */
+                __builtin_prefetch(w->msgs[i + 4]);
+                __builtin_prefetch(w->msgs[i + 4] + 64);
+                __builtin_prefetch(w->msgs[i + 4] + 128);
+        }
+        parse(w->msgs[i], m);
+        a->why = ds_step_decode(r->schemas, m->value, m->value_len, &a->decl, &a->rs);
+        if (DS_LIKELY(!a->why))
+                a->why = ds_step_check(&a->decl, r->o.heading_digits, m->key, m->key_len, &a->contrib);
+        if (DS_LIKELY(!a->why)) {
+                a->contrib.id += id_shift;
+                a->contrib.declared_at += t_shift;
+                ds_part_prefetch(r->parts[m->partition], a->contrib.id);
+        }
+}
+
 static void *worker_main(void *arg) {
         rworker_t *w = arg;
         ds_replay_t *r = w->r;
-        const ds_schemas_t *schemas = r->schemas;
         const ds_part_cfg_t *cfg = &r->o.part;
-        const int digits = r->o.heading_digits;
         while (!atomic_load_explicit(&r->start, memory_order_acquire))
                 pause_us(50);
         w->now_ms = ds_now_ms();
-        for (int pass = 0; pass < r->o.repeat && !w->fatal; pass++) {
+        for (int pass = 0; pass < r->o.repeat && !w->fatal && w->nmsgs; pass++) {
                 const uint64_t id_shift = (uint64_t)pass * ID_PASS_STRIDE;
                 const int64_t t_shift = pass * r->time_shift_ms, o_shift = pass * r->offset_shift;
+                /* message i is applied while message i + 1 is already decoded (ds_step.h) */
+                ds_step_ahead_t *cur = &w->ahead[0], *next = &w->ahead[1];
+                ds_replay_msg_t m, mn = {0};
+                prepare(w, 0, id_shift, t_shift, &m, cur);
                 for (uint64_t i = 0; i < w->nmsgs; i++) {
                         if (DS_UNLIKELY(i % POLL_EVERY == 0)) {
                                 w->now_ms = ds_now_ms() + t_shift; /* the wall clock, once per batch */
@@ -690,27 +715,14 @@ static void *worker_main(void *arg) {
                                 if (DS_UNLIKELY(w->fatal))
                                         break;
                         }
-                        ds_replay_msg_t m;
-                        if (DS_LIKELY(i + 4 < w->nmsgs)) {
-                                /* the record four ahead: header and the start of its value (a
-                                 * consumer's batch is in memory the same way) */
-                                __builtin_prefetch(w->msgs[i + 4]);
-                                __builtin_prefetch(w->msgs[i + 4] + 64);
-                                __builtin_prefetch(w->msgs[i + 4] + 128);
-                        }
-                        parse(w->msgs[i], &m);
+                        if (DS_LIKELY(i + 1 < w->nmsgs))
+                                prepare(w, i + 1, id_shift, t_shift, &mn, next);
                         ds_part_t *part = r->parts[m.partition];
                         w->bytes += m.value_len;
-                        ds_resolved_t rs;
-                        ds_dlq_reason_t why = ds_step_decode(schemas, m.value, m.value_len, &w->decl, &rs);
-                        if (DS_LIKELY(!why))
-                                why = ds_step_check(&w->decl, digits, m.key, m.key_len, &w->contrib);
-                        if (DS_UNLIKELY(why)) {
-                                w->dlq[why]++;
+                        if (DS_UNLIKELY(cur->why)) {
+                                w->dlq[cur->why]++;
                         } else {
-                                w->contrib.id += id_shift;
-                                w->contrib.declared_at += t_shift;
-                                int outcome = ds_part_apply(part, cfg, &w->contrib, w->now_ms, &w->old);
+                                int outcome = ds_part_apply(part, cfg, &cur->contrib, w->now_ms, &w->old);
                                 if (DS_UNLIKELY(outcome < 0)) {
                                         w->fatal = 1;
                                         break;
@@ -719,6 +731,10 @@ static void *worker_main(void *arg) {
                         }
                         part->next_offset = m.offset + 1 + o_shift;
                         part->eof = 0;
+                        ds_step_ahead_t *t = cur;
+                        cur = next;
+                        next = t;
+                        m = mn;
                 }
         }
         for (int k = 1; k < DS_DLQ__CNT; k++)
