@@ -11,8 +11,10 @@
  *   decode_avro_c   the same bytes through Avro C's generic decoder (ds_codec_avro.h)
  *   validate        ds_step_check on decoded messages (decode + check, minus decode)
  *   apply           ds_part_apply of the validated contributions (ledger + aggregates),
- *                   with a ds_part_flush every 65,536 messages as the pipeline's cycle does
- *   total           decode + validate + apply, per message, in one loop (the worker's path)
+ *                   with a ds_part_flush every 65,536 messages as the pipeline's cycle does,
+ *                   the next message's ledger slot prefetched before each (as the workers do)
+ *   total           decode + validate + apply, per message, in one loop (the worker's path:
+ *                   message i + 1 decoded and its ledger slot prefetched before i is applied)
  *
  * Iteration k replays the corpus as the next day of history (ids + k*10^12,
  * event times + k days), so each iteration does the full work of the first
@@ -145,6 +147,7 @@ static void state_flush(state_t *s, int64_t now) {
 
 static ds_decl_t g_decl;
 static ds_contrib_t g_contrib;
+static ds_step_ahead_t g_ahead[2];
 
 __attribute__((noinline)) static void phase_decode(const corpus_t *c, int iters) {
         uint64_t ok = 0;
@@ -213,6 +216,12 @@ __attribute__((noinline)) static void phase_apply(const packed_t *pk, int iters,
                         pos += sz + 8;
                         g_contrib.id += (uint64_t)it * 1000000000000ULL;
                         g_contrib.declared_at += it * DS_DAY_MS;
+                        if (pos < pk->n) { /* the next one's ledger slot, as the workers do (ds_step.h) */
+                                int32_t np;
+                                memcpy(&np, pk->p + pos, 4);
+                                const ds_contrib_t *nh = (const ds_contrib_t *)(pk->p + pos + 8);
+                                ds_part_prefetch(s->parts[np], nh->id + (uint64_t)it * 1000000000000ULL);
+                        }
                         if (ds_part_apply(s->parts[part], &s->cfg, &g_contrib, now + it * DS_DAY_MS, &s->old) < 0)
                                 die("out of memory");
                         if (++n % FLUSH_EVERY == 0)
@@ -222,22 +231,41 @@ __attribute__((noinline)) static void phase_apply(const packed_t *pk, int iters,
         g_sink += n;
 }
 
+/* Decodes and validates message m of iteration it into a, and starts
+ * loading its ledger slot: the workers' prepare() (ds_pipeline.c). */
+static inline void prepare(const corpus_t *c, uint32_t i, int it, state_t *s, ds_step_ahead_t *a) {
+        const msg_t *m = &c->m[i];
+        a->why = ds_step_decode(g_schemas, c->bytes + m->off, m->len, &a->decl, &a->rs);
+        if (!a->why)
+                a->why = ds_step_check(&a->decl, 4, m->key, m->klen, &a->contrib);
+        if (!a->why) {
+                a->contrib.id += (uint64_t)it * 1000000000000ULL;
+                a->contrib.declared_at += it * DS_DAY_MS;
+                ds_part_prefetch(s->parts[m->partition], a->contrib.id);
+        }
+}
+
 __attribute__((noinline)) static void phase_total(const corpus_t *c, int iters, state_t *s, int64_t now) {
         uint64_t n = 0;
-        for (int it = 0; it < iters; it++)
+        for (int it = 0; it < iters && c->n; it++) {
+                /* message i is applied while message i + 1 is decoded, as in the workers */
+                ds_step_ahead_t *cur = &g_ahead[0], *next = &g_ahead[1];
+                prepare(c, 0, it, s, cur);
                 for (uint32_t i = 0; i < c->n; i++) {
-                        ds_resolved_t rs;
-                        const msg_t *m = &c->m[i];
-                        if (ds_step_decode(g_schemas, c->bytes + m->off, m->len, &g_decl, &rs) ||
-                            ds_step_check(&g_decl, 4, m->key, m->klen, &g_contrib))
-                                continue;
-                        g_contrib.id += (uint64_t)it * 1000000000000ULL;
-                        g_contrib.declared_at += it * DS_DAY_MS;
-                        if (ds_part_apply(s->parts[m->partition], &s->cfg, &g_contrib, now + it * DS_DAY_MS, &s->old) < 0)
-                                die("out of memory");
-                        if (++n % FLUSH_EVERY == 0)
-                                state_flush(s, now + it * DS_DAY_MS);
+                        if (i + 1 < c->n)
+                                prepare(c, i + 1, it, s, next);
+                        if (!cur->why) {
+                                if (ds_part_apply(s->parts[c->m[i].partition], &s->cfg, &cur->contrib,
+                                                  now + it * DS_DAY_MS, &s->old) < 0)
+                                        die("out of memory");
+                                if (++n % FLUSH_EVERY == 0)
+                                        state_flush(s, now + it * DS_DAY_MS);
+                        }
+                        ds_step_ahead_t *t = cur;
+                        cur = next;
+                        next = t;
                 }
+        }
         g_sink += n;
 }
 
