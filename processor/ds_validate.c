@@ -18,7 +18,7 @@
  *     byte (~2 cycles), where a table indexed by state + byte put a load's
  *     latency (~5 cycles) on that chain. It is one instruction a byte more
  *     (4, the state is copied to CL for the shift) than that table, and
- *     faster: validate 244 -> 231 ns a message, 8 alternating pairs
+ *     faster: validate 246 -> 232 ns a message, 8 alternating pairs
  *     (bench/HOTPATH.md, ninth round); instruction counts are not the
  *     measure here. No branch per byte or per character, whatever the mix
  *     of 1- to 4-byte sequences. ERROR is state 0 and no row leads out of
