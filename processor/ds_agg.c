@@ -249,9 +249,10 @@ int ds_agg_commit(ds_agg_t *a, const ds_contrib_t *c, const ds_agg_plan_t *pl) {
         }
         /* The GATE DAY row's sketches are the end of a chain of loads (row,
          * its sketch pair, each sketch's header, the register): start the
-         * headers' now and add to the sketches after the row updates, so
-         * that the misses overlap them instead of following one another
-         * (bench/HOTPATH.md, ninth round). */
+         * headers' now, so that their misses overlap the row updates, and
+         * after those start both sketches' registers before either add, so
+         * that those two misses overlap each other instead of following
+         * one another (bench/HOTPATH.md, ninth round). */
         ds_distinct_t *ds = NULL;
         if (pl->gate_day >= 0 && (ds = rows[pl->gate_day]->aux)) {
                 __builtin_prefetch(ds->declarants);

@@ -354,10 +354,11 @@ static void prepare(worker_t *w, const rd_kafka_message_t *msg, ds_step_ahead_t 
                 r = ds_step_check(&a->decl, cfg->heading_digits, msg->key, msg->key_len, &a->contrib);
         if (DS_UNLIKELY(t0)) {
                 ds_hist_observe(&w->c.decode, DS_HIST_NS, ds_mono_ns() - t0);
-                /* how long after its producer stamped it a message is applied
-                 * (broker, fetch, queueing): the processor's share of the
-                 * end-to-end latency before the cycle; producer clock skew
-                 * shows here, a negative delay counts as 0 */
+                /* how long after its producer stamped it a message is
+                 * decoded (broker, fetch, queueing; it is applied one message
+                 * later): the processor's share of the end-to-end latency
+                 * before the cycle; producer clock skew shows here, a
+                 * negative delay counts as 0 */
                 rd_kafka_timestamp_type_t tt;
                 int64_t ts = rd_kafka_message_timestamp(msg, &tt);
                 if (tt == RD_KAFKA_TIMESTAMP_CREATE_TIME && ts > 0) {

@@ -47,15 +47,15 @@ static inline ds_dlq_reason_t ds_step_check(const ds_decl_t *decl, int heading_d
  * (ds_pipeline.c, ds_replay.c) keep two and alternate: message i + 1 is
  * decoded, and the load of its ledger slot started (ds_part_prefetch()),
  * before message i is applied, so that the ledger's cache miss - the largest
- * table, hundreds of MB, one random slot per message - has a whole
- * message's decoding to complete in, not just the hashing of one
- * declaration's rows (bench/HOTPATH.md, ninth round). Decoding and
+ * table, hundreds of MB, one random slot per message - has message i's
+ * apply to complete in, not just the hashing of one declaration's rows
+ * (bench/HOTPATH.md, ninth round). Decoding and
  * validating change no state, so doing them one message early changes
  * nothing but the order of the loads; what a message does to the state
  * (apply or dead letter, its offset) still happens in input order. */
 typedef struct ds_step_ahead {
-        ds_decl_t decl; /* strings point into the message, which must outlive the apply */
-        ds_contrib_t contrib;
+        ds_decl_t decl; /* strings point into the message (or Avro C's value): read only while preparing */
+        ds_contrib_t contrib; /* self-contained: what the apply reads */
         ds_resolved_t rs;
         ds_dlq_reason_t why;
 } ds_step_ahead_t;
