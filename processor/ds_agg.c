@@ -21,7 +21,7 @@ void ds_agg_cfg_default(ds_agg_cfg_t *cfg) {
 }
 
 ds_agg_t *ds_agg_new(const ds_agg_cfg_t *cfg) {
-        ds_agg_t *a = calloc(1, sizeof(*a));
+        ds_agg_t *a = ds_calloc_lines(sizeof(*a));
         if (!a)
                 return NULL;
         a->cfg = *cfg;

@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #define DS_LIKELY(x)   __builtin_expect(!!(x), 1)
@@ -71,6 +73,20 @@ static inline uint64_t ds_mix64(uint64_t k) {
 }
 
 /* Smallest power of two >= v (v >= 1, v <= 2^31). */
+/* calloc(1, size) for a structure one thread writes on every message and
+ * another thread allocates next to others of its kind - a partition's
+ * headers (ds_part_t, its ledger's, its rows', ...), which the main thread
+ * creates one partition after the other for different workers: whole cache
+ * lines of its own, so that two workers never write one line (false
+ * sharing). Freed with free(). */
+static inline void *ds_calloc_lines(size_t size) {
+        size_t n = (size + DS_CACHELINE - 1) & ~(size_t)(DS_CACHELINE - 1);
+        void *p = aligned_alloc(DS_CACHELINE, n);
+        if (p)
+                memset(p, 0, n);
+        return p;
+}
+
 static inline uint32_t ds_pow2_ceil(uint32_t v) {
         v--;
         v |= v >> 1; v |= v >> 2; v |= v >> 4; v |= v >> 8; v |= v >> 16;

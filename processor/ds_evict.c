@@ -2,6 +2,7 @@
  * ds_evict.c - per-class start buckets of registered row keys.
  */
 #include "ds_evict.h"
+#include "ds_common.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +27,7 @@ struct ds_evict {
 };
 
 ds_evict_t *ds_evict_new(const ds_window_cfg_t *cfg, int64_t top_retention_ms) {
-        ds_evict_t *e = calloc(1, sizeof(*e));
+        ds_evict_t *e = ds_calloc_lines(sizeof(*e));
         if (!e)
                 return NULL;
         e->win = *cfg;

@@ -56,7 +56,7 @@ struct ds_ledger {
 /* A free run stores the next free run's ref in its first line's heading. */
 
 ds_ledger_t *ds_ledger_new(uint32_t initial) {
-        ds_ledger_t *l = calloc(1, sizeof(*l));
+        ds_ledger_t *l = ds_calloc_lines(sizeof(*l));
         if (!l)
                 return NULL;
         uint32_t slots = ds_pow2_ceil(initial < 16 ? 32 : initial * 2);

@@ -17,7 +17,7 @@ void ds_part_cfg_default(ds_part_cfg_t *cfg) {
 }
 
 ds_part_t *ds_part_new(const ds_part_cfg_t *cfg, int32_t partition, int64_t restore_end) {
-        ds_part_t *p = calloc(1, sizeof(*p));
+        ds_part_t *p = ds_calloc_lines(sizeof(*p));
         if (!p)
                 return NULL;
         p->partition = partition;

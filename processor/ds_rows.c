@@ -77,7 +77,7 @@ static uint32_t row_number(const ds_rows_t *t, const ds_row_t *r) {
 }
 
 ds_rows_t *ds_rows_new(uint32_t initial) {
-        ds_rows_t *t = calloc(1, sizeof(*t));
+        ds_rows_t *t = ds_calloc_lines(sizeof(*t));
         if (!t)
                 return NULL;
         uint32_t slots = ds_pow2_ceil(initial < 8 ? 16 : initial * 2);

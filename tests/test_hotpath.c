@@ -459,3 +459,26 @@ Test(hotpath_growth, a_growing_ledger_allocates_per_doubling_not_per_message) {
         cr_assert_leq(g_allocs, 3 * NPART, "%lu allocations in %u messages", g_allocs, n);
         assert_quiet(n, "a growing ledger");
 }
+
+/* The partitions' headers are written on every message by the worker that
+ * owns the partition, and allocated one after the other by another thread
+ * (setup here, main in the processor), for partitions that go to different
+ * workers: each starts a cache line of its own (ds_calloc_lines), so no two
+ * partitions' headers share a line. Checked here: the partition, its
+ * ledger's and its aggregates' headers (its rows' and eviction headers,
+ * inside the aggregates, are allocated the same way). */
+Test(hotpath, partitions_headers_do_not_share_cache_lines) {
+        for (int p = 0; p < NPART; p++) {
+                cr_assert_eq((uintptr_t)parts[p] % DS_CACHELINE, 0, "partition %d", p);
+                cr_assert_eq((uintptr_t)parts[p]->ledger % DS_CACHELINE, 0, "ledger of partition %d", p);
+                cr_assert_eq((uintptr_t)parts[p]->agg % DS_CACHELINE, 0, "aggregates of partition %d", p);
+                /* and nothing of another partition's starts inside this one's lines */
+                uintptr_t lo = (uintptr_t)parts[p], hi = lo + sizeof(ds_part_t);
+                uintptr_t end = (hi + DS_CACHELINE - 1) / DS_CACHELINE * DS_CACHELINE; /* its last line's end */
+                for (int q = 0; q < NPART; q++) {
+                        uintptr_t o = (uintptr_t)parts[q];
+                        cr_assert(q == p || o >= end || o + sizeof(ds_part_t) <= lo,
+                                  "partitions %d and %d share a cache line", p, q);
+                }
+        }
+}
