@@ -168,6 +168,54 @@ Test(integration, transactions_mode_runs_its_api_flow_with_exact_totals, .init =
         cr_expect_eq(problems, 0, "%d differences from the truth", problems);
 }
 
+/* decoder=avro-c: Apache Avro C's generic decoder (the reference) on the
+ * per-message path instead of the specialised one, which still vets the bytes
+ * first (ds_pipeline.c prepare()). The same stream, with bad messages, gives
+ * the truth's rows and every dead letter under its reason. */
+Test(integration, the_avro_c_decoder_gives_the_truth_and_the_same_dead_letters, .init = setup, .fini = teardown,
+     .timeout = 600) {
+        char *gen[] = {DS_BINARY, "gen", "-b", servers, "--count", "20000", "--bad-rate", "0.02", "--seed", "4242",
+                       "--truth", path("truth.json"), "-q", NULL};
+        cr_assert_eq(ds_run(gen, NULL, path("gen.err"), 300000), 0);
+        char *run[] = {DS_BINARY, "run", "-b", servers, "--exit.on.eof", "true", "--decoder", "avro-c",
+                       "-X", "session.timeout.ms=6000", NULL};
+        int rc = ds_run(run, NULL, path("run.err"), 300000);
+        cr_assert_eq(rc, 0, "run exited with %d (see %s)", rc, path("run.err"));
+        size_t n;
+        char *log = ds_slurp(path("run.err"), &n);
+        cr_assert_not_null(log);
+        cr_expect_not_null(strstr(log, "decoder=avro-c"), "the run should say which decoder it uses");
+        free(log);
+        ds_truth_check_t chk;
+        int problems = ds_check_against_truth(servers, dir, path("truth.json"), &chk);
+        cr_expect_gt(chk.rows_compared, 1000);
+        cr_expect_eq(chk.declarations_counted, chk.declarations_truth);
+        cr_expect_eq(problems, 0, "%d differences from the truth", problems);
+
+        /* every bad message dead-lettered once, under the reason the truth gives */
+        json_error_t jerr;
+        json_t *truth = json_load_file(path("truth.json"), 0, &jerr);
+        cr_assert_not_null(truth, "truth: %s", jerr.text);
+        json_t *want_bad = json_object_get(truth, "bad_by_reason");
+        cr_assert_gt(json_object_size(want_bad), 3);
+        kcat_read("customs.declarations.dlq", "%h\n", path("dlq.txt"));
+        char *dl = ds_slurp(path("dlq.txt"), &n);
+        cr_assert_not_null(dl);
+        const char *k;
+        json_t *want;
+        json_object_foreach(want_bad, k, want) {
+                char needle[96];
+                snprintf(needle, sizeof(needle), "ds.error.code=%s,", k);
+                long long got = 0;
+                for (const char *p = strstr(dl, needle); p; p = strstr(p + 1, needle))
+                        got++;
+                cr_expect_eq(got, json_integer_value(want), "reason %s: %lld dead letters, truth %lld", k, got,
+                             (long long)json_integer_value(want));
+        }
+        free(dl);
+        json_decref(truth);
+}
+
 /* gates.file: 34 gates added to the 16 compiled in. The generator draws from
  * all 50, the processor (one process: processing and merge roles) accepts
  * them, and every row and top list matches the truth - gate numbers above 31
