@@ -678,7 +678,8 @@ def print_table(R):
 def throughput_rows(R):
     rows = []
     la = lambda d: "/".join("%.2f" % x for x in d.get("loadavg", [])) if d.get("loadavg") else "—"
-    for key, what in (("replay", " (role=process)"), ("replay_all", ", role all (+ merge in main)")):
+    for key, what in (("replay", " (role=process)"), ("replay_steady", " (role=process, presized)"),
+                      ("replay_all", ", role all (+ merge in main)")):
         rp = R.get(key, {})
         for th in (1, 2):
             t = rp.get("t%d" % th)
@@ -806,6 +807,18 @@ def write_results_md(R, json_rel, png_rel):
                   if t1["worker_cpu_ns_per_declaration"] else "—",
                   "%.2f" % t1["main_cpu_seconds"], "%.2f" % t1["seconds"],
                   "%.2f" % t2["main_cpu_seconds"], "%.2f" % t2["seconds"]))
+        rs = R.get("replay_steady", {})
+        if rs.get("t1"):
+            A("")
+            A("In the steady state (`%s`: every partition's ledger at its size before the clock starts, as after "
+              "`ledger.retention.ms` of traffic, so no ledger doubles while it runs; the row tables still grow): "
+              "1 thread %s decl/s; 2 threads %s decl/s, scaling %s× (pairs %s); the workers' CPU per "
+              "declaration %s ns with one thread and %s ns with two." % (
+                  rs["command"], fmt(rs["t1"]["declarations_per_s"]),
+                  fmt(rs.get("t2", {}).get("declarations_per_s")), rs.get("scaling_2t", "—"),
+                  ", ".join("%.2f" % x for x in rs.get("scaling_2t_pairs", [])) or "—",
+                  fmt(rs["t1"].get("worker_cpu_ns_per_declaration")),
+                  fmt(rs.get("t2", {}).get("worker_cpu_ns_per_declaration"))))
         ra = R.get("replay_all", {})
         if ra.get("t1"):
             A("")
@@ -1061,6 +1074,17 @@ def main():
             R["replay_all"] = replay_bench(work, cfg["replay_n"], cfg["replay_repeat"], cfg["replay_runs"], [1, 2],
                                            label="all")
             R["replay_all"]["loadavg"] = la
+            # The same with every ledger at its size before the clock starts
+            # (--presize): the steady state of a processor that has run for
+            # ledger.retention.ms, without the cold start's table doublings
+            # and their fresh pages, which two threads fault in at once
+            # (bench/HOTPATH.md, eighth and ninth rounds).
+            log("replay: steady state (--presize), role process")
+            la = loadavg()
+            R["replay_steady"] = replay_bench(work, cfg["replay_n"], cfg["replay_repeat"], cfg["replay_runs"],
+                                              [1, 2], replay_extra=["--role", "process", "--presize"],
+                                              label="steady")
+            R["replay_steady"]["loadavg"] = la
         else:
             R["replay"] = dict(skipped="not built (declstream replay absent)")
 
