@@ -72,7 +72,6 @@ static inline uint64_t ds_mix64(uint64_t k) {
         return k;
 }
 
-/* Smallest power of two >= v (v >= 1, v <= 2^31). */
 /* calloc(1, size) for a structure one thread writes on every message and
  * another thread allocates next to others of its kind - a partition's
  * headers (ds_part_t, its ledger's, its rows', ...), which the main thread
@@ -87,6 +86,7 @@ static inline void *ds_calloc_lines(size_t size) {
         return p;
 }
 
+/* Smallest power of two >= v (v >= 1, v <= 2^31). */
 static inline uint32_t ds_pow2_ceil(uint32_t v) {
         v--;
         v |= v >> 1; v |= v >> 2; v |= v >> 4; v |= v >> 8; v |= v >> 16;
