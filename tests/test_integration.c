@@ -57,6 +57,76 @@ static void check_head_not_deleted(const char *topic) {
         cr_expect_eq(ds_topic_heads_lost(servers, dir, topic), 0, "%s lost its head: the broker deleted data", topic);
 }
 
+/* customs.totals and customs.top_headings against the truth file: every row
+ * of every window exactly (ds_check_against_truth), more than min_rows of
+ * them, and every declaration counted. */
+static void check_totals(int min_rows) {
+        ds_truth_check_t chk;
+        int problems = ds_check_against_truth(servers, dir, path("truth.json"), &chk);
+        cr_log_info("compared %d rows with the truth: %d problems", chk.rows_compared, problems);
+        cr_expect_gt(chk.rows_compared, min_rows, "too few rows compared");
+        cr_expect_eq(chk.declarations_counted, chk.declarations_truth);
+        cr_expect_eq(problems, 0, "%d differences from the truth (details on stderr)", problems);
+}
+
+/* gen --count count --bad-rate bad --seed seed with its truth file, then a
+ * run to the end of the input with run_extra (NULL-terminated) added;
+ * returns the run's log (free it). */
+static char *gen_then_run(const char *count, const char *bad, const char *seed, char *const *run_extra) {
+        char *gen[] = {DS_BINARY, "gen", "-b", servers, "--count", (char *)count, "--bad-rate", (char *)bad,
+                       "--seed", (char *)seed, "--truth", path("truth.json"), "-q", NULL};
+        cr_assert_eq(ds_run(gen, NULL, path("gen.err"), 300000), 0);
+        char *run[32] = {DS_BINARY, "run", "-b", servers, "--exit.on.eof", "true", "-X", "session.timeout.ms=6000"};
+        size_t n = 8;
+        for (; *run_extra && n < DS_ARRAY_LEN(run) - 1; run_extra++)
+                run[n++] = *run_extra;
+        run[n] = NULL;
+        int rc = ds_run(run, NULL, path("run.err"), 300000);
+        cr_assert_eq(rc, 0, "run exited with %d (see %s)", rc, path("run.err"));
+        char *log = ds_slurp(path("run.err"), &n);
+        cr_assert_not_null(log);
+        return log;
+}
+
+/* customs.declarations.dlq, read by kcat: every bad message of the truth
+ * once, per reason, each with its source coordinates, and no other reason. */
+static void check_dead_letters(json_t *truth) {
+        kcat_read("customs.declarations.dlq", "%h\n", path("dlq.txt"));
+        FILE *f = fopen(path("dlq.txt"), "r");
+        cr_assert_not_null(f);
+        json_t *by_reason = json_object();
+        char line[2048];
+        long long dlq = 0;
+        while (fgets(line, sizeof(line), f)) {
+                char *c = strstr(line, "ds.error.code=");
+                cr_assert_not_null(c, "dead letter without ds.error.code: %s", line);
+                c += strlen("ds.error.code=");
+                c[strcspn(c, ",\n")] = '\0';
+                char *rest = c + strlen(c) + 1;
+                cr_expect_not_null(strstr(rest, "ds.source.topic=customs.declarations"), "dead letter without its source topic");
+                cr_expect_not_null(strstr(rest, "ds.source.partition="), "dead letter without source partition");
+                cr_expect_not_null(strstr(rest, "ds.source.offset="), "dead letter without source offset");
+                json_t *cnt = json_object_get(by_reason, c);
+                json_object_set_new(by_reason, c, json_integer(cnt ? json_integer_value(cnt) + 1 : 1));
+                dlq++;
+        }
+        fclose(f);
+        cr_expect_eq(dlq, json_integer_value(json_object_get(truth, "bad")), "dead letters %lld, truth bad %lld", dlq,
+                     (long long)json_integer_value(json_object_get(truth, "bad")));
+        json_t *want_bad = json_object_get(truth, "bad_by_reason");
+        cr_assert_gt(json_object_size(want_bad), 3, "the generator should make several kinds of bad messages");
+        const char *k;
+        json_t *want;
+        json_object_foreach(want_bad, k, want) {
+                json_t *got = json_object_get(by_reason, k);
+                cr_expect_eq(got ? json_integer_value(got) : 0, json_integer_value(want),
+                             "reason %s: %lld dead letters, truth %lld", k, got ? (long long)json_integer_value(got) : 0LL,
+                             (long long)json_integer_value(want));
+        }
+        json_object_foreach(by_reason, k, want) cr_expect_not_null(json_object_get(want_bad, k), "unexpected reason %s", k);
+        json_decref(by_reason);
+}
+
 Test(integration, every_row_distinct_count_top_list_and_dead_letter_matches_the_truth, .init = setup,
      .fini = teardown, .timeout = 900) {
         /* all rates on (defaults: 5% amended, 1% cancelled, 0.5% redelivered,
@@ -84,12 +154,7 @@ Test(integration, every_row_distinct_count_top_list_and_dead_letter_matches_the_
 
         /* --- customs.totals and customs.top_headings: every row of every
          * window exactly, distinct counts within ds_hll_tolerance(), every top list --- */
-        ds_truth_check_t chk;
-        int problems = ds_check_against_truth(servers, dir, path("truth.json"), &chk);
-        cr_log_info("compared %d rows with the truth: %d problems", chk.rows_compared, problems);
-        cr_expect_gt(chk.rows_compared, 5000, "too few rows compared");
-        cr_expect_eq(chk.declarations_counted, chk.declarations_truth);
-        cr_expect_eq(problems, 0, "%d differences from the truth (details on stderr)", problems);
+        check_totals(5000);
         json_t *rows = json_object_get(truth, "rows");
         int per_window[4] = {0};
         const char *k;
@@ -104,43 +169,14 @@ Test(integration, every_row_distinct_count_top_list_and_dead_letter_matches_the_
         cr_assert_gt(json_object_size(json_object_get(truth, "distinct")), 10);
 
         /* --- customs.declarations.dlq: every bad message, per reason, with its source --- */
-        kcat_read("customs.declarations.dlq", "%h\n", path("dlq.txt"));
-        FILE *f = fopen(path("dlq.txt"), "r");
-        cr_assert_not_null(f);
-        json_t *by_reason = json_object();
-        char line[2048];
-        long long dlq = 0;
-        while (fgets(line, sizeof(line), f)) {
-                char *c = strstr(line, "ds.error.code=");
-                cr_assert_not_null(c, "dead letter without ds.error.code: %s", line);
-                c += strlen("ds.error.code=");
-                c[strcspn(c, ",\n")] = '\0';
-                char *rest = c + strlen(c) + 1;
-                cr_expect_not_null(strstr(rest, "ds.source.topic=customs.declarations"), "dead letter without its source topic");
-                cr_expect_not_null(strstr(rest, "ds.source.partition="), "dead letter without source partition");
-                cr_expect_not_null(strstr(rest, "ds.source.offset="), "dead letter without source offset");
-                json_t *cnt = json_object_get(by_reason, c);
-                json_object_set_new(by_reason, c, json_integer(cnt ? json_integer_value(cnt) + 1 : 1));
-                dlq++;
-        }
-        fclose(f);
-        cr_expect_eq(dlq, json_integer_value(json_object_get(truth, "bad")), "dead letters %lld, truth bad %lld", dlq,
-                     (long long)json_integer_value(json_object_get(truth, "bad")));
-        json_t *want_bad = json_object_get(truth, "bad_by_reason");
-        cr_assert_gt(json_object_size(want_bad), 5, "the generator should make several kinds of bad messages");
-        json_object_foreach(want_bad, k, want) {
-                json_t *got = json_object_get(by_reason, k);
-                cr_expect_eq(got ? json_integer_value(got) : 0, json_integer_value(want),
-                             "reason %s: %lld dead letters, truth %lld", k, got ? (long long)json_integer_value(got) : 0LL,
-                             (long long)json_integer_value(want));
-        }
-        json_object_foreach(by_reason, k, want) cr_expect_not_null(json_object_get(want_bad, k), "unexpected reason %s", k);
+        cr_assert_gt(json_object_size(json_object_get(truth, "bad_by_reason")), 5,
+                     "the generator should make several kinds of bad messages");
+        check_dead_letters(truth);
 
         /* --- nothing deleted by the embedded broker --- */
         check_head_not_deleted("customs.declarations");
         check_head_not_deleted("customs.totals");
 
-        json_decref(by_reason);
         json_decref(truth);
 }
 
@@ -149,23 +185,12 @@ Test(integration, transactions_mode_runs_its_api_flow_with_exact_totals, .init =
         /* the embedded broker accepts the transaction API without keeping its
          * promises: this checks the calls succeed end to end and the totals
          * (kept exact by the checkpoints underneath) */
-        char *gen[] = {DS_BINARY, "gen", "-b", servers, "--count", "40000", "--bad-rate", "0.01", "--seed", "77",
-                       "--truth", path("truth.json"), "-q", NULL};
-        cr_assert_eq(ds_run(gen, NULL, path("gen.err"), 300000), 0);
-        char *run[] = {DS_BINARY, "run", "-b", servers, "--exit.on.eof", "true", "--exactly.once.mode", "transactions",
-                       "--instance.id", "it-1", "-X", "session.timeout.ms=6000", NULL};
-        int rc = ds_run(run, NULL, path("run.err"), 300000);
-        cr_assert_eq(rc, 0, "run exited with %d (see %s)", rc, path("run.err"));
-        size_t n;
-        char *log = ds_slurp(path("run.err"), &n);
-        cr_assert_not_null(log);
+        char *extra[] = {"--exactly.once.mode", "transactions", "--instance.id", "it-1", NULL};
+        char *log = gen_then_run("40000", "0.01", "77", extra);
         cr_expect_not_null(strstr(log, "exactly_once=transactions"));
         cr_expect_null(strstr(log, "transaction failed"));
         free(log);
-        ds_truth_check_t chk;
-        int problems = ds_check_against_truth(servers, dir, path("truth.json"), &chk);
-        cr_expect_gt(chk.rows_compared, 1000);
-        cr_expect_eq(problems, 0, "%d differences from the truth", problems);
+        check_totals(1000);
 }
 
 /* decoder=avro-c: Apache Avro C's generic decoder (the reference) on the
@@ -174,45 +199,17 @@ Test(integration, transactions_mode_runs_its_api_flow_with_exact_totals, .init =
  * the truth's rows and every dead letter under its reason. */
 Test(integration, the_avro_c_decoder_gives_the_truth_and_the_same_dead_letters, .init = setup, .fini = teardown,
      .timeout = 600) {
-        char *gen[] = {DS_BINARY, "gen", "-b", servers, "--count", "20000", "--bad-rate", "0.02", "--seed", "4242",
-                       "--truth", path("truth.json"), "-q", NULL};
-        cr_assert_eq(ds_run(gen, NULL, path("gen.err"), 300000), 0);
-        char *run[] = {DS_BINARY, "run", "-b", servers, "--exit.on.eof", "true", "--decoder", "avro-c",
-                       "-X", "session.timeout.ms=6000", NULL};
-        int rc = ds_run(run, NULL, path("run.err"), 300000);
-        cr_assert_eq(rc, 0, "run exited with %d (see %s)", rc, path("run.err"));
-        size_t n;
-        char *log = ds_slurp(path("run.err"), &n);
-        cr_assert_not_null(log);
+        char *extra[] = {"--decoder", "avro-c", NULL};
+        char *log = gen_then_run("20000", "0.02", "4242", extra);
         cr_expect_not_null(strstr(log, "decoder=avro-c"), "the run should say which decoder it uses");
         free(log);
-        ds_truth_check_t chk;
-        int problems = ds_check_against_truth(servers, dir, path("truth.json"), &chk);
-        cr_expect_gt(chk.rows_compared, 1000);
-        cr_expect_eq(chk.declarations_counted, chk.declarations_truth);
-        cr_expect_eq(problems, 0, "%d differences from the truth", problems);
+        check_totals(1000);
 
         /* every bad message dead-lettered once, under the reason the truth gives */
         json_error_t jerr;
         json_t *truth = json_load_file(path("truth.json"), 0, &jerr);
         cr_assert_not_null(truth, "truth: %s", jerr.text);
-        json_t *want_bad = json_object_get(truth, "bad_by_reason");
-        cr_assert_gt(json_object_size(want_bad), 3);
-        kcat_read("customs.declarations.dlq", "%h\n", path("dlq.txt"));
-        char *dl = ds_slurp(path("dlq.txt"), &n);
-        cr_assert_not_null(dl);
-        const char *k;
-        json_t *want;
-        json_object_foreach(want_bad, k, want) {
-                char needle[96];
-                snprintf(needle, sizeof(needle), "ds.error.code=%s,", k);
-                long long got = 0;
-                for (const char *p = strstr(dl, needle); p; p = strstr(p + 1, needle))
-                        got++;
-                cr_expect_eq(got, json_integer_value(want), "reason %s: %lld dead letters, truth %lld", k, got,
-                             (long long)json_integer_value(want));
-        }
-        free(dl);
+        check_dead_letters(truth);
         json_decref(truth);
 }
 
@@ -247,11 +244,7 @@ Test(integration, a_gates_file_of_fifty_gates_gives_the_truth_and_a_bad_one_stop
         cr_expect_not_null(json_object_get(json_object_get(truth, "rows"), "GATE|XG34|TOTAL|0"),
                            "the truth has no row of gate XG34");
         json_decref(truth);
-        ds_truth_check_t chk;
-        int problems = ds_check_against_truth(servers, dir, path("truth.json"), &chk);
-        cr_expect_gt(chk.rows_compared, 1000);
-        cr_expect_eq(chk.declarations_counted, chk.declarations_truth);
-        cr_expect_eq(problems, 0, "%d differences from the truth", problems);
+        check_totals(1000);
 }
 
 /* The merge publishes every merge.interval.ms at the latest, and sooner -
