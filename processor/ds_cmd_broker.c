@@ -142,6 +142,7 @@ static void control_exec(control_t *c, char *line) {
 
 static void *control_main(void *arg) {
         control_t *c = arg;
+        ds_thread_name("control", -1);
         /* O_RDWR: the FIFO never reports end-of-file when a writer closes */
         int fd = open(c->path, O_RDWR);
         if (fd < 0) {

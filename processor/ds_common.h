@@ -10,6 +10,8 @@
 #define DS_COMMON_H
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdbool.h>
@@ -22,6 +24,19 @@
 #define DS_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define DS_UNUSED __attribute__((unused))
 #define DS_CACHELINE 64
+
+/* Names the calling thread "ds-<role>[-<n>]" (n < 0: no number), as
+ * librdkafka names its own "rdk:*": top -H, ps -L, perf and gdb then say
+ * which thread is which. Linux keeps 15 characters. */
+static inline void ds_thread_name(const char *role, int n) {
+        char name[32];
+        if (n < 0)
+                snprintf(name, sizeof(name), "ds-%s", role);
+        else
+                snprintf(name, sizeof(name), "ds-%s-%d", role, n);
+        name[15] = '\0';
+        pthread_setname_np(pthread_self(), name);
+}
 
 /* Milliseconds since the Unix epoch, wall clock. */
 static inline int64_t ds_now_ms(void) {

@@ -381,6 +381,7 @@ void ds_live_stats(ds_live_t *lv, ds_live_stats_t *st) {
 
 static void *live_main(void *arg) {
         ds_live_t *lv = arg;
+        ds_thread_name("live", -1);
         while (!atomic_load_explicit(&lv->stop, memory_order_relaxed)) {
                 rd_kafka_message_t *m = rd_kafka_consumer_poll(lv->rk, 100);
                 if (!m)

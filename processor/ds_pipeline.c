@@ -550,6 +550,7 @@ static int serve(worker_t *w) {
 
 static void *worker_main(void *arg) {
         worker_t *w = arg;
+        ds_thread_name("worker", w->id);
         int bs = w->pl->cfg->batch_size;
         rd_kafka_message_t **batch = malloc((size_t)bs * sizeof(*batch));
         if (!batch) {
@@ -1242,6 +1243,7 @@ typedef struct watchdog {
 
 static void *watchdog_main(void *arg) {
         watchdog_t *wd = arg;
+        ds_thread_name("watchdog", -1);
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_sec += wd->timeout_ms / 1000;
@@ -1271,6 +1273,7 @@ static int nprocs(void) {
 
 static void *merge_main(void *arg) {
         pipeline_t *pl = arg;
+        ds_thread_name("merge", -1);
         pl->mr_rc = ds_merge_role_run(pl->mr);
         if (pl->mr_rc)
                 set_fatal(pl);

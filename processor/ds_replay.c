@@ -696,6 +696,7 @@ static inline void prepare(rworker_t *w, uint64_t i, uint64_t id_shift, int64_t 
 
 static void *worker_main(void *arg) {
         rworker_t *w = arg;
+        ds_thread_name("worker", w->id);
         ds_replay_t *r = w->r;
         const ds_part_cfg_t *cfg = &r->o.part;
         while (!atomic_load_explicit(&r->start, memory_order_acquire))

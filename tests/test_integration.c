@@ -12,6 +12,7 @@
  * deleted nothing (every partition still starts at offset 0).
  */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
@@ -362,6 +363,32 @@ Test(integration, idle_cycles_repeat_no_status, .init = setup, .fini = teardown,
  * 192 partial partitions a SIGTERM'd processor hit the default 10 s
  * shutdown.timeout.ms and exited 3. Here 192 partitions and a 5 s timeout:
  * the one-by-one queries took ~9.8 s, the shutdown now takes ~0.7 s. */
+/* Whether process pid has a thread named name (/proc/PID/task/TID/comm). */
+static int has_thread(pid_t pid, const char *name) {
+        char tdir[64];
+        snprintf(tdir, sizeof(tdir), "/proc/%d/task", (int)pid);
+        DIR *dp = opendir(tdir);
+        if (!dp)
+                return 0;
+        int found = 0;
+        struct dirent *e;
+        while (!found && (e = readdir(dp))) {
+                if (e->d_name[0] == '.')
+                        continue;
+                char cpath[384], comm[32] = "";
+                snprintf(cpath, sizeof(cpath), "%s/%s/comm", tdir, e->d_name);
+                FILE *f = fopen(cpath, "r");
+                if (f) {
+                        if (fgets(comm, sizeof(comm), f))
+                                comm[strcspn(comm, "\n")] = '\0';
+                        fclose(f);
+                }
+                found = strcmp(comm, name) == 0;
+        }
+        closedir(dp);
+        return found;
+}
+
 Test(integration, sigterm_with_many_partial_partitions_leaves_within_the_shutdown_timeout, .timeout = 300) {
         char *d = ds_tmpdir("ds-term");
         cr_assert_not_null(d);
@@ -374,12 +401,16 @@ Test(integration, sigterm_with_many_partial_partitions_leaves_within_the_shutdow
         char *gen[] = {DS_BINARY, "gen", "-b", srv, "--count", "3000", "--seed", "5", "-q", NULL};
         cr_assert_eq(ds_run(gen, NULL, gerr, 120000), 0, "gen failed (see %s)", gerr);
         char *run[] = {DS_BINARY, "run", "-b", srv, "--shutdown.timeout.ms", "5000", "--http.listen", "off",
-                       "-X", "session.timeout.ms=6000", NULL};
+                       "-X", "session.timeout.ms=6000", "--threads", "2", NULL};
         ds_proc_t proc;
         cr_assert_eq(ds_proc_start(&proc, run, NULL, rerr), 0);
         /* running and caught up: totals published, the merge's fetches idle */
         cr_assert_geq(wait_first_total(srv, d, ds_mono_ms(), 60000), 0, "no totals within 60 s (see %s)", rerr);
         sleep(2);
+        /* meanwhile: each thread says what it is (ps -L, top -H, perf), beside librdkafka's rdk:* */
+        static const char *const names[] = {"ds-worker-0", "ds-worker-1", "ds-merge", "rdk:main"};
+        for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+                cr_expect(has_thread(proc.pid, names[i]), "no thread named %s", names[i]);
         ds_proc_kill(&proc, SIGTERM);
         int rc = ds_proc_wait(&proc, 60000);
         cr_expect_eq(rc, 0, "run exited with %d on SIGTERM (3: it overran shutdown.timeout.ms; see %s)", rc, rerr);
