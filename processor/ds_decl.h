@@ -21,6 +21,9 @@
  * with more is split by the declarant. Larger arrays are dead-lettered. */
 #define DS_MAX_ITEMS 50
 
+/* A declaration id is 12 digits; as an integer (ds_contrib_t.id) at most: */
+#define DS_DECL_ID_MAX 999999999999LL
+
 typedef enum { DS_KIND_NEW = 0, DS_KIND_AMEND, DS_KIND_CANCEL, DS_KIND__CNT } ds_kind_t;
 typedef enum {
         DS_FLOW_EXPORT = 0,

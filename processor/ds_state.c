@@ -322,6 +322,7 @@ struct ds_restore {
         int loading;          /* inside that snapshot */
         int skipping;         /* inside a later snapshot: ignored (same state as a checkpoint) */
         int done;
+        uint64_t snap_entries, snap_rows; /* items of the snapshot loaded, checked against its SNAP_END */
         ds_cl_checkpoint_t cp;
         pending_t *pend;
         uint32_t npend, cappend;
@@ -360,32 +361,66 @@ void ds_restore_destroy(ds_restore_t *r) {
         free(r);
 }
 
-/* Applies the items of a SNAP_CHUNK or DELTA record. */
+/* Whether a row key read back could have been written by a partition's
+ * aggregates: a known dimension and window, no partition bits (only the
+ * merge's keys carry them), a gate this process knows, a heading of at most
+ * 8 digits. Anything else comes from a corrupt record, and would index past
+ * the gate list when the row is published. */
+static int rowkey_valid(ds_rowkey_t k) {
+        uint64_t x = k.k;
+        ds_dim_t dim = ds_rowkey_dim(k);
+        if (dim >= DS_DIM__CNT || ds_rowkey_window(k) >= DS_WIN__CNT || (x >> 32 & 0xffff))
+                return 0;
+        if (dim == DS_DIM_GATE_HEADING)
+                return ds_rowkey_window(k) == DS_WIN_DAY && ds_cell_gate(k) < (uint32_t)ds_gate_count();
+        if (x >> 48 & 0x7ff)
+                return 0;
+        return dim == DS_DIM_GATE ? ds_rowkey_key(k) < (uint32_t)ds_gate_count() : ds_rowkey_key(k) < 1u << 27;
+}
+
+/* Applies the items of a SNAP_CHUNK or DELTA record. Every field is checked
+ * against what a processor writes: the record comes from a topic and may be
+ * corrupt, and a value out of range would index past an array later (a
+ * flow, a gate) or collide with the ledger's empty-slot marker (an id). */
 static int apply_items(ds_restore_t *r, ds_rd_t *in, char *errstr, size_t sz) {
         ds_line_t lines[DS_MAX_ITEMS];
         while (in->p < in->end && !in->bad) {
                 uint8_t tag = get_u8(in);
                 if (tag == 'L') {
                         ds_ledger_entry_t e;
-                        e.id = (uint64_t)ds_rd_long(in);
+                        int64_t id = ds_rd_long(in);
                         e.declared_at = ds_rd_long(in);
-                        e.version = (int32_t)ds_rd_long(in);
-                        e.gate = (uint16_t)ds_rd_long(in);
-                        e.flow = (uint8_t)ds_rd_long(in);
-                        e.cancelled = (uint8_t)ds_rd_long(in);
-                        int64_t n = ds_rd_long(in);
-                        if (in->bad || n < 0 || n > DS_MAX_ITEMS)
+                        int64_t version = ds_rd_long(in), gate = ds_rd_long(in), flow = ds_rd_long(in),
+                                cancelled = ds_rd_long(in), n = ds_rd_long(in);
+                        if (in->bad || n < 0 || n > DS_MAX_ITEMS || id < 0 || id > DS_DECL_ID_MAX || version < 0 ||
+                            version > INT32_MAX || gate < 0 || flow < 0 || flow >= DS_FLOW__CNT || cancelled < 0 ||
+                            cancelled > 1)
                                 return ds_err(errstr, sz, "corrupt ledger entry");
+                        if (gate >= ds_gate_count())
+                                return ds_err(errstr, sz,
+                                              "a ledger entry names gate %lld but this process has %d gates: the "
+                                              "changelog was written with a longer gate list, or is corrupt",
+                                              (long long)gate, ds_gate_count());
+                        e.id = (uint64_t)id;
+                        e.version = (int32_t)version;
+                        e.gate = (uint16_t)gate;
+                        e.flow = (uint8_t)flow;
+                        e.cancelled = (uint8_t)cancelled;
                         e.nlines = (uint32_t)n;
                         for (int64_t i = 0; i < n; i++) {
-                                lines[i].heading = (uint32_t)ds_rd_long(in);
-                                lines[i].items = (uint32_t)ds_rd_long(in);
+                                int64_t heading = ds_rd_long(in), items = ds_rd_long(in);
+                                if (heading < 0 || heading >= 1 << 27 || items < 0 || items > UINT32_MAX)
+                                        return ds_err(errstr, sz, "corrupt ledger entry");
+                                lines[i].heading = (uint32_t)heading;
+                                lines[i].items = (uint32_t)items;
                                 lines[i].value = ds_rd_long(in);
                                 lines[i].weight = ds_rd_long(in);
                         }
                         e.lines = lines;
                         if (in->bad)
                                 return ds_err(errstr, sz, "corrupt ledger entry");
+                        if (r->loading)
+                                r->snap_entries++;
                         if (ds_ledger_put(r->part->ledger, &e))
                                 return ds_err(errstr, sz, "out of memory restoring the ledger");
                         r->st.ledger_entries++;
@@ -414,18 +449,20 @@ static int apply_items(ds_restore_t *r, ds_rd_t *in, char *errstr, size_t sz) {
                                         return ds_err(errstr, sz, "corrupt row sketch");
                                 }
                         }
-                        if (in->bad) {
+                        if (in->bad || !rowkey_valid(key)) {
                                 ds_distinct_free(d);
                                 return ds_err(errstr, sz, "corrupt row");
                         }
                         if (ds_agg_restore_row(r->part->agg, key, &m, d))
                                 return ds_err(errstr, sz, "out of memory restoring rows");
+                        if (r->loading)
+                                r->snap_rows++;
                         r->st.rows++;
                 } else if (tag == 'X') {
                         ds_rowkey_t key;
                         key.k = get_u64(in);
                         key.start = ds_rd_long(in);
-                        if (in->bad)
+                        if (in->bad || !rowkey_valid(key))
                                 return ds_err(errstr, sz, "corrupt row removal");
                         ds_agg_remove_row(r->part->agg, key);
                 } else {
@@ -492,8 +529,22 @@ int ds_restore_feed(ds_restore_t *r, int64_t offset, const uint8_t *rec, size_t 
                                       (long long)offset);
                 return apply_items(r, &in, errstr, sz);
         case DS_CL_SNAP_END:
-                if (r->loading)
+                if (r->loading) {
+                        /* its counts: a chunk lost from the log (a broker
+                         * that lost acknowledged records) must not restore
+                         * a state with holes */
+                        int64_t entries = ds_rd_long(&in), rows = ds_rd_long(&in);
+                        if (in.bad)
+                                return ds_err(errstr, sz, "corrupt snapshot end at offset %lld", (long long)offset);
+                        if ((uint64_t)entries != r->snap_entries || (uint64_t)rows != r->snap_rows)
+                                return ds_err(errstr, sz,
+                                              "the snapshot ending at offset %lld is incomplete: %llu of %lld "
+                                              "ledger entries and %llu of %lld rows were read (a record of it is "
+                                              "missing from the changelog)",
+                                              (long long)offset, (unsigned long long)r->snap_entries,
+                                              (long long)entries, (unsigned long long)r->snap_rows, (long long)rows);
                         r->loading = 0;
+                }
                 r->skipping = 0;
                 return 0;
         case DS_CL_DELTA: {

@@ -360,6 +360,148 @@ Test(state, corrupt_records_are_reported) {
         free(l);
 }
 
+/* ---- records written by hand: every field of an item ---------------------- */
+
+/* A record's header as ds_state.c writes it: 'D' 'S' version type, epoch, partition. */
+static void put_head(ds_buf_t *b, int type) {
+        const uint8_t h[4] = {'D', 'S', 1, (uint8_t)type};
+        ds_buf_put(b, h, 4);
+        ds_avro_put_long(b, 1); /* epoch */
+        ds_avro_put_long(b, 3); /* partition */
+}
+
+/* One ledger entry's fields and one row's key, as a snapshot carries them. */
+typedef struct item_fields {
+        int64_t id, version, gate, flow, cancelled, heading, items;
+        uint64_t rowkey;
+} item_fields_t;
+
+/* A snapshot of one ledger entry and one row (SNAP_END counting them unless
+ * end_entries >= 0 says otherwise), then its checkpoint; restored from
+ * offset 0. Returns ds_restore_feed's last result, err its message. */
+static int restore_items(const item_fields_t *f, int64_t end_entries, char *err, size_t size) {
+        log_t *l = calloc(1, sizeof(*l));
+        ds_buf_t b = {0};
+        put_head(&b, DS_CL_SNAP_BEGIN);
+        ds_avro_put_long(&b, 10);             /* next input offset */
+        ds_avro_put_long(&b, 1710036000000LL); /* watermark */
+        append(l, &b);
+        put_head(&b, DS_CL_SNAP_CHUNK);
+        ds_buf_put(&b, "L", 1);
+        const int64_t entry[] = {f->id, 1710036000000LL, f->version, f->gate, f->flow, f->cancelled, 1,
+                                 f->heading, f->items, 250000, 40000};
+        for (size_t i = 0; i < sizeof(entry) / sizeof(entry[0]); i++)
+                ds_avro_put_long(&b, entry[i]);
+        ds_buf_put(&b, "R", 1);
+        ds_buf_put(&b, &f->rowkey, 8);
+        ds_avro_put_long(&b, 1710028800000LL); /* window start */
+        for (int i = 0; i < 8; i++)
+                ds_avro_put_long(&b, i + 1);
+        ds_avro_put_long(&b, 0); /* no sketch */
+        append(l, &b);
+        put_head(&b, DS_CL_SNAP_END);
+        ds_avro_put_long(&b, end_entries >= 0 ? end_entries : 1);
+        ds_avro_put_long(&b, 1);
+        append(l, &b);
+        ds_cl_checkpoint_t cp = {10, 1710036000000LL, 0, -1};
+        ds_cl_write_checkpoint(&b, 3, 1, &cp);
+        int64_t target = append(l, &b);
+        ds_buf_free(&b);
+        ds_part_cfg_t cfg;
+        ds_part_cfg_default(&cfg);
+        ds_restore_t *r = ds_restore_new(&cfg, 3, 0, target);
+        err[0] = '\0';
+        int rc = 0;
+        for (int64_t i = 0; i < l->n && rc == 0; i++)
+                rc = ds_restore_feed(r, i, l->r[i].p, l->r[i].len, err, size);
+        ds_restore_destroy(r);
+        log_free(l);
+        free(l);
+        return rc;
+}
+
+/* A changelog comes from a topic and may be corrupt. Each field of a ledger
+ * entry or row key outside what a processor writes must stop the restore
+ * with an error: restored as it was, a flow of 200 was later an index
+ * into a 4-slot array (an amendment's retraction wrote past the row), an id
+ * of -1 became the ledger's empty-slot marker, a gate past the list was read
+ * by the publisher. */
+Test(state, out_of_range_fields_of_a_ledger_entry_or_row_are_refused) {
+        ds_domain_init();
+        const uint64_t gate_day = ds_rowkey(DS_DIM_GATE, DS_WIN_DAY, 2, 0).k;
+        const item_fields_t good = {123456789012LL, 2, 1, 3, 1, 8106, 4, gate_day};
+        char err[512];
+        cr_assert_eq(restore_items(&good, -1, err, sizeof(err)), 1, "the valid snapshot was refused: %s", err);
+        struct {
+                const char *what;
+                item_fields_t f;
+        } bad[] = {
+            {"id -1", good},      {"id 10^12", good},      {"version -1", good},  {"version 2^31", good},
+            {"gate -1", good},    {"gate 60000", good},    {"flow 4", good},      {"flow 200", good},
+            {"cancelled 7", good}, {"heading 2^27", good}, {"items -1", good},    {"row dimension 3", good},
+            {"row window 5", good}, {"row with partition bits", good}, {"row gate 60000", good},
+            {"cell of gate 60000", good}, {"cell of an HOUR window", good},
+        };
+        bad[0].f.id = -1;
+        bad[1].f.id = 1000000000000LL;
+        bad[2].f.version = -1;
+        bad[3].f.version = 1LL << 31;
+        bad[4].f.gate = -1;
+        bad[5].f.gate = 60000;
+        bad[6].f.flow = DS_FLOW__CNT;
+        bad[7].f.flow = 200;
+        bad[8].f.cancelled = 7;
+        bad[9].f.heading = 1 << 27;
+        bad[10].f.items = -1;
+        bad[11].f.rowkey = 3ULL << 62 | (gate_day & ~(3ULL << 62));
+        bad[12].f.rowkey = ds_rowkey(DS_DIM_GATE, (ds_window_t)5, 2, 0).k;
+        bad[13].f.rowkey = ds_rowkey_with_partition(ds_rowkey(DS_DIM_GATE, DS_WIN_DAY, 2, 0), 3).k;
+        bad[14].f.rowkey = ds_rowkey(DS_DIM_GATE, DS_WIN_DAY, 60000, 0).k;
+        bad[15].f.rowkey = ds_cell_rowkey(60000, 8106, 0).k;
+        bad[16].f.rowkey = (ds_cell_rowkey(1, 8106, 0).k & ~(7ULL << 59)) | (uint64_t)DS_WIN_HOUR << 59;
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                int rc = restore_items(&bad[i].f, -1, err, sizeof(err));
+                cr_expect_eq(rc, -1, "%s: restored (rc %d)", bad[i].what, rc);
+                cr_expect_neq(err[0], '\0', "%s: no message", bad[i].what);
+        }
+        /* a gate past the list says so: the likelier cause is a shorter gates file */
+        restore_items(&bad[5].f, -1, err, sizeof(err));
+        cr_expect(strstr(err, "gate 60000") && strstr(err, "gate list"), "message: %s", err);
+}
+
+/* A snapshot's SNAP_END carries how many ledger entries and rows it holds.
+ * A chunk missing from the log (a broker that lost acknowledged records)
+ * must stop the restore, not give a state with holes. */
+Test(state, a_snapshot_missing_a_chunk_is_refused) {
+        ds_domain_init();
+        const item_fields_t good = {42, 0, 0, 0, 0, 8106, 1, ds_rowkey(DS_DIM_GATE, DS_WIN_TOTAL, 0, 0).k};
+        char err[512];
+        cr_assert_eq(restore_items(&good, -1, err, sizeof(err)), 1, "%s", err);
+        cr_expect_eq(restore_items(&good, 2, err, sizeof(err)), -1, "a snapshot short of an entry was restored");
+        cr_expect(strstr(err, "incomplete") && strstr(err, "1 of 2 ledger entries"), "message: %s", err);
+        /* a real snapshot of several chunks, one of them left out */
+        log_t *l = calloc(1, sizeof(*l));
+        owner_t o;
+        owner_init(&o, 5, 1);
+        claim_fresh(l, &o);
+        apply_random(&o, 300);
+        int64_t c = cycle(&o, l, 1, NULL);
+        cr_assert_geq(c - o.snapshot_offset, 4, "the snapshot needs two chunks or more");
+        ds_part_cfg_t cfg;
+        ds_part_cfg_default(&cfg);
+        ds_restore_t *r = ds_restore_new(&cfg, 3, o.snapshot_offset, c);
+        int rc = 0;
+        for (int64_t i = 0; i < l->n && rc == 0; i++)
+                if (i != o.snapshot_offset + 2)
+                        rc = ds_restore_feed(r, i, l->r[i].p, l->r[i].len, err, sizeof(err));
+        cr_expect_eq(rc, -1, "a snapshot without its second chunk was restored");
+        cr_expect(strstr(err, "incomplete"), "message: %s", err);
+        ds_restore_destroy(r);
+        owner_free(&o);
+        log_free(l);
+        free(l);
+}
+
 /* A gates file adds gates after the compiled-in ones; the state stores gate
  * numbers, so a checkpoint records the list (length and fingerprint) and a
  * restore under a list that does not begin with it fails, naming the cause. */
