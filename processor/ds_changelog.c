@@ -70,11 +70,19 @@ int ds_changelog_parse_metadata(const char *md, int32_t *epoch, int64_t *claim_o
 }
 
 /* Reads changelog partition p over [from, to), calling fn for each record
- * until it returns non-zero. Returns 0, or -1 with errstr. */
+ * until it returns non-zero. Returns 0, or -1 with errstr.
+ *
+ * Offsets need not be contiguous: on a cluster with transactions a commit
+ * marker takes an offset and is never delivered, and read_committed skips
+ * aborted records. So the range ends at the first record at or past `to`,
+ * or at the partition's end once that is at or past `to` (the last offsets
+ * of a transactional partition are markers). exact_start: the record at
+ * `from` must be there (a snapshot or checkpoint named by offset); a scan
+ * takes what the range holds. */
 typedef int (*read_fn)(void *ctx, int64_t offset, const uint8_t *p, size_t len);
 
-static int read_range(ds_changelog_t *c, int32_t p, int64_t from, int64_t to, read_fn fn, void *ctx, char *errstr,
-                      size_t sz) {
+static int read_range(ds_changelog_t *c, int32_t p, int64_t from, int64_t to, int exact_start, read_fn fn, void *ctx,
+                      char *errstr, size_t sz) {
         if (from >= to)
                 return 0;
         rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
@@ -96,6 +104,10 @@ static int read_range(ds_changelog_t *c, int32_t p, int64_t from, int64_t to, re
                         continue;
                 }
                 if (m->err) {
+                        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF && m->offset >= to) {
+                                rd_kafka_message_destroy(m); /* all of [from, to) there is was read */
+                                break;
+                        }
                         if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
                                 ds_log(DS_LOG_WARN, "changelog", "read error", "topic=%s partition=%d error=\"%s\"",
                                        c->topic, p, rd_kafka_message_errstr(m));
@@ -114,7 +126,11 @@ static int read_range(ds_changelog_t *c, int32_t p, int64_t from, int64_t to, re
                         rd_kafka_message_destroy(m);
                         continue;
                 }
-                if (m->offset != next && next == from) {
+                if (m->offset >= to) { /* past the range: what precedes it was all delivered */
+                        rd_kafka_message_destroy(m);
+                        break;
+                }
+                if (exact_start && m->offset != next && next == from) {
                         rc = ds_err(errstr, sz, "%s [%d]: wanted offset %" PRId64 ", the log starts at %" PRId64,
                                     c->topic, p, from, m->offset);
                         rd_kafka_message_destroy(m);
@@ -241,6 +257,7 @@ int ds_changelog_take(ds_changelog_t *c, int32_t p, const char *committed_md, ds
         int64_t t0 = ds_mono_ms();
         memset(out, 0, sizeof(*out));
         out->snapshot_offset = -1;
+        errstr[0] = '\0'; /* the error paths below test whether a callee wrote one */
         int32_t auth_epoch = 0;
         int64_t auth_claim = -1;
         if (committed_md && ds_changelog_parse_metadata(committed_md, &auth_epoch, &auth_claim))
@@ -259,7 +276,7 @@ int ds_changelog_take(ds_changelog_t *c, int32_t p, const char *committed_md, ds
                 for (int64_t w = FIRST_WINDOW;; w *= 4) {
                         int64_t from = hi - w > lo ? hi - w : lo;
                         s.n = 0;
-                        if (read_range(c, p, from, hi, collect, &s, errstr, sz) || s.bad) {
+                        if (read_range(c, p, from, hi, 0, collect, &s, errstr, sz) || s.bad) {
                                 free(s.v);
                                 return -1;
                         }
@@ -283,7 +300,7 @@ int ds_changelog_take(ds_changelog_t *c, int32_t p, const char *committed_md, ds
         if (target >= 0) {
                 ds_cl_checkpoint_t want;
                 scan_t one = {0};
-                if (read_range(c, p, target, target + 1, collect, &one, errstr, sz) || one.n != 1 ||
+                if (read_range(c, p, target, target + 1, 1, collect, &one, errstr, sz) || one.n != 1 ||
                     one.v[0].type != DS_CL_CHECKPOINT) {
                         free(one.v);
                         return errstr[0] ? -1 : ds_err(errstr, sz, "%s [%d]: no checkpoint at offset %" PRId64,
@@ -301,7 +318,7 @@ int ds_changelog_take(ds_changelog_t *c, int32_t p, const char *committed_md, ds
                         return ds_err(errstr, sz, "out of memory");
                 replay_t rp = {r, errstr, sz};
                 errstr[0] = '\0';
-                int rc = read_range(c, p, want.snapshot_offset, target + 1, feed, &rp, errstr, sz);
+                int rc = read_range(c, p, want.snapshot_offset, target + 1, 1, feed, &rp, errstr, sz);
                 ds_restore_stats(r, &out->stats);
                 part = ds_restore_take(r, &cp);
                 ds_restore_destroy(r);
@@ -340,6 +357,7 @@ int ds_changelog_take(ds_changelog_t *c, int32_t p, const char *committed_md, ds
         out->part = part;
         out->epoch = epoch;
         out->claim_offset = claim_offset;
+        out->snapshot_due = out->snapshot_offset < 0 || claim_offset != target + 1; /* see ds_changelog.h */
         out->input_offset = part->next_offset;
         out->restore_ms = ds_mono_ms() - t0;
         return 0;

@@ -47,6 +47,7 @@ typedef struct ds_restore_result {
         int64_t restore_ms;       /* time taken */
         ds_restore_stats_t stats; /* replay counts */
         int fresh;                /* no earlier state */
+        int snapshot_due;         /* the first cycle must write a snapshot (ds_changelog_take() says why) */
 } ds_restore_result_t;
 
 /* consumer_conf: librdkafka properties for the restore reader (bootstrap
@@ -56,7 +57,19 @@ ds_changelog_t *ds_changelog_new(const char *topic, const ds_part_cfg_t *pcfg, r
 void ds_changelog_destroy(ds_changelog_t *c);
 
 /* Restores and claims input partition p. committed_md: the group's committed
- * metadata for p (NULL if none). Returns 0 or -1 with errstr. */
+ * metadata for p (NULL if none). Returns 0 or -1 with errstr.
+ *
+ * out->snapshot_due is set when there is no snapshot yet, and when any
+ * record sits between the checkpoint restored to and this CLAIM. Such a
+ * record is the previous owner's: a cycle cut short (harmless: the CLAIM
+ * voids it), or - if that owner was paused rather than dead - a whole cycle
+ * it wrote after this process scanned the log and before the CLAIM landed.
+ * This state does not include that cycle, but a later restore replaying
+ * from the old snapshot through the region would apply it (its checkpoint
+ * precedes the CLAIM), and rebuild a state this owner never had. A
+ * snapshot of its own, taken in this owner's first cycle, puts every later
+ * restore past the region. (On a cluster with transactions, the commit
+ * marker after the checkpoint is such a record too: a snapshot every claim.) */
 int ds_changelog_take(ds_changelog_t *c, int32_t p, const char *committed_md, ds_restore_result_t *out, char *errstr,
                       size_t errstr_size);
 

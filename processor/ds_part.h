@@ -48,7 +48,7 @@ typedef struct ds_part {
         int32_t epoch;        /* this owner's epoch (changelog claim) */
         int64_t cl_snap_bytes; /* size of the last snapshot written */
         int64_t cl_tail_bytes; /* changelog bytes written since it */
-        int need_snapshot;     /* no snapshot yet since this owner started */
+        int need_snapshot;     /* the next cycle writes a snapshot (ds_restore_result_t.snapshot_due) */
         int cl_cycles;         /* cycles since the last snapshot */
         int eof;              /* read to the end of the partition */
 } ds_part_t;

@@ -1083,7 +1083,7 @@ static void assign_partitions(pipeline_t *pl, rd_kafka_t *rk, rd_kafka_topic_par
                         pl->capas = cap;
                 }
                 ds_part_t *part = res.part;
-                part->need_snapshot = res.snapshot_offset < 0;
+                part->need_snapshot = res.snapshot_due;
                 int wi = least_loaded_worker(pl);
                 worker_t *w = &pl->w[wi];
                 post(w, REQ_ADD, part, tp->partition, 0);

@@ -103,8 +103,9 @@ int64_t ds_cl_write_delta(ds_part_t *p, const ds_outbox_t *ob, size_t max_record
 int64_t ds_cl_write_snapshot(ds_part_t *p, size_t max_record, ds_cl_emit_fn emit, void *ctx);
 
 /* A cycle's changelog of a partition, as the processing role writes it.
- * ds_cl_snapshot_due() decides (and counts the cycle): a snapshot when this
- * owner has written none yet, when the changelog since the last one has
+ * ds_cl_snapshot_due() decides (and counts the cycle): a snapshot when the
+ * partition's need_snapshot says so (there is none yet, or the claim found
+ * another owner's records before it: ds_changelog.h), when the changelog since the last one has
  * outgrown it (and cfg->snapshot_min_bytes) - by a factor of 1, 1.25, 1.5 or
  * 1.75 by partition number, as Kafka staggers segment rolls - or every
  * cfg->snapshot_interval_cycles cycles; else a delta. ds_cl_write_cycle()
