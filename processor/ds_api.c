@@ -7,6 +7,7 @@
 #include "ds_prom.h"
 #include "ds_reason.h"
 #include "ds_status.h"
+#include "ds_validate.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -25,9 +26,44 @@
 #define DEFAULT_LIMIT 1000
 #define MAX_LIMIT     100000
 #define STALL_MS      30000 /* /healthz: a status older than this means the loop is stuck */
+/* Times a client may ask for: years 0000 to 9999 (RFC 3339's range). The
+ * arithmetic on them (spans, day starts, window counts) then cannot overflow. */
+#define TIME_MIN_MS   (-62167219200000LL) /* 0000-01-01T00:00:00Z */
+#define TIME_MAX_MS   253402300799999LL   /* 9999-12-31T23:59:59.999Z */
 
 static const int64_t win_ms[DS_WIN__CNT] = {0, MIN_MS, HOUR_MS, DAY_MS};
 static const char *const win_names[DS_WIN__CNT] = {"total", "minute", "hour", "day"};
+
+/* A JSON string of s. Invalid UTF-8 - a client's bytes echoed in a message,
+ * a message cut mid-character, a name from gates.file - would make
+ * json_string() return NULL and the field vanish: it becomes U+FFFD. */
+static json_t *json_text(const char *s) {
+        json_t *j = json_string(s);
+        if (j || !s)
+                return j;
+        size_t n = strlen(s), o = 0;
+        char *t = malloc(n * 3 + 1);
+        if (!t)
+                return NULL;
+        for (size_t i = 0; i < n;) {
+                unsigned char c = (unsigned char)s[i];
+                size_t k = c < 0x80 ? 1 : c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3
+                                        : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+                if (k && i + k <= n && ds_utf8_valid(s + i, k)) {
+                        memcpy(t + o, s + i, k);
+                        o += k;
+                        i += k;
+                } else {
+                        memcpy(t + o, "\xEF\xBF\xBD", 3);
+                        o += 3;
+                        i++;
+                }
+        }
+        t[o] = '\0';
+        j = json_string(t);
+        free(t);
+        return j;
+}
 
 /* ---- small helpers ------------------------------------------------------------ */
 
@@ -44,7 +80,7 @@ int ds_api_parse_time(const char *s, int64_t *ms) {
         errno = 0;
         if (isdigit((unsigned char)s[0]) && !strchr(s, '-') && !strchr(s, 'T')) {
                 long long v = strtoll(s, &end, 10);
-                if (errno || *end || v < 0)
+                if (errno || *end || v < 0 || v > TIME_MAX_MS)
                         return -1;
                 *ms = v;
                 return 0;
@@ -80,10 +116,15 @@ int ds_api_parse_time(const char *s, int64_t *ms) {
         }
         if (*p)
                 return -1;
+        if (tm.tm_year < -1900 || tm.tm_year > 9999 - 1900)
+                return -1;
         time_t t = timegm(&tm);
         if (t == (time_t)-1)
                 return -1;
-        *ms = (int64_t)t * 1000 + frac - off;
+        int64_t v = (int64_t)t * 1000 + frac - off;
+        if (v < TIME_MIN_MS || v > TIME_MAX_MS)
+                return -1;
+        *ms = v;
         return 0;
 }
 
@@ -110,9 +151,9 @@ static int bad(ds_api_resp_t *r, const char *param, const char *fmt, const char 
         char msg[512];
         snprintf(msg, sizeof(msg), fmt, value ? value : "");
         json_t *j = json_object();
-        json_object_set_new(j, "error", json_string(msg));
+        json_object_set_new(j, "error", json_text(msg));
         if (param)
-                json_object_set_new(j, "parameter", json_string(param));
+                json_object_set_new(j, "parameter", json_text(param));
         json_body(r, 400, j);
         return 0;
 }
@@ -197,15 +238,15 @@ static void put_names(json_t *o, int dim, const char *key) {
         if (dim == DS_DIM_GATE) {
                 int g = ds_gate_lookup(key, (uint32_t)strlen(key));
                 if (g >= 0) {
-                        json_object_set_new(o, "name", json_string(ds_gate(g)->name_vi));
-                        json_object_set_new(o, "province", json_string(ds_gate(g)->province));
+                        json_object_set_new(o, "name", json_text(ds_gate(g)->name_vi));
+                        json_object_set_new(o, "province", json_text(ds_gate(g)->province));
                 }
         } else {
                 const char *vi = heading_name(key, 0), *en = heading_name(key, 1);
                 if (vi)
-                        json_object_set_new(o, "name", json_string(vi));
+                        json_object_set_new(o, "name", json_text(vi));
                 if (en)
-                        json_object_set_new(o, "name_en", json_string(en));
+                        json_object_set_new(o, "name_en", json_text(en));
         }
 }
 
@@ -216,9 +257,9 @@ static void put_measures(json_t *o, const int64_t *m) {
 
 static json_t *row_json(const ds_live_row_t *r) {
         json_t *o = json_object();
-        json_object_set_new(o, "key", json_string(r->key));
+        json_object_set_new(o, "key", json_text(r->key));
         put_names(o, r->dim, r->key);
-        json_object_set_new(o, "window", json_string(win_names[r->win]));
+        json_object_set_new(o, "window", json_text(win_names[r->win]));
         if (r->win != DS_WIN_TOTAL)
                 json_object_set_new(o, "window_start", json_integer(r->start));
         put_measures(o, r->m);
@@ -234,7 +275,7 @@ static int need_live(const ds_api_ctx_t *ctx, ds_api_resp_t *r) {
         if (ctx->live)
                 return 0;
         json_t *j = json_object();
-        json_object_set_new(j, "error", json_string("the reader of the published totals is not running"));
+        json_object_set_new(j, "error", json_text("the reader of the published totals is not running"));
         json_body(r, 503, j);
         return -1;
 }
@@ -245,12 +286,12 @@ void ds_api_summary(const ds_api_ctx_t *ctx, ds_buf_t *out) {
         ds_status_snap_t s;
         ds_status_read(&s);
         json_t *j = json_object();
-        json_object_set_new(j, "instance", json_string(s.instance));
-        json_object_set_new(j, "role", json_string(s.role));
-        json_object_set_new(j, "version", json_string(DS_VERSION));
+        json_object_set_new(j, "instance", json_text(s.instance));
+        json_object_set_new(j, "role", json_text(s.role));
+        json_object_set_new(j, "version", json_text(DS_VERSION));
         json_object_set_new(j, "ready", json_boolean(s.ready));
         if (!s.ready)
-                json_object_set_new(j, "not_ready", json_string(s.not_ready));
+                json_object_set_new(j, "not_ready", json_text(s.not_ready));
         json_object_set_new(j, "now", json_integer(data_now(ctx)));
         json_object_set_new(j, "updated_at", json_integer(s.published ? s.updated_ms : ds_now_ms()));
         json_object_set_new(j, "started_at", json_integer(s.started_ms));
@@ -326,7 +367,7 @@ static void healthz(ds_api_resp_t *r) {
         int64_t age = ds_now_ms() - s.updated_ms;
         json_t *j = json_object();
         int ok = !s.published || age < STALL_MS || s.stopping || s.restoring;
-        json_object_set_new(j, "status", json_string(ok ? "ok" : "stalled"));
+        json_object_set_new(j, "status", json_text(ok ? "ok" : "stalled"));
         if (s.published)
                 json_object_set_new(j, "status_age_ms", json_integer(age));
         ds_status_snap_free(&s);
@@ -339,7 +380,7 @@ static void readyz(ds_api_resp_t *r) {
         json_t *j = json_object();
         json_object_set_new(j, "ready", json_boolean(s.ready));
         if (!s.ready)
-                json_object_set_new(j, "reason", json_string(s.not_ready[0] ? s.not_ready : "starting"));
+                json_object_set_new(j, "reason", json_text(s.not_ready[0] ? s.not_ready : "starting"));
         ds_status_snap_free(&s);
         json_body(r, s.ready ? 200 : 503, j);
 }
@@ -403,8 +444,8 @@ static void totals(const ds_api_ctx_t *ctx, const ds_api_arg_t *a, int n, ds_api
         int truncated;
         size_t cnt = ds_live_rows(ctx->live, dim, win, from, to, arg(a, n, "key"), (size_t)limit, &rows, &truncated);
         json_t *j = json_object();
-        json_object_set_new(j, "dimension", json_string(dim == DS_DIM_GATE ? "gate" : "commodity"));
-        json_object_set_new(j, "window", json_string(win_names[win]));
+        json_object_set_new(j, "dimension", json_text(dim == DS_DIM_GATE ? "gate" : "commodity"));
+        json_object_set_new(j, "window", json_text(win_names[win]));
         if (win != DS_WIN_TOTAL) {
                 json_object_set_new(j, "from", json_integer(from));
                 json_object_set_new(j, "to", json_integer(to));
@@ -487,15 +528,15 @@ static void rolling(const ds_api_ctx_t *ctx, const ds_api_arg_t *a, int n, ds_ap
         if (na > 1)
                 qsort(acc, na, sizeof(*acc), acc_cmp);
         json_t *j = json_object();
-        json_object_set_new(j, "view", json_string(view));
-        json_object_set_new(j, "dimension", json_string(dim == DS_DIM_GATE ? "gate" : "commodity"));
+        json_object_set_new(j, "view", json_text(view));
+        json_object_set_new(j, "dimension", json_text(dim == DS_DIM_GATE ? "gate" : "commodity"));
         json_object_set_new(j, "now", json_integer(now));
         json_object_set_new(j, "from", json_integer(from));
         json_object_set_new(j, "to", json_integer(to + win_ms[win]));
         json_t *arr = json_array();
         for (size_t i = 0; i < na; i++) {
                 json_t *o = json_object();
-                json_object_set_new(o, "key", json_string(acc[i].key));
+                json_object_set_new(o, "key", json_text(acc[i].key));
                 put_names(o, dim, acc[i].key);
                 put_measures(o, acc[i].m);
                 json_object_set_new(o, "updated_at", json_integer(acc[i].updated_at));
@@ -539,13 +580,13 @@ static void series(const ds_api_ctx_t *ctx, const ds_api_arg_t *a, int n, ds_api
         size_t cnt = ds_live_rows(ctx->live, dim, win, from, to, key, SIZE_MAX, &rows, &truncated);
         /* rows are sorted by start: one point per start, summed over keys */
         json_t *j = json_object();
-        json_object_set_new(j, "window", json_string(win_names[win]));
+        json_object_set_new(j, "window", json_text(win_names[win]));
         json_object_set_new(j, "from", json_integer(from));
         json_object_set_new(j, "to", json_integer(to));
         if (arg(a, n, "dimension"))
-                json_object_set_new(j, "dimension", json_string(dim == DS_DIM_GATE ? "gate" : "commodity"));
+                json_object_set_new(j, "dimension", json_text(dim == DS_DIM_GATE ? "gate" : "commodity"));
         if (key)
-                json_object_set_new(j, "key", json_string(key));
+                json_object_set_new(j, "key", json_text(key));
         json_t *pts = json_array();
         for (size_t i = 0; i < cnt;) {
                 int64_t m[DS_LIVE_MEASURES] = {0};
@@ -588,7 +629,7 @@ static void top(const ds_api_ctx_t *ctx, const ds_api_arg_t *a, int n, ds_api_re
                 day = ds_api_day_start(day);
         ds_live_top_t t;
         json_t *j = json_object();
-        json_object_set_new(j, "gate", json_string(gate));
+        json_object_set_new(j, "gate", json_text(gate));
         put_names(j, DS_DIM_GATE, gate);
         json_t *arr = json_array();
         if (!ds_live_top(ctx->live, gate, day, &t)) {
@@ -597,12 +638,12 @@ static void top(const ds_api_ctx_t *ctx, const ds_api_arg_t *a, int n, ds_api_re
                 for (int i = 0; i < t.n; i++) {
                         json_t *o = json_object();
                         json_object_set_new(o, "rank", json_integer(t.h[i].rank));
-                        json_object_set_new(o, "heading", json_string(t.h[i].heading));
+                        json_object_set_new(o, "heading", json_text(t.h[i].heading));
                         const char *nm = heading_name(t.h[i].heading, 0), *en = heading_name(t.h[i].heading, 1);
                         if (nm)
-                                json_object_set_new(o, "name", json_string(nm));
+                                json_object_set_new(o, "name", json_text(nm));
                         if (en)
-                                json_object_set_new(o, "name_en", json_string(en));
+                                json_object_set_new(o, "name_en", json_text(en));
                         json_object_set_new(o, "declarations", json_integer(t.h[i].declarations));
                         json_object_set_new(o, "items", json_integer(t.h[i].items));
                         json_object_set_new(o, "customs_value_usd_cents", json_integer(t.h[i].customs_value_usd_cents));
@@ -645,7 +686,7 @@ int ds_api_answer(const ds_api_ctx_t *ctx, const char *path, const ds_api_arg_t 
                 top(ctx, args, nargs, out);
         } else if (!strncmp(path, "/api/", 5) || !strcmp(path, "/api")) {
                 json_t *j = json_object();
-                json_object_set_new(j, "error", json_string("no such endpoint"));
+                json_object_set_new(j, "error", json_text("no such endpoint"));
                 json_object_set_new(j, "endpoints",
                                     json_pack("[ssssssss]", "/api/summary", "/api/totals", "/api/rolling",
                                               "/api/series", "/api/top", "/api/stream", "/metrics", "/readyz"));

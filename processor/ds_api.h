@@ -54,7 +54,9 @@ int ds_api_answer(const ds_api_ctx_t *ctx, const char *path, const ds_api_arg_t 
 /* The JSON of /api/summary, as sent on /api/stream (one line, no newline). */
 void ds_api_summary(const ds_api_ctx_t *ctx, ds_buf_t *out);
 
-/* Parses a time parameter: milliseconds, or RFC 3339. Returns 0 or -1. */
+/* Parses a time parameter: milliseconds, or RFC 3339; years 0000-9999 only
+ * (so the spans and window counts computed from it cannot overflow).
+ * Returns 0 or -1. */
 int ds_api_parse_time(const char *s, int64_t *ms);
 
 /* The start (ms) of the customs day holding t: local midnight, UTC+7. */

@@ -30,6 +30,8 @@ typedef struct ds_argv {
 int ds_arg_value(ds_argv_t *a, const char *name, const char **value);
 /* Parses an integer / double flag value, printing an error naming the flag. */
 int ds_arg_i64(const char *cmd, const char *flag, const char *v, int64_t min, int64_t max, int64_t *out);
+/* A count: an integer, or one with a k (x1,000) or m (x1,000,000) suffix. */
+int ds_arg_count(const char *cmd, const char *flag, const char *v, int64_t min, int64_t max, int64_t *out);
 int ds_arg_double(const char *cmd, const char *flag, const char *v, double min, double max, double *out);
 /* --gates-file FILE: adds the file's gates (ds_domain_add_gates_file). 0, or
  * -1 after printing "declstream CMD: --gates-file: <error>". */

@@ -33,15 +33,24 @@ int ds_arg_value(ds_argv_t *a, const char *name, const char **value) {
         return 1;
 }
 
-int ds_arg_i64(const char *cmd, const char *flag, const char *v, int64_t min, int64_t max, int64_t *out) {
+static int arg_int(const char *cmd, const char *flag, const char *v, int64_t min, int64_t max, int suffixes,
+                   int64_t *out) {
         char *end;
         errno = 0;
         long long x = strtoll(v, &end, 10);
-        /* accept k/m suffixes for counts: 200k, 1m */
-        if (!errno && end != v && (*end == 'k' || *end == 'K') && !end[1])
-                x *= 1000, end++;
-        else if (!errno && end != v && (*end == 'm' || *end == 'M') && !end[1])
-                x *= 1000000, end++;
+        /* counts take k/m suffixes: 200k, 1m (never a duration: "10m" is not ten minutes) */
+        long long mul = 1;
+        if (suffixes && !errno && end != v && (*end == 'k' || *end == 'K') && !end[1])
+                mul = 1000, end++;
+        else if (suffixes && !errno && end != v && (*end == 'm' || *end == 'M') && !end[1])
+                mul = 1000000, end++;
+        if (!errno && mul > 1 && __builtin_mul_overflow(x, mul, &x))
+                errno = ERANGE;
+        if (errno == ERANGE && end != v && !*end) {
+                fprintf(stderr, "declstream %s: %s must be between %lld and %lld, got \"%s\"\n", cmd, flag,
+                        (long long)min, (long long)max, v);
+                return -1;
+        }
         if (errno || end == v || *end) {
                 fprintf(stderr, "declstream %s: %s must be an integer, got \"%s\"\n", cmd, flag, v);
                 return -1;
@@ -53,6 +62,14 @@ int ds_arg_i64(const char *cmd, const char *flag, const char *v, int64_t min, in
         }
         *out = x;
         return 0;
+}
+
+int ds_arg_i64(const char *cmd, const char *flag, const char *v, int64_t min, int64_t max, int64_t *out) {
+        return arg_int(cmd, flag, v, min, max, 0, out);
+}
+
+int ds_arg_count(const char *cmd, const char *flag, const char *v, int64_t min, int64_t max, int64_t *out) {
+        return arg_int(cmd, flag, v, min, max, 1, out);
 }
 
 int ds_arg_double(const char *cmd, const char *flag, const char *v, double min, double max, double *out) {

@@ -46,6 +46,7 @@ static void usage(FILE *out) {
                 "                          `declstream replay --file FILE` reads it)\n"
                 "  --partitions P          with --file: partitions to spread the messages over (default 12)\n"
                 "  --count N               make N declarations over --span-days of event time, then stop\n"
+                "                          (N and R take k and m: 200k, 1m)\n"
                 "  --rate R                make R declarations per second, stamped with the wall clock\n"
                 "  --duration S            with --rate: stop after S seconds (default 0: until SIGINT/SIGTERM)\n"
                 "  --time-scale X          with --rate and --duration: event time runs X times faster than the\n"
@@ -190,10 +191,10 @@ int ds_cmd_gen(int argc, char **argv) {
                         if (r < 0 || ds_arg_i64("gen", "--partitions", v, 1, 65536, &file_partitions))
                                 return 2;
                 } else if ((r = ds_arg_value(&a, "--count", &v))) {
-                        if (r < 0 || ds_arg_i64("gen", "--count", v, 1, INT64_MAX / 2, &count))
+                        if (r < 0 || ds_arg_count("gen", "--count", v, 1, INT64_MAX / 2, &count))
                                 return 2;
                 } else if ((r = ds_arg_value(&a, "--rate", &v))) {
-                        if (r < 0 || ds_arg_i64("gen", "--rate", v, 1, 100000000, &rate))
+                        if (r < 0 || ds_arg_count("gen", "--rate", v, 1, 100000000, &rate))
                                 return 2;
                 } else if ((r = ds_arg_value(&a, "--duration", &v))) {
                         if (r < 0 || ds_arg_i64("gen", "--duration", v, 0, 86400 * 365, &duration))

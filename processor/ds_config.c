@@ -386,6 +386,27 @@ void ds_config_print_markdown(FILE *out) {
                      "`kafka.group.id` defaults to `declstream`. |\n");
 }
 
+/* Whether a librdkafka property holds a secret: passwords, keys and their
+ * PEM texts, OAuth configuration (the values are printed as "(hidden)"). */
+static int kafka_secret(const char *key) {
+        static const char *const words[] = {"password", "secret", "sasl.oauthbearer.config", ".key", "key.pem",
+                                            "certificate.pem", "keystore", "sasl.jaas"};
+        for (size_t i = 0; i < DS_ARRAY_LEN(words); i++)
+                if (strstr(key, words[i]))
+                        return 1;
+        return 0;
+}
+
+/* A URL with its "user:password@" replaced by "(hidden)@". */
+static void print_url(FILE *out, const char *name, const char *v) {
+        const char *scheme = strstr(v, "://"), *at = scheme ? strchr(scheme + 3, '@') : NULL,
+                   *slash = scheme ? strchr(scheme + 3, '/') : NULL;
+        if (at && (!slash || at < slash))
+                fprintf(out, "%s = %.*s(hidden)%s\n", name, (int)(scheme + 3 - v), v, at);
+        else
+                fprintf(out, "%s = %s\n", name, v);
+}
+
 void ds_config_dump(const ds_config_t *c, FILE *out) {
         for (size_t i = 0; i < DS_ARRAY_LEN(defs); i++) {
                 const confdef_t *d = &defs[i];
@@ -394,7 +415,12 @@ void ds_config_dump(const ds_config_t *c, FILE *out) {
                 case CT_STR: {
                         const char *v = *(char *const *)field;
                         int secret = strstr(d->name, "user.info") != NULL && *v;
-                        fprintf(out, "%s = %s\n", d->name, secret ? "(hidden)" : v);
+                        if (secret)
+                                fprintf(out, "%s = (hidden)\n", d->name);
+                        else if (strstr(d->name, ".url"))
+                                print_url(out, d->name, v); /* credentials in a URL are hidden too */
+                        else
+                                fprintf(out, "%s = %s\n", d->name, v);
                         break;
                 }
                 case CT_INT:
@@ -418,8 +444,7 @@ void ds_config_dump(const ds_config_t *c, FILE *out) {
                 }
         }
         for (int i = 0; i < c->nkafka; i++) {
-                int secret = strstr(c->kafka[i].key, "password") || strstr(c->kafka[i].key, "secret") ||
-                             strstr(c->kafka[i].key, "sasl.oauthbearer.config");
-                fprintf(out, "kafka.%s = %s\n", c->kafka[i].key, secret ? "(hidden)" : c->kafka[i].value);
+                fprintf(out, "kafka.%s = %s\n", c->kafka[i].key,
+                        kafka_secret(c->kafka[i].key) ? "(hidden)" : c->kafka[i].value);
         }
 }

@@ -9,6 +9,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <stdarg.h>
@@ -19,10 +20,23 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define MAX_CONNECTIONS      64
-#define CONNECTION_TIMEOUT_S 30
+/* Connections: one thread each. A dashboard tab keeps ~6 keep-alive
+ * connections (its parallel polls), so 256 leave room for ~40 tabs and the
+ * probes; idle ones close after CONNECTION_TIMEOUT_S. */
+#define MAX_CONNECTIONS      256
+#define CONNECTION_TIMEOUT_S 15
 #define MAX_ARGS             32
 #define STREAM_PERIOD_MS     1000
+/* /api/stream holds its connection: at most this many at once (503 beyond),
+ * so streams cannot take the slots the probes and scrapes need. */
+#define MAX_STREAMS 16
+/* JSON answers being built at once (503 beyond): an answer copies and sorts
+ * the matching rows (up to http.max.rows, ~150 bytes each) and builds its
+ * JSON, so the bound caps the API's memory. Answers with a limit above
+ * LARGE_LIMIT (100,000 rows: ~240 MB while built) have a smaller bound. */
+#define MAX_API_BUSY   16
+#define MAX_LARGE_BUSY 2
+#define LARGE_LIMIT    10000
 
 static const char CSP[] = "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
                           "connect-src 'self'; frame-ancestors 'none'";
@@ -34,16 +48,47 @@ struct ds_http {
         ds_api_ctx_t api;
         int port;
         _Atomic int stopping;
+        /* admission counters (relaxed: each is only a count; what a request
+         * reads is published by the reader's own lock, not through these) */
+        _Atomic int streams, api_busy, large_busy;
+        _Atomic int64_t log_second;   /* monotonic second of the last libmicrohttpd line logged */
+        _Atomic uint64_t log_dropped; /* lines not logged since */
 };
 
+/* libmicrohttpd's messages: at most one a second (a client refused at the
+ * connection limit would otherwise log a line per attempt), with a count of
+ * those left out. */
 static void mhd_log(void *cls, const char *fmt, va_list ap) {
-        (void)cls;
+        ds_http_t *h = cls;
+        int64_t sec = ds_mono_ms() / 1000, last = atomic_load_explicit(&h->log_second, memory_order_relaxed);
+        if (sec == last ||
+            !atomic_compare_exchange_strong_explicit(&h->log_second, &last, sec, memory_order_relaxed,
+                                                     memory_order_relaxed)) {
+                atomic_fetch_add_explicit(&h->log_dropped, 1, memory_order_relaxed);
+                return;
+        }
         char msg[512];
         vsnprintf(msg, sizeof(msg), fmt, ap);
         size_t n = strlen(msg);
         while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
                 msg[--n] = '\0';
-        ds_log(DS_LOG_WARN, "http", msg, NULL);
+        uint64_t dropped = atomic_exchange_explicit(&h->log_dropped, 0, memory_order_relaxed);
+        if (dropped)
+                ds_log(DS_LOG_WARN, "http", msg, "similar_lines_not_logged=%" PRIu64, dropped);
+        else
+                ds_log(DS_LOG_WARN, "http", msg, NULL);
+}
+
+/* Takes one of max places counted by n; 0 when all are taken. */
+static int admit(_Atomic int *n, int max) {
+        if (atomic_fetch_add_explicit(n, 1, memory_order_relaxed) < max)
+                return 1;
+        atomic_fetch_sub_explicit(n, 1, memory_order_relaxed);
+        return 0;
+}
+
+static void leave(_Atomic int *n) {
+        atomic_fetch_sub_explicit(n, 1, memory_order_relaxed);
 }
 
 static const char *content_type(const char *path) {
@@ -90,6 +135,20 @@ static enum MHD_Result send_error(struct MHD_Connection *c, unsigned status, con
         char body[512];
         int n = snprintf(body, sizeof(body), "{\"error\":\"%s\"}\n", msg);
         return send_buf(c, status, "application/json", body, (size_t)n, MHD_RESPMEM_MUST_COPY);
+}
+
+/* 503 with Retry-After: too many requests of one kind at once. */
+static enum MHD_Result send_busy(struct MHD_Connection *c, const char *msg) {
+        char body[512];
+        int n = snprintf(body, sizeof(body), "{\"error\":\"%s\"}\n", msg);
+        struct MHD_Response *r = MHD_create_response_from_buffer((size_t)n, body, MHD_RESPMEM_MUST_COPY);
+        if (!r)
+                return MHD_NO;
+        common_headers(r, "application/json");
+        MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+        enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_SERVICE_UNAVAILABLE, r);
+        MHD_destroy_response(r);
+        return ret;
 }
 
 typedef struct argv_ctx {
@@ -147,14 +206,19 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max) {
 
 static void stream_free(void *cls) {
         stream_t *s = cls;
+        leave(&s->h->streams);
         ds_buf_free(&s->buf);
         free(s);
 }
 
 static enum MHD_Result serve_stream(ds_http_t *h, struct MHD_Connection *c) {
+        if (!admit(&h->streams, MAX_STREAMS))
+                return send_busy(c, "too many /api/stream clients; retry later");
         stream_t *s = calloc(1, sizeof(*s));
-        if (!s)
+        if (!s) {
+                leave(&h->streams);
                 return send_error(c, 500, "out of memory");
+        }
         s->h = h;
         /* a comment line first, so clients see the stream open at once */
         ds_buf_put(&s->buf, ": declstream summary stream, one event per second\nretry: 2000\n\n", 63);
@@ -201,8 +265,23 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, collect_arg, &args);
         if (args.overflow)
                 return send_error(c, 400, "too many query parameters");
+        int api = !strncmp(url, "/api/", 5), large = 0;
+        for (int i = 0; api && i < args.n; i++)
+                if (!strcmp(args.a[i].name, "limit") && atoll(args.a[i].value) > LARGE_LIMIT)
+                        large = 1;
+        if (api && !admit(&h->api_busy, MAX_API_BUSY))
+                return send_busy(c, "too many API requests at once; retry in a second");
+        if (large && !admit(&h->large_busy, MAX_LARGE_BUSY)) {
+                leave(&h->api_busy);
+                return send_busy(c, "too many requests with a limit above 10000 at once; retry in a second");
+        }
         ds_api_resp_t resp = {0};
-        if (!ds_api_answer(&h->api, url, args.a, args.n, &resp)) {
+        int answered = !ds_api_answer(&h->api, url, args.a, args.n, &resp);
+        if (large)
+                leave(&h->large_busy);
+        if (api)
+                leave(&h->api_busy);
+        if (answered) {
                 struct MHD_Response *r =
                         MHD_create_response_from_buffer(resp.body.len, resp.body.p, MHD_RESPMEM_MUST_FREE);
                 if (!r) {
@@ -294,7 +373,7 @@ ds_http_t *ds_http_start(const ds_config_t *cfg, char *errstr, size_t sz) {
         if (ss.ss_family == AF_INET6)
                 flags |= MHD_USE_IPv6;
         /* the logger must be the first option (libmicrohttpd says so otherwise) */
-        h->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+        h->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
                                 MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT, (unsigned)MAX_CONNECTIONS,
                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONNECTION_TIMEOUT_S, MHD_OPTION_END);
         if (!h->d) {

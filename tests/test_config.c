@@ -197,6 +197,9 @@ Test(config, kafka_keys_are_collected_for_librdkafka) {
 Test(config, dump_hides_secrets) {
         cr_assert_eq(set("kafka.sasl.password", "hunter2"), 0);
         cr_assert_eq(set("kafka.sasl.username", "alice"), 0);
+        /* a private key's PEM text, and credentials inside a URL */
+        cr_assert_eq(set("kafka.ssl.key.pem", "-----BEGIN PRIVATE KEY-----MIIEv"), 0);
+        cr_assert_eq(set("schema.registry.url", "https://reg:s3cr3t@registry.example:8081/x@y"), 0);
         char *buf = NULL;
         size_t len = 0;
         FILE *f = open_memstream(&buf, &len);
@@ -205,6 +208,10 @@ Test(config, dump_hides_secrets) {
         cr_assert_null(strstr(buf, "hunter2"), "the password is printed");
         cr_assert(strstr(buf, "kafka.sasl.password = (hidden)"));
         cr_assert(strstr(buf, "kafka.sasl.username = alice"));
+        cr_assert_null(strstr(buf, "MIIEv"), "the private key is printed");
+        cr_assert(strstr(buf, "kafka.ssl.key.pem = (hidden)"));
+        cr_assert_null(strstr(buf, "s3cr3t"), "the registry's password is printed");
+        cr_assert(strstr(buf, "schema.registry.url = https://(hidden)@registry.example:8081/x@y\n"), "%s", buf);
         cr_assert(strstr(buf, "commit.interval.ms = 1000\n"));
         cr_assert(strstr(buf, "decoder = specialized\n"));
         cr_assert(strstr(buf, "log.format = logfmt\n"));

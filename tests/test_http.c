@@ -1051,6 +1051,23 @@ Test(http, probes_errors_headers_static_files_stream_and_sigterm, .init = setup,
         expect_400("/api/top?gate=NOWHERE", "gate");
         expect_400("/api/top?gate=MONGCAI&day=tomorrow", "day");
         expect_400("/metrics?format=json", "format");
+        /* times beyond the year 9999: the spans and window counts computed
+         * from them overflowed (UBSan stopped the process; a plain build
+         * wrapped past the 10,000-point cap and answered 200) */
+        expect_400("/api/series?window=minute&from=0001-01-01T00:00:00Z&to=9223372036854775807", "to");
+        expect_400("/api/top?gate=MONGCAI&day=9223372036854775807", "day");
+        expect_400("/api/rolling?view=last_1h&now=9223372036854775807", "now");
+        expect_400("/api/totals?window=hour&from=10000-01-01T00:00:00Z", "from");
+        /* bytes that are not UTF-8, echoed in the message: the error stays
+         * (json_string() refused them and the field was dropped) */
+        expect_400("/api/totals?window=%FF", "window");
+        {
+                json_t *bj = get_json("/api/totals?%FF=1", 400);
+                const char *be = json_string_value(json_object_get(bj, "error"));
+                cr_expect(be && strstr(be, "\xEF\xBF\xBD"), "an unknown non-UTF-8 parameter: error %s",
+                          be ? be : "(none)");
+                json_decref(bj);
+        }
         /* the error text says why, in JSON */
         json_t *j = get_json("/api/totals?window=week", 400);
         cr_expect(strstr(json_string_value(json_object_get(j, "error")), "week") != NULL);
@@ -1143,6 +1160,61 @@ Test(http, probes_errors_headers_static_files_stream_and_sigterm, .init = setup,
         }
         cr_expect_geq(events, 2, "%d summary events in 4 s", events);
         free(s);
+
+        /* --- at most 16 streams at once: the 17th is told to come back,
+         * and the probes still answer (64 open streams or keep-alive
+         * dashboards used to take every connection slot, /healthz with them) --- */
+        {
+                enum { NSTREAMS = 16 };
+                ds_proc_t sp[NSTREAMS];
+                /* the stream above is closed by its client; the server
+                 * notices at its next event (within a second) and frees its place */
+                usleep(2500000);
+                for (int i = 0; i < NSTREAMS; i++) {
+                        char f[64];
+                        snprintf(f, sizeof(f), "streams-%d.txt", i);
+                        cr_assert_eq(stream_for(path(f), "30", &sp[i]), 0);
+                }
+                int open = 0; /* every stream delivered its first event */
+                for (int64_t until = ds_mono_ms() + 15000 * SLOW; open < NSTREAMS && ds_mono_ms() < until;) {
+                        open = 0;
+                        for (int i = 0; i < NSTREAMS; i++) {
+                                char f[64];
+                                snprintf(f, sizeof(f), "streams-%d.txt", i);
+                                char *t = ds_slurp(path(f), NULL);
+                                open += t && strstr(t, "event: summary") != NULL;
+                                free(t);
+                        }
+                        if (open < NSTREAMS)
+                                usleep(100000);
+                }
+                cr_expect_eq(open, NSTREAMS, "%d of %d streams opened", open, NSTREAMS);
+                r = get("/api/stream");
+                cr_expect_eq(r.status, 503, "stream %d: status %d", NSTREAMS + 1, r.status);
+                cr_expect_not_null(header(&r, "Retry-After"), "503 without Retry-After");
+                cr_expect(strstr(r.body, "\"error\"") != NULL, "503 body: %s", r.body);
+                resp_free(&r);
+                r = get("/healthz");
+                cr_expect_eq(r.status, 200, "/healthz with %d streams open: %d", NSTREAMS, r.status);
+                resp_free(&r);
+                for (int i = 0; i < NSTREAMS; i++) {
+                        ds_proc_kill(&sp[i], SIGTERM);
+                        ds_proc_wait(&sp[i], 5000);
+                }
+                /* their places are free again */
+                for (int64_t until = ds_mono_ms() + 5000; ds_mono_ms() < until;) {
+                        rc = stream_for(path("stream3.txt"), "2", NULL);
+                        char *t = ds_slurp(path("stream3.txt"), NULL);
+                        int ok = t && strstr(t, "event: summary") != NULL;
+                        free(t);
+                        if (ok)
+                                break;
+                        usleep(200000);
+                }
+                char *t = ds_slurp(path("stream3.txt"), NULL);
+                cr_expect(t && strstr(t, "event: summary"), "no stream after the 16 closed");
+                free(t);
+        }
 
         /* --- SIGTERM with a stream open: exit 0, promptly --- */
         ds_proc_t st;

@@ -415,6 +415,47 @@ Test(replay, bad_flags_give_an_error_naming_the_flag) {
         expect_usage_error(a9, "--role process", "--table");
 }
 
+/* gen's counts take k and m (2k = 2000); nothing else does ("--duration 10m"
+ * was ten million seconds, not ten minutes), and a count whose suffix
+ * overflows is refused (2305843009213693960k wrapped to 8000). */
+Test(replay, gen_counts_take_k_and_m_and_nothing_else_does) {
+        char f1[512], f2[512], err[512];
+        path(f1, sizeof(f1), "k.rpl");
+        path(f2, sizeof(f2), "n.rpl");
+        path(err, sizeof(err), "gen.err");
+        /* the same start: by default it follows the clock */
+        char *a[] = {DS_BINARY, "gen", "--file", f1, "--count", "2k", "--partitions", "2", "--start-ms", "1732294800000",
+                     "-q", NULL};
+        cr_assert_eq(ds_run(a, NULL, err, 60000), 0, "gen --count 2k failed");
+        char *b[] = {DS_BINARY, "gen", "--file", f2, "--count", "2000", "--partitions", "2", "--start-ms",
+                     "1732294800000", "-q", NULL};
+        cr_assert_eq(ds_run(b, NULL, err, 60000), 0, "gen --count 2000 failed");
+        size_t n1, n2;
+        char *s1 = ds_slurp(f1, &n1), *s2 = ds_slurp(f2, &n2);
+        /* the same records (each carries its own wall-clock timestamp, so not the same bytes) */
+        cr_expect(s1 && s2 && n1 == n2, "--count 2k and --count 2000 wrote %zu and %zu bytes", n1, n2);
+        free(s1);
+        free(s2);
+        static const struct {
+                const char *flag, *value, *says;
+        } bad[] = {{"--count", "2305843009213693960k", "between"},
+                   {"--count", "9300000000000000k", "between"},
+                   {"--duration", "10m", "integer"},
+                   {"--max-lateness", "5m", "integer"},
+                   {"--seed", "3k", "integer"}};
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                char *c[] = {DS_BINARY, "gen", "--file", f1, "--count", "10", (char *)bad[i].flag,
+                             (char *)bad[i].value, "-q", NULL};
+                if (!strcmp(bad[i].flag, "--count"))
+                        c[4] = "--partitions", c[5] = "2";
+                cr_expect_eq(ds_run(c, NULL, err, 60000), 2, "gen %s %s was accepted", bad[i].flag, bad[i].value);
+                char *e = ds_slurp(err, NULL);
+                cr_expect(e && strstr(e, bad[i].flag) && strstr(e, bad[i].says), "gen %s %s: stderr %s", bad[i].flag,
+                          bad[i].value, e ? e : "(none)");
+                free(e);
+        }
+}
+
 /* Copies src to dst, keeping its first n bytes (n < 0: all), then lets
  * patch change it. */
 static void copy_file(const char *src, const char *dst, long n, void (*patch)(uint8_t *, size_t)) {
