@@ -27,6 +27,12 @@
 #define MAX_TOPS       20000
 #define MINUTE_KEEP_MS (2 * 3600000LL)
 #define HOUR_KEEP_MS   (8 * 86400000LL)
+/* A MINUTE window starting later than the wall clock plus this does not
+ * move the reader's "now" (latest_minute): one declaration dated days ahead
+ * (a clock set wrong at a customs office) would otherwise evict every row
+ * relative to it and empty the dashboard - again after every restart, since
+ * the output topic keeps its row. The row itself is kept and served. */
+#define FUTURE_SLACK_MS 3600000LL
 
 const char *const ds_live_measure_names[DS_LIVE_MEASURES] = {"declarations",
                                                              "items",
@@ -234,7 +240,8 @@ static int take_total(ds_live_t *lv, avro_value_t *v) {
                 r->distinct_vehicles = dv;
                 r->updated_at = upd;
         }
-        if (win == DS_WIN_MINUTE && (lv->st.latest_minute == INT64_MIN || start > lv->st.latest_minute)) {
+        if (win == DS_WIN_MINUTE && (lv->st.latest_minute == INT64_MIN || start > lv->st.latest_minute) &&
+            start <= ds_now_ms() + FUTURE_SLACK_MS) {
                 lv->st.latest_minute = start;
                 evict(lv);
         }

@@ -69,7 +69,7 @@ typedef struct ds_live_stats {
         uint64_t evicted;
         uint32_t rows, tops;
         int caught_up;         /* every partition read to the end it had when assigned */
-        int64_t latest_minute; /* newest MINUTE window_start seen, INT64_MIN if none */
+        int64_t latest_minute; /* newest MINUTE window_start seen (none past the wall clock + 1 h), INT64_MIN if none */
         int64_t latest_update; /* newest updated_at seen, INT64_MIN if none */
 } ds_live_stats_t;
 

@@ -1216,6 +1216,48 @@ Test(http, probes_errors_headers_static_files_stream_and_sigterm, .init = setup,
                 free(t);
         }
 
+        /* --- a declaration dated two days ahead is served, but does not
+         * become the data's "now": it moved the reader's newest minute, which
+         * evicted every row relative to it and emptied the dashboard --- */
+        {
+                j = get_json("/api/summary", 200);
+                long long now0 = jint(j, "now");
+                json_decref(j);
+                char start[32], q[256], qold[256];
+                long long ahead = (long long)ds_now_ms() + 2 * 86400000LL;
+                /* the MINUTE rows held now (kept for 2 hours behind the data's now) */
+                snprintf(qold, sizeof(qold), "/api/totals?dimension=gate&window=minute&from=0&to=%lld&limit=100000",
+                         ahead - 86400000LL);
+                j = get_json(qold, 200);
+                size_t minutes0 = json_array_size(json_object_get(j, "rows"));
+                json_decref(j);
+                cr_expect_gt(minutes0, 0, "no MINUTE rows to lose");
+                snprintf(start, sizeof(start), "%lld", ahead);
+                char *fg[] = {DS_BINARY, "gen", "-b", servers, "--count", "1", "--seed", "99", "--amend-rate", "0",
+                              "--cancel-rate", "0", "--dup-rate", "0", "--late-rate", "0", "--start-ms", start, "-q",
+                              NULL};
+                cr_assert_eq(ds_run(fg, NULL, path("gen-future.err"), 60000), 0);
+                snprintf(q, sizeof(q), "/api/totals?dimension=gate&window=minute&from=%lld&to=%lld", ahead - 60000,
+                         ahead + 2 * 86400000LL);
+                int seen = 0;
+                for (int64_t until = ds_mono_ms() + 30000 * SLOW; !seen && ds_mono_ms() < until;) {
+                        j = get_json(q, 200);
+                        seen = json_array_size(json_object_get(j, "rows")) > 0;
+                        json_decref(j);
+                        if (!seen)
+                                usleep(200000);
+                }
+                cr_expect(seen, "the future-dated declaration's MINUTE row was never served");
+                j = get_json("/api/summary", 200);
+                long long now1 = jint(j, "now");
+                json_decref(j);
+                cr_expect_eq(now1, now0, "the data's now moved from %lld to %lld", now0, now1);
+                j = get_json(qold, 200);
+                size_t minutes1 = json_array_size(json_object_get(j, "rows"));
+                json_decref(j);
+                cr_expect_eq(minutes1, minutes0, "MINUTE rows held: %zu, then %zu", minutes0, minutes1);
+        }
+
         /* --- SIGTERM with a stream open: exit 0, promptly --- */
         ds_proc_t st;
         cr_assert_eq(stream_for(path("stream2.txt"), "120", &st), 0);
