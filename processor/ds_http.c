@@ -369,7 +369,9 @@ ds_http_t *ds_http_start(const ds_config_t *cfg, char *errstr, size_t sz) {
                 /* the probes and /metrics still work; the row endpoints say why not */
                 ds_log(DS_LOG_WARN, "http", "the JSON API will have no rows", "error=\"%s\"", err);
         h->api = (ds_api_ctx_t){cfg, h->live};
-        unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG;
+        /* ITC: ds_http_stop() quiesces the daemon (stops accepting) before it stops */
+        unsigned flags =
+            MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG | MHD_USE_ITC;
         if (ss.ss_family == AF_INET6)
                 flags |= MHD_USE_IPv6;
         /* the logger must be the first option (libmicrohttpd says so otherwise) */
@@ -404,8 +406,19 @@ int ds_http_port(const ds_http_t *h) {
 void ds_http_stop(ds_http_t *h) {
         if (!h)
                 return;
+        /* No new connections; open streams end their responses (stream_read
+         * sees stopping within 100 ms and ends the chunked body, so a client
+         * sees a complete stream), then the daemon stops: it closes every
+         * connection at once, which would cut a stream mid-response. */
+        MHD_socket ls = MHD_quiesce_daemon(h->d);
         atomic_store_explicit(&h->stopping, 1, memory_order_relaxed);
-        MHD_stop_daemon(h->d); /* joins the connection threads; streams end within 100 ms */
+        for (int64_t until = ds_mono_ms() + 1000;
+             atomic_load_explicit(&h->streams, memory_order_relaxed) > 0 && ds_mono_ms() < until;)
+                usleep(10000);
+        usleep(50000); /* the last chunk on its way */
+        MHD_stop_daemon(h->d); /* joins the connection threads */
+        if (ls != MHD_INVALID_SOCKET)
+                close(ls); /* quiesced: the listening socket is ours to close */
         ds_live_stop(h->live);
         free(h);
 }
