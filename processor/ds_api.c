@@ -28,8 +28,8 @@
 #define STALL_MS      30000 /* /healthz: a status older than this means the loop is stuck */
 /* Times a client may ask for: years 0000 to 9999 (RFC 3339's range). The
  * arithmetic on them (spans, day starts, window counts) then cannot overflow. */
-#define TIME_MIN_MS   (-62167219200000LL) /* 0000-01-01T00:00:00Z */
-#define TIME_MAX_MS   253402300799999LL   /* 9999-12-31T23:59:59.999Z */
+#define TIME_MIN_MS (-62167219200000LL) /* 0000-01-01T00:00:00Z */
+#define TIME_MAX_MS 253402300799999LL   /* 9999-12-31T23:59:59.999Z */
 
 static const int64_t win_ms[DS_WIN__CNT] = {0, MIN_MS, HOUR_MS, DAY_MS};
 static const char *const win_names[DS_WIN__CNT] = {"total", "minute", "hour", "day"};
@@ -47,8 +47,11 @@ static json_t *json_text(const char *s) {
                 return NULL;
         for (size_t i = 0; i < n;) {
                 unsigned char c = (unsigned char)s[i];
-                size_t k = c < 0x80 ? 1 : c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3
-                                        : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+                size_t k = c < 0x80                 ? 1
+                           : c >= 0xC2 && c <= 0xDF ? 2
+                           : c >= 0xE0 && c <= 0xEF ? 3
+                           : c >= 0xF0 && c <= 0xF4 ? 4
+                                                    : 0;
                 if (k && i + k <= n && ds_utf8_valid(s + i, k)) {
                         memcpy(t + o, s + i, k);
                         o += k;

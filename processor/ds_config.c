@@ -389,8 +389,9 @@ void ds_config_print_markdown(FILE *out) {
 /* Whether a librdkafka property holds a secret: passwords, keys and their
  * PEM texts, OAuth configuration (the values are printed as "(hidden)"). */
 static int kafka_secret(const char *key) {
-        static const char *const words[] = {"password", "secret", "sasl.oauthbearer.config", ".key", "key.pem",
-                                            "certificate.pem", "keystore", "sasl.jaas"};
+        static const char *const words[] = {"password", "secret",   "sasl.oauthbearer.config",
+                                            ".key",     "key.pem",  "certificate.pem",
+                                            "keystore", "sasl.jaas"};
         for (size_t i = 0; i < DS_ARRAY_LEN(words); i++)
                 if (strstr(key, words[i]))
                         return 1;

@@ -61,9 +61,8 @@ struct ds_http {
 static void mhd_log(void *cls, const char *fmt, va_list ap) {
         ds_http_t *h = cls;
         int64_t sec = ds_mono_ms() / 1000, last = atomic_load_explicit(&h->log_second, memory_order_relaxed);
-        if (sec == last ||
-            !atomic_compare_exchange_strong_explicit(&h->log_second, &last, sec, memory_order_relaxed,
-                                                     memory_order_relaxed)) {
+        if (sec == last || !atomic_compare_exchange_strong_explicit(&h->log_second, &last, sec, memory_order_relaxed,
+                                                                    memory_order_relaxed)) {
                 atomic_fetch_add_explicit(&h->log_dropped, 1, memory_order_relaxed);
                 return;
         }
@@ -371,7 +370,7 @@ ds_http_t *ds_http_start(const ds_config_t *cfg, char *errstr, size_t sz) {
         h->api = (ds_api_ctx_t){cfg, h->live};
         /* ITC: ds_http_stop() quiesces the daemon (stops accepting) before it stops */
         unsigned flags =
-            MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG | MHD_USE_ITC;
+                MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG | MHD_USE_ITC;
         if (ss.ss_family == AF_INET6)
                 flags |= MHD_USE_IPv6;
         /* the logger must be the first option (libmicrohttpd says so otherwise) */
@@ -415,7 +414,7 @@ void ds_http_stop(ds_http_t *h) {
         for (int64_t until = ds_mono_ms() + 1000;
              atomic_load_explicit(&h->streams, memory_order_relaxed) > 0 && ds_mono_ms() < until;)
                 usleep(10000);
-        usleep(50000); /* the last chunk on its way */
+        usleep(50000);         /* the last chunk on its way */
         MHD_stop_daemon(h->d); /* joins the connection threads */
         if (ls != MHD_INVALID_SOCKET)
                 close(ls); /* quiesced: the listening socket is ours to close */

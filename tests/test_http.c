@@ -1233,9 +1233,10 @@ Test(http, probes_errors_headers_static_files_stream_and_sigterm, .init = setup,
                 json_decref(j);
                 cr_expect_gt(minutes0, 0, "no MINUTE rows to lose");
                 snprintf(start, sizeof(start), "%lld", ahead);
-                char *fg[] = {DS_BINARY, "gen", "-b", servers, "--count", "1", "--seed", "99", "--amend-rate", "0",
-                              "--cancel-rate", "0", "--dup-rate", "0", "--late-rate", "0", "--start-ms", start, "-q",
-                              NULL};
+                char *fg[] = {DS_BINARY,    "gen", "-b",           servers, "--count",       "1",
+                              "--seed",     "99",  "--amend-rate", "0",     "--cancel-rate", "0",
+                              "--dup-rate", "0",   "--late-rate",  "0",     "--start-ms",    start,
+                              "-q",         NULL};
                 cr_assert_eq(ds_run(fg, NULL, path("gen-future.err"), 60000), 0);
                 snprintf(q, sizeof(q), "/api/totals?dimension=gate&window=minute&from=%lld&to=%lld", ahead - 60000,
                          ahead + 2 * 86400000LL);

@@ -424,11 +424,11 @@ Test(replay, gen_counts_take_k_and_m_and_nothing_else_does) {
         path(f2, sizeof(f2), "n.rpl");
         path(err, sizeof(err), "gen.err");
         /* the same start: by default it follows the clock */
-        char *a[] = {DS_BINARY, "gen", "--file", f1, "--count", "2k", "--partitions", "2", "--start-ms", "1732294800000",
-                     "-q", NULL};
+        char *a[] = {DS_BINARY, "gen",        "--file",        f1,   "--count", "2k", "--partitions",
+                     "2",       "--start-ms", "1732294800000", "-q", NULL};
         cr_assert_eq(ds_run(a, NULL, err, 60000), 0, "gen --count 2k failed");
-        char *b[] = {DS_BINARY, "gen", "--file", f2, "--count", "2000", "--partitions", "2", "--start-ms",
-                     "1732294800000", "-q", NULL};
+        char *b[] = {DS_BINARY, "gen",        "--file",        f2,   "--count", "2000", "--partitions",
+                     "2",       "--start-ms", "1732294800000", "-q", NULL};
         cr_assert_eq(ds_run(b, NULL, err, 60000), 0, "gen --count 2000 failed");
         size_t n1, n2;
         char *s1 = ds_slurp(f1, &n1), *s2 = ds_slurp(f2, &n2);
@@ -444,8 +444,8 @@ Test(replay, gen_counts_take_k_and_m_and_nothing_else_does) {
                    {"--max-lateness", "5m", "integer"},
                    {"--seed", "3k", "integer"}};
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-                char *c[] = {DS_BINARY, "gen", "--file", f1, "--count", "10", (char *)bad[i].flag,
-                             (char *)bad[i].value, "-q", NULL};
+                char *c[] = {DS_BINARY, "gen", "--file", f1, "--count", "10", (char *)bad[i].flag, (char *)bad[i].value,
+                             "-q",      NULL};
                 if (!strcmp(bad[i].flag, "--count"))
                         c[4] = "--partitions", c[5] = "2";
                 cr_expect_eq(ds_run(c, NULL, err, 60000), 2, "gen %s %s was accepted", bad[i].flag, bad[i].value);

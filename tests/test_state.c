@@ -385,13 +385,13 @@ static int restore_items(const item_fields_t *f, int64_t end_entries, char *err,
         log_t *l = calloc(1, sizeof(*l));
         ds_buf_t b = {0};
         put_head(&b, DS_CL_SNAP_BEGIN);
-        ds_avro_put_long(&b, 10);             /* next input offset */
+        ds_avro_put_long(&b, 10);              /* next input offset */
         ds_avro_put_long(&b, 1710036000000LL); /* watermark */
         append(l, &b);
         put_head(&b, DS_CL_SNAP_CHUNK);
         ds_buf_put(&b, "L", 1);
-        const int64_t entry[] = {f->id, 1710036000000LL, f->version, f->gate, f->flow, f->cancelled, 1,
-                                 f->heading, f->items, 250000, 40000};
+        const int64_t entry[] = {f->id, 1710036000000LL, f->version, f->gate, f->flow, f->cancelled,
+                                 1,     f->heading,      f->items,   250000,  40000};
         for (size_t i = 0; i < sizeof(entry) / sizeof(entry[0]); i++)
                 ds_avro_put_long(&b, entry[i]);
         ds_buf_put(&b, "R", 1);
@@ -438,11 +438,23 @@ Test(state, out_of_range_fields_of_a_ledger_entry_or_row_are_refused) {
                 const char *what;
                 item_fields_t f;
         } bad[] = {
-            {"id -1", good},      {"id 10^12", good},      {"version -1", good},  {"version 2^31", good},
-            {"gate -1", good},    {"gate 60000", good},    {"flow 4", good},      {"flow 200", good},
-            {"cancelled 7", good}, {"heading 2^27", good}, {"items -1", good},    {"row dimension 3", good},
-            {"row window 5", good}, {"row with partition bits", good}, {"row gate 60000", good},
-            {"cell of gate 60000", good}, {"cell of an HOUR window", good},
+                {"id -1", good},
+                {"id 10^12", good},
+                {"version -1", good},
+                {"version 2^31", good},
+                {"gate -1", good},
+                {"gate 60000", good},
+                {"flow 4", good},
+                {"flow 200", good},
+                {"cancelled 7", good},
+                {"heading 2^27", good},
+                {"items -1", good},
+                {"row dimension 3", good},
+                {"row window 5", good},
+                {"row with partition bits", good},
+                {"row gate 60000", good},
+                {"cell of gate 60000", good},
+                {"cell of an HOUR window", good},
         };
         bad[0].f.id = -1;
         bad[1].f.id = 1000000000000LL;
@@ -549,7 +561,8 @@ Test(state, a_claim_after_foreign_records_takes_a_snapshot_first, .timeout = 120
         rd_kafka_conf_t *cc = rd_kafka_conf_new();
         cr_assert_eq(rd_kafka_conf_set(cc, "bootstrap.servers", servers, err, sizeof(err)), RD_KAFKA_CONF_OK);
         cr_assert_eq(rd_kafka_conf_set(cc, "enable.partition.eof", "true", err, sizeof(err)), RD_KAFKA_CONF_OK);
-        cr_assert_eq(rd_kafka_conf_set(cc, "group.id", "ds-take-test", err, sizeof(err)), RD_KAFKA_CONF_OK); /* assign only */
+        cr_assert_eq(rd_kafka_conf_set(cc, "group.id", "ds-take-test", err, sizeof(err)),
+                     RD_KAFKA_CONF_OK); /* assign only */
         ds_part_cfg_t cfg;
         ds_part_cfg_default(&cfg);
         ds_changelog_t *c = ds_changelog_new("customs.state", &cfg, cc, producer, err, sizeof(err));
@@ -595,11 +608,15 @@ Test(state, a_claim_after_foreign_records_takes_a_snapshot_first, .timeout = 120
                 cr_expect_eq(res.snapshot_offset, o.snapshot_offset);
                 cr_expect_eq(res.claim_offset, l->n, "partition %d: the CLAIM follows the log", p);
                 if (p == 2)
-                        cr_expect_not(res.snapshot_due, "a clean handover (CLAIM at %lld right after the checkpoint "
-                                      "at %lld) took a snapshot", (long long)res.claim_offset, (long long)ckpt);
+                        cr_expect_not(res.snapshot_due,
+                                      "a clean handover (CLAIM at %lld right after the checkpoint "
+                                      "at %lld) took a snapshot",
+                                      (long long)res.claim_offset, (long long)ckpt);
                 else
-                        cr_expect(res.snapshot_due, "a delta between the checkpoint (%lld) and the CLAIM (%lld) "
-                                  "took no snapshot", (long long)ckpt, (long long)res.claim_offset);
+                        cr_expect(res.snapshot_due,
+                                  "a delta between the checkpoint (%lld) and the CLAIM (%lld) "
+                                  "took no snapshot",
+                                  (long long)ckpt, (long long)res.claim_offset);
                 ds_part_destroy(res.part);
                 owner_free(&o);
                 log_free(l);
