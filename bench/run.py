@@ -865,10 +865,10 @@ def write_results_md(R, json_rel, png_rel):
             kp = rt["kcat_vs_python"] = round(R["kcat"]["messages_per_s"] / R["python"]["messages_per_s"], 1)
         if kp:
             A("")
-            A("The transport's own ceiling on the Python ratio: kcat, which decodes nothing and only counts, read "
-              "%s× as fast as the baseline in this run; no consumer of this broker can show more than that, so "
-              "the 50× target%s." % (kp, " is out of reach on this machine's transport" if kp < 50
-                                     else " is within the transport's reach here"))
+            A("The Python ratio against the transport: kcat, which decodes nothing and only counts, read %s× as "
+              "fast as the baseline in this run, so 50× the baseline is %s kcat's own rate on this broker%s." % (
+                  kp, "%.1f×" % (50.0 / kp), " (kcat's raw read is the transport's reference here, and the "
+                  "catch-up's other target asks only to match it)" if kp < 50 else ""))
     A("")
     A("## Steady rate: end-to-end latency")
     A("")

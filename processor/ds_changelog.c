@@ -111,7 +111,8 @@ static int read_range(ds_changelog_t *c, int32_t p, int64_t from, int64_t to, in
                         if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
                                 ds_log(DS_LOG_WARN, "changelog", "read error", "topic=%s partition=%d error=\"%s\"",
                                        c->topic, p, rd_kafka_message_errstr(m));
-                                if (m->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE) {
+                                if (m->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE ||
+                                    m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET) {
                                         rc = ds_err(errstr, sz, "%s [%d]: offset %" PRId64 " is no longer held", c->topic,
                                                     p, next);
                                         rd_kafka_message_destroy(m);
@@ -164,10 +165,13 @@ typedef struct scan {
         hrec_t *v;
         uint32_t n, cap;
         int bad;
+        int64_t last; /* the highest offset delivered (any record), -1: none */
 } scan_t;
 
 static int collect(void *ctx, int64_t offset, const uint8_t *p, size_t len) {
         scan_t *s = ctx;
+        if (offset > s->last)
+                s->last = offset;
         ds_cl_head_t h;
         if (ds_cl_peek(p, len, &h))
                 return 0; /* not ours: ignored */
@@ -268,10 +272,11 @@ int ds_changelog_take(ds_changelog_t *c, int32_t p, const char *committed_md, ds
         if (err)
                 return ds_err(errstr, sz, "watermarks of %s [%d]: %s", c->topic, p, rd_kafka_err2str(err));
 
-        int64_t target = -1, fresh_input = 0;
+        int64_t target = -1, fresh_input = 0, last_record = -1;
         int32_t max_epoch = auth_epoch;
         if (hi > lo) {
                 scan_t s = {0};
+                s.last = -1;
                 int decided = 1;
                 for (int64_t w = FIRST_WINDOW;; w *= 4) {
                         int64_t from = hi - w > lo ? hi - w : lo;
@@ -281,6 +286,7 @@ int ds_changelog_take(ds_changelog_t *c, int32_t p, const char *committed_md, ds
                                 return -1;
                         }
                         decided = choose(&s, auth_epoch, auth_claim, &target, &fresh_input, &max_epoch);
+                        last_record = s.last;
                         if (decided <= 0 || from == lo)
                                 break;
                 }
@@ -357,7 +363,10 @@ int ds_changelog_take(ds_changelog_t *c, int32_t p, const char *committed_md, ds
         out->part = part;
         out->epoch = epoch;
         out->claim_offset = claim_offset;
-        out->snapshot_due = out->snapshot_offset < 0 || claim_offset != target + 1; /* see ds_changelog.h */
+        /* see ds_changelog.h: a record after the target, read by the scan or
+         * written after it (the CLAIM then lands past the end the scan saw);
+         * a transaction's commit marker is neither */
+        out->snapshot_due = out->snapshot_offset < 0 || last_record > target || claim_offset != hi;
         out->input_offset = part->next_offset;
         out->restore_ms = ds_mono_ms() - t0;
         return 0;

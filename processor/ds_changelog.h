@@ -68,8 +68,8 @@ void ds_changelog_destroy(ds_changelog_t *c);
  * from the old snapshot through the region would apply it (its checkpoint
  * precedes the CLAIM), and rebuild a state this owner never had. A
  * snapshot of its own, taken in this owner's first cycle, puts every later
- * restore past the region. (On a cluster with transactions, the commit
- * marker after the checkpoint is such a record too: a snapshot every claim.) */
+ * restore past the region. (A transaction's commit marker after the
+ * checkpoint is not delivered to a reader and does not count.) */
 int ds_changelog_take(ds_changelog_t *c, int32_t p, const char *committed_md, ds_restore_result_t *out, char *errstr,
                       size_t errstr_size);
 

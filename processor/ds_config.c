@@ -398,14 +398,26 @@ static int kafka_secret(const char *key) {
         return 0;
 }
 
-/* A URL with its "user:password@" replaced by "(hidden)@". */
+/* URLs (comma-separated, as schema.registry.url may list several) with the
+ * "user:password@" of each replaced by "(hidden)@". */
 static void print_url(FILE *out, const char *name, const char *v) {
-        const char *scheme = strstr(v, "://"), *at = scheme ? strchr(scheme + 3, '@') : NULL,
-                   *slash = scheme ? strchr(scheme + 3, '/') : NULL;
-        if (at && (!slash || at < slash))
-                fprintf(out, "%s = %.*s(hidden)%s\n", name, (int)(scheme + 3 - v), v, at);
-        else
-                fprintf(out, "%s = %s\n", name, v);
+        fprintf(out, "%s = ", name);
+        for (const char *tok = v;;) {
+                size_t n = strcspn(tok, ",");
+                const char *scheme = memmem(tok, n, "://", 3);
+                const char *auth = scheme ? scheme + 3 : NULL;
+                size_t alen = auth ? strcspn(auth, "/,") : 0;
+                const char *at = auth ? memchr(auth, '@', alen) : NULL;
+                if (at)
+                        fprintf(out, "%.*s(hidden)%.*s", (int)(auth - tok), tok, (int)(tok + n - at), at);
+                else
+                        fprintf(out, "%.*s", (int)n, tok);
+                if (!tok[n])
+                        break;
+                fputc(',', out);
+                tok += n + 1;
+        }
+        fputc('\n', out);
 }
 
 void ds_config_dump(const ds_config_t *c, FILE *out) {

@@ -411,10 +411,10 @@ void ds_http_stop(ds_http_t *h) {
          * connection at once, which would cut a stream mid-response. */
         MHD_socket ls = MHD_quiesce_daemon(h->d);
         atomic_store_explicit(&h->stopping, 1, memory_order_relaxed);
+        /* a stream's place is given back once its last chunk is written */
         for (int64_t until = ds_mono_ms() + 1000;
              atomic_load_explicit(&h->streams, memory_order_relaxed) > 0 && ds_mono_ms() < until;)
                 usleep(10000);
-        usleep(50000);         /* the last chunk on its way */
         MHD_stop_daemon(h->d); /* joins the connection threads */
         if (ls != MHD_INVALID_SOCKET)
                 close(ls); /* quiesced: the listening socket is ours to close */

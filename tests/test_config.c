@@ -212,6 +212,17 @@ Test(config, dump_hides_secrets) {
         cr_assert(strstr(buf, "kafka.ssl.key.pem = (hidden)"));
         cr_assert_null(strstr(buf, "s3cr3t"), "the registry's password is printed");
         cr_assert(strstr(buf, "schema.registry.url = https://(hidden)@registry.example:8081/x@y\n"), "%s", buf);
+        free(buf);
+        /* several URLs: each one's credentials */
+        cr_assert_eq(set("schema.registry.url", "http://a:8081,http://u:p2ss@b:8081,http://v:p3ss@c"), 0);
+        buf = NULL;
+        f = open_memstream(&buf, &len);
+        ds_config_dump(&c, f);
+        fclose(f);
+        cr_assert_null(strstr(buf, "p2ss"), "the second URL's password is printed");
+        cr_assert_null(strstr(buf, "p3ss"), "the third URL's password is printed");
+        cr_assert(strstr(buf, "schema.registry.url = http://a:8081,http://(hidden)@b:8081,http://(hidden)@c\n"),
+                  "%s", buf);
         cr_assert(strstr(buf, "commit.interval.ms = 1000\n"));
         cr_assert(strstr(buf, "decoder = specialized\n"));
         cr_assert(strstr(buf, "log.format = logfmt\n"));
