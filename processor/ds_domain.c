@@ -9,7 +9,8 @@
 #include <string.h>
 
 #include "ds_fingerprint.h"
-#include "ds_schemas.h" /* ds_read_file */
+#include "ds_schemas.h"  /* ds_read_file */
+#include "ds_validate.h" /* ds_utf8_valid */
 
 static const ds_gate_t gates[] = {
 #define DS_GATE(code, name, prov, office, kind) {code, name, prov, office, kind},
@@ -311,6 +312,11 @@ int ds_domain_add_gates_file(const char *path, char *errstr, size_t errstr_size)
                                 FAIL("%s: line %d: weight \"%.40s\" is not a number above 0 and at most 1000000", path,
                                      line, fld[col[C_WEIGHT]]);
                 }
+                /* names are shown on the dashboard and in the API's JSON: text, not bytes */
+                for (int k = C_NAME; k <= C_OFFICE; k++)
+                        if (col[k] >= 0 && !ds_utf8_valid(fld[col[k]], strlen(fld[col[k]])))
+                                FAIL("%s: line %d: %s is not UTF-8 text (save the file as UTF-8)", path, line,
+                                     cname[k]);
                 const char *office = col[C_OFFICE] >= 0 ? fld[col[C_OFFICE]] : "";
                 if (strlen(office) > 8)
                         FAIL("%s: line %d: customs_office_prefix \"%.40s\" is longer than 8 characters", path, line,

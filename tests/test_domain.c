@@ -314,6 +314,9 @@ Test(domain, a_bad_gates_file_names_the_line_and_adds_nothing) {
             {"gate_code,name_vi\nNEW1,\"open\n", "line 2: unterminated quote"},
             {"gate_code,name_vi\nNEW1,\"a\"b\n", "line 2: unterminated quote or more than 64 fields"},
             {"gate_code,customs_office_prefix\nNEW1,123456789\n", "customs_office_prefix \"123456789\" is longer"},
+            /* Latin-1 (a spreadsheet's export), and a UTF-8 sequence cut short */
+            {"gate_code,name_vi\nNEW1,M\xf3ng C\xe1i\n", "line 2: name_vi is not UTF-8 text"},
+            {"gate_code,province\nNEW1,Qu\xe1\xba\n", "line 2: province is not UTF-8 text"},
         };
         for (size_t i = 0; i < DS_ARRAY_LEN(bad); i++) {
                 char err[512] = "";
