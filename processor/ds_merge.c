@@ -72,8 +72,9 @@ ds_rows_t *ds_merge_global(ds_merge_t *m) {
 
 /* ---- groups -------------------------------------------------------------- */
 
+/* Never 0, which marks an empty slot (equality also compares gate and day). */
 static inline uint64_t group_key(uint32_t gate, int64_t day) {
-        return ((uint64_t)(gate + 1) << 56) ^ (uint64_t)day ^ 0x8000000000000000ULL;
+        return (((uint64_t)(gate + 1) << 56) ^ (uint64_t)day ^ 0x8000000000000000ULL) | 1;
 }
 
 static group_t *group_find(ds_merge_t *m, uint32_t gate, int64_t day, int create) {
@@ -165,7 +166,7 @@ static void group_remove(ds_merge_t *m, uint32_t gate, int64_t day, uint32_t hea
                         g->headings[i] = g->headings[--g->n];
                         break;
                 }
-        /* an empty group is kept (cheap) until the merge is destroyed */
+        /* an empty group is kept until the merge is destroyed (ds_merge.h: Memory) */
 }
 
 /* ---- rows ---------------------------------------------------------------- */

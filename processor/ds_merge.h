@@ -28,7 +28,9 @@
  * GATE_HEADING cells are grouped by (gate, day) so the top headings of a
  * group whose cells changed can be recomputed: ds_merge_top().
  *
- * Memory: ~120 bytes per (partition, row) and per global row.
+ * Memory: ~120 bytes per (partition, row) and per global row, and a
+ * (gate, day) group for the top lists, kept until the merge is destroyed
+ * (~1.3 KB per gate a day: grows with the days a merge runs).
  *
  * @locality one thread (the publisher).
  */

@@ -197,7 +197,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
                 mr->assigned_once = 1;
         } else {
                 if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS && !mr->fatal)
-                        publish(mr); /* hand over with everything merged published */
+                        publish(mr); /* hand over what is merged (not while a partition still rebuilds: the new owner republishes) */
                 rd_kafka_assign(rk, NULL);
                 for (int i = 0; i < parts->cnt; i++) {
                         int32_t p = parts->elems[i].partition;
@@ -439,10 +439,18 @@ static void consume_batch(ds_merge_role_t *mr) {
                         ds_merge_prefetch(row_in[i], 2, mr->dec[i].partition, mr->dec[i].key, mr->hashes[i]);
         for (int i = 0; i < n; i++) {
                 rd_kafka_message_t *m = mr->batch[i];
-                if (!m->err)
+                if (!m->err) {
                         consume(mr, m, ok[i], &mr->dec[i]);
-                else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                } else if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                        /* the partition's end: past a transaction's commit
+                         * marker (never delivered), which the rebuild's and
+                         * a finish's end offsets count */
+                        mpart_t *mp = mpart_get(mr, m->partition);
+                        if (mp && m->offset > mp->next_offset)
+                                mp->next_offset = m->offset;
+                } else {
                         ds_log(DS_LOG_WARN, "merge", "consumer event", "error=\"%s\"", rd_kafka_message_errstr(m));
+                }
                 rd_kafka_message_destroy(m);
         }
 }

@@ -11,7 +11,9 @@
  *
  * Every merge.interval.ms it publishes changed rows (vn.customs.Total v2 to
  * customs.totals) and changed top lists (customs.top_headings), then drops
- * windows closed in every input partition. Before publishing it commits its
+ * windows closed in every input partition (only in an interval that had a
+ * changed row to publish: the closing watermark moves with publishing, not
+ * with STATUS alone). Before publishing it commits its
  * position synchronously: the group coordinator refuses a member whose
  * partitions have moved (a paused-then-resumed zombie), and such a member
  * publishes nothing.

@@ -1,8 +1,10 @@
 /*
  * ds_partial.c - PartialTotal encoding and decoding.
  *
- * Hand-written against customs_partial_total.avsc (field order matters);
- * tests/test_partial.c checks both directions against Apache Avro C.
+ * Hand-written against customs_partial_total.avsc (field order matters).
+ * The merge's tests (tests/test_merge.c) and replay's processing role
+ * (which decodes its GATE TOTAL shares back) round-trip it; test_merge also
+ * feeds it out-of-range fields.
  */
 #include "ds_partial.h"
 #include "ds_common.h"
@@ -82,18 +84,16 @@ ds_dlq_reason_t ds_partial_decode(const uint8_t *msg, size_t len, int digits, ds
                 return DS_DLQ_INCOMPATIBLE_SCHEMA;
         ds_rd_t in = {body, body + blen, 0};
         memset(out, 0, sizeof(*out));
-        out->kind = (int)ds_rd_long(&in);
-        out->partition = (int32_t)ds_rd_long(&in);
-        out->epoch = (int32_t)ds_rd_long(&in);
+        int64_t kind = ds_rd_long(&in), partition = ds_rd_long(&in), epoch = ds_rd_long(&in);
         out->input_offset = ds_rd_long(&in);
         out->watermark_ms = ds_rd_long(&in);
         if (in.p >= in.end)
                 return DS_DLQ_TRUNCATED;
         out->idle = *in.p++ != 0;
-        int dim = (int)ds_rd_long(&in);
+        int64_t dim = ds_rd_long(&in);
         size_t kl;
         const uint8_t *k = ds_rd_bytes(&in, &kl);
-        int win = (int)ds_rd_long(&in);
+        int64_t win = ds_rd_long(&in);
         int64_t start = ds_rd_long(&in);
         int64_t *v = &out->m.declarations;
         for (int i = 0; i < 8; i++)
@@ -105,11 +105,28 @@ ds_dlq_reason_t ds_partial_decode(const uint8_t *msg, size_t len, int digits, ds
                 return DS_DLQ_TRUNCATED;
         if (in.p != in.end)
                 return DS_DLQ_TRAILING_BYTES;
-        if (out->kind == DS_PARTIAL_STATUS)
-                return out->partition >= 0 ? DS_DLQ_NONE : DS_DLQ_MALFORMED;
-        if (out->kind != DS_PARTIAL_ROW || out->partition < 0 || dim < 0 || dim >= DS_DIM__CNT || win < 0 ||
-            win >= DS_WIN__CNT)
+        /* every field within what a processor writes, checked before it is
+         * narrowed: the topic may carry anything, and a value out of range
+         * would index past an array, overflow the merge's sums or make a row
+         * no window ever closes */
+        if ((kind != DS_PARTIAL_ROW && kind != DS_PARTIAL_STATUS) || partition < 0 || partition > DS_PARTITION_MAX ||
+            epoch < 0 || epoch > INT32_MAX)
                 return DS_DLQ_MALFORMED;
+        out->kind = (int)kind;
+        out->partition = (int32_t)partition;
+        out->epoch = (int32_t)epoch;
+        if (out->kind == DS_PARTIAL_STATUS)
+                return DS_DLQ_NONE;
+        if (dim < 0 || dim >= DS_DIM__CNT || win < 0 || win >= DS_WIN__CNT)
+                return DS_DLQ_MALFORMED;
+        if (win == DS_WIN_TOTAL ? start != 0
+                                : start < 0 || start > DS_PARTIAL_TIME_MAX || start != ds_window_start((ds_window_t)win, start))
+                return DS_DLQ_MALFORMED;
+        if (dim == DS_DIM_GATE_HEADING && win != DS_WIN_DAY)
+                return DS_DLQ_MALFORMED;
+        for (int i = 0; i < 8; i++)
+                if (v[i] < 0 || v[i] > DS_PARTIAL_MEASURE_MAX)
+                        return DS_DLQ_MALFORMED;
         uint32_t key;
         uint64_t cell_hi = 0; /* a cell's gate bits above the key (ds_cell_rowkey) */
         if (dim == DS_DIM_GATE) {

@@ -29,6 +29,17 @@
 
 #define DS_SCHEMA_ID_PARTIAL 6
 
+/* What ds_partial_decode() accepts (anything else is MALFORMED): input
+ * partitions fit a row key's 16 partition bits; window starts are aligned
+ * and before the year 9999; each measure of one partition's share is
+ * non-negative (shares are sums of declarations, which validation keeps
+ * non-negative) and at most 2^47 (USD 1.4 trillion in cents, 140 million
+ * tonnes in grams), so the merge's sum over 65,535 partitions cannot
+ * overflow. */
+#define DS_PARTITION_MAX       65534
+#define DS_PARTIAL_TIME_MAX    253402300799999LL
+#define DS_PARTIAL_MEASURE_MAX (1LL << 47)
+
 /* The processing role produces a partition's STATUS when it changed, and an
  * unchanged one again after this long (ds_pipeline.c cycle() says why). */
 #define DS_STATUS_REFRESH_MS 30000

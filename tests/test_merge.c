@@ -1,6 +1,7 @@
 /*
  * test_merge.c - global rows as the sum of partitions' latest values:
- * idempotent upserts, sums, decreases, the dirty list, closing, top headings.
+ * idempotent upserts, sums, decreases, the dirty list, closing, top headings;
+ * and the partial message they come in, decoded and refused out of range.
  */
 #include <criterion/criterion.h>
 #include <stdint.h>
@@ -8,7 +9,10 @@
 
 #include "ds_agg.h"
 #include "ds_common.h"
+#include "ds_domain.h"
+#include "ds_encode.h"
 #include "ds_merge.h"
+#include "ds_partial.h"
 #include "ds_rows.h"
 #include "ds_window.h"
 
@@ -356,4 +360,102 @@ Test(merge, changed_groups_are_reported_once) {
         cr_assert_eq(upd(1, cell(5, 8429), &v), 0); /* unchanged */
         ds_merge_changed_groups(m, on_group, NULL);
         cr_assert_eq(groups_seen, 1, "an unchanged cell changed its group");
+}
+
+/* ---- the partial message: decoded back, and refused out of range -------------- */
+
+/* A PartialTotal ROW written field by field as ds_partial_encode() writes
+ * it, with any field's raw value: what a corrupt or hostile message on
+ * customs.totals.partial can carry. */
+typedef struct raw_partial {
+        int64_t kind, partition, epoch, dim, win, start, measure;
+        const char *key;
+} raw_partial_t;
+
+static ds_dlq_reason_t decode_raw(const raw_partial_t *r, ds_partial_t *out) {
+        static ds_buf_t b;
+        b.len = 0;
+        ds_wire_put_header(&b, DS_SCHEMA_ID_PARTIAL);
+        const int64_t head[] = {r->kind, r->partition, r->epoch, 1000 /* input offset */, 0 /* watermark */};
+        for (size_t i = 0; i < DS_ARRAY_LEN(head); i++)
+                ds_avro_put_long(&b, head[i]);
+        ds_buf_put(&b, "\x00", 1); /* not idle */
+        ds_avro_put_long(&b, r->dim);
+        ds_avro_put_bytes(&b, r->key, strlen(r->key));
+        ds_avro_put_long(&b, r->win);
+        ds_avro_put_long(&b, r->start);
+        for (int i = 0; i < 8; i++)
+                ds_avro_put_long(&b, i == 2 ? r->measure : 1);
+        ds_avro_put_bytes(&b, NULL, 0);
+        ds_avro_put_bytes(&b, NULL, 0);
+        ds_avro_put_long(&b, 0); /* updated_at */
+        return ds_partial_decode(b.p, b.len, 4, out);
+}
+
+/* Every field of a partial is checked before it is narrowed or used: kinds,
+ * partitions and epochs of 2^32 + x decoded as x; a window start near
+ * INT64_MAX overflowed closing arithmetic; a TOTAL row with a start was
+ * never evicted; a GATE_HEADING cell of an HOUR window listed its heading
+ * twice in a top list; two shares of INT64_MAX overflowed the sum. */
+Test(merge, a_partial_out_of_range_is_refused) {
+        ds_domain_init();
+        const int64_t day = 1710028800000LL - 7 * 3600000LL; /* a local midnight */
+        const raw_partial_t good = {DS_PARTIAL_ROW, 3, 2, DS_DIM_GATE, DS_WIN_DAY, day, 250000, "MONGCAI"};
+        ds_partial_t p;
+        cr_assert_eq(decode_raw(&good, &p), DS_DLQ_NONE);
+        cr_expect_eq(p.partition, 3);
+        cr_expect_eq(p.epoch, 2);
+        cr_expect_eq(p.m.value, 250000);
+        cr_expect_eq(ds_rowkey_window(p.key), DS_WIN_DAY);
+        cr_expect_eq(p.key.start, day);
+        /* and what ds_partial_encode() writes decodes to itself */
+        ds_partial_t e = p;
+        ds_buf_t b = {0};
+        ds_partial_encode(&b, &e, 4);
+        ds_partial_t back;
+        cr_assert_eq(ds_partial_decode(b.p, b.len, 4, &back), DS_DLQ_NONE);
+        cr_expect(back.key.k == e.key.k && back.key.start == e.key.start && back.partition == 3 && back.epoch == 2 &&
+                  !memcmp(&back.m, &e.m, sizeof(e.m)));
+        ds_buf_free(&b);
+        struct {
+                const char *what;
+                raw_partial_t r;
+        } bad[] = {
+                {"kind 2", good},
+                {"kind 2^32", good},
+                {"partition -1", good},
+                {"partition 2^32 + 3", good},
+                {"partition 65535", good},
+                {"epoch -1", good},
+                {"epoch 2^32 + 2", good},
+                {"dimension 2^32", good},
+                {"window 2^32 + 3", good},
+                {"start near INT64_MAX", good},
+                {"start not a window's", good},
+                {"TOTAL with a start", good},
+                {"cell of an HOUR window", good},
+                {"negative value", good},
+                {"value 2^62", good},
+        };
+        bad[0].r.kind = 2;
+        bad[1].r.kind = 1LL << 32;
+        bad[2].r.partition = -1;
+        bad[3].r.partition = (1LL << 32) + 3;
+        bad[4].r.partition = 65535;
+        bad[5].r.epoch = -1;
+        bad[6].r.epoch = (1LL << 32) + 2;
+        bad[7].r.dim = 1LL << 32;
+        bad[8].r.win = (1LL << 32) + 3;
+        bad[9].r.start = INT64_MAX - 1000;
+        bad[10].r.start = day + 1;
+        bad[11].r.win = DS_WIN_TOTAL;
+        bad[12].r.dim = DS_DIM_GATE_HEADING, bad[12].r.win = DS_WIN_HOUR, bad[12].r.key = "MONGCAI|0810";
+        bad[13].r.measure = -7;
+        bad[14].r.measure = 1LL << 62;
+        for (size_t i = 0; i < DS_ARRAY_LEN(bad); i++)
+                cr_expect_eq(decode_raw(&bad[i].r, &p), DS_DLQ_MALFORMED, "%s: accepted", bad[i].what);
+        /* the same cell as a DAY window is fine */
+        raw_partial_t cellday = bad[12].r;
+        cellday.win = DS_WIN_DAY;
+        cr_expect_eq(decode_raw(&cellday, &p), DS_DLQ_NONE);
 }
