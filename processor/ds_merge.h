@@ -30,7 +30,8 @@
  *
  * Memory: ~120 bytes per (partition, row) and per global row, and a
  * (gate, day) group for the top lists, kept until the merge is destroyed
- * (~1.3 KB per gate a day: grows with the days a merge runs).
+ * (so it grows with the gates and days a merge has seen; a review measured
+ * 137 KB -> 4.9 MB over ten simulated years).
  *
  * @locality one thread (the publisher).
  */
