@@ -120,12 +120,13 @@ ds_dlq_reason_t ds_partial_decode(const uint8_t *msg, size_t len, int digits, ds
         if (dim < 0 || dim >= DS_DIM__CNT || win < 0 || win >= DS_WIN__CNT)
                 return DS_DLQ_MALFORMED;
         if (win == DS_WIN_TOTAL ? start != 0
-                                : start < 0 || start > DS_PARTIAL_TIME_MAX || start != ds_window_start((ds_window_t)win, start))
+                                : start < -DS_PARTIAL_TIME_ABS || start > DS_PARTIAL_TIME_ABS ||
+                                          start != ds_window_start((ds_window_t)win, start))
                 return DS_DLQ_MALFORMED;
         if (dim == DS_DIM_GATE_HEADING && win != DS_WIN_DAY)
                 return DS_DLQ_MALFORMED;
         for (int i = 0; i < 8; i++)
-                if (v[i] < 0 || v[i] > DS_PARTIAL_MEASURE_MAX)
+                if (v[i] < 0)
                         return DS_DLQ_MALFORMED;
         uint32_t key;
         uint64_t cell_hi = 0; /* a cell's gate bits above the key (ds_cell_rowkey) */

@@ -31,14 +31,14 @@
 
 /* What ds_partial_decode() accepts (anything else is MALFORMED): input
  * partitions fit a row key's 16 partition bits; window starts are aligned
- * and before the year 9999; each measure of one partition's share is
- * non-negative (shares are sums of declarations, which validation keeps
- * non-negative) and at most 2^47 (USD 1.4 trillion in cents, 140 million
- * tonnes in grams), so the merge's sum over 65,535 partitions cannot
- * overflow. */
-#define DS_PARTITION_MAX       65534
-#define DS_PARTIAL_TIME_MAX    253402300799999LL
-#define DS_PARTIAL_MEASURE_MAX (1LL << 47)
+ * and within +-2^62 ms (any event time validation lets through - before
+ * 1970, or microseconds by mistake - but far enough from INT64_MAX that
+ * start + window + retention cannot overflow); measures are non-negative
+ * (shares are sums of declarations, which validation keeps non-negative;
+ * there is no upper bound: a TOTAL share only grows, and the merge's sum
+ * saturates). */
+#define DS_PARTITION_MAX    65534
+#define DS_PARTIAL_TIME_ABS (1LL << 62)
 
 /* The processing role produces a partition's STATUS when it changed, and an
  * unchanged one again after this long (ds_pipeline.c cycle() says why). */
