@@ -239,19 +239,8 @@ int ds_merge_update(ds_merge_t *m, const ds_merge_src_t *src, ds_rowkey_t key, c
                 changed = 1; /* the estimate may have moved; cheap to republish */
         }
         if (memcmp(&p->m, value, sizeof(*value))) {
-                /* global += value - old share, each measure saturating at
-                 * INT64_MAX/MIN: shares have no upper bound (a TOTAL share
-                 * only grows) and the sum of many must not overflow */
-                int64_t *gv = &g->m.declarations, *pv = &p->m.declarations;
-                const int64_t *nv = &value->declarations;
-                for (int i = 0; i < 8; i++) {
-                        int64_t d, s;
-                        if (__builtin_sub_overflow(nv[i], pv[i], &d))
-                                d = nv[i] < pv[i] ? INT64_MIN : INT64_MAX;
-                        if (__builtin_add_overflow(gv[i], d, &s))
-                                s = d < 0 ? INT64_MIN : INT64_MAX;
-                        gv[i] = s;
-                }
+                /* shares have no upper bound (a TOTAL share only grows) */
+                ds_measures_replace_sat(&g->m, &p->m, value);
                 p->m = *value;
                 changed = 1;
         }

@@ -139,6 +139,23 @@ size_t ds_rows_memory(const ds_rows_t *t);
 /* Iteration over live rows: for (i = 0; (r = ds_rows_iter(t, &i)); ) */
 ds_row_t *ds_rows_iter(ds_rows_t *t, uint32_t *cursor);
 
+/* sum += now - before, each measure saturating at INT64_MIN/MAX: for a sum
+ * of many shares, none bounded above (the merge's global rows). Past
+ * saturation the sum is no longer exact, only never wrapped. */
+static inline void ds_measures_replace_sat(ds_measures_t *sum, const ds_measures_t *before, const ds_measures_t *now) {
+        _Static_assert(sizeof(ds_measures_t) == 8 * sizeof(int64_t), "ds_measures_t: 8 int64 measures");
+        int64_t *s = &sum->declarations;
+        const int64_t *b = &before->declarations, *n = &now->declarations;
+        for (int i = 0; i < 8; i++) {
+                int64_t d, t;
+                if (__builtin_sub_overflow(n[i], b[i], &d))
+                        d = n[i] < b[i] ? INT64_MIN : INT64_MAX;
+                if (__builtin_add_overflow(s[i], d, &t))
+                        t = d < 0 ? INT64_MIN : INT64_MAX;
+                s[i] = t;
+        }
+}
+
 static inline void ds_measures_add(ds_measures_t *a, const ds_measures_t *b, int64_t sign) {
         a->declarations += sign * b->declarations;
         a->items += sign * b->items;

@@ -369,7 +369,7 @@ void ds_restore_destroy(ds_restore_t *r) {
 static int rowkey_valid(ds_rowkey_t k) {
         uint64_t x = k.k;
         ds_dim_t dim = ds_rowkey_dim(k);
-        if (dim >= DS_DIM__CNT || ds_rowkey_window(k) >= DS_WIN__CNT || (x >> 32 & 0xffff))
+        if (dim >= DS_DIM__CNT || ds_rowkey_window(k) >= DS_WIN__CNT || ds_rowkey_partition(k) != -1)
                 return 0;
         if (dim == DS_DIM_GATE_HEADING)
                 return ds_rowkey_window(k) == DS_WIN_DAY && ds_cell_gate(k) < (uint32_t)ds_gate_count();
