@@ -203,10 +203,10 @@ int ds_cmd_replay(int argc, char **argv) {
                         res.ledger_entries, res.rows);
                 if (processing)
                         fprintf(stderr,
-                                "replay: role process: %" PRIu64 " partial messages encoded (%" PRIu64
+                                "replay: role process: %" PRIu64 " partial messages encoded (%" PRIu64 " rows, %" PRIu64
                                 " bytes), last GATE TOTAL shares sum to %" PRId64 " declarations; %" PRIu64
                                 " changelog records (%" PRIu64 " bytes)\n",
-                                res.partials, res.partial_bytes, res.partial_total_declarations,
+                                res.partials, res.partial_rows, res.partial_bytes, res.partial_total_declarations,
                                 res.changelog_records, res.changelog_bytes);
                 if (res.dead_lettered) {
                         fprintf(stderr, "replay: dead-lettered:");
@@ -263,10 +263,10 @@ int ds_cmd_replay(int argc, char **argv) {
                         }
                 printf("},\"role\":\"%s\"", role);
                 if (processing)
-                        printf(",\"partials\":%" PRIu64 ",\"partial_bytes\":%" PRIu64
+                        printf(",\"partials\":%" PRIu64 ",\"partial_rows\":%" PRIu64 ",\"partial_bytes\":%" PRIu64
                                ",\"partial_total_declarations\":%" PRId64 ",\"changelog_records\":%" PRIu64
                                ",\"changelog_bytes\":%" PRIu64,
-                               res.partials, res.partial_bytes, res.partial_total_declarations,
+                               res.partials, res.partial_rows, res.partial_bytes, res.partial_total_declarations,
                                res.changelog_records, res.changelog_bytes);
                 printf(",\"outcomes\":{");
                 for (int k = 0; k < DS_EV__CNT; k++)

@@ -42,7 +42,8 @@ static const confdef_t defs[] = {
     {"top.topic", CT_STR, O(top_topic), 0, 0, "customs.top_headings", NULL,
      "Topic the top ten headings by customs value per gate and day are published to."},
     {"partial.topic", CT_STR, O(partial_topic), 0, 0, "customs.totals.partial", NULL,
-     "Per-partition shares of the rows, from the processing role to the merge role (compact it on a real cluster)."},
+     "Per-partition shares of the rows, in batches, from the processing role to the merge role (keep it whole on a "
+     "real cluster: retention.ms=-1; the merge rebuilds from it)."},
     {"state.topic", CT_STR, O(state_topic), 0, 0, "customs.state", NULL,
      "Changelog: each input partition's state (snapshots, deltas, checkpoints), as many partitions as the input."},
     {"role", CT_ENUM, O(role), 0, 0, "all", "all|process|merge",

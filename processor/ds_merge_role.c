@@ -67,7 +67,7 @@ struct ds_merge_role {
         int assigned_once;
         /* messages polled and not yet merged (consume_batch()), decoded */
         rd_kafka_message_t *batch[MERGE_BATCH];
-        ds_partial_t dec[MERGE_BATCH];
+        ds_partial_t dec[MERGE_BATCH]; /* rows of a batch being merged (consume_rows()) */
         uint32_t hashes[MERGE_BATCH][2];
         int nbatch;
         pthread_mutex_t pub_mtx; /* guards pub: ds_merge_role_stats() may run on any thread */
@@ -134,8 +134,8 @@ static void assign(ds_merge_role_t *mr, rd_kafka_t *rk, rd_kafka_topic_partition
                 int64_t lo = los[i], hi = his[i];
                 if (lo > 0) {
                         ds_log(DS_LOG_ERROR, "merge",
-                               "the partial topic lost its head: the merge cannot be rebuilt (compact this topic on a "
-                               "real cluster; the embedded broker keeps 5 MiB per partition)",
+                               "the partial topic lost its head: the merge cannot be rebuilt (keep this topic whole "
+                               "on a real cluster, retention.ms=-1; the embedded broker keeps 5 MiB per partition)",
                                "topic=%s partition=%d log_start_offset=%" PRId64, tp->topic, tp->partition, lo);
                         mr->fatal = 1;
                         break;
@@ -366,31 +366,14 @@ static int decode(ds_merge_role_t *mr, const rd_kafka_message_t *m, ds_partial_t
         return 0;
 }
 
-/* Merges one message; ok: decode() succeeded into *pr. */
-static void consume(ds_merge_role_t *mr, const rd_kafka_message_t *m, int ok, const ds_partial_t *pr) {
-        mpart_t *mp = mpart_get(mr, m->partition);
-        if (!mp)
-                return;
-        mp->next_offset = m->offset + 1;
-        mr->st.partials++;
-        if (!ok)
-                return;
+/* Merges one ROW of partial partition mp (read from message m). */
+static void apply_row(ds_merge_role_t *mr, mpart_t *mp, const rd_kafka_message_t *m, const ds_partial_t *pr) {
         if (pr->partition >= mr->inputs) {
                 ds_log(DS_LOG_WARN, "merge", "partial row for an unknown input partition skipped",
                        "input_partition=%d inputs=%d", pr->partition, mr->inputs);
                 return;
         }
-        if (pr->kind == DS_PARTIAL_STATUS) {
-                if (ds_merge_epoch(mp->merge, pr->partition, pr->epoch)) {
-                        mr->st.ignored++; /* a fenced owner's status */
-                        return;
-                }
-                istatus_t *s = &mp->status[pr->partition];
-                if (!s->seen || pr->epoch > s->epoch || pr->input_offset >= s->offset) {
-                        *s = (istatus_t){pr->epoch, pr->input_offset, pr->watermark_ms, pr->idle, 1};
-                }
-                return;
-        }
+        mr->st.partial_rows++;
         ds_distinct_t *d = NULL;
         if (pr->declarants_len && pr->vehicles_len) {
                 d = calloc(1, sizeof(*d));
@@ -416,39 +399,98 @@ static void consume(ds_merge_role_t *mr, const rd_kafka_message_t *m, int ok, co
         }
 }
 
-/* Merges the polled messages in order, and frees them. A catch-up's merge
- * tables outgrow the caches, and each update looks up two rows (the
- * partition's value, the global row): their index slots, then the rows, are
- * prefetched for the whole batch first, so the misses overlap. Called before
- * a rebalance is handled too, so nothing polled before it is merged after. */
+/* Takes in an input partition's STATUS (read from partial partition mp). */
+static void apply_status(ds_merge_role_t *mr, mpart_t *mp, const ds_partial_t *pr) {
+        if (pr->partition >= mr->inputs) {
+                ds_log(DS_LOG_WARN, "merge", "partial row for an unknown input partition skipped",
+                       "input_partition=%d inputs=%d", pr->partition, mr->inputs);
+                return;
+        }
+        if (ds_merge_epoch(mp->merge, pr->partition, pr->epoch)) {
+                mr->st.ignored++; /* a fenced owner's status */
+                return;
+        }
+        istatus_t *s = &mp->status[pr->partition];
+        if (!s->seen || pr->epoch > s->epoch || pr->input_offset >= s->offset)
+                *s = (istatus_t){pr->epoch, pr->input_offset, pr->watermark_ms, pr->idle, 1};
+}
+
+/* Merges a schema 6 message (a STATUS, or one ROW, as earlier releases
+ * wrote them). */
+static void consume_one(ds_merge_role_t *mr, mpart_t *mp, const rd_kafka_message_t *m) {
+        ds_partial_t pr;
+        if (decode(mr, m, &pr))
+                return;
+        if (pr.kind == DS_PARTIAL_ROW)
+                apply_row(mr, mp, m, &pr);
+        else
+                apply_status(mr, mp, &pr);
+}
+
+/* Merges a batch (schema 7): its rows, then its statuses, in their order. A
+ * catch-up's merge tables outgrow the caches, and each update looks up two
+ * rows (the partition's value, the global row): for each run of MERGE_BATCH
+ * rows their index slots, then the rows, are prefetched first, so the misses
+ * overlap. */
+static void consume_rows(ds_merge_role_t *mr, mpart_t *mp, const rd_kafka_message_t *m) {
+        ds_partial_rows_t it;
+        ds_dlq_reason_t why = ds_partial_rows_open(m->payload, m->len, mr->cfg->heading_digits, &it);
+        int rc = why ? -1 : 1;
+        int64_t row = 0; /* the message's rows read */
+        while (rc) {
+                int n = 0;
+                while (n < MERGE_BATCH && (rc = ds_partial_rows_next(&it, &mr->dec[n], &why)) > 0) {
+                        row++;
+                        if (rc == 2) { /* out of range: skipped, the rest is read */
+                                ds_log(DS_LOG_WARN, "merge", "unreadable partial row skipped",
+                                       "partition=%d offset=%" PRId64 " item=%" PRId64 " reason=%s", m->partition,
+                                       m->offset, row, ds_dlq_code(why));
+                                continue;
+                        }
+                        if (mr->dec[n].kind == DS_PARTIAL_STATUS)
+                                break; /* the statuses come after every row */
+                        n++;
+                }
+                for (int i = 0; i < n; i++)
+                        if (mr->dec[i].partition < mr->inputs)
+                                ds_merge_prefetch(mp->merge, 1, mr->dec[i].partition, mr->dec[i].key, mr->hashes[i]);
+                for (int i = 0; i < n; i++)
+                        if (mr->dec[i].partition < mr->inputs)
+                                ds_merge_prefetch(mp->merge, 2, mr->dec[i].partition, mr->dec[i].key, mr->hashes[i]);
+                for (int i = 0; i < n && !mr->fatal; i++)
+                        apply_row(mr, mp, m, &mr->dec[i]);
+                if (rc == 1 && n < MERGE_BATCH && mr->dec[n].kind == DS_PARTIAL_STATUS)
+                        apply_status(mr, mp, &mr->dec[n]);
+                if (rc < 0)
+                        ds_log(DS_LOG_WARN, "merge", "unreadable partial rows skipped (the rest of the message)",
+                               "partition=%d offset=%" PRId64 " reason=%s", m->partition, m->offset, ds_dlq_code(why));
+                if (rc <= 0)
+                        break;
+        }
+}
+
+/* Merges the polled messages in order, and frees them. Called before a
+ * rebalance is handled too, so nothing polled before it is merged after. */
 static void consume_batch(ds_merge_role_t *mr) {
-        int n = mr->nbatch, ok[MERGE_BATCH];
-        ds_merge_t *row_in[MERGE_BATCH]; /* the merge a ROW updates, else NULL */
+        int n = mr->nbatch;
         mr->nbatch = 0;
         for (int i = 0; i < n; i++) {
-                const rd_kafka_message_t *m = mr->batch[i];
-                const ds_partial_t *p = &mr->dec[i];
-                mpart_t *mp = mpart_get(mr, m->partition);
-                ok[i] = !m->err && mp && !decode(mr, m, &mr->dec[i]);
-                row_in[i] = ok[i] && p->kind == DS_PARTIAL_ROW && p->partition < mr->inputs ? mp->merge : NULL;
-                if (row_in[i])
-                        ds_merge_prefetch(row_in[i], 1, p->partition, p->key, mr->hashes[i]);
-        }
-        for (int i = 0; i < n; i++)
-                if (row_in[i])
-                        ds_merge_prefetch(row_in[i], 2, mr->dec[i].partition, mr->dec[i].key, mr->hashes[i]);
-        for (int i = 0; i < n; i++) {
                 rd_kafka_message_t *m = mr->batch[i];
-                if (!m->err) {
-                        consume(mr, m, ok[i], &mr->dec[i]);
+                mpart_t *mp = mpart_get(mr, m->partition);
+                if (!m->err && mp) {
+                        mp->next_offset = m->offset + 1;
+                        mr->st.partials++;
+                        if (ds_partial_schema(m->payload, m->len) == DS_SCHEMA_ID_PARTIAL_ROWS)
+                                consume_rows(mr, mp, m);
+                        else
+                                consume_one(mr, mp, m);
                 } else if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
                         /* the partition's end: past a transaction's commit
                          * marker (never delivered), which the rebuild's and
                          * a finish's end offsets count */
-                        mpart_t *mp = mpart_get(mr, m->partition);
                         if (mp && m->offset > mp->next_offset)
                                 mp->next_offset = m->offset;
-                } else {
+                } else if (m->err) {
                         ds_log(DS_LOG_WARN, "merge", "consumer event", "error=\"%s\"", rd_kafka_message_errstr(m));
                 }
                 rd_kafka_message_destroy(m);
@@ -690,9 +732,9 @@ int ds_merge_role_run(ds_merge_role_t *mr) {
                 publish(mr);
         publish_stats(mr);
         ds_log(DS_LOG_INFO, "merge", "stopped",
-               "partials=%" PRIu64 " rows_published=%" PRIu64 " top_lists_published=%" PRIu64
+               "partials=%" PRIu64 " partial_rows=%" PRIu64 " rows_published=%" PRIu64 " top_lists_published=%" PRIu64
                " ignored=%" PRIu64 " fenced_publishes=%" PRIu64,
-               mr->st.partials, mr->st.rows_published, mr->st.tops_published, mr->st.ignored,
+               mr->st.partials, mr->st.partial_rows, mr->st.rows_published, mr->st.tops_published, mr->st.ignored,
                mr->st.fenced_publishes);
         return mr->fatal ? 1 : 0;
 }

@@ -15,6 +15,7 @@
 #include <librdkafka/rdkafka.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 void ds_partial_of_row(ds_partial_t *out, const ds_outrow_t *o, int64_t updated_at, uint8_t *s1, uint8_t *s2) {
@@ -28,8 +29,25 @@ void ds_partial_of_row(ds_partial_t *out, const ds_outrow_t *o, int64_t updated_
         }
 }
 
-void ds_partial_encode(ds_buf_t *b, const ds_partial_t *p, int digits) {
+/* A ROW's own fields, dimension to sketches: the same in both schemas. */
+static void put_row_fields(ds_buf_t *b, const ds_partial_t *p, int digits) {
         char kt[48];
+        ds_avro_put_long(b, ds_rowkey_dim(p->key));
+        /* the longest key text: a gate code, '|', a 10-digit heading */
+        _Static_assert(DS_GATE_CODE_MAX + 1 + 10 < sizeof(kt), "key text buffer too small");
+        ds_fmt_t f = ds_fmt(kt, sizeof(kt));
+        ds_fmt_keytext(&f, p->key, digits);
+        ds_avro_put_bytes(b, kt, (size_t)ds_fmt_end(&f));
+        ds_avro_put_long(b, ds_rowkey_window(p->key));
+        ds_avro_put_long(b, p->key.start);
+        const int64_t *v = &p->m.declarations;
+        for (int i = 0; i < 8; i++)
+                ds_avro_put_long(b, v[i]);
+        ds_avro_put_bytes(b, p->declarants_sketch, p->declarants_len);
+        ds_avro_put_bytes(b, p->vehicles_sketch, p->vehicles_len);
+}
+
+void ds_partial_encode(ds_buf_t *b, const ds_partial_t *p, int digits) {
         ds_wire_put_header(b, DS_SCHEMA_ID_PARTIAL);
         ds_avro_put_long(b, p->kind);
         ds_avro_put_long(b, p->partition);
@@ -38,25 +56,12 @@ void ds_partial_encode(ds_buf_t *b, const ds_partial_t *p, int digits) {
         ds_avro_put_long(b, p->watermark_ms);
         ds_buf_put(b, p->idle ? "\x01" : "\x00", 1);
         if (p->kind == DS_PARTIAL_ROW) {
-                ds_avro_put_long(b, ds_rowkey_dim(p->key));
-                /* the longest key text: a gate code, '|', a 10-digit heading */
-                _Static_assert(DS_GATE_CODE_MAX + 1 + 10 < sizeof(kt), "key text buffer too small");
-                ds_fmt_t f = ds_fmt(kt, sizeof(kt));
-                ds_fmt_keytext(&f, p->key, digits);
-                ds_avro_put_bytes(b, kt, (size_t)ds_fmt_end(&f));
-                ds_avro_put_long(b, ds_rowkey_window(p->key));
-                ds_avro_put_long(b, p->key.start);
+                put_row_fields(b, p, digits);
         } else {
-                ds_avro_put_long(b, 0);
-                ds_avro_put_long(b, 0); /* empty key */
-                ds_avro_put_long(b, 0);
-                ds_avro_put_long(b, 0);
+                /* dimension, an empty key, window, start, 8 measures, two empty sketches */
+                static const uint8_t zeros[14];
+                ds_buf_put(b, zeros, sizeof(zeros));
         }
-        const int64_t *v = &p->m.declarations;
-        for (int i = 0; i < 8; i++)
-                ds_avro_put_long(b, p->kind == DS_PARTIAL_ROW ? v[i] : 0);
-        ds_avro_put_bytes(b, p->declarants_sketch, p->declarants_len);
-        ds_avro_put_bytes(b, p->vehicles_sketch, p->vehicles_len);
         ds_avro_put_long(b, p->updated_at);
 }
 
@@ -71,6 +76,83 @@ static int parse_digits(const uint8_t *p, size_t n, uint32_t *out) {
         }
         *out = v;
         return 0;
+}
+
+/* A ROW's own fields, from dimension to the sketches (both schemas write
+ * them in this order), read but not yet checked. */
+typedef struct raw_row {
+        int64_t dim, win, start;
+        const uint8_t *k;
+        size_t kl;
+} raw_row_t;
+
+static void rd_row_fields(ds_rd_t *in, ds_partial_t *out, raw_row_t *rr) {
+        rr->dim = ds_rd_long(in);
+        rr->k = ds_rd_bytes(in, &rr->kl);
+        rr->win = ds_rd_long(in);
+        rr->start = ds_rd_long(in);
+        int64_t *v = &out->m.declarations;
+        for (int i = 0; i < 8; i++)
+                v[i] = ds_rd_long(in);
+        out->declarants_sketch = ds_rd_bytes(in, &out->declarants_len);
+        out->vehicles_sketch = ds_rd_bytes(in, &out->vehicles_len);
+}
+
+/* The source fields, checked as 64-bit values before they are narrowed: the
+ * topic may carry anything, and 2^32 + x must not pass as x. */
+static ds_dlq_reason_t check_source(ds_partial_t *out, int64_t partition, int64_t epoch) {
+        if (partition < 0 || partition > DS_PARTITION_MAX || epoch < 0 || epoch > INT32_MAX)
+                return DS_DLQ_MALFORMED;
+        out->partition = (int32_t)partition;
+        out->epoch = (int32_t)epoch;
+        return DS_DLQ_NONE;
+}
+
+/* Every field of a ROW within what a processor writes: a value out of range
+ * would index past an array, overflow the merge's sums or make a row no
+ * window ever closes. Sets out->key. */
+static ds_dlq_reason_t check_row(ds_partial_t *out, const raw_row_t *rr, int digits) {
+        int64_t dim = rr->dim, win = rr->win, start = rr->start;
+        const uint8_t *k = rr->k;
+        size_t kl = rr->kl;
+        if (dim < 0 || dim >= DS_DIM__CNT || win < 0 || win >= DS_WIN__CNT)
+                return DS_DLQ_MALFORMED;
+        if (win == DS_WIN_TOTAL ? start != 0
+                                : start < -DS_PARTIAL_TIME_ABS || start > DS_PARTIAL_TIME_ABS ||
+                                          start != ds_window_start((ds_window_t)win, start))
+                return DS_DLQ_MALFORMED;
+        if (dim == DS_DIM_GATE_HEADING && win != DS_WIN_DAY)
+                return DS_DLQ_MALFORMED;
+        const int64_t *v = &out->m.declarations;
+        for (int i = 0; i < 8; i++)
+                if (v[i] < 0)
+                        return DS_DLQ_MALFORMED;
+        uint32_t key;
+        uint64_t cell_hi = 0; /* a cell's gate bits above the key (ds_cell_rowkey) */
+        if (dim == DS_DIM_GATE) {
+                int g = ds_gate_lookup((const char *)k, (uint32_t)kl);
+                if (g < 0)
+                        return DS_DLQ_UNKNOWN_GATE;
+                key = (uint32_t)g;
+        } else if (dim == DS_DIM_COMMODITY) {
+                if ((int)kl != digits || parse_digits(k, kl, &key))
+                        return DS_DLQ_BAD_HS_CODE;
+        } else {
+                const uint8_t *bar = kl ? memchr(k, '|', kl) : NULL;
+                uint32_t heading;
+                int g = bar ? ds_gate_lookup((const char *)k, (uint32_t)(bar - k)) : -1;
+                if (g < 0)
+                        return DS_DLQ_UNKNOWN_GATE;
+                size_t hl = kl - (size_t)(bar - k) - 1;
+                if ((int)hl != digits || parse_digits(bar + 1, hl, &heading))
+                        return DS_DLQ_BAD_HS_CODE;
+                ds_rowkey_t ck = ds_cell_rowkey((uint32_t)g, heading, start);
+                key = ds_rowkey_key(ck);
+                cell_hi = ck.k & (0x7ffULL << 48);
+        }
+        out->key = ds_rowkey((ds_dim_t)dim, (ds_window_t)win, key, start);
+        out->key.k |= cell_hi;
+        return DS_DLQ_NONE;
 }
 
 ds_dlq_reason_t ds_partial_decode(const uint8_t *msg, size_t len, int digits, ds_partial_t *out) {
@@ -90,88 +172,263 @@ ds_dlq_reason_t ds_partial_decode(const uint8_t *msg, size_t len, int digits, ds
         if (in.p >= in.end)
                 return DS_DLQ_TRUNCATED;
         out->idle = *in.p++ != 0;
-        int64_t dim = ds_rd_long(&in);
-        size_t kl;
-        const uint8_t *k = ds_rd_bytes(&in, &kl);
-        int64_t win = ds_rd_long(&in);
-        int64_t start = ds_rd_long(&in);
-        int64_t *v = &out->m.declarations;
-        for (int i = 0; i < 8; i++)
-                v[i] = ds_rd_long(&in);
-        out->declarants_sketch = ds_rd_bytes(&in, &out->declarants_len);
-        out->vehicles_sketch = ds_rd_bytes(&in, &out->vehicles_len);
+        raw_row_t rr;
+        rd_row_fields(&in, out, &rr);
         out->updated_at = ds_rd_long(&in);
         if (in.bad)
                 return DS_DLQ_TRUNCATED;
         if (in.p != in.end)
                 return DS_DLQ_TRAILING_BYTES;
-        /* every field within what a processor writes, checked before it is
-         * narrowed: the topic may carry anything, and a value out of range
-         * would index past an array, overflow the merge's sums or make a row
-         * no window ever closes */
-        if ((kind != DS_PARTIAL_ROW && kind != DS_PARTIAL_STATUS) || partition < 0 || partition > DS_PARTITION_MAX ||
-            epoch < 0 || epoch > INT32_MAX)
+        if (kind != DS_PARTIAL_ROW && kind != DS_PARTIAL_STATUS)
                 return DS_DLQ_MALFORMED;
         out->kind = (int)kind;
-        out->partition = (int32_t)partition;
-        out->epoch = (int32_t)epoch;
+        if ((r = check_source(out, partition, epoch)))
+                return r;
         if (out->kind == DS_PARTIAL_STATUS)
                 return DS_DLQ_NONE;
-        if (dim < 0 || dim >= DS_DIM__CNT || win < 0 || win >= DS_WIN__CNT)
-                return DS_DLQ_MALFORMED;
-        if (win == DS_WIN_TOTAL ? start != 0
-                                : start < -DS_PARTIAL_TIME_ABS || start > DS_PARTIAL_TIME_ABS ||
-                                          start != ds_window_start((ds_window_t)win, start))
-                return DS_DLQ_MALFORMED;
-        if (dim == DS_DIM_GATE_HEADING && win != DS_WIN_DAY)
-                return DS_DLQ_MALFORMED;
-        for (int i = 0; i < 8; i++)
-                if (v[i] < 0)
-                        return DS_DLQ_MALFORMED;
-        uint32_t key;
-        uint64_t cell_hi = 0; /* a cell's gate bits above the key (ds_cell_rowkey) */
-        if (dim == DS_DIM_GATE) {
-                int g = ds_gate_lookup((const char *)k, (uint32_t)kl);
-                if (g < 0)
-                        return DS_DLQ_UNKNOWN_GATE;
-                key = (uint32_t)g;
-        } else if (dim == DS_DIM_COMMODITY) {
-                if ((int)kl != digits || parse_digits(k, kl, &key))
-                        return DS_DLQ_BAD_HS_CODE;
-        } else {
-                const uint8_t *bar = memchr(k, '|', kl);
-                uint32_t heading;
-                int g = bar ? ds_gate_lookup((const char *)k, (uint32_t)(bar - k)) : -1;
-                if (g < 0)
-                        return DS_DLQ_UNKNOWN_GATE;
-                size_t hl = kl - (size_t)(bar - k) - 1;
-                if ((int)hl != digits || parse_digits(bar + 1, hl, &heading))
-                        return DS_DLQ_BAD_HS_CODE;
-                ds_rowkey_t ck = ds_cell_rowkey((uint32_t)g, heading, start);
-                key = ds_rowkey_key(ck);
-                cell_hi = ck.k & (0x7ffULL << 48);
-        }
-        out->key = ds_rowkey((ds_dim_t)dim, (ds_window_t)win, key, start);
-        out->key.k |= cell_hi;
-        return DS_DLQ_NONE;
+        return check_row(out, &rr, digits);
 }
 
-int ds_partial_key(const ds_partial_t *p, int digits, char *buf, size_t size) {
-        ds_fmt_t f = ds_fmt(buf, size);
-        ds_fmt_i64(&f, p->partition);
-        if (p->kind == DS_PARTIAL_STATUS) {
-                ds_fmt_str(&f, "|STATUS");
-                return ds_fmt_end(&f);
+/* ---- batches of rows (schema 7) ------------------------------------------ */
+
+/* One partial partition's batch being filled: its rows, encoded. */
+typedef struct pbatch {
+        ds_buf_t rows;
+        uint32_t n;
+} pbatch_t;
+
+struct ds_partial_batcher {
+        int32_t partitions;
+        int digits;
+        size_t max_bytes;
+        ds_partial_emit_fn emit;
+        void *ctx;
+        pbatch_t *b;       /* [partitions] */
+        ds_buf_t row;      /* the row being added, encoded */
+        ds_buf_t statuses; /* the cycle's statuses (for every partial partition), encoded */
+        uint32_t *status_end; /* [i]: where status i ends in statuses */
+        uint32_t nstatuses, capstatuses;
+        int oom;
+        ds_buf_t msg;
+};
+
+ds_partial_batcher_t *ds_partial_batcher_new(int32_t partial_partitions, int heading_digits, size_t max_bytes,
+                                             ds_partial_emit_fn emit, void *ctx) {
+        if (partial_partitions <= 0)
+                return NULL;
+        ds_partial_batcher_t *pb = calloc(1, sizeof(*pb));
+        if (!pb || !(pb->b = calloc((size_t)partial_partitions, sizeof(*pb->b)))) {
+                free(pb);
+                return NULL;
         }
-        ds_fmt_char(&f, '|');
-        ds_fmt_str(&f, ds_dim_name(ds_rowkey_dim(p->key)));
-        ds_fmt_char(&f, '|');
-        ds_fmt_keytext(&f, p->key, digits);
-        ds_fmt_char(&f, '|');
-        ds_fmt_str(&f, ds_window_name(ds_rowkey_window(p->key)));
-        ds_fmt_char(&f, '|');
-        ds_fmt_i64(&f, p->key.start);
-        return ds_fmt_end(&f);
+        pb->partitions = partial_partitions;
+        pb->digits = heading_digits;
+        pb->max_bytes = max_bytes;
+        pb->emit = emit;
+        pb->ctx = ctx;
+        return pb;
+}
+
+void ds_partial_batcher_destroy(ds_partial_batcher_t *pb) {
+        if (!pb)
+                return;
+        for (int32_t i = 0; i < pb->partitions; i++)
+                ds_buf_free(&pb->b[i].rows);
+        free(pb->b);
+        ds_buf_free(&pb->row);
+        ds_buf_free(&pb->statuses);
+        free(pb->status_end);
+        ds_buf_free(&pb->msg);
+        free(pb);
+}
+
+/* Emits a message for partial partition pp: header, updated_at, the rows of
+ * its batch (with_rows), then statuses [from, to); empties the batch if it
+ * went. Each array is one block (count, items) and its end (0). */
+static int emit_msg(ds_partial_batcher_t *pb, int32_t pp, int64_t updated_at, int with_rows, uint32_t from,
+                    uint32_t to) {
+        pbatch_t *b = &pb->b[pp];
+        uint32_t n = with_rows ? b->n : 0;
+        if (!n && from == to)
+                return 0;
+        ds_buf_t *m = &pb->msg;
+        m->len = 0;
+        ds_wire_put_header(m, DS_SCHEMA_ID_PARTIAL_ROWS);
+        ds_avro_put_long(m, updated_at);
+        if (n) {
+                ds_avro_put_long(m, n);
+                ds_buf_put(m, b->rows.p, b->rows.len);
+                b->n = 0;
+                b->rows.len = 0;
+        }
+        ds_avro_put_long(m, 0);
+        if (to > from) {
+                uint32_t start = from ? pb->status_end[from - 1] : 0;
+                ds_avro_put_long(m, to - from);
+                ds_buf_put(m, pb->statuses.p + start, pb->status_end[to - 1] - start);
+        }
+        ds_avro_put_long(m, 0);
+        return pb->emit(pb->ctx, pp, m->p, m->len, n);
+}
+
+int ds_partial_batcher_add(ds_partial_batcher_t *pb, const ds_partial_t *p, int64_t updated_at) {
+        int32_t pp = ds_partial_route(p->key, pb->partitions);
+        pbatch_t *b = &pb->b[pp];
+        ds_buf_t *o = &pb->row;
+        o->len = 0;
+        ds_avro_put_long(o, p->partition);
+        ds_avro_put_long(o, p->epoch);
+        ds_avro_put_long(o, p->input_offset);
+        put_row_fields(o, p, pb->digits);
+        int rc = 0;
+        /* a full batch goes before this row would take it past its size */
+        if (b->n && b->rows.len + o->len > pb->max_bytes)
+                rc = emit_msg(pb, pp, updated_at, 1, 0, 0);
+        ds_buf_put(&b->rows, o->p, o->len);
+        b->n++;
+        return rc;
+}
+
+void ds_partial_batcher_status(ds_partial_batcher_t *pb, const ds_partial_t *st) {
+        if (pb->nstatuses == pb->capstatuses) {
+                uint32_t cap = pb->capstatuses ? 2 * pb->capstatuses : 256;
+                uint32_t *e = realloc(pb->status_end, cap * sizeof(*e));
+                if (!e) {
+                        pb->oom = 1; /* the flush fails */
+                        return;
+                }
+                pb->status_end = e;
+                pb->capstatuses = cap;
+        }
+        ds_buf_t *o = &pb->statuses;
+        ds_avro_put_long(o, st->partition);
+        ds_avro_put_long(o, st->epoch);
+        ds_avro_put_long(o, st->input_offset);
+        ds_avro_put_long(o, st->watermark_ms);
+        ds_buf_put(o, st->idle ? "\x01" : "\x00", 1);
+        pb->status_end[pb->nstatuses++] = (uint32_t)o->len;
+}
+
+int ds_partial_batcher_flush(ds_partial_batcher_t *pb, int64_t updated_at) {
+        int rc = pb->oom ? -1 : 0;
+        for (int32_t pp = 0; pp < pb->partitions && !rc; pp++) {
+                pbatch_t *b = &pb->b[pp];
+                /* the statuses after the rows: in the rows' message if they
+                 * fit, else in messages of their own of at most max_bytes
+                 * each (thousands of input partitions) */
+                if (b->n && b->rows.len + pb->statuses.len > pb->max_bytes)
+                        rc = emit_msg(pb, pp, updated_at, 1, 0, 0);
+                uint32_t from = 0;
+                do {
+                        size_t bytes = b->rows.len;
+                        uint32_t to = from;
+                        while (to < pb->nstatuses) {
+                                size_t len = pb->status_end[to] - (to ? pb->status_end[to - 1] : 0);
+                                if (to > from && bytes + len > pb->max_bytes)
+                                        break;
+                                bytes += len;
+                                to++;
+                        }
+                        if (!rc)
+                                rc = emit_msg(pb, pp, updated_at, 1, from, to);
+                        from = to;
+                } while (from < pb->nstatuses && !rc);
+        }
+        pb->statuses.len = 0;
+        pb->nstatuses = 0;
+        pb->oom = 0;
+        return rc;
+}
+
+int ds_partial_schema(const uint8_t *msg, size_t len) {
+        uint32_t id;
+        const uint8_t *body;
+        size_t blen;
+        return ds_wire_parse(msg, len, &id, &body, &blen) ? -1 : (int)id;
+}
+
+ds_dlq_reason_t ds_partial_rows_open(const uint8_t *msg, size_t len, int digits, ds_partial_rows_t *it) {
+        uint32_t id;
+        const uint8_t *body;
+        size_t blen;
+        memset(it, 0, sizeof(*it));
+        ds_dlq_reason_t r = ds_wire_parse(msg, len, &id, &body, &blen);
+        if (r)
+                return r;
+        if (id != DS_SCHEMA_ID_PARTIAL_ROWS)
+                return DS_DLQ_INCOMPATIBLE_SCHEMA;
+        it->in = (ds_rd_t){body, body + blen, 0};
+        it->digits = digits;
+        it->updated_at = ds_rd_long(&it->in);
+        return it->in.bad ? DS_DLQ_TRUNCATED : DS_DLQ_NONE;
+}
+
+/* Starts the next block of the current array when the last is used up:
+ * a count (negative: its size in bytes follows, Avro's skippable form), 0
+ * at the array's end. Returns 1 (items follow), 0 (the array ended) or -1. */
+static int next_block(ds_partial_rows_t *it) {
+        if (it->left)
+                return 1;
+        int64_t n = ds_rd_long(&it->in);
+        if (n < 0) {
+                n = n == INT64_MIN ? -1 : -n;
+                (void)ds_rd_long(&it->in);
+        }
+        /* every item takes more than a byte */
+        if (it->in.bad || n < 0 || n > it->in.end - it->in.p)
+                return -1;
+        it->left = n;
+        return n ? 1 : 0;
+}
+
+int ds_partial_rows_next(ds_partial_rows_t *it, ds_partial_t *out, ds_dlq_reason_t *why) {
+        *why = DS_DLQ_NONE;
+        for (;;) {
+                if (it->done)
+                        return 0;
+                int b = next_block(it);
+                if (b < 0) {
+                        *why = DS_DLQ_TRUNCATED;
+                        it->done = 1;
+                        return -1;
+                }
+                if (b)
+                        break;
+                if (++it->array == 2) { /* rows, statuses: the end */
+                        it->done = 1;
+                        if (it->in.p != it->in.end) {
+                                *why = DS_DLQ_TRAILING_BYTES;
+                                return -1;
+                        }
+                        return 0;
+                }
+        }
+        memset(out, 0, sizeof(*out));
+        int64_t partition = ds_rd_long(&it->in), epoch = ds_rd_long(&it->in);
+        out->input_offset = ds_rd_long(&it->in);
+        out->updated_at = it->updated_at;
+        raw_row_t rr;
+        if (it->array == 0) {
+                out->kind = DS_PARTIAL_ROW;
+                rd_row_fields(&it->in, out, &rr);
+        } else {
+                out->kind = DS_PARTIAL_STATUS;
+                out->watermark_ms = ds_rd_long(&it->in);
+                if (it->in.p < it->in.end)
+                        out->idle = *it->in.p++ != 0;
+                else
+                        it->in.bad = 1;
+        }
+        it->left--;
+        if (it->in.bad) {
+                *why = DS_DLQ_TRUNCATED;
+                it->done = 1;
+                return -1;
+        }
+        if ((*why = check_source(out, partition, epoch)) ||
+            (out->kind == DS_PARTIAL_ROW && (*why = check_row(out, &rr, it->digits))))
+                return 2;
+        return 1;
 }
 
 int32_t ds_partial_route(ds_rowkey_t key, int32_t partitions) {

@@ -1,16 +1,26 @@
 /*
- * ds_partial.h - one input partition's share of a row, on the way to the merge.
+ * ds_partial.h - input partitions' shares of rows, on the way to the merge.
  *
  * The processing role publishes, every cycle, the changed rows of each
  * partition it owns and a STATUS per partition (when it changed) to
- * customs.totals.partial (vn.customs.PartialTotal, schema id 6); the merge
- * role (ds_merge_role.h) reads them back. The message key is
- * "<partition>|<row key>" (or "<partition>|STATUS"), so compaction on a
- * real cluster keeps each partition's latest share of each row. The Kafka
- * partition is chosen from the row alone (ds_partial_route()): every
- * partition's share of a row, and every cell of a (gate, day), meet in one
- * partial partition, so merge instances can split the work by partial
- * partition. STATUS goes to every partial partition.
+ * customs.totals.partial; the merge role (ds_merge_role.h) reads them back.
+ *
+ * Rows travel in batches (vn.customs.PartialRows, schema id 7): one message
+ * carries many (input partition, row) shares, each with its partition's
+ * owner epoch and input offset, so a cycle costs a few messages per partial
+ * partition rather than one per share (the per-message cost of producing,
+ * storing, fetching and acknowledging was ~2/3 of a catch-up's CPU:
+ * bench/HOTPATH.md). The Kafka partition is chosen from the row alone
+ * (ds_partial_route()): every partition's share of a row, and every cell of
+ * a (gate, day), meet in one partial partition, so merge instances can split
+ * the work by partial partition. A STATUS (vn.customs.PartialTotal, schema
+ * id 6, key "<partition>|STATUS") goes to every partial partition. The merge
+ * also reads ROWs of schema 6, one share a message (key "<partition>|<row
+ * key>"), which earlier releases wrote.
+ *
+ * A batch has no key that compaction could keep the latest of: the topic
+ * keeps everything (README, "Topics"), and the merge rebuilds by reading it
+ * from the start.
  *
  * @locality any thread; encoding appends to a caller's buffer, decoding
  * points into the message.
@@ -94,14 +104,68 @@ static inline void ds_partial_status_sent(ds_partial_sent_t *last, const ds_part
  * (DS_PARTIAL_SKETCH_MAX bytes each), which out then points to. */
 void ds_partial_of_row(ds_partial_t *out, const ds_outrow_t *o, int64_t updated_at, uint8_t *s1, uint8_t *s2);
 
-/* Appends header and Avro body of p; heading_digits formats COMMODITY keys. */
+/* Appends header and Avro body of p as schema 6 (PartialTotal), one share
+ * or STATUS a message, as earlier releases wrote them: the processor now
+ * writes batches, the tests write these to check the merge still reads
+ * them. heading_digits formats COMMODITY keys. */
 void ds_partial_encode(ds_buf_t *b, const ds_partial_t *p, int heading_digits);
 /* Decodes a whole message value (wire header + body). Strings and sketches
  * point into msg. Returns DS_DLQ_NONE or the reason it is not a partial. */
 ds_dlq_reason_t ds_partial_decode(const uint8_t *msg, size_t len, int heading_digits, ds_partial_t *out);
 
-/* Message key of a ROW or STATUS. Returns its length. */
-int ds_partial_key(const ds_partial_t *p, int heading_digits, char *buf, size_t size);
+/* ---- batches (schema 7) ---- */
+
+#define DS_SCHEMA_ID_PARTIAL_ROWS 7
+
+/* A batch's rows stop growing past this many bytes (well under librdkafka's
+ * and the brokers' 1 MB message limit). */
+#define DS_PARTIAL_BATCH_BYTES (128 * 1024)
+
+/* Receives a finished batch for partial partition pp: the message (wire
+ * header and body, valid until the call returns) and its row count.
+ * Returns 0, or nonzero to stop (returned by the call that emitted). */
+typedef int (*ds_partial_emit_fn)(void *ctx, int32_t pp, const uint8_t *msg, size_t len, uint32_t rows);
+
+typedef struct ds_partial_batcher ds_partial_batcher_t;
+
+/* A batch per partial partition, each emitted once it holds max_bytes of
+ * rows, and by ds_partial_batcher_flush(). NULL on out-of-memory. */
+ds_partial_batcher_t *ds_partial_batcher_new(int32_t partial_partitions, int heading_digits, size_t max_bytes,
+                                             ds_partial_emit_fn emit, void *ctx);
+void ds_partial_batcher_destroy(ds_partial_batcher_t *pb);
+/* Adds ROW p to the batch of its partial partition (ds_partial_route()),
+ * emitting that batch first if it is full (updated_at: the emitted
+ * message's). Returns 0, or what emit returned. */
+int ds_partial_batcher_add(ds_partial_batcher_t *pb, const ds_partial_t *p, int64_t updated_at);
+/* Adds STATUS st to every partial partition's batch: it goes after the
+ * rows, at the next flush. */
+void ds_partial_batcher_status(ds_partial_batcher_t *pb, const ds_partial_t *st);
+/* Emits every batch that holds rows or statuses, in partial partition
+ * order (the end of a cycle). */
+int ds_partial_batcher_flush(ds_partial_batcher_t *pb, int64_t updated_at);
+
+/* The schema id of a partial message, or -1 if it has no wire header. */
+int ds_partial_schema(const uint8_t *msg, size_t len);
+
+/* Reading a batch, row by row: the rows point into the message. */
+typedef struct ds_partial_rows {
+        ds_rd_t in;
+        int64_t left; /* items left in the current block */
+        int array;    /* 0: the rows, 1: the statuses */
+        int64_t updated_at;
+        int digits;
+        int done;
+} ds_partial_rows_t;
+
+/* Starts reading a PartialRows message: DS_DLQ_NONE, or why it is not one. */
+ds_dlq_reason_t ds_partial_rows_open(const uint8_t *msg, size_t len, int heading_digits, ds_partial_rows_t *it);
+/* The next item into out: the rows (kind ROW; strings and sketches point
+ * into the message), then the statuses (kind STATUS), with the checks
+ * ds_partial_decode() makes. Returns 1 (an item), 2 (an item out of range,
+ * *why: skip it, the rest is readable), 0 (the end of a well-formed message)
+ * or -1 (the rest is unreadable, *why). */
+int ds_partial_rows_next(ds_partial_rows_t *it, ds_partial_t *out, ds_dlq_reason_t *why);
+
 /* Partial-topic partition for a ROW: GATE_HEADING cells by (gate, day),
  * every other row by its own key, hashed with murmur2. */
 int32_t ds_partial_route(ds_rowkey_t key, int32_t partitions);

@@ -199,6 +199,8 @@ struct pipeline {
         _Atomic uint64_t delivery_failed;
         ds_buf_t buf;
         uint64_t partial_rows, changelog_bytes, snapshots, cycles, restores;
+        uint64_t partial_msgs; /* batches of partial rows produced */
+        ds_partial_batcher_t *batcher;
         uint64_t status_msgs; /* STATUS messages produced (one per partial partition) */
         int64_t restore_ms_total, restore_ms_max;
         int64_t last_cycle_ms;
@@ -700,12 +702,12 @@ static int produce_changelog(pipeline_t *pl, const worker_t *w, const clrec_t *r
         return produce(pl, pl->cfg->state_topic, r->partition, key, (size_t)kl, w->clbuf.p + r->off, r->len, tag);
 }
 
-static int produce_partial(pipeline_t *pl, const ds_partial_t *pr, int32_t partial_partition) {
-        char key[128];
-        int kl = ds_partial_key(pr, pl->cfg->heading_digits, key, sizeof(key));
-        pl->buf.len = 0;
-        ds_partial_encode(&pl->buf, pr, pl->cfg->heading_digits);
-        return produce(pl, pl->cfg->partial_topic, partial_partition, key, (size_t)kl, pl->buf.p, pl->buf.len, NULL);
+/* ds_partial_emit_fn: a batch of partial rows (no key: nothing to compact). */
+static int emit_rows(void *ctx, int32_t pp, const uint8_t *msg, size_t len, uint32_t rows) {
+        pipeline_t *pl = ctx;
+        pl->partial_msgs++;
+        pl->partial_rows += rows;
+        return produce(pl, pl->cfg->partial_topic, pp, NULL, 0, msg, len, NULL);
 }
 
 /* Every owned partition's offset (all: also unchanged ones) with its claim
@@ -807,37 +809,35 @@ static int cycle(pipeline_t *pl) {
                         ds_partial_t pr;
                         uint8_t s1[DS_PARTIAL_SKETCH_MAX], s2[DS_PARTIAL_SKETCH_MAX];
                         ds_partial_of_row(&pr, o, now, s1, s2);
-                        if (produce_partial(pl, &pr, ds_partial_route(o->key, pl->partial_partitions)))
+                        if (ds_partial_batcher_add(pl->batcher, &pr, now))
                                 goto fail;
-                        pl->partial_rows++;
                 }
         }
         for (int i = 0; i < pl->nas; i++) {
                 assigned_t *a = &pl->as[i];
-                /* A STATUS goes to every partial partition, so P input and Q
-                 * partial partitions cost P x Q messages a cycle (36,864 a
-                 * second at 192 x 192, with or without traffic). The merge
-                 * keeps only the latest of each input partition (epoch,
-                 * offset, watermark, idle) and compaction keeps the latest
-                 * message: one that repeats the last changes nothing, and is
-                 * not produced. The first after an assignment always is, and
-                 * an unchanged one every DS_STATUS_REFRESH_MS: compaction keeps
-                 * a key's last message, and if a zombie (an owner the group
-                 * has replaced, still running) wrote its STATUS after ours,
-                 * a merge rebuilt from the compacted topic would fence it and
-                 * hold no STATUS of the partition - no window of it would
-                 * close - until ours comes again. */
+                /* A STATUS goes to every partial partition (in the cycle's
+                 * last batch of each), so P input and Q partial partitions
+                 * cost P x Q statuses a cycle. The merge keeps only the
+                 * latest of each input partition (epoch, offset, watermark,
+                 * idle): one that repeats the last changes nothing, and is
+                 * not sent. The first after an assignment always is, and an
+                 * unchanged one every DS_STATUS_REFRESH_MS (earlier releases
+                 * needed it on a compacted topic, where a zombie's later
+                 * STATUS could be the only one kept; it costs little and
+                 * lets a merge see a quiet partition's owner is alive). */
                 int64_t mono = ds_mono_ms();
                 ds_partial_t st = {DS_PARTIAL_STATUS, a->partition, a->epoch, a->next_offset, a->watermark_ms,
                                    a->idle, {0, 0}, {0}, NULL, 0, NULL, 0, now};
                 if (!ds_partial_status_due(&a->status, &st, mono))
                         continue;
-                for (int32_t pp = 0; pp < pl->partial_partitions; pp++)
-                        if (produce_partial(pl, &st, pp))
-                                goto fail;
+                ds_partial_batcher_status(pl->batcher, &st);
                 ds_partial_status_sent(&a->status, &st, mono);
                 pl->status_msgs += (uint64_t)pl->partial_partitions;
         }
+        /* each partial partition's rows, then the statuses, in its last
+         * message of the cycle: a status never overtakes the rows it covers */
+        if (ds_partial_batcher_flush(pl->batcher, now))
+                goto fail;
 
         /* the workers' snapshots (written while the above was produced) */
         for (int i = 0; i < pl->nw; i++)
@@ -969,6 +969,7 @@ static void publish_status(pipeline_t *pl) {
                         s.worker_queue[i] = (int64_t)rd_kafka_queue_length(pl->w[i].q);
         }
         s.partial_rows = pl->partial_rows;
+        s.partial_messages = pl->partial_msgs;
         s.status_messages = pl->status_msgs;
         s.changelog_bytes = pl->changelog_bytes;
         s.snapshots = pl->snapshots;
@@ -1227,10 +1228,11 @@ static void log_summary(pipeline_t *pl) {
                  s.evicted_rows);
         ds_log(DS_LOG_INFO, "pipeline", "summary",
                "consumed=%" PRIu64 " applied=%" PRIu64 " dead_lettered=%" PRIu64 " partial_rows=%" PRIu64
-               " status_messages=%" PRIu64 " changelog_bytes=%" PRIu64 " snapshots=%" PRIu64 " cycles=%" PRIu64
-               " restores=%" PRIu64 " restore_ms_max=%" PRId64 "%s%s%s",
-               s.consumed, s.applied, s.dead_lettered, pl->partial_rows, pl->status_msgs, pl->changelog_bytes,
-               pl->snapshots, pl->cycles, pl->restores, pl->restore_ms_max, reasons, outcomes, late);
+               " partial_messages=%" PRIu64 " status_messages=%" PRIu64 " changelog_bytes=%" PRIu64
+               " snapshots=%" PRIu64 " cycles=%" PRIu64 " restores=%" PRIu64 " restore_ms_max=%" PRId64 "%s%s%s",
+               s.consumed, s.applied, s.dead_lettered, pl->partial_rows, pl->partial_msgs, pl->status_msgs,
+               pl->changelog_bytes, pl->snapshots, pl->cycles, pl->restores, pl->restore_ms_max, reasons, outcomes,
+               late);
 }
 
 /* Exits the process if shutdown overruns shutdown.timeout.ms. */
@@ -1403,6 +1405,13 @@ int ds_pipeline_run(const ds_config_t *cfg) {
         pl->partial_partitions = ds_kafka_partition_count(pl->producer, cfg->partial_topic, 10000, err, sizeof(err));
         if (pl->partial_partitions <= 0) {
                 ds_log(DS_LOG_ERROR, "pipeline", "cannot use the partial topic", "error=\"%s\"", err);
+                rc = 1;
+                goto out;
+        }
+        pl->batcher = ds_partial_batcher_new(pl->partial_partitions, cfg->heading_digits, DS_PARTIAL_BATCH_BYTES,
+                                             emit_rows, pl);
+        if (!pl->batcher) {
+                ds_log(DS_LOG_ERROR, "pipeline", "out of memory", "%s", "");
                 rc = 1;
                 goto out;
         }
@@ -1631,6 +1640,7 @@ out:
                 rd_kafka_destroy(pl->producer);
         }
         free(pl->as);
+        ds_partial_batcher_destroy(pl->batcher);
         ds_buf_free(&pl->buf);
         ds_schemas_destroy(pl->schemas);
         free(pl);

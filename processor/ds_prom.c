@@ -169,7 +169,12 @@ void ds_prom_render(ds_buf_t *b, const ds_status_snap_t *s) {
                 one_u64(b, "declstream_consumer_errors_total", "counter",
                         "Consumer errors reported on partition queues.", c->kafka_errors);
                 one_u64(b, "declstream_partial_rows_total", "counter",
-                        "Partial rows written to the partial topic for the merge.", s->partial_rows);
+                        "Partial rows (one input partition's share of a row) written to the partial topic for the "
+                        "merge.",
+                        s->partial_rows);
+                one_u64(b, "declstream_partial_messages_total", "counter",
+                        "Messages of partial rows (batches, one or more per partial partition a cycle).",
+                        s->partial_messages);
                 one_u64(b, "declstream_status_messages_total", "counter",
                         "STATUS messages written to the partial topic (one per partial partition; only when a "
                         "partition's position, watermark or idleness changed, or every 30 s).",
@@ -240,6 +245,8 @@ void ds_prom_render(ds_buf_t *b, const ds_status_snap_t *s) {
                 const ds_merge_role_stats_t *m = &s->merge;
                 one_u64(b, "declstream_merge_partials_total", "counter", "Partial messages read by the merge.",
                         m->partials);
+                one_u64(b, "declstream_merge_partial_rows_total", "counter",
+                        "Partial rows read by the merge (a message carries many).", m->partial_rows);
                 one_u64(b, "declstream_published_rows_total", "counter",
                         "Total rows published to the output topic by this instance's merge.", m->rows_published);
                 one_u64(b, "declstream_published_top_lists_total", "counter",

@@ -382,8 +382,8 @@ struct ds_replay {
         json_t *tops;    /* SINK_KEEP: "<gate>|DAY|<start>" -> list */
         int sink_failed;
         /* SINK_PARTIAL */
-        ds_buf_t pbuf;
-        uint64_t partials, partial_bytes;
+        ds_partial_batcher_t *batcher; /* as many partial partitions as input partitions */
+        uint64_t partials, partial_rows, partial_bytes;
         int64_t *gate_total; /* [partition * ngates + gate]: declarations of the last GATE TOTAL share */
         int ngates;
         ds_partial_sent_t *sent; /* [partition]: the STATUS last encoded (the pipeline's rule, ds_partial.h) */
@@ -410,7 +410,7 @@ void ds_replay_destroy(ds_replay_t *r) {
                         ds_part_destroy(r->parts[p]);
         free(r->parts);
         ds_merge_destroy(r->merge);
-        ds_buf_free(&r->pbuf);
+        ds_partial_batcher_destroy(r->batcher);
         free(r->gate_total);
         free(r->sent);
         ds_schemas_destroy(r->schemas);
@@ -439,6 +439,8 @@ static int64_t event_span(ds_replay_t *r, rworker_t *scratch) {
                 return DS_DAY_MS;
         return ((hi - lo) / DS_DAY_MS + 1) * DS_DAY_MS;
 }
+
+static int emit_batch(void *ctx, int32_t pp, const uint8_t *msg, size_t len, uint32_t rows);
 
 ds_replay_t *ds_replay_new(const ds_replay_file_t *f, const ds_replay_opts_t *o, char *errstr, size_t sz) {
         if (o->threads < 1 || o->repeat < 1 || o->cycle_ms < 1 || o->heading_digits < 2 || o->heading_digits > 8 ||
@@ -469,10 +471,13 @@ ds_replay_t *ds_replay_new(const ds_replay_file_t *f, const ds_replay_opts_t *o,
                 r->gate_total = calloc((size_t)(r->nparts > 0 ? r->nparts : 1) * (size_t)r->ngates,
                                        sizeof(*r->gate_total));
                 r->sent = calloc((size_t)(r->nparts > 0 ? r->nparts : 1), sizeof(*r->sent));
+                r->batcher = ds_partial_batcher_new(r->nparts > 0 ? r->nparts : 1, o->heading_digits,
+                                                    DS_PARTIAL_BATCH_BYTES, emit_batch, r);
         } else {
                 r->merge = ds_merge_new(&o->part.agg.win, o->part.agg.top_retention_ms);
         }
-        if (!r->parts || !per || !order || !owner || !r->w || (!r->merge && (!r->gate_total || !r->sent))) {
+        if (!r->parts || !per || !order || !owner || !r->w ||
+            (!r->merge && (!r->gate_total || !r->sent || !r->batcher))) {
                 free(per);
                 free(order);
                 free(owner);
@@ -762,13 +767,36 @@ static void wait_done(ds_replay_t *r, uint64_t q) {
                         pause_us(20);
 }
 
+/* SINK_PARTIAL: a batch of partial rows, dropped; its GATE TOTAL shares are
+ * read back from the bytes and kept per partition. */
+static int emit_batch(void *ctx, int32_t pp, const uint8_t *msg, size_t len, uint32_t rows) {
+        ds_replay_t *r = ctx;
+        (void)pp;
+        r->partials++;
+        r->partial_rows += rows;
+        r->partial_bytes += len;
+        ds_partial_rows_t it;
+        ds_partial_t back;
+        ds_dlq_reason_t why;
+        int rc;
+        if (ds_partial_rows_open(msg, len, r->o.heading_digits, &it))
+                return -1;
+        while ((rc = ds_partial_rows_next(&it, &back, &why)) == 1) {
+                if (back.kind != DS_PARTIAL_ROW || ds_rowkey_dim(back.key) != DS_DIM_GATE ||
+                    ds_rowkey_window(back.key) != DS_WIN_TOTAL)
+                        continue;
+                if (back.partition >= r->nparts || ds_rowkey_key(back.key) >= (uint32_t)r->ngates)
+                        return -1;
+                r->gate_total[(size_t)back.partition * (size_t)r->ngates + ds_rowkey_key(back.key)] =
+                        back.m.declarations;
+        }
+        return rc; /* 0 at the end; -1 or 2: the encoder wrote what the decoder refuses */
+}
+
 /* SINK_PARTIAL: what the pipeline's cycle does with the outboxes before
- * producing (ds_pipeline.c: produce_partial), to a sink that drops the
- * bytes. GATE TOTAL shares are decoded back and kept per partition. */
+ * producing (ds_pipeline.c: cycle()), to a sink that drops the bytes. */
 static int emit_partials(ds_replay_t *r, ds_outbox_t *const *obs) {
         int64_t now = ds_now_ms();
-        int digits = r->o.heading_digits;
-        char key[128];
         for (int i = 0; i < r->nw; i++) {
                 const ds_outbox_t *ob = obs[i];
                 for (uint32_t k = 0; k < ob->nrows; k++) {
@@ -776,21 +804,12 @@ static int emit_partials(ds_replay_t *r, ds_outbox_t *const *obs) {
                         ds_partial_t pr;
                         uint8_t s1[DS_PARTIAL_SKETCH_MAX], s2[DS_PARTIAL_SKETCH_MAX];
                         ds_partial_of_row(&pr, o, now, s1, s2);
-                        int kl = ds_partial_key(&pr, digits, key, sizeof(key));
-                        r->pbuf.len = 0;
-                        ds_partial_encode(&r->pbuf, &pr, digits);
-                        r->partials++;
-                        r->partial_bytes += (uint64_t)kl + r->pbuf.len;
-                        if (ds_rowkey_dim(o->key) == DS_DIM_GATE && ds_rowkey_window(o->key) == DS_WIN_TOTAL) {
-                                ds_partial_t back;
-                                if (ds_partial_decode(r->pbuf.p, r->pbuf.len, digits, &back) ||
-                                    back.partition < 0 || back.partition >= r->nparts ||
-                                    ds_rowkey_key(back.key) >= (uint32_t)r->ngates)
-                                        return -1;
-                                r->gate_total[(size_t)back.partition * (size_t)r->ngates +
-                                              ds_rowkey_key(back.key)] = back.m.declarations;
-                        }
+                        if (ds_partial_batcher_add(r->batcher, &pr, now))
+                                return -1;
                 }
+        }
+        for (int i = 0; i < r->nw; i++) {
+                const ds_outbox_t *ob = obs[i];
                 for (uint32_t k = 0; k < ob->nparts; k++) {
                         const ds_outpart_t *op = &ob->parts[k];
                         int64_t mono = ds_mono_ms();
@@ -799,14 +818,10 @@ static int emit_partials(ds_replay_t *r, ds_outbox_t *const *obs) {
                         if (!ds_partial_status_due(&r->sent[op->partition], &st, mono))
                                 continue; /* repeats the last: the pipeline does not produce it */
                         ds_partial_status_sent(&r->sent[op->partition], &st, mono);
-                        int kl = ds_partial_key(&st, digits, key, sizeof(key));
-                        r->pbuf.len = 0;
-                        ds_partial_encode(&r->pbuf, &st, digits);
-                        r->partials++;
-                        r->partial_bytes += (uint64_t)kl + r->pbuf.len;
+                        ds_partial_batcher_status(r->batcher, &st);
                 }
         }
-        return 0;
+        return ds_partial_batcher_flush(r->batcher, now) ? -1 : 0;
 }
 
 /* One cycle: every worker flushes, main merges and publishes. */
@@ -911,6 +926,7 @@ int ds_replay_run(ds_replay_t *r, ds_replay_result_t *res, char *errstr, size_t 
         res->main_cpu_seconds = main1 - main0;
         res->rows_out = r->rows_out;
         res->partials = r->partials;
+        res->partial_rows = r->partial_rows;
         res->partial_bytes = r->partial_bytes;
         if (r->gate_total)
                 for (size_t i = 0; i < (size_t)r->nparts * (size_t)r->ngates; i++)

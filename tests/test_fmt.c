@@ -13,7 +13,6 @@
 #include "ds_domain.h"
 #include "ds_encode.h"
 #include "ds_fmt.h"
-#include "ds_partial.h"
 #include "ds_testutil.h"
 
 static uint64_t rng = 1;
@@ -119,32 +118,6 @@ static void old_key_text(ds_rowkey_t k, int digits, char *buf, size_t size) {
 static void setup(void) {
         ds_domain_init();
         cr_assert_lt(ds_gate_count() + 4, 32, "cell keys hold the gate in 5 bits");
-}
-
-Test(fmt, partial_keys_are_the_format_they_had, .init = setup) {
-        static const int digit_choices[] = {2, 4, 6, 8};
-        for (int i = 0; i < 20000; i++) {
-                int digits = digit_choices[rnd() % 4];
-                ds_partial_t p = {0};
-                p.kind = i % 50 == 0 ? DS_PARTIAL_STATUS : DS_PARTIAL_ROW;
-                p.partition = (int32_t)(rnd() % 70000);
-                p.key = rnd_key(digits);
-                char want[128], kt[48], got[128];
-                int wl;
-                if (p.kind == DS_PARTIAL_STATUS) {
-                        wl = snprintf(want, sizeof(want), "%" PRId32 "|STATUS", p.partition);
-                } else {
-                        old_key_text(p.key, digits, kt, sizeof(kt));
-                        wl = snprintf(want, sizeof(want), "%" PRId32 "|%s|%s|%s|%" PRId64, p.partition,
-                                      ds_rowkey_dim(p.key) == DS_DIM_GATE        ? "GATE"
-                                      : ds_rowkey_dim(p.key) == DS_DIM_COMMODITY ? "COMMODITY"
-                                                                                 : "GATE_HEADING",
-                                      kt, ds_window_name(ds_rowkey_window(p.key)), p.key.start);
-                }
-                int gl = ds_partial_key(&p, digits, got, sizeof(got));
-                cr_assert_eq(gl, wl);
-                cr_assert_str_eq(got, want);
-        }
 }
 
 Test(fmt, total_keys_are_the_format_they_had, .init = setup) {

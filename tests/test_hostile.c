@@ -19,7 +19,7 @@
  *          cut sequence) in description, unit, gate, plate ...  invalid_utf8
  *   NUL in a gate code                             unknown_gate (NUL in free text is allowed)
  *   wrong schema id (a Total, id 2)                incompatible_schema
- *   future schema version (id 7, not registered)   unknown_schema
+ *   future schema version (id 8, not registered)   unknown_schema
  *   a registry serving hostile schemas (deep, recursive, huge, not JSON)
  *                                                  incompatible_schema / registry_unavailable
  *
@@ -486,7 +486,9 @@ Test(hostile, wrong_and_future_schema_ids) {
         } cases[] = {{2, DS_DLQ_INCOMPATIBLE_SCHEMA}, /* a Total */
                      {4, DS_DLQ_INCOMPATIBLE_SCHEMA}, /* TopHeadings */
                      {5, DS_DLQ_INCOMPATIBLE_SCHEMA},
-                     {7, DS_DLQ_UNKNOWN_SCHEMA}, /* a future version, not registered */
+                     {6, DS_DLQ_INCOMPATIBLE_SCHEMA}, /* PartialTotal */
+                     {7, DS_DLQ_INCOMPATIBLE_SCHEMA}, /* PartialRows */
+                     {8, DS_DLQ_UNKNOWN_SCHEMA}, /* a future version, not registered */
                      {0, DS_DLQ_UNKNOWN_SCHEMA},
                      {4095, DS_DLQ_UNKNOWN_SCHEMA},
                      {4096, DS_DLQ_UNKNOWN_SCHEMA},
@@ -762,7 +764,7 @@ Test(hostile_e2e, bad_messages_go_to_the_dlq_with_their_reason_and_never_block_g
         char forged_key[32]; /* its original headers include a forged ds.error.code */
         memcpy(forged_key, exp[n - 1].key, sizeof(forged_key));
         BAD(dst_framed(&b, &d, 1, 2), DS_DLQ_INCOMPATIBLE_SCHEMA);  /* wrong id: a Total */
-        BAD(dst_framed(&b, &d, 1, 7), DS_DLQ_UNKNOWN_SCHEMA);       /* future version: the registry says 404 */
+        BAD(dst_framed(&b, &d, 1, 8), DS_DLQ_UNKNOWN_SCHEMA);       /* future version: the registry says 404 */
         GOOD(dst_framed(&b, &d, 2, 78), 0);                          /* a schema only the registry has */
         BAD(dst_framed(&b, &d, 1, 80), DS_DLQ_INCOMPATIBLE_SCHEMA);  /* nested too deep */
         GOOD(chain_message(&b, &d, 81, 3), 0);

@@ -15,6 +15,7 @@ subject() {
     2|5) echo customs.totals-value ;;
     4) echo customs.top_headings-value ;;
     6) echo customs.totals.partial-value ;;
+    7) echo customs.totals.partial-vn.customs.PartialRows ;;  # not compatible with 6: a subject of its own
     *) echo "declstream-schema-$1" ;;
   esac
 }

@@ -1,0 +1,470 @@
+/*
+ * test_partial.c - batches of partial rows (vn.customs.PartialRows, schema
+ * id 7): what the batcher writes reads back row for row, in order, each in
+ * its row's partial partition, with the cycle's statuses after the rows;
+ * batches close before they pass their size; Apache Avro C reads the bytes
+ * as customs_partial_rows.avsc says; damaged batches are read up to the
+ * damage and never past it.
+ */
+#include <avro.h>
+#include <criterion/criterion.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ds_common.h"
+#include "ds_domain.h"
+#include "ds_encode.h"
+#include "ds_partial.h"
+#include "ds_rows.h"
+#include "ds_testutil.h"
+#include "ds_window.h"
+
+#define DAY0 (1710028800000LL - 7 * 3600000LL) /* a local midnight */
+
+/* The emitted messages, copied. */
+typedef struct msg {
+        int32_t pp;
+        uint8_t *p;
+        size_t len;
+        uint32_t rows;
+} msg_t;
+
+static msg_t msgs[4096];
+static int nmsgs;
+
+static int collect(void *ctx, int32_t pp, const uint8_t *p, size_t len, uint32_t rows) {
+        (void)ctx;
+        cr_assert_lt(nmsgs, (int)DS_ARRAY_LEN(msgs));
+        msg_t *m = &msgs[nmsgs++];
+        m->pp = pp;
+        m->p = malloc(len);
+        memcpy(m->p, p, len);
+        m->len = len;
+        m->rows = rows;
+        return 0;
+}
+
+static void setup(void) {
+        ds_domain_init();
+        nmsgs = 0;
+}
+
+static void teardown(void) {
+        for (int i = 0; i < nmsgs; i++)
+                free(msgs[i].p);
+}
+
+TestSuite(partial, .init = setup, .fini = teardown);
+
+/* The i-th of a varied set of rows: every dimension and window, shares of
+ * three input partitions, sketches on GATE DAY rows. */
+static ds_partial_t row_i(int i) {
+        static const char sk1[] = "declarants", sk2[] = "vehicles!";
+        ds_partial_t p;
+        memset(&p, 0, sizeof(p));
+        p.kind = DS_PARTIAL_ROW;
+        p.partition = i % 3;
+        p.epoch = 1 + i % 2;
+        p.input_offset = 1000 + i;
+        int64_t *v = &p.m.declarations;
+        for (int k = 0; k < 8; k++)
+                v[k] = (int64_t)i * 1000 + k;
+        uint32_t gate = (uint32_t)(i % ds_gate_count());
+        switch (i % 5) {
+        case 0:
+                p.key = ds_rowkey(DS_DIM_GATE, DS_WIN_DAY, gate, DAY0);
+                p.declarants_sketch = (const uint8_t *)sk1, p.declarants_len = sizeof(sk1) - 1;
+                p.vehicles_sketch = (const uint8_t *)sk2, p.vehicles_len = sizeof(sk2) - 1;
+                break;
+        case 1:
+                p.key = ds_rowkey(DS_DIM_GATE, DS_WIN_TOTAL, gate, 0);
+                break;
+        case 2:
+                p.key = ds_rowkey(DS_DIM_COMMODITY, DS_WIN_MINUTE, (uint32_t)(100 + i % 9000),
+                                  DAY0 + (int64_t)(i % 1440) * DS_MINUTE_MS);
+                break;
+        case 3:
+                p.key = ds_rowkey(DS_DIM_COMMODITY, DS_WIN_HOUR, (uint32_t)(8000 + i % 1000),
+                                  DAY0 + (int64_t)(i % 24) * DS_HOUR_MS);
+                break;
+        default:
+                p.key = ds_cell_rowkey(gate, (uint32_t)(1000 + i % 8000), DAY0);
+                break;
+        }
+        return p;
+}
+
+static void expect_same_row(const ds_partial_t *got, const ds_partial_t *want, int i) {
+        cr_expect_eq(got->kind, DS_PARTIAL_ROW, "row %d: kind", i);
+        cr_expect_eq(got->partition, want->partition, "row %d: partition", i);
+        cr_expect_eq(got->epoch, want->epoch, "row %d: epoch", i);
+        cr_expect_eq(got->input_offset, want->input_offset, "row %d: offset", i);
+        cr_expect(got->key.k == want->key.k && got->key.start == want->key.start, "row %d: key", i);
+        cr_expect(!memcmp(&got->m, &want->m, sizeof(got->m)), "row %d: measures", i);
+        cr_expect_eq(got->declarants_len, want->declarants_len, "row %d: sketch", i);
+        cr_expect_eq(got->vehicles_len, want->vehicles_len, "row %d: sketch", i);
+        if (got->declarants_len == want->declarants_len && want->declarants_len)
+                cr_expect(!memcmp(got->declarants_sketch, want->declarants_sketch, want->declarants_len));
+}
+
+/* Reads every message of partial partition pp in order: the rows' indexes
+ * (found by input offset) into seen[], checking each against row_i() and its
+ * order; statuses counted, and checked to come after every row. Returns the
+ * rows read. */
+static int read_pp(int32_t pp, int *seen, int nrows, int *statuses_last) {
+        int n = 0;
+        *statuses_last = 0;
+        for (int k = 0; k < nmsgs; k++) {
+                if (msgs[k].pp != pp)
+                        continue;
+                ds_partial_rows_t it;
+                cr_assert_eq(ds_partial_rows_open(msgs[k].p, msgs[k].len, 4, &it), DS_DLQ_NONE);
+                cr_expect_eq(it.updated_at, 77);
+                ds_partial_t got;
+                ds_dlq_reason_t why;
+                int rc;
+                uint32_t rows = 0;
+                while ((rc = ds_partial_rows_next(&it, &got, &why)) == 1) {
+                        if (got.kind == DS_PARTIAL_STATUS) {
+                                (*statuses_last)++;
+                                continue;
+                        }
+                        cr_expect_eq(*statuses_last, 0, "partial partition %d: a row after a status", pp);
+                        rows++;
+                        int i = (int)(got.input_offset - 1000);
+                        cr_assert(i >= 0 && i < nrows);
+                        ds_partial_t want = row_i(i);
+                        expect_same_row(&got, &want, i);
+                        cr_expect_eq(ds_partial_route(want.key, 4), pp, "row %d in partial partition %d", i, pp);
+                        cr_expect_gt(i, n ? seen[n - 1] : -1, "rows out of their order");
+                        seen[n++] = i;
+                }
+                cr_expect_eq(rc, 0, "message %d: %s", k, ds_dlq_code(why));
+                cr_expect_eq(rows, msgs[k].rows, "the count emitted with the message");
+        }
+        return n;
+}
+
+Test(partial, a_batch_reads_back_row_for_row_then_its_statuses) {
+        ds_partial_batcher_t *pb = ds_partial_batcher_new(4, 4, DS_PARTIAL_BATCH_BYTES, collect, NULL);
+        cr_assert_not_null(pb);
+        const int N = 1000;
+        for (int i = 0; i < N; i++) {
+                ds_partial_t p = row_i(i);
+                cr_assert_eq(ds_partial_batcher_add(pb, &p, 77), 0);
+        }
+        cr_expect_eq(nmsgs, 0, "a batch went out before it was full or flushed");
+        for (int s = 0; s < 3; s++) {
+                ds_partial_t st = {.kind = DS_PARTIAL_STATUS, .partition = s, .epoch = 4, .input_offset = 5000 + s,
+                                   .watermark_ms = s == 2 ? INT64_MIN : DAY0 + s, .idle = s == 1};
+                ds_partial_batcher_status(pb, &st);
+        }
+        cr_assert_eq(ds_partial_batcher_flush(pb, 77), 0);
+        cr_expect_eq(nmsgs, 4, "one message per partial partition");
+        int seen[1000], total = 0;
+        for (int32_t pp = 0; pp < 4; pp++) {
+                int statuses;
+                total += read_pp(pp, seen, N, &statuses);
+                cr_expect_eq(statuses, 3, "partial partition %d: %d statuses", pp, statuses);
+        }
+        cr_expect_eq(total, N, "%d rows read back of %d", total, N);
+        /* the statuses' fields */
+        ds_partial_rows_t it;
+        ds_partial_t got;
+        ds_dlq_reason_t why;
+        cr_assert_eq(ds_partial_rows_open(msgs[0].p, msgs[0].len, 4, &it), DS_DLQ_NONE);
+        int s = 0;
+        while (ds_partial_rows_next(&it, &got, &why) == 1)
+                if (got.kind == DS_PARTIAL_STATUS) {
+                        cr_expect_eq(got.partition, s);
+                        cr_expect_eq(got.epoch, 4);
+                        cr_expect_eq(got.input_offset, 5000 + s);
+                        cr_expect_eq(got.watermark_ms, s == 2 ? INT64_MIN : DAY0 + s);
+                        cr_expect_eq(got.idle, s == 1);
+                        s++;
+                }
+        cr_expect_eq(s, 3);
+        /* a flush with nothing new sends nothing: the statuses went with the last */
+        cr_assert_eq(ds_partial_batcher_flush(pb, 78), 0);
+        cr_expect_eq(nmsgs, 4);
+        ds_partial_batcher_destroy(pb);
+}
+
+Test(partial, a_full_batch_goes_before_it_passes_its_size) {
+        const size_t max = 600;
+        ds_partial_batcher_t *pb = ds_partial_batcher_new(4, 4, max, collect, NULL);
+        cr_assert_not_null(pb);
+        const int N = 1000;
+        for (int i = 0; i < N; i++) {
+                ds_partial_t p = row_i(i);
+                cr_assert_eq(ds_partial_batcher_add(pb, &p, 77), 0);
+        }
+        ds_partial_t st = {.kind = DS_PARTIAL_STATUS, .partition = 0, .epoch = 1, .input_offset = 9};
+        ds_partial_batcher_status(pb, &st);
+        cr_assert_eq(ds_partial_batcher_flush(pb, 77), 0);
+        cr_expect_gt(nmsgs, 4 * 20, "%d messages", nmsgs);
+        for (int k = 0; k < nmsgs; k++)
+                cr_expect_leq(msgs[k].len, max + 32, "message %d: %zu bytes", k, msgs[k].len);
+        int seen[1000], total = 0;
+        for (int32_t pp = 0; pp < 4; pp++) {
+                int statuses;
+                total += read_pp(pp, seen, N, &statuses);
+                cr_expect_eq(statuses, 1);
+        }
+        cr_expect_eq(total, N);
+        ds_partial_batcher_destroy(pb);
+}
+
+/* Thousands of input partitions' statuses do not fit one message: they
+ * follow the rows in messages of their own, none past the size, all in
+ * order, in every partial partition. */
+Test(partial, many_statuses_go_in_messages_of_their_own_after_the_rows) {
+        const size_t max = 600;
+        ds_partial_batcher_t *pb = ds_partial_batcher_new(4, 4, max, collect, NULL);
+        cr_assert_not_null(pb);
+        for (int i = 0; i < 40; i++) {
+                ds_partial_t p = row_i(i);
+                cr_assert_eq(ds_partial_batcher_add(pb, &p, 77), 0);
+        }
+        const int S = 2000;
+        for (int k = 0; k < S; k++) {
+                ds_partial_t st = {.kind = DS_PARTIAL_STATUS, .partition = k, .epoch = 1, .input_offset = 10 * k};
+                ds_partial_batcher_status(pb, &st);
+        }
+        cr_assert_eq(ds_partial_batcher_flush(pb, 77), 0);
+        for (int k = 0; k < nmsgs; k++)
+                cr_expect_leq(msgs[k].len, max + 32, "message %d: %zu bytes", k, msgs[k].len);
+        int seen[40], total = 0;
+        for (int32_t pp = 0; pp < 4; pp++) {
+                int statuses;
+                total += read_pp(pp, seen, 40, &statuses);
+                (void)statuses; /* counted per message by read_pp; every one is checked below */
+                int next = 0;
+                for (int k = 0; k < nmsgs; k++) {
+                        if (msgs[k].pp != pp)
+                                continue;
+                        ds_partial_rows_t it;
+                        ds_partial_t got;
+                        ds_dlq_reason_t why;
+                        cr_assert_eq(ds_partial_rows_open(msgs[k].p, msgs[k].len, 4, &it), DS_DLQ_NONE);
+                        while (ds_partial_rows_next(&it, &got, &why) == 1)
+                                if (got.kind == DS_PARTIAL_STATUS) {
+                                        cr_assert_eq(got.partition, next, "partial partition %d: status %d, want %d",
+                                                     pp, got.partition, next);
+                                        next++;
+                                }
+                }
+                cr_expect_eq(next, S, "partial partition %d: %d statuses of %d", pp, next, S);
+        }
+        cr_expect_eq(total, 40);
+        ds_partial_batcher_destroy(pb);
+}
+
+/* ---- Apache Avro C reads what the hand-written encoder writes -------------- */
+
+static int64_t field_long(avro_value_t *rec, const char *name) {
+        avro_value_t f;
+        cr_assert_eq(avro_value_get_by_name(rec, name, &f, NULL), 0, "no field %s", name);
+        int64_t l = 0;
+        int32_t i = 0;
+        if (avro_value_get_type(&f) == AVRO_INT32) {
+                cr_assert_eq(avro_value_get_int(&f, &i), 0);
+                return i;
+        }
+        if (avro_value_get_type(&f) == AVRO_ENUM) {
+                int e;
+                cr_assert_eq(avro_value_get_enum(&f, &e), 0);
+                return e;
+        }
+        if (avro_value_get_type(&f) == AVRO_BOOLEAN) {
+                int b;
+                cr_assert_eq(avro_value_get_boolean(&f, &b), 0);
+                return b;
+        }
+        cr_assert_eq(avro_value_get_long(&f, &l), 0, "%s: %s", name, avro_strerror());
+        return l;
+}
+
+static size_t field_bytes(avro_value_t *rec, const char *name, const void **p) {
+        avro_value_t f;
+        size_t n = 0;
+        cr_assert_eq(avro_value_get_by_name(rec, name, &f, NULL), 0, "no field %s", name);
+        if (avro_value_get_type(&f) == AVRO_STRING) {
+                const char *s;
+                cr_assert_eq(avro_value_get_string(&f, &s, &n), 0);
+                *p = s;
+                return n - 1; /* Avro C counts the NUL */
+        }
+        cr_assert_eq(avro_value_get_bytes(&f, p, &n), 0);
+        return n;
+}
+
+Test(partial, avro_c_reads_a_batch_as_the_schema_says) {
+        size_t jl;
+        char *json = ds_slurp(DS_SOURCE_DIR "/schemas/customs_partial_rows.avsc", &jl);
+        cr_assert_not_null(json);
+        avro_schema_t schema;
+        cr_assert_eq(avro_schema_from_json_length(json, jl, &schema), 0, "%s", avro_strerror());
+        free(json);
+        ds_partial_batcher_t *pb = ds_partial_batcher_new(1, 4, DS_PARTIAL_BATCH_BYTES, collect, NULL);
+        const int N = 50;
+        for (int i = 0; i < N; i++) {
+                ds_partial_t p = row_i(i);
+                cr_assert_eq(ds_partial_batcher_add(pb, &p, 77), 0);
+        }
+        ds_partial_t st = {.kind = DS_PARTIAL_STATUS, .partition = 2, .epoch = 3, .input_offset = 44,
+                           .watermark_ms = INT64_MIN, .idle = 1};
+        ds_partial_batcher_status(pb, &st);
+        cr_assert_eq(ds_partial_batcher_flush(pb, 77), 0);
+        ds_partial_batcher_destroy(pb);
+        cr_assert_eq(nmsgs, 1);
+        cr_assert_eq(ds_partial_schema(msgs[0].p, msgs[0].len), DS_SCHEMA_ID_PARTIAL_ROWS);
+
+        avro_value_iface_t *iface = avro_generic_class_from_schema(schema);
+        avro_value_t v;
+        cr_assert_eq(avro_generic_value_new(iface, &v), 0);
+        avro_reader_t rd = avro_reader_memory((const char *)msgs[0].p + 5, (int64_t)msgs[0].len - 5);
+        cr_assert_eq(avro_value_read(rd, &v), 0, "Avro C cannot read the batch: %s", avro_strerror());
+        cr_expect_eq(field_long(&v, "updated_at"), 77);
+        avro_value_t rows, sts;
+        cr_assert_eq(avro_value_get_by_name(&v, "rows", &rows, NULL), 0);
+        size_t n;
+        cr_assert_eq(avro_value_get_size(&rows, &n), 0);
+        cr_assert_eq(n, (size_t)N);
+        static const char *const measures[8] = {"declarations",           "items",
+                                                "customs_value_usd_cents", "gross_weight_g",
+                                                "export_value_usd_cents", "import_value_usd_cents",
+                                                "transit_value_usd_cents", "border_resident_value_usd_cents"};
+        for (int i = 0; i < N; i++) {
+                avro_value_t r;
+                cr_assert_eq(avro_value_get_by_index(&rows, (size_t)i, &r, NULL), 0);
+                ds_partial_t want = row_i(i);
+                cr_expect_eq(field_long(&r, "partition"), want.partition);
+                cr_expect_eq(field_long(&r, "epoch"), want.epoch);
+                cr_expect_eq(field_long(&r, "input_offset"), want.input_offset);
+                cr_expect_eq(field_long(&r, "dimension"), ds_rowkey_dim(want.key));
+                cr_expect_eq(field_long(&r, "window"), ds_rowkey_window(want.key));
+                cr_expect_eq(field_long(&r, "window_start"), want.key.start);
+                const int64_t *m = &want.m.declarations;
+                for (int k = 0; k < 8; k++)
+                        cr_expect_eq(field_long(&r, measures[k]), m[k], "row %d: %s", i, measures[k]);
+                const void *kp;
+                size_t kl = field_bytes(&r, "key", &kp);
+                char kt[48];
+                int wl = ds_row_keytext(want.key, 4, kt, sizeof(kt));
+                cr_expect(kl == (size_t)wl && !memcmp(kp, kt, kl), "row %d: key %.*s, want %s", i, (int)kl,
+                          (const char *)kp, kt);
+                const void *sp;
+                cr_expect_eq(field_bytes(&r, "declarants_sketch", &sp), want.declarants_len);
+        }
+        cr_assert_eq(avro_value_get_by_name(&v, "statuses", &sts, NULL), 0);
+        cr_assert_eq(avro_value_get_size(&sts, &n), 0);
+        cr_assert_eq(n, 1);
+        avro_value_t s;
+        cr_assert_eq(avro_value_get_by_index(&sts, 0, &s, NULL), 0);
+        cr_expect_eq(field_long(&s, "partition"), 2);
+        cr_expect_eq(field_long(&s, "epoch"), 3);
+        cr_expect_eq(field_long(&s, "input_offset"), 44);
+        cr_expect_eq(field_long(&s, "watermark"), INT64_MIN);
+        cr_expect_eq(field_long(&s, "idle"), 1);
+        avro_reader_free(rd);
+        avro_value_decref(&v);
+        avro_value_iface_decref(iface);
+        avro_schema_decref(schema);
+}
+
+/* ---- damaged batches ------------------------------------------------------- */
+
+/* Every cut of a batch reads some rows, then says it is truncated: never a
+ * read past the cut (ASan), never an end reported as clean. */
+Test(partial, a_cut_batch_reads_up_to_the_cut) {
+        ds_partial_batcher_t *pb = ds_partial_batcher_new(1, 4, DS_PARTIAL_BATCH_BYTES, collect, NULL);
+        for (int i = 0; i < 12; i++) {
+                ds_partial_t p = row_i(i);
+                cr_assert_eq(ds_partial_batcher_add(pb, &p, 77), 0);
+        }
+        ds_partial_t st = {.kind = DS_PARTIAL_STATUS, .partition = 1, .epoch = 1, .input_offset = 2};
+        ds_partial_batcher_status(pb, &st);
+        cr_assert_eq(ds_partial_batcher_flush(pb, 77), 0);
+        ds_partial_batcher_destroy(pb);
+        cr_assert_eq(nmsgs, 1);
+        for (size_t cut = 0; cut < msgs[0].len; cut++) {
+                uint8_t *p = malloc(cut ? cut : 1);
+                memcpy(p, msgs[0].p, cut);
+                ds_partial_rows_t it;
+                ds_partial_t got;
+                ds_dlq_reason_t why;
+                if (ds_partial_rows_open(p, cut, 4, &it) == DS_DLQ_NONE) {
+                        int rc, items = 0;
+                        while ((rc = ds_partial_rows_next(&it, &got, &why)) == 1)
+                                items++;
+                        cr_expect_eq(rc, -1, "cut at %zu of %zu: read as whole (%d items)", cut, msgs[0].len,
+                                     items);
+                        cr_expect_leq(items, 13);
+                }
+                free(p);
+        }
+        /* trailing bytes are refused too */
+        uint8_t *p = malloc(msgs[0].len + 1);
+        memcpy(p, msgs[0].p, msgs[0].len);
+        p[msgs[0].len] = 0;
+        ds_partial_rows_t it;
+        ds_partial_t got;
+        ds_dlq_reason_t why;
+        int rc;
+        cr_assert_eq(ds_partial_rows_open(p, msgs[0].len + 1, 4, &it), DS_DLQ_NONE);
+        while ((rc = ds_partial_rows_next(&it, &got, &why)) == 1)
+                ;
+        cr_expect_eq(rc, -1);
+        cr_expect_eq(why, DS_DLQ_TRAILING_BYTES);
+        free(p);
+}
+
+/* A row out of range (a gate this merge does not know, a negative value) is
+ * skipped on its own: the rows after it are read. Avro's other block form
+ * (a negative count, then the block's size in bytes) is read too. */
+Test(partial, a_row_out_of_range_is_skipped_and_the_rest_read) {
+        ds_buf_t b = {0};
+        ds_wire_put_header(&b, DS_SCHEMA_ID_PARTIAL_ROWS);
+        ds_avro_put_long(&b, 5); /* updated_at */
+        ds_buf_t rows = {0};
+        const char *keys[3] = {"MONGCAI", "NOSUCHGATE", "MONGCAI"};
+        for (int i = 0; i < 3; i++) {
+                const int64_t head[] = {1, 1, 100 + i, DS_DIM_GATE};
+                for (size_t k = 0; k < DS_ARRAY_LEN(head); k++)
+                        ds_avro_put_long(&rows, head[k]);
+                ds_avro_put_bytes(&rows, keys[i], strlen(keys[i]));
+                ds_avro_put_long(&rows, DS_WIN_TOTAL);
+                ds_avro_put_long(&rows, 0);
+                for (int k = 0; k < 8; k++)
+                        ds_avro_put_long(&rows, k == 2 && i == 2 ? -1 : 7);
+                ds_avro_put_bytes(&rows, NULL, 0);
+                ds_avro_put_bytes(&rows, NULL, 0);
+        }
+        ds_avro_put_long(&b, -3); /* three rows, */
+        ds_avro_put_long(&b, (int64_t)rows.len); /* this many bytes */
+        ds_buf_put(&b, rows.p, rows.len);
+        ds_avro_put_long(&b, 0);
+        ds_avro_put_long(&b, 0); /* no statuses */
+        ds_partial_rows_t it;
+        ds_partial_t got;
+        ds_dlq_reason_t why;
+        cr_assert_eq(ds_partial_rows_open(b.p, b.len, 4, &it), DS_DLQ_NONE);
+        cr_expect_eq(ds_partial_rows_next(&it, &got, &why), 1);
+        cr_expect_eq(got.input_offset, 100);
+        cr_expect_eq(ds_partial_rows_next(&it, &got, &why), 2);
+        cr_expect_eq(why, DS_DLQ_UNKNOWN_GATE);
+        cr_expect_eq(ds_partial_rows_next(&it, &got, &why), 2);
+        cr_expect_eq(why, DS_DLQ_MALFORMED, "a negative value");
+        cr_expect_eq(ds_partial_rows_next(&it, &got, &why), 0, "%s", ds_dlq_code(why));
+        /* a STATUS message (schema 6) is not a batch */
+        ds_buf_t s6 = {0};
+        ds_partial_t st = {.kind = DS_PARTIAL_STATUS, .partition = 1, .epoch = 1};
+        ds_partial_encode(&s6, &st, 4);
+        cr_expect_eq(ds_partial_rows_open(s6.p, s6.len, 4, &it), DS_DLQ_INCOMPATIBLE_SCHEMA);
+        cr_expect_eq(ds_partial_schema(s6.p, s6.len), DS_SCHEMA_ID_PARTIAL);
+        ds_buf_free(&s6);
+        ds_buf_free(&rows);
+        ds_buf_free(&b);
+}
