@@ -239,7 +239,8 @@ def catchup(bootstrap, work, label, extra=()):
             eof = logfmt_ts(line)
         elif 'comp=pipeline msg="summary"' in line:
             f = logfmt_fields(line)
-            for k in ("consumed", "applied", "dead_lettered", "partial_rows", "changelog_bytes", "cycles"):
+            for k in ("consumed", "applied", "dead_lettered", "partial_rows", "partial_messages", "status_messages",
+                      "changelog_bytes", "cycles"):
                 if k in f:
                     res[k] = int(f[k])
         elif 'comp=pipeline msg="stopped"' in line:

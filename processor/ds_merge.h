@@ -70,8 +70,8 @@ int ds_merge_update(ds_merge_t *m, const ds_merge_src_t *src, ds_rowkey_t key, c
 void ds_merge_prefetch(const ds_merge_t *m, int step, int32_t partition, ds_rowkey_t key, uint32_t hashes[2]);
 
 /* Raises a partition's epoch (a new owner announced itself): values of older
- * epochs are fenced from now on. Returns 0, or DS_MERGE_FENCED if epoch is
- * older than the partition's current one. */
+ * epochs are fenced from now on. Returns 0, DS_MERGE_FENCED if epoch is
+ * older than the partition's current one, or -1 on out-of-memory. */
 int ds_merge_epoch(ds_merge_t *m, int32_t partition, int32_t epoch);
 
 /* Event time has reached wm in every partition: global rows closed at wm are

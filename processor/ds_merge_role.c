@@ -39,7 +39,8 @@ typedef struct mpart {
         istatus_t *status;  /* per input partition */
 } mpart_t;
 
-/* Messages merged as one batch: their rows are prefetched together. */
+/* Messages polled before they are merged, in order; and the rows of a batch
+ * prefetched together (consume_rows()). */
 #define MERGE_BATCH 256
 
 /* What ds_merge_role_request_finish() asked for. */
@@ -258,8 +259,9 @@ ds_merge_role_t *ds_merge_role_new(const ds_config_t *cfg, const ds_part_cfg_t *
          * consumer's queue passes queued.min.messages or .kbytes (FACTS.md).
          * With its defaults (100,000) a merge behind its input - the tail of
          * a catch-up - drained the queue in ~0.3 s and idled the rest of every
-         * second; 500,000 partials (~50 MB of ~100-byte messages; at most
-         * 128 MiB) outlast the back-off. */
+         * second, when each share was a message of its own. Batches of up to
+         * 128 KiB reach the 128 MiB cap first (~1,000 messages, ~2 M rows),
+         * which outlasts the back-off as well. */
         const char *consumer_defaults[] = {"enable.auto.commit", "false", "auto.offset.reset", "earliest",
                                            "enable.partition.eof", "true", "fetch.wait.max.ms", "50",
                                            "queued.min.messages", "500000", "queued.max.messages.kbytes", "131072",
@@ -406,7 +408,13 @@ static void apply_status(ds_merge_role_t *mr, mpart_t *mp, const ds_partial_t *p
                        "input_partition=%d inputs=%d", pr->partition, mr->inputs);
                 return;
         }
-        if (ds_merge_epoch(mp->merge, pr->partition, pr->epoch)) {
+        int rc = ds_merge_epoch(mp->merge, pr->partition, pr->epoch);
+        if (rc < 0) {
+                ds_log(DS_LOG_ERROR, "merge", "out of memory merging", "%s", "");
+                mr->fatal = 1;
+                return;
+        }
+        if (rc) {
                 mr->st.ignored++; /* a fenced owner's status */
                 return;
         }
@@ -435,14 +443,19 @@ static void consume_one(ds_merge_role_t *mr, mpart_t *mp, const rd_kafka_message
 static void consume_rows(ds_merge_role_t *mr, mpart_t *mp, const rd_kafka_message_t *m) {
         ds_partial_rows_t it;
         ds_dlq_reason_t why = ds_partial_rows_open(m->payload, m->len, mr->cfg->heading_digits, &it);
-        int rc = why ? -1 : 1;
-        int64_t row = 0; /* the message's rows read */
+        if (why) {
+                ds_log(DS_LOG_WARN, "merge", "unreadable partial message skipped",
+                       "partition=%d offset=%" PRId64 " reason=%s", m->partition, m->offset, ds_dlq_code(why));
+                return;
+        }
+        int rc = 1;
+        int64_t row = 0; /* the message's items read */
         while (rc) {
                 int n = 0;
                 while (n < MERGE_BATCH && (rc = ds_partial_rows_next(&it, &mr->dec[n], &why)) > 0) {
                         row++;
                         if (rc == 2) { /* out of range: skipped, the rest is read */
-                                ds_log(DS_LOG_WARN, "merge", "unreadable partial row skipped",
+                                ds_log(DS_LOG_WARN, "merge", "unreadable partial item skipped",
                                        "partition=%d offset=%" PRId64 " item=%" PRId64 " reason=%s", m->partition,
                                        m->offset, row, ds_dlq_code(why));
                                 continue;
@@ -462,7 +475,7 @@ static void consume_rows(ds_merge_role_t *mr, mpart_t *mp, const rd_kafka_messag
                 if (rc == 1 && n < MERGE_BATCH && mr->dec[n].kind == DS_PARTIAL_STATUS)
                         apply_status(mr, mp, &mr->dec[n]);
                 if (rc < 0)
-                        ds_log(DS_LOG_WARN, "merge", "unreadable partial rows skipped (the rest of the message)",
+                        ds_log(DS_LOG_WARN, "merge", "unreadable partial items skipped (the rest of the message)",
                                "partition=%d offset=%" PRId64 " reason=%s", m->partition, m->offset, ds_dlq_code(why));
                 if (rc <= 0)
                         break;

@@ -50,7 +50,7 @@ void ds_merge_role_request_finish(ds_merge_role_t *mr, int wait_for_group);
 
 typedef struct ds_merge_role_stats {
         uint64_t partials;     /* partial messages read */
-        uint64_t partial_rows; /* rows merged from them (out-of-range ones not counted) */
+        uint64_t partial_rows; /* rows read from them (out-of-range ones not counted) */
         uint64_t rows_published, tops_published, ignored, fenced_publishes;
         int32_t partitions; /* partial partitions assigned */
         int64_t rebuild_lag; /* partial messages still to read before publishing may start */

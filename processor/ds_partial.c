@@ -1,10 +1,12 @@
 /*
- * ds_partial.c - PartialTotal encoding and decoding.
+ * ds_partial.c - PartialRows batches (schema id 7) and PartialTotal
+ * messages (schema id 6, earlier releases'), encoded and decoded.
  *
- * Hand-written against customs_partial_total.avsc (field order matters).
- * The merge's tests (tests/test_merge.c) and replay's processing role
- * (which decodes its GATE TOTAL shares back) round-trip it; test_merge also
- * feeds it out-of-range fields.
+ * Hand-written against customs_partial_rows.avsc and
+ * customs_partial_total.avsc (field order matters). tests/test_partial.c
+ * checks the batches against Apache Avro C, their order, sizes and damaged
+ * forms; tests/test_merge.c feeds schema 6 out-of-range fields; replay's
+ * processing role decodes its GATE TOTAL shares back from the batches.
  */
 #include "ds_partial.h"
 #include "ds_common.h"
@@ -243,12 +245,11 @@ void ds_partial_batcher_destroy(ds_partial_batcher_t *pb) {
 }
 
 /* Emits a message for partial partition pp: header, updated_at, the rows of
- * its batch (with_rows), then statuses [from, to); empties the batch if it
- * went. Each array is one block (count, items) and its end (0). */
-static int emit_msg(ds_partial_batcher_t *pb, int32_t pp, int64_t updated_at, int with_rows, uint32_t from,
-                    uint32_t to) {
+ * its batch, then statuses [from, to); empties the batch. Each array is one
+ * block (count, items) and its end (0). */
+static int emit_msg(ds_partial_batcher_t *pb, int32_t pp, int64_t updated_at, uint32_t from, uint32_t to) {
         pbatch_t *b = &pb->b[pp];
-        uint32_t n = with_rows ? b->n : 0;
+        uint32_t n = b->n;
         if (!n && from == to)
                 return 0;
         ds_buf_t *m = &pb->msg;
@@ -283,7 +284,7 @@ int ds_partial_batcher_add(ds_partial_batcher_t *pb, const ds_partial_t *p, int6
         int rc = 0;
         /* a full batch goes before this row would take it past its size */
         if (b->n && b->rows.len + o->len > pb->max_bytes)
-                rc = emit_msg(pb, pp, updated_at, 1, 0, 0);
+                rc = emit_msg(pb, pp, updated_at, 0, 0);
         ds_buf_put(&b->rows, o->p, o->len);
         b->n++;
         return rc;
@@ -317,7 +318,7 @@ int ds_partial_batcher_flush(ds_partial_batcher_t *pb, int64_t updated_at) {
                  * fit, else in messages of their own of at most max_bytes
                  * each (thousands of input partitions) */
                 if (b->n && b->rows.len + pb->statuses.len > pb->max_bytes)
-                        rc = emit_msg(pb, pp, updated_at, 1, 0, 0);
+                        rc = emit_msg(pb, pp, updated_at, 0, 0);
                 uint32_t from = 0;
                 do {
                         size_t bytes = b->rows.len;
@@ -330,7 +331,7 @@ int ds_partial_batcher_flush(ds_partial_batcher_t *pb, int64_t updated_at) {
                                 to++;
                         }
                         if (!rc)
-                                rc = emit_msg(pb, pp, updated_at, 1, from, to);
+                                rc = emit_msg(pb, pp, updated_at, from, to);
                         from = to;
                 } while (from < pb->nstatuses && !rc);
         }
@@ -352,15 +353,21 @@ ds_dlq_reason_t ds_partial_rows_open(const uint8_t *msg, size_t len, int digits,
         const uint8_t *body;
         size_t blen;
         memset(it, 0, sizeof(*it));
+        it->done = 1;
         ds_dlq_reason_t r = ds_wire_parse(msg, len, &id, &body, &blen);
+        if (!r && id != DS_SCHEMA_ID_PARTIAL_ROWS)
+                r = DS_DLQ_INCOMPATIBLE_SCHEMA;
         if (r)
-                return r;
-        if (id != DS_SCHEMA_ID_PARTIAL_ROWS)
-                return DS_DLQ_INCOMPATIBLE_SCHEMA;
+                return it->err = r;
+        it->done = 0;
         it->in = (ds_rd_t){body, body + blen, 0};
         it->digits = digits;
         it->updated_at = ds_rd_long(&it->in);
-        return it->in.bad ? DS_DLQ_TRUNCATED : DS_DLQ_NONE;
+        if (it->in.bad) {
+                it->done = 1;
+                it->err = DS_DLQ_TRUNCATED;
+        }
+        return it->err;
 }
 
 /* Starts the next block of the current array when the last is used up:
@@ -381,25 +388,30 @@ static int next_block(ds_partial_rows_t *it) {
         return n ? 1 : 0;
 }
 
+/* Ends the reading: every later call says the same. */
+static int fail(ds_partial_rows_t *it, ds_dlq_reason_t r, ds_dlq_reason_t *why) {
+        it->done = 1;
+        it->err = r;
+        *why = r;
+        return -1;
+}
+
 int ds_partial_rows_next(ds_partial_rows_t *it, ds_partial_t *out, ds_dlq_reason_t *why) {
         *why = DS_DLQ_NONE;
         for (;;) {
-                if (it->done)
-                        return 0;
-                int b = next_block(it);
-                if (b < 0) {
-                        *why = DS_DLQ_TRUNCATED;
-                        it->done = 1;
-                        return -1;
+                if (it->done) {
+                        *why = it->err;
+                        return it->err ? -1 : 0;
                 }
+                int b = next_block(it);
+                if (b < 0)
+                        return fail(it, DS_DLQ_TRUNCATED, why);
                 if (b)
                         break;
                 if (++it->array == 2) { /* rows, statuses: the end */
+                        if (it->in.p != it->in.end)
+                                return fail(it, DS_DLQ_TRAILING_BYTES, why);
                         it->done = 1;
-                        if (it->in.p != it->in.end) {
-                                *why = DS_DLQ_TRAILING_BYTES;
-                                return -1;
-                        }
                         return 0;
                 }
         }
@@ -420,11 +432,8 @@ int ds_partial_rows_next(ds_partial_rows_t *it, ds_partial_t *out, ds_dlq_reason
                         it->in.bad = 1;
         }
         it->left--;
-        if (it->in.bad) {
-                *why = DS_DLQ_TRUNCATED;
-                it->done = 1;
-                return -1;
-        }
+        if (it->in.bad)
+                return fail(it, DS_DLQ_TRUNCATED, why);
         if ((*why = check_source(out, partition, epoch)) ||
             (out->kind == DS_PARTIAL_ROW && (*why = check_row(out, &rr, it->digits))))
                 return 2;

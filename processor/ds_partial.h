@@ -13,14 +13,18 @@
  * bench/HOTPATH.md). The Kafka partition is chosen from the row alone
  * (ds_partial_route()): every partition's share of a row, and every cell of
  * a (gate, day), meet in one partial partition, so merge instances can split
- * the work by partial partition. A STATUS (vn.customs.PartialTotal, schema
- * id 6, key "<partition>|STATUS") goes to every partial partition. The merge
- * also reads ROWs of schema 6, one share a message (key "<partition>|<row
- * key>"), which earlier releases wrote.
+ * the work by partial partition. An input partition's STATUS goes to every
+ * partial partition, after the cycle's rows in its batch. The merge also
+ * reads vn.customs.PartialTotal (schema id 6), one ROW or STATUS a message,
+ * which earlier releases wrote (keys "<partition>|<row key>" and
+ * "<partition>|STATUS").
  *
  * A batch has no key that compaction could keep the latest of: the topic
- * keeps everything (README, "Topics"), and the merge rebuilds by reading it
- * from the start.
+ * keeps everything (README, "Pointing it at a real Kafka cluster"), and the
+ * merge rebuilds by reading it from the start.
+ *
+ * Memory: a batcher holds a buffer of up to DS_PARTIAL_BATCH_BYTES per
+ * partial partition (24 MiB at 192), reused from cycle to cycle.
  *
  * @locality any thread; encoding appends to a caller's buffer, decoding
  * points into the message.
@@ -50,10 +54,6 @@
 #define DS_PARTITION_MAX    65534
 #define DS_PARTIAL_TIME_ABS (1LL << 62)
 
-/* The processing role produces a partition's STATUS when it changed, and an
- * unchanged one again after this long (ds_pipeline.c cycle() says why). */
-#define DS_STATUS_REFRESH_MS 30000
-
 typedef enum { DS_PARTIAL_ROW = 0, DS_PARTIAL_STATUS = 1 } ds_partial_kind_t;
 
 typedef struct ds_partial {
@@ -78,22 +78,19 @@ typedef struct ds_partial_sent {
         int sent, idle;
         int32_t epoch;
         int64_t input_offset, watermark_ms;
-        int64_t at_ms; /* monotonic (ds_mono_ms) */
 } ds_partial_sent_t;
 
 /* Whether STATUS st is to be produced, last being the one produced before:
  * the first always is; then only when it says something last did not
- * (epoch, offset, watermark, idleness) or last is DS_STATUS_REFRESH_MS old.
- * ds_pipeline.c cycle() says why. */
-static inline int ds_partial_status_due(const ds_partial_sent_t *last, const ds_partial_t *st, int64_t mono_ms) {
+ * (epoch, offset, watermark, idleness). ds_pipeline.c cycle() says why. */
+static inline int ds_partial_status_due(const ds_partial_sent_t *last, const ds_partial_t *st) {
         return !last->sent || last->epoch != st->epoch || last->input_offset != st->input_offset ||
-               last->watermark_ms != st->watermark_ms || last->idle != st->idle ||
-               mono_ms - last->at_ms >= DS_STATUS_REFRESH_MS;
+               last->watermark_ms != st->watermark_ms || last->idle != st->idle;
 }
 
-/* Records st as produced at mono_ms. */
-static inline void ds_partial_status_sent(ds_partial_sent_t *last, const ds_partial_t *st, int64_t mono_ms) {
-        *last = (ds_partial_sent_t){1, st->idle, st->epoch, st->input_offset, st->watermark_ms, mono_ms};
+/* Records st as produced. */
+static inline void ds_partial_status_sent(ds_partial_sent_t *last, const ds_partial_t *st) {
+        *last = (ds_partial_sent_t){1, st->idle, st->epoch, st->input_offset, st->watermark_ms};
 }
 
 /* Room for one serialized sketch (ds_hll_serialize). */
@@ -152,18 +149,20 @@ typedef struct ds_partial_rows {
         ds_rd_t in;
         int64_t left; /* items left in the current block */
         int array;    /* 0: the rows, 1: the statuses */
+        ds_dlq_reason_t err; /* why the reading ended early (then done) */
         int64_t updated_at;
         int digits;
         int done;
 } ds_partial_rows_t;
 
-/* Starts reading a PartialRows message: DS_DLQ_NONE, or why it is not one. */
+/* Starts reading a PartialRows message: DS_DLQ_NONE, or why it is not one
+ * (then ds_partial_rows_next() says -1 with the same reason). */
 ds_dlq_reason_t ds_partial_rows_open(const uint8_t *msg, size_t len, int heading_digits, ds_partial_rows_t *it);
 /* The next item into out: the rows (kind ROW; strings and sketches point
  * into the message), then the statuses (kind STATUS), with the checks
  * ds_partial_decode() makes. Returns 1 (an item), 2 (an item out of range,
  * *why: skip it, the rest is readable), 0 (the end of a well-formed message)
- * or -1 (the rest is unreadable, *why). */
+ * or -1 (the rest is unreadable, *why); after 0 or -1, the same again. */
 int ds_partial_rows_next(ds_partial_rows_t *it, ds_partial_t *out, ds_dlq_reason_t *why);
 
 /* Partial-topic partition for a ROW: GATE_HEADING cells by (gate, day),

@@ -201,7 +201,7 @@ struct pipeline {
         uint64_t partial_rows, changelog_bytes, snapshots, cycles, restores;
         uint64_t partial_msgs; /* batches of partial rows produced */
         ds_partial_batcher_t *batcher;
-        uint64_t status_msgs; /* STATUS messages produced (one per partial partition) */
+        uint64_t status_msgs; /* statuses produced, counted once per partial partition (in its batch) */
         int64_t restore_ms_total, restore_ms_max;
         int64_t last_cycle_ms;
         ds_hist_t cycle_hist, restore_hist, commit_hist, txn_hist; /* DS_HIST_MS, main thread */
@@ -644,8 +644,18 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
         }
         if (m->err) {
                 atomic_fetch_add_explicit(&pl->delivery_failed, 1, memory_order_relaxed);
-                ds_log(DS_LOG_ERROR, "producer", "delivery failed", "topic=%s partition=%d error=\"%s\"",
-                       rd_kafka_topic_name(m->rkt), m->partition, rd_kafka_err2str(m->err));
+                const char *topic = rd_kafka_topic_name(m->rkt);
+                /* a compacted topic refuses keyless records: the partial topic
+                 * as earlier releases asked for it to be created */
+                int keyless = !m->key_len &&
+                              (m->err == RD_KAFKA_RESP_ERR_INVALID_RECORD || m->err == RD_KAFKA_RESP_ERR_INVALID_MSG);
+                ds_log(DS_LOG_ERROR, "producer", "delivery failed", "topic=%s partition=%d error=\"%s\"%s", topic,
+                       m->partition, rd_kafka_err2str(m->err),
+                       keyless && !strcmp(topic, pl->cfg->partial_topic)
+                               ? " hint=\"the broker refused a batch without a key: is the partial topic compacted? "
+                                 "It must keep everything now (cleanup.policy=delete, retention.ms=-1; README, "
+                                 "Upgrading)\""
+                               : "");
         }
 }
 
@@ -817,21 +827,21 @@ static int cycle(pipeline_t *pl) {
                 assigned_t *a = &pl->as[i];
                 /* A STATUS goes to every partial partition (in the cycle's
                  * last batch of each), so P input and Q partial partitions
-                 * cost P x Q statuses a cycle. The merge keeps only the
+                 * cost P x Q statuses a round. The merge keeps only the
                  * latest of each input partition (epoch, offset, watermark,
                  * idle): one that repeats the last changes nothing, and is
-                 * not sent. The first after an assignment always is, and an
-                 * unchanged one every DS_STATUS_REFRESH_MS (earlier releases
-                 * needed it on a compacted topic, where a zombie's later
-                 * STATUS could be the only one kept; it costs little and
-                 * lets a merge see a quiet partition's owner is alive). */
-                int64_t mono = ds_mono_ms();
+                 * not sent. The first after an assignment always is.
+                 * (Earlier releases also repeated an unchanged one every
+                 * 30 s: on a compacted topic a zombie's later STATUS could
+                 * be the only one kept. The topic now keeps everything, so
+                 * a merge always reads ours too, and fences the zombie's;
+                 * repeats would only make the topic grow.) */
                 ds_partial_t st = {DS_PARTIAL_STATUS, a->partition, a->epoch, a->next_offset, a->watermark_ms,
                                    a->idle, {0, 0}, {0}, NULL, 0, NULL, 0, now};
-                if (!ds_partial_status_due(&a->status, &st, mono))
+                if (!ds_partial_status_due(&a->status, &st))
                         continue;
                 ds_partial_batcher_status(pl->batcher, &st);
-                ds_partial_status_sent(&a->status, &st, mono);
+                ds_partial_status_sent(&a->status, &st);
                 pl->status_msgs += (uint64_t)pl->partial_partitions;
         }
         /* each partial partition's rows, then the statuses, in its last

@@ -176,8 +176,8 @@ void ds_prom_render(ds_buf_t *b, const ds_status_snap_t *s) {
                         "Messages of partial rows (batches, one or more per partial partition a cycle).",
                         s->partial_messages);
                 one_u64(b, "declstream_status_messages_total", "counter",
-                        "STATUS messages written to the partial topic (one per partial partition; only when a "
-                        "partition's position, watermark or idleness changed, or every 30 s).",
+                        "Input partitions' statuses written to the partial topic, in the batches, counted once per "
+                        "partial partition (only when a partition's position, watermark or idleness changed).",
                         s->status_messages);
                 one_u64(b, "declstream_changelog_bytes_total", "counter", "Bytes written to the state changelog.",
                         s->changelog_bytes);
@@ -246,7 +246,8 @@ void ds_prom_render(ds_buf_t *b, const ds_status_snap_t *s) {
                 one_u64(b, "declstream_merge_partials_total", "counter", "Partial messages read by the merge.",
                         m->partials);
                 one_u64(b, "declstream_merge_partial_rows_total", "counter",
-                        "Partial rows read by the merge (a message carries many).", m->partial_rows);
+                        "Partial rows read by the merge (a message carries many; stale and fenced ones included).",
+                        m->partial_rows);
                 one_u64(b, "declstream_published_rows_total", "counter",
                         "Total rows published to the output topic by this instance's merge.", m->rows_published);
                 one_u64(b, "declstream_published_top_lists_total", "counter",

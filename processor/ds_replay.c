@@ -812,12 +812,11 @@ static int emit_partials(ds_replay_t *r, ds_outbox_t *const *obs) {
                 const ds_outbox_t *ob = obs[i];
                 for (uint32_t k = 0; k < ob->nparts; k++) {
                         const ds_outpart_t *op = &ob->parts[k];
-                        int64_t mono = ds_mono_ms();
                         ds_partial_t st = {DS_PARTIAL_STATUS, op->partition, 1, op->next_offset, op->watermark_ms,
                                            op->idle, {0, 0}, {0}, NULL, 0, NULL, 0, now};
-                        if (!ds_partial_status_due(&r->sent[op->partition], &st, mono))
+                        if (!ds_partial_status_due(&r->sent[op->partition], &st))
                                 continue; /* repeats the last: the pipeline does not produce it */
-                        ds_partial_status_sent(&r->sent[op->partition], &st, mono);
+                        ds_partial_status_sent(&r->sent[op->partition], &st);
                         ds_partial_batcher_status(r->batcher, &st);
                 }
         }

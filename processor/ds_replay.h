@@ -145,11 +145,11 @@ typedef struct ds_replay_result {
         size_t ledger_bytes; /* of which the ledgers' */
         uint64_t ledger_entries;
         uint64_t rows;       /* aggregate rows held by the partitions at the end */
-        /* DS_REPLAY_SINK_PARTIAL: partial messages encoded (batches of rows, and STATUS), the rows in
-         * them, their key + value bytes,
-         * and the declarations of every partition's last GATE TOTAL share summed over partitions and
-         * gates - read back from the encoded bytes (ds_partial_decode), so it checks the partial
-         * rows themselves: it equals the declarations applied net of cancellations */
+        /* DS_REPLAY_SINK_PARTIAL: partial messages encoded (batches of rows and statuses, with as
+         * many partial partitions as input partitions), the rows in them, their bytes, and the
+         * declarations of every partition's last GATE TOTAL share summed over partitions and gates -
+         * read back from the encoded bytes (ds_partial_rows_next), so it checks the partial rows
+         * themselves: it equals the declarations applied net of cancellations */
         uint64_t partials;
         uint64_t partial_rows;
         uint64_t partial_bytes;

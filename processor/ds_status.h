@@ -58,7 +58,7 @@ typedef struct ds_status_snap {
         ds_counters_t c; /* summed over workers */
         uint64_t partial_rows, changelog_bytes, snapshots, cycles, restores;
         uint64_t partial_messages; /* batches of partial rows */
-        uint64_t status_messages; /* STATUS messages (one per partial partition each) */
+        uint64_t status_messages;  /* statuses, counted once per partial partition they go to */
         ds_hist_t cycle, restore; /* DS_HIST_MS */
         ds_hist_t commit;         /* committing the input offsets (checkpoint mode) */
         ds_hist_t txn;            /* committing the cycle's transaction (transactions mode) */

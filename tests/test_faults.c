@@ -63,10 +63,10 @@ static void start_env_ex(const char *name, int partitions, int brokers, const ch
 }
 
 /* Every scenario's partial topic gets 48 partitions: restarts and backlogs
- * republish rows, and the embedded broker neither compacts nor keeps more
- * than 5 MiB per partition, so with as few partitions as the input a merge
- * rebuilt mid-test could find the topic's head deleted (and stop, as it
- * must). A real cluster compacts this topic. */
+ * republish rows, and the embedded broker keeps no more than 5 MiB per
+ * partition, so with as few partitions as the input a merge rebuilt
+ * mid-test could find the topic's head deleted (and stop, as it must). A
+ * real cluster keeps this topic whole (retention.ms=-1). */
 static const char *const partial_room[] = {"--topic", "customs.totals.partial:48", NULL};
 
 static void start_env(const char *name, int partitions, int brokers) {
@@ -280,9 +280,9 @@ Test(faults, produce_errors_are_survived, .timeout = 600) {
          * duplicated or lost under produce errors, so counts are reported,
          * not asserted (FACTS.md); survival and recovery are asserted.
          * Retried produce requests append partial rows again, and the
-         * embedded broker neither compacts nor keeps more than 5 MiB per
-         * partition: the partial topic gets room, as a real cluster's
-         * compaction would give it. */
+         * embedded broker keeps no more than 5 MiB per partition: the
+         * partial topic gets room, as a real cluster's unlimited retention
+         * would give it. */
         start_env("ds-produce", 12, 1);
         start_gen(10000, 15, "1234");
         ds_proc_t p;
@@ -352,8 +352,8 @@ Test(faults, sigterm_under_load_exits_in_time_and_loses_nothing, .timeout = 600)
 Test(faults, restore_after_the_changelog_wrapped, .timeout = 600) {
         /* a snapshot every cycle: the changelog outgrows the broker's 5 MiB
          * per partition and loses its head; restore needs only the latest
-         * snapshot and its tail. (The partial topic gets room: on a real
-         * cluster it is compacted, which the embedded broker cannot do.) */
+         * snapshot and its tail. (The partial topic gets room: a real
+         * cluster keeps it whole, which the embedded broker cannot do.) */
         static const char *const extra[] = {"--topic", "customs.totals.partial:48", NULL};
         start_env_ex("ds-wrap", 4, 1, extra);
         start_gen(2500, 24, "8080");

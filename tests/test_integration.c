@@ -21,7 +21,9 @@
 #include <unistd.h>
 
 #include "ds_common.h"
+#include "ds_domain.h"
 #include "ds_kafka.h"
+#include "ds_partial.h"
 #include "ds_testutil.h"
 
 static char *dir;
@@ -323,10 +325,12 @@ static long partial_messages(void) {
         return n;
 }
 
-/* A number after "name=" in a log, or -1. */
-static long long log_number(const char *log, const char *name) {
-        const char *p = log ? strstr(log, name) : NULL;
-        return p ? strtoll(p + strlen(name), NULL, 10) : -1;
+/* A number after "name=" in the processing role's summary line, or -1. */
+static long long summary_number(const char *log, const char *name) {
+        const char *s = log ? strstr(log, "comp=pipeline msg=\"summary\"") : NULL;
+        const char *eol = s ? strchr(s, '\n') : NULL;
+        const char *p = s ? strstr(s, name) : NULL;
+        return p && (!eol || p < eol) ? strtoll(p + strlen(name), NULL, 10) : -1;
 }
 
 /* A STATUS goes from every input partition to every partial partition (12 x
@@ -353,8 +357,8 @@ Test(integration, idle_cycles_repeat_no_status, .init = setup, .fini = teardown,
         ds_proc_kill(&proc, SIGTERM);
         cr_expect_eq(ds_proc_wait(&proc, 60000), 0, "run did not stop cleanly (see %s)", path("run.err"));
         char *log = ds_slurp(path("run.err"), NULL);
-        long long statuses = log_number(log, " status_messages="), rows = log_number(log, " partial_rows=");
-        long long batches = log_number(log, " partial_messages=");
+        long long statuses = summary_number(log, " status_messages="), rows = summary_number(log, " partial_rows=");
+        long long batches = summary_number(log, " partial_messages=");
         free(log);
         cr_log_info("partial messages: %ld, then %ld three idle seconds later; %lld rows in %lld batches, "
                     "%lld statuses",
@@ -364,6 +368,102 @@ Test(integration, idle_cycles_repeat_no_status, .init = setup, .fini = teardown,
         cr_expect_lt(batches * 10, rows, "%lld rows in %lld messages: not batched", rows, batches);
         cr_expect_eq(after, before, "idle cycles produced %ld partial messages (a repeated STATUS round)",
                      after - before);
+}
+
+/* The one batch of a_merge_reads_shares_of_both_formats, kept. */
+static uint8_t kept[65536];
+static size_t kept_len;
+static int32_t kept_pp;
+static int keep_batch(void *ctx, int32_t pp, const uint8_t *msg, size_t len, uint32_t rows) {
+        (void)ctx;
+        if (pp != kept_pp)
+                return 0; /* the other partial partitions' (statuses only) */
+        cr_assert(rows == 1 && !kept_len && len <= sizeof(kept), "not one batch of one row");
+        memcpy(kept, msg, len);
+        kept_len = len;
+        return 0;
+}
+
+/* A partial topic written by an earlier release (one PartialTotal message
+ * per share or STATUS, schema id 6) and then by this one (PartialRows
+ * batches, schema id 7): a merge started on it reads both, and publishes
+ * their sum. Three shares of MONGCAI's GATE TOTAL row: input partition 0 in
+ * the old form (an older value, then a newer), input partition 1 in a batch
+ * with the statuses after it. */
+Test(integration, a_merge_reads_shares_of_both_formats, .init = setup, .fini = teardown, .timeout = 120) {
+        ds_domain_init();
+        ds_rowkey_t key = ds_rowkey(DS_DIM_GATE, DS_WIN_TOTAL, (uint32_t)ds_gate_lookup("MONGCAI", 7), 0);
+        int32_t pp = ds_partial_route(key, 12);
+        ds_partial_t old1 = {.kind = DS_PARTIAL_ROW, .partition = 0, .epoch = 1, .input_offset = 5, .key = key};
+        old1.m.declarations = 2, old1.m.value = 200;
+        ds_partial_t old2 = old1;
+        old2.input_offset = 9, old2.m.declarations = 4, old2.m.value = 450;
+        ds_partial_t st0 = {.kind = DS_PARTIAL_STATUS, .partition = 0, .epoch = 1, .input_offset = 9,
+                            .watermark_ms = INT64_MIN};
+        ds_partial_t row1 = {.kind = DS_PARTIAL_ROW, .partition = 1, .epoch = 1, .input_offset = 30, .key = key};
+        row1.m.declarations = 7, row1.m.value = 1000;
+        const char *files[4] = {"p1.bin", "p2.bin", "p3.bin", "p4.bin"};
+        ds_buf_t b = {0};
+        const ds_partial_t *old[3] = {&old1, &old2, &st0};
+        for (int i = 0; i < 3; i++) {
+                b.len = 0;
+                ds_partial_encode(&b, old[i], 4);
+                FILE *f = fopen(path(files[i]), "wb");
+                cr_assert(f && fwrite(b.p, 1, b.len, f) == b.len);
+                fclose(f);
+        }
+        ds_buf_free(&b);
+        /* the batch to the row's partial partition */
+        kept_pp = pp;
+        kept_len = 0;
+        ds_partial_batcher_t *pb = ds_partial_batcher_new(12, 4, DS_PARTIAL_BATCH_BYTES, keep_batch, NULL);
+        cr_assert_not_null(pb);
+        cr_assert_eq(ds_partial_batcher_add(pb, &row1, 1), 0);
+        for (int32_t p = 1; p < 12; p++) {
+                ds_partial_t st = {.kind = DS_PARTIAL_STATUS, .partition = p, .epoch = 1, .input_offset = 30,
+                                   .watermark_ms = INT64_MIN};
+                ds_partial_batcher_status(pb, &st);
+        }
+        cr_assert_eq(ds_partial_batcher_flush(pb, 1), 0);
+        ds_partial_batcher_destroy(pb);
+        FILE *f = fopen(path(files[3]), "wb");
+        cr_assert(f && fwrite(kept, 1, kept_len, f) == kept_len);
+        fclose(f);
+        char ppa[16];
+        snprintf(ppa, sizeof(ppa), "%d", pp);
+        char *produce[] = {"kcat", "-b", servers, "-P", "-t", "customs.totals.partial", "-p", ppa,
+                           path(files[0]), path(files[1]), path(files[2]), path(files[3]), NULL};
+        cr_assert_eq(ds_run(produce, NULL, path("kcat-p.err"), 30000), 0, "kcat -P failed (see %s)",
+                     path("kcat-p.err"));
+        char *run[] = {DS_BINARY, "run", "-b", servers, "--role", "merge", "--http.listen", "off", "-X",
+                       "session.timeout.ms=6000", NULL};
+        ds_proc_t proc;
+        cr_assert_eq(ds_proc_start(&proc, run, NULL, path("run.err")), 0);
+        cr_assert_geq(wait_first_total(servers, dir, ds_mono_ms(), 60000), 0, "no totals within 60 s (see %s)",
+                      path("run.err"));
+        ds_proc_kill(&proc, SIGTERM);
+        cr_expect_eq(ds_proc_wait(&proc, 60000), 0, "the merge did not stop cleanly (see %s)", path("run.err"));
+        kcat_read("customs.totals", "%K:%k%S:%s", path("totals.txt"));
+        ds_kmsg_t *msgs = NULL;
+        int n = ds_kcat_parse(path("totals.txt"), &msgs);
+        cr_assert_gt(n, 0);
+        ds_total_row_t last = {0};
+        int found = 0;
+        for (int i = 0; i < n; i++) {
+                ds_total_row_t r;
+                cr_assert_eq(ds_total_decode(DS_SOURCE_DIR "/schemas/customs_total.avsc", msgs[i].value,
+                                             msgs[i].value_len, &r), 0);
+                if (!strcmp(r.key, "MONGCAI") && r.window == DS_WIN_TOTAL)
+                        last = r, found = 1;
+        }
+        ds_kcat_free(msgs, n);
+        cr_assert(found, "no MONGCAI TOTAL row published (see %s)", path("run.err"));
+        cr_expect_eq(last.measures[0], 4 + 7, "declarations %lld: partition 0's latest share (4) + partition 1's (7)",
+                     (long long)last.measures[0]);
+        cr_expect_eq(last.measures[2], 450 + 1000, "customs value %lld", (long long)last.measures[2]);
+        char *log = ds_slurp(path("run.err"), NULL);
+        cr_expect_null(log ? strstr(log, "unreadable partial") : NULL, "a share was refused (see %s)", path("run.err"));
+        free(log);
 }
 
 /* A process leaving on SIGTERM lets its merge read each partial partition to
