@@ -26,6 +26,7 @@ struct ds_merge {
         ds_rows_t *global; /* key -> sum over partitions */
         ds_evict_t *ev;    /* global windowed rows by closing time */
         int64_t wm;        /* minimum watermark over partitions, as last advanced */
+        int64_t close_wm;  /* ... as the partitions' statuses last said (>= wm): what is closed */
         int32_t *epochs;   /* per partition: current owner epoch */
         int32_t nepochs;
         group_t *groups;
@@ -39,6 +40,7 @@ ds_merge_t *ds_merge_new(const ds_window_cfg_t *win, int64_t top_retention_ms) {
         if (!m)
                 return NULL;
         m->wm = INT64_MIN;
+        m->close_wm = INT64_MIN;
         m->parts = ds_rows_new(1024);
         m->global = ds_rows_new(1024);
         m->ev = ds_evict_new(win, top_retention_ms);
@@ -203,7 +205,7 @@ int ds_merge_update(ds_merge_t *m, const ds_merge_src_t *src, ds_rowkey_t key, c
                     const ds_distinct_t *distinct) {
         key = ds_rowkey_without_partition(key);
         int cls = ds_evict_class(key);
-        if (cls >= 0 && ds_evict_closed(m->ev, cls, key.start, m->wm))
+        if (cls >= 0 && ds_evict_closed(m->ev, cls, key.start, m->close_wm))
                 return DS_MERGE_CLOSED;
         int fenced = ds_merge_epoch(m, src->partition, src->epoch);
         if (fenced)
@@ -270,10 +272,16 @@ static void drop_global(void *ctx, ds_rowkey_t key) {
                 ds_rows_remove(m->parts, ds_rowkey_with_partition(key, p));
 }
 
+void ds_merge_close(ds_merge_t *m, int64_t wm) {
+        if (wm > m->close_wm)
+                m->close_wm = wm;
+}
+
 uint64_t ds_merge_advance(ds_merge_t *m, int64_t wm) {
         if (wm <= m->wm)
                 return 0;
         m->wm = wm;
+        ds_merge_close(m, wm);
         uint64_t n = ds_evict_pop(m->ev, wm, drop_global, m);
         /* removed slots of the parts table become reusable (it has no dirty list) */
         ds_rows_clear_dirty(m->parts);

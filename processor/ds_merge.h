@@ -23,7 +23,9 @@
  * (ds_merge_advance()); its last published value stays the final one on the
  * topic. Keeping a partition's entry until then is what makes a replayed
  * share an upsert rather than a second addition. A report for a row already
- * closed everywhere (a replay of final data) is ignored.
+ * closed everywhere (a replay of final data) is ignored: closed as the
+ * statuses read so far say (ds_merge_close()), not as far as publishing has
+ * removed rows, so the answer depends on the order of the partial topic alone.
  *
  * GATE_HEADING cells are grouped by (gate, day) so the top headings of a
  * group whose cells changed can be recomputed: ds_merge_top().
@@ -74,9 +76,17 @@ void ds_merge_prefetch(const ds_merge_t *m, int step, int32_t partition, ds_rowk
  * older than the partition's current one, or -1 on out-of-memory. */
 int ds_merge_epoch(ds_merge_t *m, int32_t partition, int32_t epoch);
 
+/* The partitions' statuses say event time has reached wm in every one: from
+ * now on a value for a window closed at wm is refused (DS_MERGE_CLOSED),
+ * though its rows stay until ds_merge_advance(). Moves only forward. The
+ * merge role calls it as it reads the statuses, so a merge rebuilt from the
+ * partial topic, which publishes nothing until it has caught up, refuses the
+ * same late values as the merge that read them live. */
+void ds_merge_close(ds_merge_t *m, int64_t wm);
+
 /* Event time has reached wm in every partition: global rows closed at wm are
- * removed (call after publishing them). wm only moves forward. Returns the
- * number removed. */
+ * removed (call after publishing them); implies ds_merge_close(m, wm). wm
+ * only moves forward. Returns the number removed. */
 uint64_t ds_merge_advance(ds_merge_t *m, int64_t wm);
 
 /* The global rows; their dirty list names the rows changed since the last

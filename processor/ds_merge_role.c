@@ -401,6 +401,16 @@ static void apply_row(ds_merge_role_t *mr, mpart_t *mp, const rd_kafka_message_t
         }
 }
 
+static int64_t wm_min(const ds_merge_role_t *mr, const mpart_t *mp);
+
+/* After statuses are read: what every input partition's watermark has passed
+ * is closed from here on in the partial partition's log (ds_merge_close()). */
+static void close_at_statuses(ds_merge_role_t *mr, mpart_t *mp) {
+        int64_t wm = wm_min(mr, mp);
+        if (wm != INT64_MIN && wm != INT64_MAX)
+                ds_merge_close(mp->merge, wm);
+}
+
 /* Takes in an input partition's STATUS (read from partial partition mp). */
 static void apply_status(ds_merge_role_t *mr, mpart_t *mp, const ds_partial_t *pr) {
         if (pr->partition >= mr->inputs) {
@@ -429,10 +439,12 @@ static void consume_one(ds_merge_role_t *mr, mpart_t *mp, const rd_kafka_message
         ds_partial_t pr;
         if (decode(mr, m, &pr))
                 return;
-        if (pr.kind == DS_PARTIAL_ROW)
+        if (pr.kind == DS_PARTIAL_ROW) {
                 apply_row(mr, mp, m, &pr);
-        else
+        } else {
                 apply_status(mr, mp, &pr);
+                close_at_statuses(mr, mp);
+        }
 }
 
 /* Merges a batch (schema 7): its rows, then its statuses, in their order. A
@@ -448,7 +460,7 @@ static void consume_rows(ds_merge_role_t *mr, mpart_t *mp, const rd_kafka_messag
                        "partition=%d offset=%" PRId64 " reason=%s", m->partition, m->offset, ds_dlq_code(why));
                 return;
         }
-        int rc = 1;
+        int rc = 1, statuses = 0;
         int64_t row = 0; /* the message's items read */
         while (rc) {
                 int n = 0;
@@ -472,14 +484,20 @@ static void consume_rows(ds_merge_role_t *mr, mpart_t *mp, const rd_kafka_messag
                                 ds_merge_prefetch(mp->merge, 2, mr->dec[i].partition, mr->dec[i].key, mr->hashes[i]);
                 for (int i = 0; i < n && !mr->fatal; i++)
                         apply_row(mr, mp, m, &mr->dec[i]);
-                if (rc == 1 && n < MERGE_BATCH && mr->dec[n].kind == DS_PARTIAL_STATUS)
+                if (rc == 1 && n < MERGE_BATCH && mr->dec[n].kind == DS_PARTIAL_STATUS) {
                         apply_status(mr, mp, &mr->dec[n]);
+                        statuses++;
+                }
                 if (rc < 0)
                         ds_log(DS_LOG_WARN, "merge", "unreadable partial items skipped (the rest of the message)",
                                "partition=%d offset=%" PRId64 " reason=%s", m->partition, m->offset, ds_dlq_code(why));
                 if (rc <= 0)
                         break;
         }
+        /* no row follows a status in a batch: closing once after them all is
+         * closing after each */
+        if (statuses)
+                close_at_statuses(mr, mp);
 }
 
 /* Merges the polled messages in order, and frees them. Called before a

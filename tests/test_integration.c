@@ -370,7 +370,8 @@ Test(integration, idle_cycles_repeat_no_status, .init = setup, .fini = teardown,
                      after - before);
 }
 
-/* The one batch of a_merge_reads_shares_of_both_formats, kept. */
+/* The batch of one partial partition, kept (tests that write the partial
+ * topic by hand). */
 static uint8_t kept[65536];
 static size_t kept_len;
 static int32_t kept_pp;
@@ -378,7 +379,7 @@ static int keep_batch(void *ctx, int32_t pp, const uint8_t *msg, size_t len, uin
         (void)ctx;
         if (pp != kept_pp)
                 return 0; /* the other partial partitions' (statuses only) */
-        cr_assert(rows == 1 && !kept_len && len <= sizeof(kept), "not one batch of one row");
+        cr_assert(!kept_len && len <= sizeof(kept), "more than one batch (%u rows)", rows);
         memcpy(kept, msg, len);
         kept_len = len;
         return 0;
@@ -463,6 +464,89 @@ Test(integration, a_merge_reads_shares_of_both_formats, .init = setup, .fini = t
         cr_expect_eq(last.measures[2], 450 + 1000, "customs value %lld", (long long)last.measures[2]);
         char *log = ds_slurp(path("run.err"), NULL);
         cr_expect_null(log ? strstr(log, "unreadable partial") : NULL, "a share was refused (see %s)", path("run.err"));
+        free(log);
+}
+
+/* Writes a batch of rows then statuses for partial partition pp (of 12) to
+ * file name in the test's directory. */
+static void write_batch(const char *name, int32_t pp, const ds_partial_t *rows, int nrows, const ds_partial_t *sts,
+                        int nsts) {
+        kept_pp = pp;
+        kept_len = 0;
+        ds_partial_batcher_t *pb = ds_partial_batcher_new(12, 4, DS_PARTIAL_BATCH_BYTES, keep_batch, NULL);
+        cr_assert_not_null(pb);
+        for (int i = 0; i < nrows; i++) {
+                cr_assert_eq(ds_partial_route(rows[i].key, 12), pp);
+                cr_assert_eq(ds_partial_batcher_add(pb, &rows[i], 1), 0);
+        }
+        for (int i = 0; i < nsts; i++)
+                ds_partial_batcher_status(pb, &sts[i]);
+        cr_assert_eq(ds_partial_batcher_flush(pb, 1), 0);
+        ds_partial_batcher_destroy(pb);
+        FILE *f = fopen(path(name), "wb");
+        cr_assert(f && kept_len && fwrite(kept, 1, kept_len, f) == kept_len);
+        fclose(f);
+}
+
+/* The merge's closing follows the statuses as it reads them. A share of a
+ * MINUTE window from input partition 0, then every input partition's
+ * status past the window's close, then a late share of it from partition 1.
+ * The merge that read this live had refused the late share (it published
+ * and removed the closed window between the two), but a merge started on
+ * the topic - a restart, a rebalance - publishes nothing until it has read
+ * to the end, and used to take the late share in, publishing a different
+ * final value (900 + 100 for 100). */
+Test(integration, a_rebuilt_merge_refuses_what_the_statuses_closed, .init = setup, .fini = teardown,
+     .timeout = 120) {
+        ds_domain_init();
+        const int64_t t0 = 1710028800000LL; /* a whole minute */
+        ds_rowkey_t key = ds_rowkey(DS_DIM_GATE, DS_WIN_MINUTE, (uint32_t)ds_gate_lookup("MONGCAI", 7), t0);
+        int32_t pp = ds_partial_route(key, 12);
+        ds_partial_t first = {.kind = DS_PARTIAL_ROW, .partition = 0, .epoch = 1, .input_offset = 5, .key = key};
+        first.m.declarations = 1, first.m.value = 100;
+        ds_partial_t sts[12];
+        for (int p = 0; p < 12; p++)
+                sts[p] = (ds_partial_t){.kind = DS_PARTIAL_STATUS, .partition = p, .epoch = 1, .input_offset = 5,
+                                        .watermark_ms = t0 + 30 * DS_DAY_MS}; /* every window of t0 closed */
+        ds_partial_t late = first;
+        late.partition = 1, late.input_offset = 40, late.m.declarations = 9, late.m.value = 900;
+        write_batch("b1.bin", pp, &first, 1, sts, 12);
+        write_batch("b2.bin", pp, &late, 1, NULL, 0);
+        char ppa[16];
+        snprintf(ppa, sizeof(ppa), "%d", pp);
+        char *produce[] = {"kcat", "-b", servers, "-P", "-t", "customs.totals.partial", "-p", ppa,
+                           path("b1.bin"), path("b2.bin"), NULL};
+        cr_assert_eq(ds_run(produce, NULL, path("kcat-p.err"), 30000), 0, "kcat -P failed (see %s)",
+                     path("kcat-p.err"));
+        char *run[] = {DS_BINARY, "run", "-b", servers, "--role", "merge", "--http.listen", "off", "-X",
+                       "session.timeout.ms=6000", NULL};
+        ds_proc_t proc;
+        cr_assert_eq(ds_proc_start(&proc, run, NULL, path("run.err")), 0);
+        cr_assert_geq(wait_first_total(servers, dir, ds_mono_ms(), 60000), 0, "no totals within 60 s (see %s)",
+                      path("run.err"));
+        ds_proc_kill(&proc, SIGTERM);
+        cr_expect_eq(ds_proc_wait(&proc, 60000), 0, "the merge did not stop cleanly (see %s)", path("run.err"));
+        kcat_read("customs.totals", "%K:%k%S:%s", path("totals.txt"));
+        ds_kmsg_t *msgs = NULL;
+        int n = ds_kcat_parse(path("totals.txt"), &msgs);
+        cr_assert_gt(n, 0);
+        int found = 0;
+        for (int i = 0; i < n; i++) {
+                ds_total_row_t r;
+                cr_assert_eq(ds_total_decode(DS_SOURCE_DIR "/schemas/customs_total.avsc", msgs[i].value,
+                                             msgs[i].value_len, &r), 0);
+                if (strcmp(r.key, "MONGCAI") || r.window != DS_WIN_MINUTE || r.window_start != t0)
+                        continue;
+                found++;
+                cr_expect_eq(r.measures[0], 1, "declarations %lld: the late share was taken in",
+                             (long long)r.measures[0]);
+                cr_expect_eq(r.measures[2], 100, "customs value %lld", (long long)r.measures[2]);
+        }
+        ds_kcat_free(msgs, n);
+        cr_expect_eq(found, 1, "%d MONGCAI MINUTE rows published (see %s)", found, path("run.err"));
+        char *log = ds_slurp(path("run.err"), NULL);
+        cr_expect(log && strstr(log, "ignored=1"), "the merge does not count the late share as ignored (see %s)",
+                  path("run.err"));
         free(log);
 }
 

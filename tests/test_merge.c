@@ -252,6 +252,30 @@ Test(merge, advance_removes_closed_global_rows_and_ignores_later_reports) {
         cr_assert_eq(upd(1, minute, &w), DS_MERGE_CLOSED);
 }
 
+/* Closing is what the statuses say, not what publishing has removed: a
+ * merge rebuilt from the partial topic publishes nothing (so removes
+ * nothing) until it has caught up, and it used to take a late value the live
+ * merge had refused, changing a final value after a restart. Once closed, a
+ * window refuses values while its rows still wait to be published. */
+Test(merge, a_window_closed_by_the_statuses_refuses_late_values_before_it_is_removed) {
+        ds_rowkey_t minute = ds_rowkey(DS_DIM_GATE, DS_WIN_MINUTE, 5, T0);
+        ds_measures_t v = meas(1, 100, DS_FLOW_EXPORT), late = meas(2, 900, DS_FLOW_EXPORT);
+        cr_assert_eq(upd(0, minute, &v), DS_MERGE_APPLIED);
+        int64_t closed = T0 + DS_MINUTE_MS + win.retention_ms[DS_WIN_MINUTE];
+        ds_merge_close(m, closed - 1);
+        cr_assert_eq(upd(1, minute, &v), DS_MERGE_APPLIED, "still open a millisecond before");
+        ds_merge_close(m, closed);
+        cr_assert_eq(upd(2, minute, &late), DS_MERGE_CLOSED);
+        cr_assert_not_null(global(minute), "removed before it was published");
+        cr_assert_eq(global(minute)->m.value, 200);
+        ds_merge_close(m, T0); /* only forward */
+        cr_assert_eq(upd(2, minute, &late), DS_MERGE_CLOSED);
+        /* publishing then removes it; advancing to an older point removes nothing */
+        cr_assert_eq(ds_merge_advance(m, closed), 1);
+        cr_assert_null(global(minute));
+        cr_assert_eq(upd(2, minute, &late), DS_MERGE_CLOSED);
+}
+
 Test(merge, a_closed_partition_row_stays_until_closed_everywhere) {
         /* partition 0 has closed its minute, partition 1 (slower) still adds */
         ds_rowkey_t minute = ds_rowkey(DS_DIM_GATE, DS_WIN_MINUTE, 5, T0);
