@@ -377,15 +377,22 @@ static void healthz(ds_api_resp_t *r) {
         json_body(r, ok ? 200 : 503, j);
 }
 
-static void readyz(ds_api_resp_t *r) {
+/* Ready: the roles say so (ds_status_ready()), and the row endpoints can
+ * answer - the reader of the published totals started (a server whose API
+ * says 503 to every row request should get no traffic). */
+static void readyz(const ds_api_ctx_t *ctx, ds_api_resp_t *r) {
         ds_status_snap_t s;
         ds_status_read(&s);
         json_t *j = json_object();
-        json_object_set_new(j, "ready", json_boolean(s.ready));
+        int ready = s.ready && ctx->live;
+        json_object_set_new(j, "ready", json_boolean(ready));
         if (!s.ready)
                 json_object_set_new(j, "reason", json_text(s.not_ready[0] ? s.not_ready : "starting"));
+        else if (!ready)
+                json_object_set_new(j, "reason",
+                                    json_text("the reader of the published totals is not running (see the log)"));
         ds_status_snap_free(&s);
-        json_body(r, s.ready ? 200 : 503, j);
+        json_body(r, ready ? 200 : 503, j);
 }
 
 static void metrics(const ds_api_ctx_t *ctx, ds_api_resp_t *r) {
@@ -669,7 +676,7 @@ int ds_api_answer(const ds_api_ctx_t *ctx, const char *path, const ds_api_arg_t 
                         healthz(out);
         } else if (!strcmp(path, "/readyz")) {
                 if (!check_params(out, args, nargs, none))
-                        readyz(out);
+                        readyz(ctx, out);
         } else if (!strcmp(path, "/metrics")) {
                 if (!check_params(out, args, nargs, none))
                         metrics(ctx, out);

@@ -337,6 +337,13 @@ Test(api, readiness_follows_assignment_restore_lag_and_merge) {
         json_t *j = get("/readyz", &st, NULL);
         cr_expect_eq(st, 200);
         json_decref(j);
+        /* a server whose reader of the totals did not start answers no row request */
+        ctx.live = NULL;
+        j = get("/readyz", &st, NULL);
+        cr_expect_eq(st, 503);
+        cr_expect(strstr(json_string_value(json_object_get(j, "reason")), "reader of the published totals"));
+        json_decref(j);
+        ctx.live = lv;
         ds_status_stopping();
         j = get("/readyz", &st, NULL);
         cr_expect_eq(st, 503);
