@@ -278,6 +278,11 @@ void ds_merge_close(ds_merge_t *m, int64_t wm) {
 }
 
 uint64_t ds_merge_advance(ds_merge_t *m, int64_t wm) {
+        /* what the statuses closed refuses every share already: its rows go
+         * too, even when wm is behind (a new owner restored an older
+         * watermark, an idle partition woke up) */
+        if (wm < m->close_wm)
+                wm = m->close_wm;
         if (wm <= m->wm)
                 return 0;
         m->wm = wm;

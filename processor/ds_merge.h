@@ -23,9 +23,12 @@
  * (ds_merge_advance()); its last published value stays the final one on the
  * topic. Keeping a partition's entry until then is what makes a replayed
  * share an upsert rather than a second addition. A report for a row already
- * closed everywhere (a replay of final data) is ignored: closed as the
- * statuses read so far say (ds_merge_close()), not as far as publishing has
- * removed rows, so the answer depends on the order of the partial topic alone.
+ * closed everywhere (a replay of final data, or a late share of a partition
+ * that was idle) is ignored: closed as the statuses read so far say
+ * (ds_merge_close()), not as far as publishing has removed rows, so the
+ * answer depends on the order of the partial topic (and on the window
+ * configuration, which must be the same in every instance), not on when
+ * the merge published.
  *
  * GATE_HEADING cells are grouped by (gate, day) so the top headings of a
  * group whose cells changed can be recomputed: ds_merge_top().
@@ -84,9 +87,10 @@ int ds_merge_epoch(ds_merge_t *m, int32_t partition, int32_t epoch);
  * same late values as the merge that read them live. */
 void ds_merge_close(ds_merge_t *m, int64_t wm);
 
-/* Event time has reached wm in every partition: global rows closed at wm are
- * removed (call after publishing them); implies ds_merge_close(m, wm). wm
- * only moves forward. Returns the number removed. */
+/* Event time has reached wm in every partition: global rows closed at wm -
+ * or at the watermark ds_merge_close() was given, if later - are removed
+ * (call after publishing them); implies ds_merge_close(m, wm). Only moves
+ * forward. Returns the number removed. */
 uint64_t ds_merge_advance(ds_merge_t *m, int64_t wm);
 
 /* The global rows; their dirty list names the rows changed since the last

@@ -9,11 +9,12 @@
  * published, so published totals never go back after a restart) and the
  * latest STATUS of every input partition (owner epoch, watermark, idleness).
  *
- * Every merge.interval.ms it publishes changed rows (vn.customs.Total v2 to
- * customs.totals) and changed top lists (customs.top_headings), then drops
- * windows closed in every input partition (only in an interval that had a
- * changed row to publish: the closing watermark moves with publishing, not
- * with STATUS alone). Before publishing it commits its
+ * Every merge.interval.ms (sooner once the partial topic is read to its
+ * end) it publishes changed rows (vn.customs.Total v2 to customs.totals)
+ * and changed top lists (customs.top_headings), then drops windows closed
+ * in every input partition. Closed means closed as the statuses read so far
+ * say (ds_merge_close()): from there on a window refuses shares, whether or
+ * not it has been published and dropped yet. Before publishing it commits its
  * position synchronously: the group coordinator refuses a member whose
  * partitions have moved (a paused-then-resumed zombie), and such a member
  * publishes nothing.

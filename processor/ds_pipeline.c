@@ -88,6 +88,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #define WORKER_POLL_MS 100
@@ -1345,6 +1346,17 @@ int ds_pipeline_run(const ds_config_t *cfg) {
         if (!ds_config_kafka_get(cfg, "bootstrap.servers") && !ds_config_kafka_get(cfg, "metadata.broker.list")) {
                 ds_log(DS_LOG_ERROR, "config", "no brokers given: use -b SERVERS or kafka.bootstrap.servers", "%s",
                        "");
+                return 2;
+        }
+        /* the processing role's producer must keep each partial partition's
+         * order (a status never overtakes the rows before it: the merge
+         * closes windows on statuses) and not duplicate changelog records */
+        const char *idem = ds_config_kafka_get(cfg, "enable.idempotence");
+        if (cfg->role != DS_ROLE_MERGE && idem && (!strcasecmp(idem, "false") || !strcmp(idem, "0"))) {
+                ds_log(DS_LOG_ERROR, "config",
+                       "kafka.enable.idempotence cannot be false: the processing role's producer must keep the "
+                       "order of what it writes to the partial topic and the changelog",
+                       "value=%s", idem);
                 return 2;
         }
         ds_part_cfg_t pc;

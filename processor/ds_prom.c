@@ -245,6 +245,10 @@ void ds_prom_render(ds_buf_t *b, const ds_status_snap_t *s) {
                 const ds_merge_role_stats_t *m = &s->merge;
                 one_u64(b, "declstream_merge_partials_total", "counter", "Partial messages read by the merge.",
                         m->partials);
+                one_u64(b, "declstream_merge_ignored_shares_total", "counter",
+                        "Partial rows and statuses the merge did not take: a window already closed (a replay, or a "
+                        "late share of a partition that was idle), an older offset, or a fenced owner.",
+                        m->ignored);
                 one_u64(b, "declstream_merge_partial_rows_total", "counter",
                         "Partial rows read by the merge (a message carries many; stale and fenced ones included).",
                         m->partial_rows);

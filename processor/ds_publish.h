@@ -52,7 +52,8 @@ typedef struct ds_publish_state {
  * closed at every partition's watermark; a partition that has seen no event
  * holds every window open, unless it has been idle for idle_ms (as Flink's
  * watermark idleness): then an event it receives later for a window closed
- * everywhere else is too late, counted as replayed_closed. */
+ * everywhere else is too late: the merge refuses it (DS_MERGE_CLOSED, counted
+ * in the merge's ignored shares). */
 void ds_publish_state(ds_outbox_t *const *obs, int nobs, ds_publish_state_t *st);
 
 /* Merges every outbox row into m (ds_merge_update with the row's partition,
