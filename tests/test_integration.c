@@ -392,6 +392,30 @@ static int keep_batch(void *ctx, int32_t pp, const uint8_t *msg, size_t len, uin
         return 0;
 }
 
+/* Produces the files of the test's directory (one message each, in order)
+ * to partial partition pp, runs a merge-only process until it publishes,
+ * stops it, and reads customs.totals into *msgs. Returns their count. */
+static int merge_files(int32_t pp, const char *const *files, int nfiles, ds_kmsg_t **msgs) {
+        char ppa[16];
+        snprintf(ppa, sizeof(ppa), "%d", pp);
+        char *produce[16] = {"kcat", "-b", servers, "-P", "-t", "customs.totals.partial", "-p", ppa};
+        cr_assert_lt(nfiles, 8);
+        for (int i = 0; i < nfiles; i++)
+                produce[8 + i] = path(files[i]);
+        cr_assert_eq(ds_run(produce, NULL, path("kcat-p.err"), 30000), 0, "kcat -P failed (see %s)",
+                     path("kcat-p.err"));
+        char *run[] = {DS_BINARY, "run", "-b", servers, "--role", "merge", "--http.listen", "off", "-X",
+                       "session.timeout.ms=6000", NULL};
+        ds_proc_t proc;
+        cr_assert_eq(ds_proc_start(&proc, run, NULL, path("run.err")), 0);
+        cr_assert_geq(wait_first_total(servers, dir, ds_mono_ms(), 60000), 0, "no totals within 60 s (see %s)",
+                      path("run.err"));
+        ds_proc_kill(&proc, SIGTERM);
+        cr_expect_eq(ds_proc_wait(&proc, 60000), 0, "the merge did not stop cleanly (see %s)", path("run.err"));
+        kcat_read("customs.totals", "%K:%k%S:%s", path("totals.txt"));
+        return ds_kcat_parse(path("totals.txt"), msgs);
+}
+
 /* A partial topic written by an earlier release (one PartialTotal message
  * per share or STATUS, schema id 6) and then by this one (PartialRows
  * batches, schema id 7): a merge started on it reads both, and publishes
@@ -437,23 +461,8 @@ Test(integration, a_merge_reads_shares_of_both_formats, .init = setup, .fini = t
         FILE *f = fopen(path(files[3]), "wb");
         cr_assert(f && fwrite(kept, 1, kept_len, f) == kept_len);
         fclose(f);
-        char ppa[16];
-        snprintf(ppa, sizeof(ppa), "%d", pp);
-        char *produce[] = {"kcat", "-b", servers, "-P", "-t", "customs.totals.partial", "-p", ppa,
-                           path(files[0]), path(files[1]), path(files[2]), path(files[3]), NULL};
-        cr_assert_eq(ds_run(produce, NULL, path("kcat-p.err"), 30000), 0, "kcat -P failed (see %s)",
-                     path("kcat-p.err"));
-        char *run[] = {DS_BINARY, "run", "-b", servers, "--role", "merge", "--http.listen", "off", "-X",
-                       "session.timeout.ms=6000", NULL};
-        ds_proc_t proc;
-        cr_assert_eq(ds_proc_start(&proc, run, NULL, path("run.err")), 0);
-        cr_assert_geq(wait_first_total(servers, dir, ds_mono_ms(), 60000), 0, "no totals within 60 s (see %s)",
-                      path("run.err"));
-        ds_proc_kill(&proc, SIGTERM);
-        cr_expect_eq(ds_proc_wait(&proc, 60000), 0, "the merge did not stop cleanly (see %s)", path("run.err"));
-        kcat_read("customs.totals", "%K:%k%S:%s", path("totals.txt"));
         ds_kmsg_t *msgs = NULL;
-        int n = ds_kcat_parse(path("totals.txt"), &msgs);
+        int n = merge_files(pp, files, 4, &msgs);
         cr_assert_gt(n, 0);
         ds_total_row_t last = {0};
         int found = 0;
@@ -519,23 +528,9 @@ Test(integration, a_rebuilt_merge_refuses_what_the_statuses_closed, .init = setu
         late.partition = 1, late.input_offset = 40, late.m.declarations = 9, late.m.value = 900;
         write_batch("b1.bin", pp, &first, 1, sts, 12);
         write_batch("b2.bin", pp, &late, 1, NULL, 0);
-        char ppa[16];
-        snprintf(ppa, sizeof(ppa), "%d", pp);
-        char *produce[] = {"kcat", "-b", servers, "-P", "-t", "customs.totals.partial", "-p", ppa,
-                           path("b1.bin"), path("b2.bin"), NULL};
-        cr_assert_eq(ds_run(produce, NULL, path("kcat-p.err"), 30000), 0, "kcat -P failed (see %s)",
-                     path("kcat-p.err"));
-        char *run[] = {DS_BINARY, "run", "-b", servers, "--role", "merge", "--http.listen", "off", "-X",
-                       "session.timeout.ms=6000", NULL};
-        ds_proc_t proc;
-        cr_assert_eq(ds_proc_start(&proc, run, NULL, path("run.err")), 0);
-        cr_assert_geq(wait_first_total(servers, dir, ds_mono_ms(), 60000), 0, "no totals within 60 s (see %s)",
-                      path("run.err"));
-        ds_proc_kill(&proc, SIGTERM);
-        cr_expect_eq(ds_proc_wait(&proc, 60000), 0, "the merge did not stop cleanly (see %s)", path("run.err"));
-        kcat_read("customs.totals", "%K:%k%S:%s", path("totals.txt"));
+        const char *files[2] = {"b1.bin", "b2.bin"};
         ds_kmsg_t *msgs = NULL;
-        int n = ds_kcat_parse(path("totals.txt"), &msgs);
+        int n = merge_files(pp, files, 2, &msgs);
         cr_assert_gt(n, 0);
         int found = 0;
         for (int i = 0; i < n; i++) {
