@@ -26,6 +26,11 @@ struct ds_evict {
         size_t key_bytes;
 };
 
+void ds_evict_reconfigure(ds_evict_t *e, const ds_window_cfg_t *cfg, int64_t top_retention_ms) {
+        e->win = *cfg;
+        e->top_retention_ms = top_retention_ms;
+}
+
 ds_evict_t *ds_evict_new(const ds_window_cfg_t *cfg, int64_t top_retention_ms) {
         ds_evict_t *e = ds_calloc_lines(sizeof(*e));
         if (!e)

@@ -28,6 +28,9 @@ typedef struct ds_evict ds_evict_t;
 
 /* cfg: window retentions; top_retention_ms: for DS_EV_CELL. */
 ds_evict_t *ds_evict_new(const ds_window_cfg_t *cfg, int64_t top_retention_ms);
+/* Closes windows with these retentions from now on (keys stay queued by
+ * window start, so any retention keeps them in closing order). */
+void ds_evict_reconfigure(ds_evict_t *e, const ds_window_cfg_t *cfg, int64_t top_retention_ms);
 void ds_evict_destroy(ds_evict_t *e);
 
 /* The class of a row key, or -1 for rows that never close (TOTAL). */

@@ -272,6 +272,13 @@ static void drop_global(void *ctx, ds_rowkey_t key) {
                 ds_rows_remove(m->parts, ds_rowkey_with_partition(key, p));
 }
 
+int ds_merge_retention(ds_merge_t *m, const ds_window_cfg_t *win, int64_t top_retention_ms) {
+        if (m->close_wm != INT64_MIN)
+                return -1; /* a window closed (and maybe removed) may not open again */
+        ds_evict_reconfigure(m->ev, win, top_retention_ms);
+        return 0;
+}
+
 void ds_merge_close(ds_merge_t *m, int64_t wm) {
         if (wm > m->close_wm)
                 m->close_wm = wm;

@@ -26,9 +26,8 @@
  * closed everywhere (a replay of final data, or a late share of a partition
  * that was idle) is ignored: closed as the statuses read so far say
  * (ds_merge_close()), not as far as publishing has removed rows, so the
- * answer depends on the order of the partial topic (and on the window
- * configuration, which must be the same in every instance), not on when
- * the merge published.
+ * answer depends on the order of the partial topic (and on the retentions
+ * it closes with: ds_merge_retention()), not on when the merge published.
  *
  * GATE_HEADING cells are grouped by (gate, day) so the top headings of a
  * group whose cells changed can be recomputed: ds_merge_top().
@@ -78,6 +77,13 @@ void ds_merge_prefetch(const ds_merge_t *m, int step, int32_t partition, ds_rowk
  * epochs are fenced from now on. Returns 0, DS_MERGE_FENCED if epoch is
  * older than the partition's current one, or -1 on out-of-memory. */
 int ds_merge_epoch(ds_merge_t *m, int32_t partition, int32_t epoch);
+
+/* Closes windows with these retentions (the merge role: the largest of its
+ * own and those the processors' statuses carry). Only before anything has
+ * closed (ds_merge_close()): a window closed, and perhaps removed with its
+ * partitions' shares, must not take a share again. Returns 0, or -1 if too
+ * late (nothing changed). */
+int ds_merge_retention(ds_merge_t *m, const ds_window_cfg_t *win, int64_t top_retention_ms);
 
 /* The partitions' statuses say event time has reached wm in every one: from
  * now on a value for a window closed at wm is refused (DS_MERGE_CLOSED),

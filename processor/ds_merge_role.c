@@ -37,6 +37,11 @@ typedef struct mpart {
         int64_t restore_end; /* its end when assigned: nothing is published before reaching it */
         int64_t next_offset;
         istatus_t *status;  /* per input partition */
+        /* the retentions windows close with: the largest of the merge's own
+         * and those the statuses read so far carry */
+        ds_window_cfg_t close_win;
+        int64_t close_top_ms;
+        int retention_warned;
 } mpart_t;
 
 /* Messages polled before they are merged, in order; and the rows of a batch
@@ -161,6 +166,8 @@ static void assign(ds_merge_role_t *mr, rd_kafka_t *rk, rd_kafka_topic_partition
                 mpart_t *mp = calloc(1, sizeof(*mp));
                 if (mp) {
                         mp->merge = ds_merge_new(&mr->pcfg.agg.win, mr->pcfg.agg.top_retention_ms);
+                        mp->close_win = mr->pcfg.agg.win;
+                        mp->close_top_ms = mr->pcfg.agg.top_retention_ms;
                         mp->status = calloc((size_t)mr->inputs, sizeof(istatus_t));
                 }
                 if (!mp || !mp->merge || !mp->status) {
@@ -431,6 +438,34 @@ static void apply_status(ds_merge_role_t *mr, mpart_t *mp, const ds_partial_t *p
         istatus_t *s = &mp->status[pr->partition];
         if (!s->seen || pr->epoch > s->epoch || pr->input_offset >= s->offset)
                 *s = (istatus_t){pr->epoch, pr->input_offset, pr->watermark_ms, pr->idle, 1};
+        /* close no earlier than the processors do: a merge restarted with
+         * lower retentions than the one that read this live would otherwise
+         * refuse, in its rebuild, shares the live one took. Nothing closes
+         * before every input partition's first status is read, so every
+         * processor's retentions are in by then, in the topic's order. */
+        static const int win_of[3] = {DS_WIN_MINUTE, DS_WIN_HOUR, DS_WIN_DAY};
+        ds_window_cfg_t w = mp->close_win;
+        int64_t top = mp->close_top_ms;
+        for (int i = 0; i < 3; i++)
+                if (pr->retention_ms[i] > w.retention_ms[win_of[i]])
+                        w.retention_ms[win_of[i]] = pr->retention_ms[i];
+        if (pr->retention_ms[DS_PARTIAL_RET_TOP] > top)
+                top = pr->retention_ms[DS_PARTIAL_RET_TOP];
+        if (!memcmp(&w, &mp->close_win, sizeof(w)) && top == mp->close_top_ms)
+                return;
+        if (!ds_merge_retention(mp->merge, &w, top)) {
+                mp->close_win = w;
+                mp->close_top_ms = top;
+        } else if (!mp->retention_warned) {
+                mp->retention_warned = 1;
+                ds_log(DS_LOG_WARN, "merge",
+                       "a processor keeps windows open longer than this merge closes them (its retention grew after "
+                       "windows closed here); its late shares of windows closed here are refused",
+                       "partition=%d input_partition=%d minute_ms=%" PRId64 " hour_ms=%" PRId64 " day_ms=%" PRId64
+                       " top_ms=%" PRId64,
+                       mp->partition, pr->partition, pr->retention_ms[0], pr->retention_ms[1], pr->retention_ms[2],
+                       pr->retention_ms[3]);
+        }
 }
 
 /* Merges a schema 6 message (a STATUS, or one ROW, as earlier releases

@@ -307,6 +307,8 @@ void ds_partial_batcher_status(ds_partial_batcher_t *pb, const ds_partial_t *st)
         ds_avro_put_long(o, st->input_offset);
         ds_avro_put_long(o, st->watermark_ms);
         ds_buf_put(o, st->idle ? "\x01" : "\x00", 1);
+        for (int i = 0; i < 4; i++)
+                ds_avro_put_long(o, st->retention_ms[i]);
         pb->status_end[pb->nstatuses++] = (uint32_t)o->len;
 }
 
@@ -430,6 +432,8 @@ int ds_partial_rows_next(ds_partial_rows_t *it, ds_partial_t *out, ds_dlq_reason
                         out->idle = *it->in.p++ != 0;
                 else
                         it->in.bad = 1;
+                for (int i = 0; i < 4; i++)
+                        out->retention_ms[i] = ds_rd_long(&it->in);
         }
         it->left--;
         if (it->in.bad)
@@ -437,6 +441,12 @@ int ds_partial_rows_next(ds_partial_rows_t *it, ds_partial_t *out, ds_dlq_reason
         if ((*why = check_source(out, partition, epoch)) ||
             (out->kind == DS_PARTIAL_ROW && (*why = check_row(out, &rr, it->digits))))
                 return 2;
+        if (out->kind == DS_PARTIAL_STATUS)
+                for (int i = 0; i < 4; i++)
+                        if (out->retention_ms[i] < 0 || out->retention_ms[i] > DS_PARTIAL_RET_MAX) {
+                                *why = DS_DLQ_MALFORMED;
+                                return 2;
+                        }
         return 1;
 }
 

@@ -70,7 +70,15 @@ typedef struct ds_partial {
         const uint8_t *vehicles_sketch;
         size_t vehicles_len;
         int64_t updated_at;
+        /* STATUS (schema 7): how long after its end the processor keeps each
+         * window open - MINUTE, HOUR, DAY, and a day's top list
+         * (DS_PARTIAL_RET_*); 0: not said (schema 6) */
+        int64_t retention_ms[4];
 } ds_partial_t;
+
+enum { DS_PARTIAL_RET_MINUTE = 0, DS_PARTIAL_RET_HOUR = 1, DS_PARTIAL_RET_DAY = 2, DS_PARTIAL_RET_TOP = 3 };
+/* The retentions a status may carry (the configuration's bound). */
+#define DS_PARTIAL_RET_MAX (INT64_MAX / 4)
 
 /* The STATUS of an input partition last produced, kept by its producer
  * (the pipeline, and replay's model of it). Zero: none yet. */
@@ -91,6 +99,14 @@ static inline int ds_partial_status_due(const ds_partial_sent_t *last, const ds_
 /* Records st as produced. */
 static inline void ds_partial_status_sent(ds_partial_sent_t *last, const ds_partial_t *st) {
         *last = (ds_partial_sent_t){1, st->idle, st->epoch, st->input_offset, st->watermark_ms};
+}
+
+/* Fills a STATUS's retentions from a processor's window configuration. */
+static inline void ds_partial_retention(ds_partial_t *st, const ds_window_cfg_t *win, int64_t top_retention_ms) {
+        st->retention_ms[DS_PARTIAL_RET_MINUTE] = win->retention_ms[DS_WIN_MINUTE];
+        st->retention_ms[DS_PARTIAL_RET_HOUR] = win->retention_ms[DS_WIN_HOUR];
+        st->retention_ms[DS_PARTIAL_RET_DAY] = win->retention_ms[DS_WIN_DAY];
+        st->retention_ms[DS_PARTIAL_RET_TOP] = top_retention_ms;
 }
 
 /* Room for one serialized sketch (ds_hll_serialize). */

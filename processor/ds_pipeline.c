@@ -841,6 +841,7 @@ static int cycle(pipeline_t *pl) {
                                    a->idle, {0, 0}, {0}, NULL, 0, NULL, 0, now};
                 if (!ds_partial_status_due(&a->status, &st))
                         continue;
+                ds_partial_retention(&st, &pl->part_cfg.agg.win, pl->part_cfg.agg.top_retention_ms);
                 ds_partial_batcher_status(pl->batcher, &st);
                 ds_partial_status_sent(&a->status, &st);
                 pl->status_msgs += (uint64_t)pl->partial_partitions;

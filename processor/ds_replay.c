@@ -817,6 +817,7 @@ static int emit_partials(ds_replay_t *r, ds_outbox_t *const *obs) {
                         if (!ds_partial_status_due(&r->sent[op->partition], &st))
                                 continue; /* repeats the last: the pipeline does not produce it */
                         ds_partial_status_sent(&r->sent[op->partition], &st);
+                        ds_partial_retention(&st, &r->o.part.agg.win, r->o.part.agg.top_retention_ms);
                         ds_partial_batcher_status(r->batcher, &st);
                 }
         }

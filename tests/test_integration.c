@@ -395,7 +395,8 @@ static int keep_batch(void *ctx, int32_t pp, const uint8_t *msg, size_t len, uin
 /* Produces the files of the test's directory (one message each, in order)
  * to partial partition pp, runs a merge-only process until it publishes,
  * stops it, and reads customs.totals into *msgs. Returns their count. */
-static int merge_files(int32_t pp, const char *const *files, int nfiles, ds_kmsg_t **msgs) {
+static int merge_files_ex(int32_t pp, const char *const *files, int nfiles, const char *const *extra,
+                          ds_kmsg_t **msgs) {
         char ppa[16];
         snprintf(ppa, sizeof(ppa), "%d", pp);
         char *produce[16] = {"kcat", "-b", servers, "-P", "-t", "customs.totals.partial", "-p", ppa};
@@ -404,8 +405,12 @@ static int merge_files(int32_t pp, const char *const *files, int nfiles, ds_kmsg
                 produce[8 + i] = path(files[i]);
         cr_assert_eq(ds_run(produce, NULL, path("kcat-p.err"), 30000), 0, "kcat -P failed (see %s)",
                      path("kcat-p.err"));
-        char *run[] = {DS_BINARY, "run", "-b", servers, "--role", "merge", "--http.listen", "off", "-X",
-                       "session.timeout.ms=6000", NULL};
+        char *run[24] = {DS_BINARY, "run", "-b", servers, "--role", "merge", "--http.listen", "off", "-X",
+                         "session.timeout.ms=6000"};
+        for (int i = 0; extra && extra[i]; i++) {
+                cr_assert_lt(10 + i, 23);
+                run[10 + i] = (char *)extra[i];
+        }
         ds_proc_t proc;
         cr_assert_eq(ds_proc_start(&proc, run, NULL, path("run.err")), 0);
         cr_assert_geq(wait_first_total(servers, dir, ds_mono_ms(), 60000), 0, "no totals within 60 s (see %s)",
@@ -414,6 +419,10 @@ static int merge_files(int32_t pp, const char *const *files, int nfiles, ds_kmsg
         cr_expect_eq(ds_proc_wait(&proc, 60000), 0, "the merge did not stop cleanly (see %s)", path("run.err"));
         kcat_read("customs.totals", "%K:%k%S:%s", path("totals.txt"));
         return ds_kcat_parse(path("totals.txt"), msgs);
+}
+
+static int merge_files(int32_t pp, const char *const *files, int nfiles, ds_kmsg_t **msgs) {
+        return merge_files_ex(pp, files, nfiles, NULL, msgs);
 }
 
 /* A partial topic written by an earlier release (one PartialTotal message
@@ -504,52 +513,75 @@ static void write_batch(const char *name, int32_t pp, const ds_partial_t *rows, 
         fclose(f);
 }
 
-/* The merge's closing follows the statuses as it reads them. A share of a
- * MINUTE window from input partition 0, then every input partition's
- * status past the window's close, then a late share of it from partition 1.
- * The merge that read this live had refused the late share (it published
- * and removed the closed window between the two), but a merge started on
- * the topic - a restart, a rebalance - publishes nothing until it has read
- * to the end, and used to take the late share in, publishing a different
- * final value (900 + 100 for 100). */
-Test(integration, a_rebuilt_merge_refuses_what_the_statuses_closed, .init = setup, .fini = teardown,
-     .timeout = 120) {
+#define LATE_T0 1710028800000LL /* a whole minute */
+
+/* A share of MONGCAI's MINUTE window LATE_T0 from input partition 0 (1
+ * declaration), every input partition's status at watermark wm with
+ * retentions ret (NULL: none, as schema 6 said), then a late share of the
+ * window from partition 1 (9 declarations); merged by a merge-only run with
+ * the extra flags own. Returns the declarations of the row it published
+ * (-1: none; -2: more than one). */
+static long long late_share_case(int64_t wm, const int64_t *ret, const char *const *own) {
         ds_domain_init();
-        const int64_t t0 = 1710028800000LL; /* a whole minute */
-        ds_rowkey_t key = ds_rowkey(DS_DIM_GATE, DS_WIN_MINUTE, (uint32_t)ds_gate_lookup("MONGCAI", 7), t0);
+        ds_rowkey_t key = ds_rowkey(DS_DIM_GATE, DS_WIN_MINUTE, (uint32_t)ds_gate_lookup("MONGCAI", 7), LATE_T0);
         int32_t pp = ds_partial_route(key, 12);
         ds_partial_t first = {.kind = DS_PARTIAL_ROW, .partition = 0, .epoch = 1, .input_offset = 5, .key = key};
         first.m.declarations = 1, first.m.value = 100;
         ds_partial_t sts[12];
-        for (int p = 0; p < 12; p++)
+        for (int p = 0; p < 12; p++) {
                 sts[p] = (ds_partial_t){.kind = DS_PARTIAL_STATUS, .partition = p, .epoch = 1, .input_offset = 5,
-                                        .watermark_ms = t0 + 30 * DS_DAY_MS}; /* every window of t0 closed */
+                                        .watermark_ms = wm};
+                if (ret)
+                        memcpy(sts[p].retention_ms, ret, sizeof(sts[p].retention_ms));
+        }
         ds_partial_t late = first;
         late.partition = 1, late.input_offset = 40, late.m.declarations = 9, late.m.value = 900;
         write_batch("b1.bin", pp, &first, 1, sts, 12);
         write_batch("b2.bin", pp, &late, 1, NULL, 0);
         const char *files[2] = {"b1.bin", "b2.bin"};
         ds_kmsg_t *msgs = NULL;
-        int n = merge_files(pp, files, 2, &msgs);
+        int n = merge_files_ex(pp, files, 2, own, &msgs);
         cr_assert_gt(n, 0);
-        int found = 0;
+        long long decl = -1;
         for (int i = 0; i < n; i++) {
                 ds_total_row_t r;
                 cr_assert_eq(ds_total_decode(DS_SOURCE_DIR "/schemas/customs_total.avsc", msgs[i].value,
                                              msgs[i].value_len, &r), 0);
-                if (strcmp(r.key, "MONGCAI") || r.window != DS_WIN_MINUTE || r.window_start != t0)
-                        continue;
-                found++;
-                cr_expect_eq(r.measures[0], 1, "declarations %lld: the late share was taken in",
-                             (long long)r.measures[0]);
-                cr_expect_eq(r.measures[2], 100, "customs value %lld", (long long)r.measures[2]);
+                if (!strcmp(r.key, "MONGCAI") && r.window == DS_WIN_MINUTE && r.window_start == LATE_T0)
+                        decl = decl == -1 ? r.measures[0] : -2;
         }
         ds_kcat_free(msgs, n);
-        cr_expect_eq(found, 1, "%d MONGCAI MINUTE rows published (see %s)", found, path("run.err"));
+        return decl;
+}
+
+/* The merge's closing follows the statuses as it reads them: every status
+ * past the window's close, then a late share. The merge that read this
+ * live had refused the late share (it published and removed the closed
+ * window between the two), but a merge started on the topic - a restart, a
+ * rebalance - publishes nothing until it has read to the end, and used to
+ * take the late share in, publishing a different final value (10
+ * declarations for 1). */
+Test(integration, a_rebuilt_merge_refuses_what_the_statuses_closed, .init = setup, .fini = teardown,
+     .timeout = 120) {
+        long long decl = late_share_case(LATE_T0 + 30 * DS_DAY_MS, NULL, NULL); /* every window of t0 closed */
+        cr_expect_eq(decl, 1, "declarations %lld: the late share was taken in (see %s)", decl, path("run.err"));
         char *log = ds_slurp(path("run.err"), NULL);
         cr_expect(log && strstr(log, " ignored=1 "), "the merge does not count the late share as ignored (see %s)",
                   path("run.err"));
         free(log);
+}
+
+/* The processors keep a MINUTE window open 3 h after its end (the default,
+ * which their statuses carry); a merge restarted with 1 h of its own
+ * closes no earlier than they do, so its rebuild takes the share the live
+ * merge took (it published 1 instead of 10 when it closed with its own). */
+Test(integration, a_rebuilt_merge_closes_no_earlier_than_the_processors, .init = setup, .fini = teardown,
+     .timeout = 120) {
+        static const int64_t ret[4] = {10800000LL, 259200000LL, 34560000000LL, 604800000LL};
+        static const char *const own[] = {"--window.minute.retention.ms", "3600000", NULL};
+        long long decl = late_share_case(LATE_T0 + DS_MINUTE_MS + 2 * 3600000LL, ret, own);
+        cr_expect_eq(decl, 10, "declarations %lld: the merge closed with its own 1 h (see %s)", decl,
+                     path("run.err"));
 }
 
 /* A process leaving on SIGTERM lets its merge read each partial partition to

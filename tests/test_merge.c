@@ -276,6 +276,25 @@ Test(merge, a_window_closed_by_the_statuses_refuses_late_values_before_it_is_rem
         cr_assert_eq(upd(2, minute, &late), DS_MERGE_CLOSED);
 }
 
+/* The merge role closes with the processors' retentions when they are
+ * longer than its own - but only before anything has closed: a window
+ * closed, and perhaps removed with its partitions' shares, must not take a
+ * share again. */
+Test(merge, retentions_change_only_before_anything_closed) {
+        ds_rowkey_t minute = ds_rowkey(DS_DIM_GATE, DS_WIN_MINUTE, 5, T0);
+        ds_measures_t v = meas(1, 100, DS_FLOW_EXPORT);
+        int64_t closed = T0 + DS_MINUTE_MS + win.retention_ms[DS_WIN_MINUTE];
+        ds_window_cfg_t longer = win;
+        longer.retention_ms[DS_WIN_MINUTE] += DS_HOUR_MS;
+        cr_assert_eq(ds_merge_retention(m, &longer, 7 * DS_DAY_MS), 0);
+        ds_merge_close(m, closed);
+        cr_expect_eq(upd(0, minute, &v), DS_MERGE_APPLIED, "open an hour longer");
+        ds_merge_close(m, closed + DS_HOUR_MS);
+        cr_expect_eq(upd(1, minute, &v), DS_MERGE_CLOSED);
+        cr_expect_eq(ds_merge_retention(m, &win, 7 * DS_DAY_MS), -1, "changed after closing");
+        cr_expect_eq(upd(1, minute, &v), DS_MERGE_CLOSED);
+}
+
 Test(merge, a_closed_partition_row_stays_until_closed_everywhere) {
         /* partition 0 has closed its minute, partition 1 (slower) still adds */
         ds_rowkey_t minute = ds_rowkey(DS_DIM_GATE, DS_WIN_MINUTE, 5, T0);

@@ -157,7 +157,8 @@ Test(partial, a_batch_reads_back_row_for_row_then_its_statuses) {
         cr_expect_eq(nmsgs, 0, "a batch went out before it was full or flushed");
         for (int s = 0; s < 3; s++) {
                 ds_partial_t st = {.kind = DS_PARTIAL_STATUS, .partition = s, .epoch = 4, .input_offset = 5000 + s,
-                                   .watermark_ms = s == 2 ? INT64_MIN : DAY0 + s, .idle = s == 1};
+                                   .watermark_ms = s == 2 ? INT64_MIN : DAY0 + s, .idle = s == 1,
+                                   .retention_ms = {60000, 3600000, DS_DAY_MS, s}};
                 ds_partial_batcher_status(pb, &st);
         }
         cr_assert_eq(ds_partial_batcher_flush(pb, 77), 0);
@@ -182,6 +183,8 @@ Test(partial, a_batch_reads_back_row_for_row_then_its_statuses) {
                         cr_expect_eq(got.input_offset, 5000 + s);
                         cr_expect_eq(got.watermark_ms, s == 2 ? INT64_MIN : DAY0 + s);
                         cr_expect_eq(got.idle, s == 1);
+                        cr_expect(got.retention_ms[0] == 60000 && got.retention_ms[1] == 3600000 &&
+                                  got.retention_ms[2] == DS_DAY_MS && got.retention_ms[3] == s);
                         s++;
                 }
         cr_expect_eq(s, 3);
@@ -314,7 +317,7 @@ Test(partial, avro_c_reads_a_batch_as_the_schema_says) {
                 cr_assert_eq(ds_partial_batcher_add(pb, &p, 77), 0);
         }
         ds_partial_t st = {.kind = DS_PARTIAL_STATUS, .partition = 2, .epoch = 3, .input_offset = 44,
-                           .watermark_ms = INT64_MIN, .idle = 1};
+                           .watermark_ms = INT64_MIN, .idle = 1, .retention_ms = {11, 22, 33, 44}};
         ds_partial_batcher_status(pb, &st);
         cr_assert_eq(ds_partial_batcher_flush(pb, 77), 0);
         ds_partial_batcher_destroy(pb);
@@ -368,6 +371,10 @@ Test(partial, avro_c_reads_a_batch_as_the_schema_says) {
         cr_expect_eq(field_long(&s, "input_offset"), 44);
         cr_expect_eq(field_long(&s, "watermark"), INT64_MIN);
         cr_expect_eq(field_long(&s, "idle"), 1);
+        cr_expect_eq(field_long(&s, "minute_retention_ms"), 11);
+        cr_expect_eq(field_long(&s, "hour_retention_ms"), 22);
+        cr_expect_eq(field_long(&s, "day_retention_ms"), 33);
+        cr_expect_eq(field_long(&s, "top_retention_ms"), 44);
         avro_reader_free(rd);
         avro_value_decref(&v);
         avro_value_iface_decref(iface);
