@@ -26,9 +26,20 @@ struct ds_evict {
         size_t key_bytes;
 };
 
-void ds_evict_reconfigure(ds_evict_t *e, const ds_window_cfg_t *cfg, int64_t top_retention_ms) {
-        e->win = *cfg;
-        e->top_retention_ms = top_retention_ms;
+int ds_evict_lengthen(ds_evict_t *e, const ds_window_cfg_t *cfg, int64_t top_retention_ms, int check_only) {
+        static const ds_window_t wins[3] = {DS_WIN_MINUTE, DS_WIN_HOUR, DS_WIN_DAY};
+        int longer = top_retention_ms > e->top_retention_ms;
+        if (longer && !check_only)
+                e->top_retention_ms = top_retention_ms;
+        for (int i = 0; i < 3; i++) {
+                int64_t r = cfg->retention_ms[wins[i]];
+                if (r > e->win.retention_ms[wins[i]]) {
+                        longer = 1;
+                        if (!check_only)
+                                e->win.retention_ms[wins[i]] = r;
+                }
+        }
+        return longer;
 }
 
 ds_evict_t *ds_evict_new(const ds_window_cfg_t *cfg, int64_t top_retention_ms) {

@@ -28,9 +28,10 @@ typedef struct ds_evict ds_evict_t;
 
 /* cfg: window retentions; top_retention_ms: for DS_EV_CELL. */
 ds_evict_t *ds_evict_new(const ds_window_cfg_t *cfg, int64_t top_retention_ms);
-/* Closes windows with these retentions from now on (keys stay queued by
- * window start, so any retention keeps them in closing order). */
-void ds_evict_reconfigure(ds_evict_t *e, const ds_window_cfg_t *cfg, int64_t top_retention_ms);
+/* Lengthens each retention to cfg's and top_retention_ms where they are
+ * longer (keys stay queued by window start, so they stay in closing order).
+ * Returns whether any is longer; with check_only, changes nothing. */
+int ds_evict_lengthen(ds_evict_t *e, const ds_window_cfg_t *cfg, int64_t top_retention_ms, int check_only);
 void ds_evict_destroy(ds_evict_t *e);
 
 /* The class of a row key, or -1 for rows that never close (TOTAL). */

@@ -273,9 +273,11 @@ static void drop_global(void *ctx, ds_rowkey_t key) {
 }
 
 int ds_merge_retention(ds_merge_t *m, const ds_window_cfg_t *win, int64_t top_retention_ms) {
+        if (!ds_evict_lengthen(m->ev, win, top_retention_ms, 1))
+                return 0;
         if (m->close_wm != INT64_MIN)
                 return -1; /* a window closed (and maybe removed) may not open again */
-        ds_evict_reconfigure(m->ev, win, top_retention_ms);
+        ds_evict_lengthen(m->ev, win, top_retention_ms, 0);
         return 0;
 }
 

@@ -78,11 +78,12 @@ void ds_merge_prefetch(const ds_merge_t *m, int step, int32_t partition, ds_rowk
  * older than the partition's current one, or -1 on out-of-memory. */
 int ds_merge_epoch(ds_merge_t *m, int32_t partition, int32_t epoch);
 
-/* Closes windows with these retentions (the merge role: the largest of its
- * own and those the processors' statuses carry). Only before anything has
+/* Closes windows no earlier than these retentions say: each retention
+ * lengthens to win's or top_retention_ms where they are longer (the merge
+ * role: the processors' statuses carry theirs). Only before anything has
  * closed (ds_merge_close()): a window closed, and perhaps removed with its
- * partitions' shares, must not take a share again. Returns 0, or -1 if too
- * late (nothing changed). */
+ * partitions' shares, must not take a share again. Returns 0, or -1 if one
+ * is longer but it is too late (nothing changed). */
 int ds_merge_retention(ds_merge_t *m, const ds_window_cfg_t *win, int64_t top_retention_ms);
 
 /* The partitions' statuses say event time has reached wm in every one: from

@@ -36,11 +36,7 @@ typedef struct mpart {
         ds_merge_t *merge;
         int64_t restore_end; /* its end when assigned: nothing is published before reaching it */
         int64_t next_offset;
-        istatus_t *status;  /* per input partition */
-        /* the retentions windows close with: the largest of the merge's own
-         * and those the statuses read so far carry */
-        ds_window_cfg_t close_win;
-        int64_t close_top_ms;
+        istatus_t *status; /* per input partition */
         int retention_warned;
 } mpart_t;
 
@@ -166,8 +162,6 @@ static void assign(ds_merge_role_t *mr, rd_kafka_t *rk, rd_kafka_topic_partition
                 mpart_t *mp = calloc(1, sizeof(*mp));
                 if (mp) {
                         mp->merge = ds_merge_new(&mr->pcfg.agg.win, mr->pcfg.agg.top_retention_ms);
-                        mp->close_win = mr->pcfg.agg.win;
-                        mp->close_top_ms = mr->pcfg.agg.top_retention_ms;
                         mp->status = calloc((size_t)mr->inputs, sizeof(istatus_t));
                 }
                 if (!mp || !mp->merge || !mp->status) {
@@ -375,13 +369,20 @@ static int decode(ds_merge_role_t *mr, const rd_kafka_message_t *m, ds_partial_t
         return 0;
 }
 
+/* Whether a row or status comes from an input partition the merge knows
+ * (logged when not). */
+static int known_input(const ds_merge_role_t *mr, const ds_partial_t *pr) {
+        if (pr->partition < mr->inputs)
+                return 1;
+        ds_log(DS_LOG_WARN, "merge", "partial row or status for an unknown input partition skipped",
+               "input_partition=%d inputs=%d", pr->partition, mr->inputs);
+        return 0;
+}
+
 /* Merges one ROW of partial partition mp (read from message m). */
 static void apply_row(ds_merge_role_t *mr, mpart_t *mp, const rd_kafka_message_t *m, const ds_partial_t *pr) {
-        if (pr->partition >= mr->inputs) {
-                ds_log(DS_LOG_WARN, "merge", "partial row for an unknown input partition skipped",
-                       "input_partition=%d inputs=%d", pr->partition, mr->inputs);
+        if (!known_input(mr, pr))
                 return;
-        }
         mr->st.partial_rows++;
         ds_distinct_t *d = NULL;
         if (pr->declarants_len && pr->vehicles_len) {
@@ -420,11 +421,8 @@ static void close_at_statuses(ds_merge_role_t *mr, mpart_t *mp) {
 
 /* Takes in an input partition's STATUS (read from partial partition mp). */
 static void apply_status(ds_merge_role_t *mr, mpart_t *mp, const ds_partial_t *pr) {
-        if (pr->partition >= mr->inputs) {
-                ds_log(DS_LOG_WARN, "merge", "partial row for an unknown input partition skipped",
-                       "input_partition=%d inputs=%d", pr->partition, mr->inputs);
+        if (!known_input(mr, pr))
                 return;
-        }
         int rc = ds_merge_epoch(mp->merge, pr->partition, pr->epoch);
         if (rc < 0) {
                 ds_log(DS_LOG_ERROR, "merge", "out of memory merging", "%s", "");
@@ -443,20 +441,11 @@ static void apply_status(ds_merge_role_t *mr, mpart_t *mp, const ds_partial_t *p
          * refuse, in its rebuild, shares the live one took. Nothing closes
          * before every input partition's first status is read, so every
          * processor's retentions are in by then, in the topic's order. */
-        static const int win_of[3] = {DS_WIN_MINUTE, DS_WIN_HOUR, DS_WIN_DAY};
-        ds_window_cfg_t w = mp->close_win;
-        int64_t top = mp->close_top_ms;
-        for (int i = 0; i < 3; i++)
-                if (pr->retention_ms[i] > w.retention_ms[win_of[i]])
-                        w.retention_ms[win_of[i]] = pr->retention_ms[i];
-        if (pr->retention_ms[DS_PARTIAL_RET_TOP] > top)
-                top = pr->retention_ms[DS_PARTIAL_RET_TOP];
-        if (!memcmp(&w, &mp->close_win, sizeof(w)) && top == mp->close_top_ms)
-                return;
-        if (!ds_merge_retention(mp->merge, &w, top)) {
-                mp->close_win = w;
-                mp->close_top_ms = top;
-        } else if (!mp->retention_warned) {
+        ds_window_cfg_t w = {{0}};
+        w.retention_ms[DS_WIN_MINUTE] = pr->retention_ms[DS_PARTIAL_RET_MINUTE];
+        w.retention_ms[DS_WIN_HOUR] = pr->retention_ms[DS_PARTIAL_RET_HOUR];
+        w.retention_ms[DS_WIN_DAY] = pr->retention_ms[DS_PARTIAL_RET_DAY];
+        if (ds_merge_retention(mp->merge, &w, pr->retention_ms[DS_PARTIAL_RET_TOP]) && !mp->retention_warned) {
                 mp->retention_warned = 1;
                 ds_log(DS_LOG_WARN, "merge",
                        "a processor keeps windows open longer than this merge closes them (its retention grew after "

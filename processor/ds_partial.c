@@ -206,7 +206,6 @@ struct ds_partial_batcher {
         ds_partial_emit_fn emit;
         void *ctx;
         pbatch_t *b;       /* [partitions] */
-        ds_buf_t row;      /* the row being added, encoded */
         ds_buf_t statuses; /* the cycle's statuses (for every partial partition), encoded */
         uint32_t *status_end; /* [i]: where status i ends in statuses */
         uint32_t nstatuses, capstatuses;
@@ -237,7 +236,6 @@ void ds_partial_batcher_destroy(ds_partial_batcher_t *pb) {
         for (int32_t i = 0; i < pb->partitions; i++)
                 ds_buf_free(&pb->b[i].rows);
         free(pb->b);
-        ds_buf_free(&pb->row);
         ds_buf_free(&pb->statuses);
         free(pb->status_end);
         ds_buf_free(&pb->msg);
@@ -275,17 +273,22 @@ static int emit_msg(ds_partial_batcher_t *pb, int32_t pp, int64_t updated_at, ui
 int ds_partial_batcher_add(ds_partial_batcher_t *pb, const ds_partial_t *p, int64_t updated_at) {
         int32_t pp = ds_partial_route(p->key, pb->partitions);
         pbatch_t *b = &pb->b[pp];
-        ds_buf_t *o = &pb->row;
-        o->len = 0;
+        ds_buf_t *o = &b->rows;
+        size_t before = o->len;
         ds_avro_put_long(o, p->partition);
         ds_avro_put_long(o, p->epoch);
         ds_avro_put_long(o, p->input_offset);
         put_row_fields(o, p, pb->digits);
         int rc = 0;
-        /* a full batch goes before this row would take it past its size */
-        if (b->n && b->rows.len + o->len > pb->max_bytes)
+        if (b->n && o->len > pb->max_bytes) {
+                /* full: the rows before this one go (emit_msg() copies them
+                 * out), and this one starts the next batch */
+                size_t len = o->len - before;
+                o->len = before;
                 rc = emit_msg(pb, pp, updated_at, 0, 0);
-        ds_buf_put(&b->rows, o->p, o->len);
+                memmove(o->p, o->p + before, len);
+                o->len = len;
+        }
         b->n++;
         return rc;
 }

@@ -584,3 +584,23 @@ long ds_proc_rss_kib(pid_t pid) {
         fclose(f);
         return kib;
 }
+
+/* A counter from the processor's last "summary" (or "progress") log line. */
+long long ds_log_counter(const char *log, const char *msg, const char *name) {
+        const char *line = NULL;
+        char needle[64];
+        if (!log)
+                return -1;
+        snprintf(needle, sizeof(needle), "msg=\"%s\"", msg);
+        for (const char *p = strstr(log, needle); p; p = strstr(p + 1, needle))
+                line = p;
+        if (!line)
+                return -1;
+        const char *eol = strchr(line, '\n');
+        char key[80];
+        snprintf(key, sizeof(key), " %s=", name);
+        const char *k = strstr(line, key);
+        if (!k || (eol && k > eol))
+                return 0; /* reasons that never happened are not printed */
+        return atoll(k + strlen(key));
+}

@@ -141,6 +141,11 @@ int ds_total_decode(const char *schema_path, const uint8_t *value, size_t len, d
 
 extern const char *const ds_measure_names[8];
 
+/* A counter (" name=") from the last log line of message msg ("summary",
+ * "progress") in log: -1 if there is no such line, 0 if the line lacks it
+ * (reasons that never happened are not printed). */
+long long ds_log_counter(const char *log, const char *msg, const char *name);
+
 /* Reads a whole file into a malloc'd string (NULL on error). */
 char *ds_slurp(const char *path, size_t *len);
 

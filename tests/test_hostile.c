@@ -681,24 +681,6 @@ static void produce(rd_kafka_t *p, const char *key, const void *value, size_t le
         rd_kafka_poll(p, 0);
 }
 
-/* A counter from the processor's last "summary" (or "progress") log line. */
-static long long log_counter(const char *log, const char *msg, const char *name) {
-        const char *line = NULL;
-        char needle[64];
-        snprintf(needle, sizeof(needle), "msg=\"%s\"", msg);
-        for (const char *p = strstr(log, needle); p; p = strstr(p + 1, needle))
-                line = p;
-        if (!line)
-                return -1;
-        const char *eol = strchr(line, '\n');
-        char key[80];
-        snprintf(key, sizeof(key), " %s=", name);
-        const char *k = strstr(line, key);
-        if (!k || (eol && k > eol))
-                return 0; /* reasons that never happened are not printed */
-        return atoll(k + strlen(key));
-}
-
 typedef struct expect {
         char key[32]; /* "" for the null key */
         ds_dlq_reason_t reason;
@@ -802,10 +784,10 @@ Test(hostile_e2e, bad_messages_go_to_the_dlq_with_their_reason_and_never_block_g
         cr_assert_eq(rc, 0, "run exited with %d (see %s)", rc, epath("run.err"));
         char *log = ds_slurp(epath("run.err"), NULL);
         cr_assert_not_null(log);
-        cr_expect_eq(log_counter(log, "summary", "consumed"), n);
-        cr_expect_eq(log_counter(log, "summary", "applied"), good, "every good message applied");
-        cr_expect_eq(log_counter(log, "summary", "dead_lettered"), n - good);
-        cr_expect_eq(log_counter(log, "summary", "dlq_registry_unavailable"), 3);
+        cr_expect_eq(ds_log_counter(log, "summary", "consumed"), n);
+        cr_expect_eq(ds_log_counter(log, "summary", "applied"), good, "every good message applied");
+        cr_expect_eq(ds_log_counter(log, "summary", "dead_lettered"), n - good);
+        cr_expect_eq(ds_log_counter(log, "summary", "dlq_registry_unavailable"), 3);
         cr_expect_lt(took, 60000, "took %lld ms", (long long)took);
         cr_expect(strstr(log, "schema_id=77 reason=registry_unavailable"), "one registry fetch for id 77");
         cr_expect_eq(dst_registry_count(reg_url, 77), 2, "2 attempts (retries=1), then the negative cache");
@@ -930,7 +912,7 @@ Test(hostile_e2e, a_flood_of_bad_messages_neither_exhausts_memory_nor_stops_the_
         long long applied = -1;
         for (int i = 0; i < 600 && applied < 2000; i++) {
                 char *log = slurp_log(epath("run.err"));
-                applied = log_counter(log, "progress", "applied");
+                applied = ds_log_counter(log, "progress", "applied");
                 free(log);
                 if (applied < 2000)
                         cr_assert_eq(ds_proc_wait(&proc, 100), -1, "the processor stopped (see %s)", epath("run.err"));
@@ -939,8 +921,9 @@ Test(hostile_e2e, a_flood_of_bad_messages_neither_exhausts_memory_nor_stops_the_
         ds_proc_kill(&proc, SIGTERM);
         cr_assert_eq(ds_proc_wait(&proc, 30000), 0, "run did not stop cleanly (see %s)", epath("run.err"));
         char *log = slurp_log(epath("run.err"));
-        long long consumed = log_counter(log, "summary", "consumed"), dl = log_counter(log, "summary", "dead_lettered");
-        applied = log_counter(log, "summary", "applied");
+        long long consumed = ds_log_counter(log, "summary", "consumed"),
+                  dl = ds_log_counter(log, "summary", "dead_lettered");
+        applied = ds_log_counter(log, "summary", "applied");
         free(log);
 
         /* memory: after warm-up (the first fifth), RSS does not keep growing */

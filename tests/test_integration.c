@@ -332,14 +332,6 @@ static long partial_messages(void) {
         return n;
 }
 
-/* A number after "name=" in the processing role's summary line, or -1. */
-static long long summary_number(const char *log, const char *name) {
-        const char *s = log ? strstr(log, "comp=pipeline msg=\"summary\"") : NULL;
-        const char *eol = s ? strchr(s, '\n') : NULL;
-        const char *p = s ? strstr(s, name) : NULL;
-        return p && (!eol || p < eol) ? strtoll(p + strlen(name), NULL, 10) : -1;
-}
-
 /* A STATUS goes from every input partition to every partial partition (12 x
  * 12 here, in each partial partition's batch); one that repeats the last
  * changes nothing at the merge, and a processor with nothing to read used to
@@ -364,8 +356,9 @@ Test(integration, idle_cycles_repeat_no_status, .init = setup, .fini = teardown,
         ds_proc_kill(&proc, SIGTERM);
         cr_expect_eq(ds_proc_wait(&proc, 60000), 0, "run did not stop cleanly (see %s)", path("run.err"));
         char *log = ds_slurp(path("run.err"), NULL);
-        long long statuses = summary_number(log, " status_messages="), rows = summary_number(log, " partial_rows=");
-        long long batches = summary_number(log, " partial_messages=");
+        long long statuses = ds_log_counter(log, "summary", "status_messages");
+        long long rows = ds_log_counter(log, "summary", "partial_rows");
+        long long batches = ds_log_counter(log, "summary", "partial_messages");
         free(log);
         cr_log_info("partial messages: %ld, then %ld three idle seconds later; %lld rows in %lld batches, "
                     "%lld statuses",

@@ -291,7 +291,10 @@ Test(merge, retentions_change_only_before_anything_closed) {
         cr_expect_eq(upd(0, minute, &v), DS_MERGE_APPLIED, "open an hour longer");
         ds_merge_close(m, closed + DS_HOUR_MS);
         cr_expect_eq(upd(1, minute, &v), DS_MERGE_CLOSED);
-        cr_expect_eq(ds_merge_retention(m, &win, 7 * DS_DAY_MS), -1, "changed after closing");
+        ds_window_cfg_t longest = longer;
+        longest.retention_ms[DS_WIN_MINUTE] += DS_HOUR_MS;
+        cr_expect_eq(ds_merge_retention(m, &longest, 7 * DS_DAY_MS), -1, "changed after closing");
+        cr_expect_eq(ds_merge_retention(m, &win, 7 * DS_DAY_MS), 0, "no longer: nothing to change");
         cr_expect_eq(upd(1, minute, &v), DS_MERGE_CLOSED);
 }
 
