@@ -31,6 +31,7 @@ struct ds_merge {
         int32_t nepochs;
         group_t *groups;
         uint32_t gmask, gused;
+        uint32_t gempty;   /* groups whose last cell went: removed at the next advance */
         uint32_t *changed; /* indices of changed groups */
         uint32_t nchanged, capchanged;
 };
@@ -166,9 +167,45 @@ static void group_remove(ds_merge_t *m, uint32_t gate, int64_t day, uint32_t hea
         for (uint32_t i = 0; i < g->n; i++)
                 if (g->headings[i] == heading) {
                         g->headings[i] = g->headings[--g->n];
+                        if (!g->n)
+                                m->gempty++;
                         break;
                 }
-        /* an empty group is kept until the merge is destroyed (ds_merge.h: Memory) */
+}
+
+/* Removes the groups whose cells have all closed. Rehashing the rest into a
+ * fresh table is simpler than deleting from an open-addressing one in place
+ * (entries would move, and the changed list holds their indices), and it is
+ * rare: a group empties once, when its day passes the top lists' retention.
+ * A group still on the changed list stays until it has been reported. On
+ * out-of-memory nothing changes and the next advance tries again. */
+static void groups_compact(ds_merge_t *m) {
+        group_t *ng = calloc(m->gmask + 1, sizeof(group_t));
+        if (!ng)
+                return;
+        uint32_t used = 0, empty = 0;
+        m->nchanged = 0;
+        for (uint32_t i = 0; i <= m->gmask; i++) {
+                group_t *g = &m->groups[i];
+                if (!g->key)
+                        continue;
+                if (!g->n && !g->changed) {
+                        free(g->headings);
+                        continue;
+                }
+                uint32_t t = (uint32_t)ds_mix64(g->key) & m->gmask;
+                while (ng[t].key)
+                        t = (t + 1) & m->gmask;
+                ng[t] = *g;
+                used++;
+                empty += !g->n;
+                if (g->changed) /* capchanged >= the table's slots (group_add()) */
+                        m->changed[m->nchanged++] = t;
+        }
+        free(m->groups);
+        m->groups = ng;
+        m->gused = used;
+        m->gempty = empty;
 }
 
 /* ---- rows ---------------------------------------------------------------- */
@@ -299,6 +336,8 @@ uint64_t ds_merge_advance(ds_merge_t *m, int64_t wm) {
         uint64_t n = ds_evict_pop(m->ev, wm, drop_global, m);
         /* removed slots of the parts table become reusable (it has no dirty list) */
         ds_rows_clear_dirty(m->parts);
+        if (m->gempty)
+                groups_compact(m);
         return n;
 }
 

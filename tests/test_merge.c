@@ -394,6 +394,11 @@ static void on_group(void *ctx, uint32_t gate, int64_t day) {
         groups_seen++;
 }
 
+static void count_group(void *ctx, uint32_t gate, int64_t day) {
+        (void)ctx, (void)gate, (void)day;
+        groups_seen++;
+}
+
 Test(merge, changed_groups_are_reported_once) {
         ds_measures_t v = meas(1, 100, DS_FLOW_EXPORT);
         cr_assert_eq(upd(0, cell(5, 810), &v), 0);
@@ -406,6 +411,43 @@ Test(merge, changed_groups_are_reported_once) {
         cr_assert_eq(upd(1, cell(5, 8429), &v), 0); /* unchanged */
         ds_merge_changed_groups(m, on_group, NULL);
         cr_assert_eq(groups_seen, 1, "an unchanged cell changed its group");
+}
+
+/* A merge runs for years: the (gate, day) groups of the top lists go with
+ * their last cell, so its memory follows the days open at once, not the
+ * days it has seen (they used to stay until the merge was destroyed). */
+Test(merge, top_list_groups_go_when_their_days_close) {
+        ds_measures_t v = meas(1, 100, DS_FLOW_EXPORT);
+        int64_t top_ret = 7 * DS_DAY_MS;
+        size_t after_a_month = 0;
+        for (int d = 0; d < 400; d++) {
+                int64_t day = DAY0 + d * DS_DAY_MS;
+                for (uint32_t gate = 0; gate < 16; gate++)
+                        for (uint32_t h = 0; h < 20; h++)
+                                cr_assert_eq(
+                                        upd((int32_t)(h % 4), ds_cell_rowkey(gate, 100 + h * 7 + (uint32_t)d, day), &v),
+                                        DS_MERGE_APPLIED);
+                /* what the publisher does each cycle */
+                ds_merge_changed_groups(m, count_group, NULL);
+                ds_rows_clear_dirty(ds_merge_global(m));
+                /* the day before closes for the top lists a retention later */
+                ds_merge_advance(m, day + top_ret);
+                if (d == 30)
+                        after_a_month = ds_merge_memory(m);
+        }
+        size_t after_400_days = ds_merge_memory(m);
+        cr_assert_leq(after_400_days, after_a_month, "%zu bytes after 400 days, %zu after 30", after_400_days,
+                      after_a_month);
+        ds_top_entry_t top[10];
+        cr_assert_eq(ds_merge_top(m, 3, DAY0 + 10 * DS_DAY_MS, top, 10), 0, "a closed day's list");
+        cr_assert_eq(ds_merge_top(m, 3, DAY0 + 399 * DS_DAY_MS, top, 10), 10, "an open day's list");
+        /* a group emptied but still to be reported stays until it has been */
+        ds_rowkey_t c = ds_cell_rowkey(2, 9999, DAY0 + 399 * DS_DAY_MS);
+        cr_assert_eq(upd(0, c, &v), DS_MERGE_APPLIED);
+        groups_seen = 0;
+        ds_merge_advance(m, DAY0 + 400 * DS_DAY_MS + top_ret);
+        ds_merge_changed_groups(m, count_group, NULL);
+        cr_assert_eq(groups_seen, 1, "the changed group was dropped before it was reported");
 }
 
 /* ---- the partial message: decoded back, and refused out of range -------------- */
