@@ -110,6 +110,9 @@ static const confdef_t defs[] = {
     {"http.listen", CT_STR, O(http_listen), 0, 0, "127.0.0.1:8080", NULL,
      "HOST:PORT of the HTTP server (dashboard, JSON API, /metrics, /healthz, /readyz); port 0 picks a free one; off: "
      "no server."},
+    {"http.max.connections.per.ip", CT_INT, O(http_per_ip), 0, 256, "64", NULL,
+     "HTTP connections one client address may hold at once (of 256 in all), so that one client cannot take the "
+     "probes' places; 0: no limit (for a reverse proxy in front, whose address every request has)."},
     {"http.max.rows", CT_INT, O(http_max_rows), 1000, 100000000, "1000000", NULL,
      "Rows of the output topics the HTTP API keeps in memory (~150 bytes each); further new rows are counted and "
      "dropped."},

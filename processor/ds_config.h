@@ -73,6 +73,7 @@ typedef struct ds_config {
         int batch_size;
         char *http_listen; /* HOST:PORT, or "off" */
         int http_max_rows;
+        int http_per_ip; /* connections per client address; 0: no limit */
         int64_t ready_max_lag;
         int log_level;
         int log_format;

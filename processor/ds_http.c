@@ -22,7 +22,10 @@
 
 /* Connections: one thread each. A dashboard tab keeps ~6 keep-alive
  * connections (its parallel polls), so 256 leave room for ~40 tabs and the
- * probes; idle ones close after CONNECTION_TIMEOUT_S. */
+ * probes; idle ones close after CONNECTION_TIMEOUT_S. One client address
+ * holds at most http.max.connections.per.ip of them (libmicrohttpd closes
+ * the connection beyond it at once), so a client opening connections in a
+ * loop cannot take the places of the probes and the other clients. */
 #define MAX_CONNECTIONS      256
 #define CONNECTION_TIMEOUT_S 15
 #define MAX_ARGS             32
@@ -376,7 +379,8 @@ ds_http_t *ds_http_start(const ds_config_t *cfg, char *errstr, size_t sz) {
         /* the logger must be the first option (libmicrohttpd says so otherwise) */
         h->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
                                 MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT, (unsigned)MAX_CONNECTIONS,
-                                MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONNECTION_TIMEOUT_S, MHD_OPTION_END);
+                                MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONNECTION_TIMEOUT_S,
+                                MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->http_per_ip, MHD_OPTION_END);
         if (!h->d) {
                 close(fd);
                 ds_err(errstr, sz, "http.listen: cannot serve on %s (libmicrohttpd refused to start)",

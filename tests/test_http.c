@@ -15,9 +15,10 @@
  * cumulative with +Inf = _count) and holds the promised names.
  * Protocol: /healthz, /readyz (503 with a reason before partitions are
  * assigned), 400 {"error","parameter"} for each kind of bad parameter, 404,
- * 405, the security headers, the dashboard's files with their content types,
- * /api/stream events, SIGTERM with a stream open, and start-up failures of
- * http.listen (exit status 2).
+ * 405, the security headers, the dashboard's files with their content
+ * types, /api/stream events and their limit, the connection limit per client
+ * address, SIGTERM with a stream open, and start-up failures of http.listen
+ * (exit status 2).
  *
  * Only one test has a Criterion .timeout: with two timed tests running at once
  * (--jobs 2), Criterion 2.4.1's BoxFort leaks a 48-byte timeout request in the
@@ -116,6 +117,54 @@ static void start_run(char *const *extra) {
         run_started = 1;
         port = wait_port(&run, path("run.err"), 30000 * SLOW);
         cr_assert_gt(port, 0, "no \"http listening\" line in %s", path("run.err"));
+}
+
+/* ---- a raw client, for the per-address connection limit ------------------------------ */
+
+/* A TCP connection to the server from source address src (any 127/8 address
+ * is this host's), or -1. */
+static int raw_connect(const char *src) {
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -1;
+        struct sockaddr_in sa = {.sin_family = AF_INET};
+        struct timeval tv = {5 * SLOW, 0};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        inet_pton(AF_INET, src, &sa.sin_addr);
+        if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)))
+                goto fail;
+        sa.sin_port = htons((uint16_t)port);
+        inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)))
+                goto fail;
+        return fd;
+fail:
+        close(fd);
+        return -1;
+}
+
+/* GET /healthz on a kept-alive connection: its status, 0 if the server
+ * closed the connection without an answer, -1 on a timeout. */
+static int raw_healthz(int fd) {
+        static const char req[] = "GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n";
+        char buf[4096];
+        size_t got = 0;
+        if (send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL) < 0)
+                return 0;
+        for (;;) {
+                ssize_t n = recv(fd, buf + got, sizeof(buf) - 1 - got, 0);
+                if (n == 0 || (n < 0 && errno == ECONNRESET))
+                        return 0;
+                if (n < 0)
+                        return -1;
+                got += (size_t)n;
+                buf[got] = 0;
+                char *end = strstr(buf, "\r\n\r\n"), *cl = strstr(buf, "Content-Length: ");
+                if (end && cl && got >= (size_t)(end + 4 - buf) + (size_t)atoi(cl + 16))
+                        return atoi(buf + 9); /* "HTTP/1.1 200" */
+                if (got == sizeof(buf) - 1)
+                        return -1;
+        }
 }
 
 /* ---- the client: curl ------------------------------------------------------------- */
@@ -1216,6 +1265,44 @@ Test(http, probes_errors_headers_static_files_stream_and_sigterm, .init = setup,
                 char *t = ds_slurp(path("stream3.txt"), NULL);
                 cr_expect(t && strstr(t, "event: summary"), "no stream after the 16 closed");
                 free(t);
+        }
+
+        /* --- one client address holds at most http.max.connections.per.ip
+         * (64) connections: a client opening them in a loop took every place,
+         * the probes' too. Its 65th is closed at once, the probes (from
+         * another address: 127.0.0.1) are still served, and a place given
+         * back is taken again. The client is 127.0.0.3, which nothing else
+         * here uses: 127.0.0.1's connections of the streams above may still
+         * be counted --- */
+        {
+                enum { PER_IP = 64 };
+                const char *client = "127.0.0.3";
+                int held[PER_IP];
+                for (int i = 0; i < PER_IP; i++) {
+                        held[i] = raw_connect(client);
+                        cr_assert_geq(held[i], 0, "connection %d: %s", i, strerror(errno));
+                        cr_assert_eq(raw_healthz(held[i]), 200, "connection %d of %d", i + 1, PER_IP);
+                }
+                int over = raw_connect(client);
+                cr_assert_geq(over, 0);
+                cr_expect_eq(raw_healthz(over), 0, "connection %d from one address was served", PER_IP + 1);
+                close(over);
+                r = get("/healthz");
+                cr_expect_eq(r.status, 200, "/healthz while another address holds its %d: %d", PER_IP, r.status);
+                resp_free(&r);
+                close(held[0]);
+                int again = 0;
+                for (int64_t until = ds_mono_ms() + 5000 * SLOW; again != 200 && ds_mono_ms() < until;) {
+                        int fd = raw_connect(client);
+                        again = fd >= 0 ? raw_healthz(fd) : -1;
+                        if (fd >= 0)
+                                close(fd);
+                        if (again != 200)
+                                usleep(50000);
+                }
+                cr_expect_eq(again, 200, "a place given back was not taken again");
+                for (int i = 1; i < PER_IP; i++)
+                        close(held[i]);
         }
 
         /* --- a declaration dated two days ahead is served, but does not
