@@ -67,6 +67,8 @@ struct ds_merge_role {
         int txn; /* exactly.once.mode=transactions */
         ds_merge_role_stats_t st; /* the merge thread's own */
         int assigned_once;
+        int64_t unknown_logged_ms; /* known_input(): when it last logged (monotonic) */
+        uint64_t unknown_skipped;  /* ... and what it skipped since */
         /* messages polled and not yet merged (consume_batch()), decoded */
         rd_kafka_message_t *batch[MERGE_BATCH];
         ds_partial_t dec[MERGE_BATCH]; /* rows of a batch being merged (consume_rows()) */
@@ -218,6 +220,7 @@ ds_merge_role_t *ds_merge_role_new(const ds_config_t *cfg, const ds_part_cfg_t *
                 return NULL;
         }
         mr->cfg = cfg;
+        mr->unknown_logged_ms = INT64_MIN / 2; /* the first is logged */
         mr->pcfg = *pcfg;
         mr->tag.slot = -1;
         pthread_mutex_init(&mr->pub_mtx, NULL);
@@ -369,13 +372,26 @@ static int decode(ds_merge_role_t *mr, const rd_kafka_message_t *m, ds_partial_t
         return 0;
 }
 
-/* Whether a row or status comes from an input partition the merge knows
- * (logged when not). */
-static int known_input(const ds_merge_role_t *mr, const ds_partial_t *pr) {
+/* Whether a row or status comes from an input partition the merge knows.
+ * One that does not is counted as ignored and logged at most every
+ * UNKNOWN_LOG_MS with the count since: every row of a partition added to
+ * the input topic after the merge started is one (README, "Exactly once"),
+ * and a line each flooded the log. */
+#define UNKNOWN_LOG_MS 10000
+static int known_input(ds_merge_role_t *mr, const ds_partial_t *pr) {
         if (pr->partition < mr->inputs)
                 return 1;
-        ds_log(DS_LOG_WARN, "merge", "partial row or status for an unknown input partition skipped",
-               "input_partition=%d inputs=%d", pr->partition, mr->inputs);
+        mr->st.ignored++;
+        mr->unknown_skipped++;
+        int64_t now = ds_mono_ms();
+        if (now - mr->unknown_logged_ms >= UNKNOWN_LOG_MS) {
+                ds_log(DS_LOG_WARN, "merge",
+                       "partial rows or statuses of input partitions unknown at start-up skipped (partitions added "
+                       "to the input topic? restart every merge to take them in)",
+                       "input_partition=%d inputs=%d skipped=%" PRIu64, pr->partition, mr->inputs, mr->unknown_skipped);
+                mr->unknown_logged_ms = now;
+                mr->unknown_skipped = 0;
+        }
         return 0;
 }
 

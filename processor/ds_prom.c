@@ -247,7 +247,8 @@ void ds_prom_render(ds_buf_t *b, const ds_status_snap_t *s) {
                         m->partials);
                 one_u64(b, "declstream_merge_ignored_shares_total", "counter",
                         "Partial rows and statuses the merge did not take: a window already closed (a replay, or a "
-                        "late share of a partition that was idle), an older offset, or a fenced owner.",
+                        "late share of a partition that was idle), an older offset, a fenced owner, or an input "
+                        "partition unknown at start-up.",
                         m->ignored);
                 one_u64(b, "declstream_merge_partial_rows_total", "counter",
                         "Partial rows read by the merge (a message carries many; stale and fenced ones included).",

@@ -506,6 +506,57 @@ static void write_batch(const char *name, int32_t pp, const ds_partial_t *rows, 
         fclose(f);
 }
 
+/* Shares of input partitions the merge did not know at start-up (added to
+ * the input topic since: the merge reads the count once) are skipped,
+ * counted as ignored, and logged once for the lot: a line each flooded the
+ * log. The known partition's share is taken as ever. */
+Test(integration, shares_of_unknown_input_partitions_are_counted_and_logged_once, .init = setup, .fini = teardown,
+     .timeout = 120) {
+        ds_domain_init();
+        ds_rowkey_t key = ds_rowkey(DS_DIM_GATE, DS_WIN_TOTAL, (uint32_t)ds_gate_lookup("MONGCAI", 7), 0);
+        int32_t pp = ds_partial_route(key, 12);
+        enum { UNKNOWN = 1000 };
+        static ds_partial_t rows[1 + UNKNOWN];
+        rows[0] = (ds_partial_t){.kind = DS_PARTIAL_ROW, .partition = 0, .epoch = 1, .input_offset = 5, .key = key};
+        rows[0].m.declarations = 3, rows[0].m.value = 300;
+        for (int i = 1; i <= UNKNOWN; i++) {
+                rows[i] = rows[0];
+                rows[i].partition = 11 + i; /* 12 input partitions: 0..11 */
+                rows[i].m.declarations = 1;
+        }
+        ds_partial_t sts[12];
+        for (int p = 0; p < 12; p++)
+                sts[p] = (ds_partial_t){.kind = DS_PARTIAL_STATUS,
+                                        .partition = p,
+                                        .epoch = 1,
+                                        .input_offset = 5,
+                                        .watermark_ms = INT64_MIN};
+        write_batch("b.bin", pp, rows, 1 + UNKNOWN, sts, 12);
+        const char *files[1] = {"b.bin"};
+        ds_kmsg_t *msgs = NULL;
+        int n = merge_files(pp, files, 1, &msgs);
+        long long decl = -1;
+        for (int i = 0; i < n; i++) {
+                ds_total_row_t r;
+                cr_assert_eq(ds_total_decode(DS_SOURCE_DIR "/schemas/customs_total.avsc", msgs[i].value,
+                                             msgs[i].value_len, &r),
+                             0);
+                if (!strcmp(r.key, "MONGCAI") && r.window == DS_WIN_TOTAL)
+                        decl = r.measures[0];
+        }
+        ds_kcat_free(msgs, n);
+        cr_expect_eq(decl, 3, "declarations %lld: only partition 0's share counts (see %s)", decl, path("run.err"));
+        char *log = ds_slurp(path("run.err"), NULL);
+        cr_assert_not_null(log);
+        int lines = 0;
+        for (const char *q = log; (q = strstr(q, " input_partition=")); q++)
+                lines++;
+        cr_expect_eq(lines, 1, "%d log lines for %d skipped shares (see %s)", lines, UNKNOWN, path("run.err"));
+        cr_expect_eq(ds_log_counter(log, "stopped", "ignored"), UNKNOWN,
+                     "the skipped shares are not counted as ignored (see %s)", path("run.err"));
+        free(log);
+}
+
 #define LATE_T0 1710028800000LL /* a whole minute */
 
 /* A share of MONGCAI's MINUTE window LATE_T0 from input partition 0 (1
