@@ -261,6 +261,42 @@ def catchup(bootstrap, work, label, extra=()):
     return res
 
 
+def restart_bench(bootstrap, work, label):
+    """A restart after the catch-up: the same group, so every partition is
+    restored from its changelog (snapshot and tail) and claimed again, and
+    the input resumes at its end. Timed from "started" to "ready: partitions
+    restored" (what a restart or a rebalance holds the input for)."""
+    argv = run_args(bootstrap, "bench-" + label, ["--exit.on.eof", "true", "--shutdown.timeout.ms", "600000"])
+    logp = os.path.join(work, "restart-%s.log" % label)
+    t = timed(argv)
+    with open(logp, "w") as f:
+        f.write(t["stderr"])
+    res = dict(command=" ".join(argv[1:]).replace(bootstrap, "SERVERS") + "   (again, same group)", rc=t["rc"],
+               wall_s=t["wall_s"], log=logp)
+    started = ready = first = last = None
+    n = nbytes = records = 0
+    for line in t["stderr"].splitlines():
+        if 'comp=pipeline msg="started"' in line and started is None:
+            started = logfmt_ts(line)
+        elif 'msg="ready: partitions restored"' in line and ready is None:
+            ready = logfmt_ts(line)
+        elif 'msg="partition restored"' in line:
+            f = logfmt_fields(line)
+            ts = logfmt_ts(line)
+            first = ts if first is None else first
+            last = ts
+            n += 1
+            nbytes += int(f.get("bytes", 0))
+            records += int(f.get("records", 0))
+    if t["rc"] or started is None or ready is None or not n:
+        res["error"] = "restart failed or restored nothing (rc=%d): see %s" % (t["rc"], logp)
+        return res
+    res.update(partitions=n, state_mb=round(nbytes / 1e6, 1), records=records,
+               started_to_ready_s=round(ready - started, 2),
+               restore_s=round(last - first, 2), restore_ms_per_partition=round((last - first) * 1000 / max(n - 1, 1), 1))
+    return res
+
+
 def kcat_read(bootstrap, work, topic="customs.declarations"):
     cnt = os.path.join(work, "kcat.count")
     cmd = ("set -o pipefail; /usr/bin/time -f '%%e %%U %%S %%M' -o %s.time kcat -C -b %s -t %s -e -o beginning -q "
@@ -873,6 +909,18 @@ def write_results_md(R, json_rel, png_rel):
                          "%.3f" % x["ratio"] if x.get("ratio") is not None else "—",
                          "%.2f" % x["cpu_s_per_million"] if x.get("cpu_s_per_million") else "—",
                          fmt(x.get("max_rss_mb"))) for i, x in enumerate(cps)]))
+        rs = R.get("restart", {})
+        if rs.get("partitions"):
+            A("")
+            A("**Restart** (`declstream %s`, after the first pair's catch-up): %d partitions restored from their "
+              "changelogs (%s MB of snapshots and tails, %s records) and claimed, one after the other, in %.2f s "
+              "(%.1f ms a partition); %.2f s from \"started\" to \"ready: partitions restored\", the group's "
+              "join included — what a restart or a rebalance holds the input for." % (
+                  rs["command"], rs["partitions"], rs["state_mb"], fmt(rs["records"]), rs["restore_s"],
+                  rs["restore_ms_per_partition"], rs["started_to_ready_s"]))
+        elif rs:
+            A("")
+            A("**Restart**: %s" % rs.get("error", "—"))
         kp = rt.get("kcat_vs_python")
         if not kp and R.get("kcat", {}).get("messages_per_s") and R.get("python", {}).get("messages_per_s"):
             kp = rt["kcat_vs_python"] = round(R["kcat"]["messages_per_s"] / R["python"]["messages_per_s"], 1)
@@ -1139,6 +1187,10 @@ def main():
                     p = python_read(b.bootstrap, cfg["python_n"])
                     p["loadavg"] = la
                     R["python"] = p
+                    log("restart: every partition restored from the changelog")
+                    la = loadavg()
+                    R["restart"] = restart_bench(b.bootstrap, work, label)
+                    R["restart"]["loadavg"] = la
             finally:
                 b.stop()
             ratio = None

@@ -51,7 +51,8 @@ typedef struct ds_restore_result {
 } ds_restore_result_t;
 
 /* consumer_conf: librdkafka properties for the restore reader (bootstrap
- * servers and security). producer: used to write claims (polled here). */
+ * servers and security; its fetch.wait.max.ms is set here, over them).
+ * producer: used to write claims (polled here). */
 ds_changelog_t *ds_changelog_new(const char *topic, const ds_part_cfg_t *pcfg, rd_kafka_conf_t *consumer_conf,
                                  rd_kafka_t *producer, char *errstr, size_t errstr_size);
 void ds_changelog_destroy(ds_changelog_t *c);

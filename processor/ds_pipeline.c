@@ -1441,14 +1441,15 @@ int ds_pipeline_run(const ds_config_t *cfg) {
         /* the changelog reader: the user's connection properties, no group */
         /* auto.offset.reset=error: an offset no longer held must fail the
          * restore, not send the reader to the log's end (an empty read) */
+        /* (its fetch.wait.max.ms is ds_changelog_new()'s) */
         static const char *const reader_defaults[] = {"enable.auto.commit", "false", "enable.partition.eof", "true",
-                                                      "fetch.wait.max.ms",  "50",    "auto.offset.reset",    "error",
-                                                      NULL,                 NULL,    NULL};
-        const char *rdefs[11];
+                                                      "auto.offset.reset",  "error", NULL,                   NULL,
+                                                      NULL};
+        const char *rdefs[9];
         memcpy(rdefs, reader_defaults, sizeof(rdefs));
         if (cfg->eos_mode == DS_EOS_TRANSACTIONS) { /* aborted cycles are not state */
-                rdefs[8] = "isolation.level";
-                rdefs[9] = "read_committed";
+                rdefs[6] = "isolation.level";
+                rdefs[7] = "read_committed";
         }
         rd_kafka_conf_t *rconf =
             ds_kafka_conf(DS_KAFKA_CONSUMER, rdefs, cfg->kafka, cfg->nkafka, err, sizeof(err));
