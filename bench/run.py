@@ -901,8 +901,9 @@ def write_results_md(R, json_rel, png_rel):
         if len(cps) > 1:
             A("")
             A("The catch-up and kcat were measured in %d pairs, each on a fresh broker with its own preload (the "
-              "catch-up, then kcat on its topic); the ratio above is the median of the paired ratios, and the "
-              "figures above are that pair's:" % len(cps))
+              "catch-up, then kcat on its topic); the ratio to kcat above is the median of the paired ratios, and "
+              "the catch-up's and kcat's figures above are that pair's (the Python baseline read the first pair's "
+              "topic, and the ratios to Python use it):" % len(cps))
             A("")
             A(md_table(["pair", "catch-up decl/s (active)", "kcat msg/s", "ratio", "CPU s / M", "peak RSS MB"],
                        [(str(i + 1), fmt(x.get("declarations_per_s")), fmt(x.get("kcat_messages_per_s")),
@@ -1170,7 +1171,11 @@ def main():
             label = "catchup" if i == 0 else "catchup%d" % (i + 1)
             log("catch-up %d/%d: broker with %d partitions, preloading %d declarations" % (
                 i + 1, cfg.get("catch_pairs", 1), cfg["catch_p"], cfg["catch_n"]))
-            c, b = catchup_variant(work, label, cfg["catch_n"], cfg["catch_p"])
+            try:
+                c, b = catchup_variant(work, label, cfg["catch_n"], cfg["catch_p"])
+            except Exception as ex:  # one pair lost, not the others
+                pairs.append(dict(c=dict(error="pair %d: %s" % (i + 1, ex)), k={}, ratio=None))
+                continue
             k = {}
             try:
                 log("catch-up: %s decl/s active; kcat" % fmt(c.get("declarations_per_s")))
@@ -1181,15 +1186,24 @@ def main():
                          topic_messages=offs.get("customs.declarations", {}).get("messages"))
                 if k.get("messages") is not None and k.get("topic_messages") is not None:
                     k["complete"] = k["messages"] == k["topic_messages"]
+            except Exception as ex:  # this pair has no ratio
+                k = dict(error="kcat: %s" % ex)
+            try:
                 if i == 0:
                     log("python baseline: %d messages" % cfg["python_n"])
                     la = loadavg()
-                    p = python_read(b.bootstrap, cfg["python_n"])
+                    try:
+                        p = python_read(b.bootstrap, cfg["python_n"])
+                    except Exception as ex:
+                        p = dict(error=str(ex))
                     p["loadavg"] = la
                     R["python"] = p
                     log("restart: every partition restored from the changelog")
                     la = loadavg()
-                    R["restart"] = restart_bench(b.bootstrap, work, label)
+                    try:
+                        R["restart"] = restart_bench(b.bootstrap, work, label)
+                    except Exception as ex:
+                        R["restart"] = dict(error=str(ex))
                     R["restart"]["loadavg"] = la
             finally:
                 b.stop()

@@ -43,7 +43,7 @@ ds_changelog_t *ds_changelog_new(const char *topic, const ds_part_cfg_t *pcfg, r
          * the broker holds it fetch.wait.max.ms for data that will not come.
          * At 50 ms a partition took ~190 ms to restore (the watermark query
          * ~85, the checkpoint and the replay ~50 each, waiting); at 5 ms,
-         * ~20 - a restart of 192 partitions 36.7 s -> ~4 s (bench/HOTPATH.md,
+         * ~20-30 - a restart of 192 partitions 36.7 s -> 5.4 s (bench/HOTPATH.md,
          * twelfth round). Set over the user's properties, which are the input
          * consumer's too: this reader only ever reads what is already there. */
         char e2[256];
@@ -55,6 +55,18 @@ ds_changelog_t *ds_changelog_new(const char *topic, const ds_part_cfg_t *pcfg, r
         }
         c->rk = ds_kafka_new(DS_KAFKA_CONSUMER, conf, errstr, sz);
         if (!c->rk || !c->topic) {
+                ds_changelog_destroy(c);
+                return NULL;
+        }
+        /* The topic's metadata now rather than at the first claim: the
+         * producer learns of a topic it has not written yet only at its next
+         * metadata refresh, and every start-up's first claim waited ~1 s for
+         * it (restore_ms of the first partition ~970 ms, the others ~1).
+         * Asked by the reader first: a consumer's metadata request does not
+         * create a missing topic (a producer's does, with the broker's
+         * default partitions and retention), and declstream creates none. */
+        if (ds_kafka_partition_count(c->rk, topic, 10000, errstr, sz) <= 0 ||
+            ds_kafka_partition_count(producer, topic, 10000, errstr, sz) <= 0) {
                 ds_changelog_destroy(c);
                 return NULL;
         }

@@ -199,7 +199,7 @@ static void groups_compact(ds_merge_t *m) {
                 ng[t] = *g;
                 used++;
                 empty += !g->n;
-                if (g->changed) /* capchanged >= the table's slots (group_add()) */
+                if (g->changed) /* no more than were on the list: it had room */
                         m->changed[m->nchanged++] = t;
         }
         free(m->groups);

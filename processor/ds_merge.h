@@ -33,9 +33,10 @@
  * group whose cells changed can be recomputed: ds_merge_top().
  *
  * Memory: ~120 bytes per (partition, row) and per global row, and a
- * (gate, day) group for the top lists (~40 bytes and 4 per heading), removed
- * by the advance that removes its last cell: bounded by the gates and days
- * open at once, not by the days a merge has seen.
+ * (gate, day) group for the top lists (48 bytes in a table at most half
+ * full, and 4 per heading), removed by the advance that removes its last
+ * cell. The table keeps the size it grew to: bounded by the most groups open
+ * at once, not by the days a merge has seen.
  *
  * @locality one thread (the publisher).
  */

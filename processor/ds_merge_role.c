@@ -68,7 +68,8 @@ struct ds_merge_role {
         ds_merge_role_stats_t st; /* the merge thread's own */
         int assigned_once;
         int64_t unknown_logged_ms; /* known_input(): when it last logged (monotonic) */
-        uint64_t unknown_skipped;  /* ... and what it skipped since */
+        uint64_t unknown_skipped;  /* ... what it skipped since (logged at the stop if not yet) */
+        int32_t unknown_last;      /* ... and the last such partition */
         /* messages polled and not yet merged (consume_batch()), decoded */
         rd_kafka_message_t *batch[MERGE_BATCH];
         ds_partial_t dec[MERGE_BATCH]; /* rows of a batch being merged (consume_rows()) */
@@ -374,24 +375,27 @@ static int decode(ds_merge_role_t *mr, const rd_kafka_message_t *m, ds_partial_t
 
 /* Whether a row or status comes from an input partition the merge knows.
  * One that does not is counted as ignored and logged at most every
- * UNKNOWN_LOG_MS with the count since: every row of a partition added to
- * the input topic after the merge started is one (README, "Exactly once"),
- * and a line each flooded the log. */
+ * UNKNOWN_LOG_MS with the count since the last line (the rest at the stop):
+ * every row of a partition added to the input topic after the merge started
+ * is one (README, "Exactly once"), and a line each flooded the log. */
 #define UNKNOWN_LOG_MS 10000
+static void log_unknown(ds_merge_role_t *mr, int32_t partition) {
+        ds_log(DS_LOG_WARN, "merge",
+               "partial rows or statuses of input partitions unknown at start-up skipped (partitions added to the "
+               "input topic? restart every merge to take them in)",
+               "input_partition=%d inputs=%d skipped=%" PRIu64, partition, mr->inputs, mr->unknown_skipped);
+        mr->unknown_logged_ms = ds_mono_ms();
+        mr->unknown_skipped = 0;
+}
+
 static int known_input(ds_merge_role_t *mr, const ds_partial_t *pr) {
         if (pr->partition < mr->inputs)
                 return 1;
         mr->st.ignored++;
         mr->unknown_skipped++;
-        int64_t now = ds_mono_ms();
-        if (now - mr->unknown_logged_ms >= UNKNOWN_LOG_MS) {
-                ds_log(DS_LOG_WARN, "merge",
-                       "partial rows or statuses of input partitions unknown at start-up skipped (partitions added "
-                       "to the input topic? restart every merge to take them in)",
-                       "input_partition=%d inputs=%d skipped=%" PRIu64, pr->partition, mr->inputs, mr->unknown_skipped);
-                mr->unknown_logged_ms = now;
-                mr->unknown_skipped = 0;
-        }
+        mr->unknown_last = pr->partition;
+        if (ds_mono_ms() - mr->unknown_logged_ms >= UNKNOWN_LOG_MS)
+                log_unknown(mr, pr->partition);
         return 0;
 }
 
@@ -802,6 +806,8 @@ int ds_merge_role_run(ds_merge_role_t *mr) {
         if (!mr->fatal)
                 publish(mr);
         publish_stats(mr);
+        if (mr->unknown_skipped)
+                log_unknown(mr, mr->unknown_last);
         ds_log(DS_LOG_INFO, "merge", "stopped",
                "partials=%" PRIu64 " partial_rows=%" PRIu64 " rows_published=%" PRIu64 " top_lists_published=%" PRIu64
                " ignored=%" PRIu64 " fenced_publishes=%" PRIu64,

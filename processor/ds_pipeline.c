@@ -1431,15 +1431,6 @@ int ds_pipeline_run(const ds_config_t *cfg) {
                 rc = 1;
                 goto out;
         }
-        /* The changelog's metadata now rather than at the first claim: a
-         * producer learns of a topic it has not written yet only at its next
-         * metadata refresh, and every start-up's first claim waited ~1 s for
-         * it (restore_ms of the first partition ~970 ms, the others ~1). */
-        if (ds_kafka_partition_count(pl->producer, cfg->state_topic, 10000, err, sizeof(err)) <= 0) {
-                ds_log(DS_LOG_ERROR, "pipeline", "cannot use the state topic", "key=state.topic error=\"%s\"", err);
-                rc = 1;
-                goto out;
-        }
         pl->batcher = ds_partial_batcher_new(pl->partial_partitions, cfg->heading_digits, DS_PARTIAL_BATCH_BYTES,
                                              emit_rows, pl);
         if (!pl->batcher) {
@@ -1466,7 +1457,8 @@ int ds_pipeline_run(const ds_config_t *cfg) {
                 ds_kstats_off(rconf); /* read in bursts, not polled between: its statistics would pile up */
         if (!rconf || !(pl->cl = ds_changelog_new(cfg->state_topic, &pl->part_cfg, rconf, pl->producer, err,
                                                  sizeof(err)))) {
-                ds_log(DS_LOG_ERROR, "pipeline", "cannot start the changelog reader", "error=\"%s\"", err);
+                ds_log(DS_LOG_ERROR, "pipeline", "cannot start the changelog reader", "key=state.topic error=\"%s\"",
+                       err);
                 rc = 2;
                 goto out;
         }
