@@ -1425,19 +1425,6 @@ int ds_pipeline_run(const ds_config_t *cfg) {
                 ds_log(DS_LOG_INFO, "pipeline", "transactions on (the embedded broker accepts them but does not keep "
                                                 "their guarantees)", "%s", "");
         }
-        pl->partial_partitions = ds_kafka_partition_count(pl->producer, cfg->partial_topic, 10000, err, sizeof(err));
-        if (pl->partial_partitions <= 0) {
-                ds_log(DS_LOG_ERROR, "pipeline", "cannot use the partial topic", "key=partial.topic error=\"%s\"", err);
-                rc = 1;
-                goto out;
-        }
-        pl->batcher = ds_partial_batcher_new(pl->partial_partitions, cfg->heading_digits, DS_PARTIAL_BATCH_BYTES,
-                                             emit_rows, pl);
-        if (!pl->batcher) {
-                ds_log(DS_LOG_ERROR, "pipeline", "out of memory", "%s", "");
-                rc = 1;
-                goto out;
-        }
         /* the changelog reader: the user's connection properties, no group */
         /* auto.offset.reset=error: an offset no longer held must fail the
          * restore, not send the reader to the log's end (an empty read) */
@@ -1486,6 +1473,26 @@ int ds_pipeline_run(const ds_config_t *cfg) {
                 goto out;
         }
         rd_kafka_poll_set_consumer(pl->consumer);
+
+        /* The partial topic's partitions, asked by the consumer first: a
+         * consumer's metadata request does not create a missing topic (a
+         * producer's does, with the broker's default partitions and
+         * retention, and this topic must be kept whole); then by the
+         * producer, which would otherwise learn of it at its first batch. */
+        pl->partial_partitions = ds_kafka_partition_count(pl->consumer, cfg->partial_topic, 10000, err, sizeof(err));
+        if (pl->partial_partitions <= 0 ||
+            ds_kafka_partition_count(pl->producer, cfg->partial_topic, 10000, err, sizeof(err)) <= 0) {
+                ds_log(DS_LOG_ERROR, "pipeline", "cannot use the partial topic", "key=partial.topic error=\"%s\"", err);
+                rc = 1;
+                goto out;
+        }
+        pl->batcher = ds_partial_batcher_new(pl->partial_partitions, cfg->heading_digits, DS_PARTIAL_BATCH_BYTES,
+                                             emit_rows, pl);
+        if (!pl->batcher) {
+                ds_log(DS_LOG_ERROR, "pipeline", "out of memory", "%s", "");
+                rc = 1;
+                goto out;
+        }
 
         if (cfg->role == DS_ROLE_ALL) {
                 if (!(pl->mr = ds_merge_role_new(cfg, &pl->part_cfg, err, sizeof(err)))) {
