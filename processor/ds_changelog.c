@@ -58,15 +58,10 @@ ds_changelog_t *ds_changelog_new(const char *topic, const ds_part_cfg_t *pcfg, r
                 ds_changelog_destroy(c);
                 return NULL;
         }
-        /* The topic's metadata now rather than at the first claim: the
-         * producer learns of a topic it has not written yet only at its next
-         * metadata refresh, and every start-up's first claim waited ~1 s for
-         * it (restore_ms of the first partition ~970 ms, the others ~1).
-         * Asked by the reader first: a consumer's metadata request does not
-         * create a missing topic (a producer's does, with the broker's
-         * default partitions and retention), and declstream creates none. */
-        if (ds_kafka_partition_count(c->rk, topic, 10000, errstr, sz) <= 0 ||
-            ds_kafka_partition_count(producer, topic, 10000, errstr, sz) <= 0) {
+        /* The topic's metadata now rather than at the first claim, which
+         * waited ~1 s for it at every start-up (restore_ms of the first
+         * partition ~970 ms, the others ~1): ds_kafka_topic_ready(). */
+        if (ds_kafka_topic_ready(c->rk, producer, topic, "state.topic", errstr, sz) <= 0) {
                 ds_changelog_destroy(c);
                 return NULL;
         }

@@ -95,6 +95,17 @@ int ds_kafka_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms, 
         return n;
 }
 
+int ds_kafka_topic_ready(rd_kafka_t *consumer, rd_kafka_t *producer, const char *topic, const char *key, char *errstr,
+                         size_t sz) {
+        char err[512];
+        int n = ds_kafka_partition_count(consumer, topic, 10000, err, sizeof(err));
+        if (n > 0 && ds_kafka_partition_count(producer, topic, 10000, err, sizeof(err)) <= 0)
+                n = -1;
+        if (n <= 0)
+                return ds_err(errstr, sz, "%s: %s (declstream creates no topic: create it first)", key, err), -1;
+        return n;
+}
+
 static int retriable(rd_kafka_resp_err_t err) {
         switch (err) {
         case RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION:

@@ -78,6 +78,16 @@ rd_kafka_resp_err_t ds_kafka_watermarks_many(rd_kafka_t *rk, const char *topic, 
 /* Number of partitions of topic (metadata request), or -1 with errstr. */
 int ds_kafka_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms, char *errstr, size_t errstr_size);
 
+/* A topic producer will write, checked at start-up: its partition count as
+ * consumer sees it (a consumer's metadata request does not create a missing
+ * topic; a producer's does, with the broker's default partitions and
+ * retention, and declstream creates none), then asked by producer too, which
+ * otherwise learns of a topic only at its next metadata refresh after the
+ * first message to it (~1 s that message waits). Returns the count, or -1
+ * with errstr naming key, the configuration key that names the topic. */
+int ds_kafka_topic_ready(rd_kafka_t *consumer, rd_kafka_t *producer, const char *topic, const char *key, char *errstr,
+                         size_t errstr_size);
+
 /* Checks that no partition of topic has lost its head: the low watermark of
  * each partition must be 0. Returns the number of partitions whose head was
  * deleted (and logs each), or -1 on error. */

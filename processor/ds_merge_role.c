@@ -291,6 +291,10 @@ ds_merge_role_t *ds_merge_role_new(const ds_config_t *cfg, const ds_part_cfg_t *
         mr->inputs = ds_kafka_partition_count(mr->consumer, cfg->input_topic, 10000, errstr, sz);
         if (mr->inputs <= 0)
                 goto fail;
+        /* the topics it publishes to, asked without creating them */
+        if (ds_kafka_topic_ready(mr->consumer, mr->producer, cfg->output_topic, "output.topic", errstr, sz) <= 0 ||
+            ds_kafka_topic_ready(mr->consumer, mr->producer, cfg->top_topic, "top.topic", errstr, sz) <= 0)
+                goto fail;
         rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
         rd_kafka_topic_partition_list_add(sub, cfg->partial_topic, RD_KAFKA_PARTITION_UA);
         rd_kafka_resp_err_t serr = rd_kafka_subscribe(mr->consumer, sub);

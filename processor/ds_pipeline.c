@@ -1444,8 +1444,7 @@ int ds_pipeline_run(const ds_config_t *cfg) {
                 ds_kstats_off(rconf); /* read in bursts, not polled between: its statistics would pile up */
         if (!rconf || !(pl->cl = ds_changelog_new(cfg->state_topic, &pl->part_cfg, rconf, pl->producer, err,
                                                  sizeof(err)))) {
-                ds_log(DS_LOG_ERROR, "pipeline", "cannot start the changelog reader", "key=state.topic error=\"%s\"",
-                       err);
+                ds_log(DS_LOG_ERROR, "pipeline", "cannot start the changelog reader", "error=\"%s\"", err);
                 rc = 2;
                 goto out;
         }
@@ -1474,15 +1473,14 @@ int ds_pipeline_run(const ds_config_t *cfg) {
         }
         rd_kafka_poll_set_consumer(pl->consumer);
 
-        /* The partial topic's partitions, asked by the consumer first: a
-         * consumer's metadata request does not create a missing topic (a
-         * producer's does, with the broker's default partitions and
-         * retention, and this topic must be kept whole); then by the
-         * producer, which would otherwise learn of it at its first batch. */
-        pl->partial_partitions = ds_kafka_partition_count(pl->consumer, cfg->partial_topic, 10000, err, sizeof(err));
+        /* the topics the processing role writes, asked without creating
+         * them (ds_kafka_topic_ready(); the partial topic must be kept whole,
+         * which a topic created with the broker's defaults is not) */
+        pl->partial_partitions =
+            ds_kafka_topic_ready(pl->consumer, pl->producer, cfg->partial_topic, "partial.topic", err, sizeof(err));
         if (pl->partial_partitions <= 0 ||
-            ds_kafka_partition_count(pl->producer, cfg->partial_topic, 10000, err, sizeof(err)) <= 0) {
-                ds_log(DS_LOG_ERROR, "pipeline", "cannot use the partial topic", "key=partial.topic error=\"%s\"", err);
+            ds_kafka_topic_ready(pl->consumer, pl->producer, cfg->dlq_topic, "dlq.topic", err, sizeof(err)) <= 0) {
+                ds_log(DS_LOG_ERROR, "pipeline", "cannot use a topic", "error=\"%s\"", err);
                 rc = 1;
                 goto out;
         }
