@@ -67,6 +67,9 @@ struct ds_merge_role {
         int txn; /* exactly.once.mode=transactions */
         ds_merge_role_stats_t st; /* the merge thread's own */
         int assigned_once;
+        int rebuilding;            /* an assignment's partitions not yet read to their ends */
+        int64_t rebuild_from_ms;   /* ... since (monotonic) */
+        uint64_t rebuild_rows0;    /* ... and partial rows read before it */
         int64_t unknown_logged_ms; /* known_input(): when it last logged (monotonic) */
         uint64_t unknown_skipped;  /* ... what it skipped since (logged at the stop if not yet) */
         int32_t unknown_last;      /* ... and the last such partition */
@@ -200,6 +203,9 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
                 assign(mr, rk, parts);
                 rd_kafka_assign(rk, parts);
                 mr->assigned_once = 1;
+                mr->rebuilding = 1;
+                mr->rebuild_from_ms = ds_mono_ms();
+                mr->rebuild_rows0 = mr->st.partial_rows;
         } else {
                 if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS && !mr->fatal)
                         publish(mr); /* hand over what is merged (not while a partition still rebuilds: the new owner republishes) */
@@ -775,6 +781,17 @@ int ds_merge_role_run(ds_merge_role_t *mr) {
                 }
                 consume_batch(mr);
                 rd_kafka_poll(mr->producer, 0);
+                if (mr->rebuilding && caught_up(mr)) {
+                        /* what /readyz waits for: said once per assignment */
+                        int32_t n = 0;
+                        for (int32_t i = 0; i < mr->nparts; i++)
+                                n += mr->parts[i] != NULL;
+                        mr->rebuilding = 0;
+                        if (n)
+                                ds_log(DS_LOG_INFO, "merge", "partial partitions rebuilt",
+                                       "partitions=%d partial_rows=%" PRIu64 " rebuild_ms=%" PRId64, n,
+                                       mr->st.partial_rows - mr->rebuild_rows0, ds_mono_ms() - mr->rebuild_from_ms);
+                }
                 if (atomic_load_explicit(&mr->finish, memory_order_relaxed) && !mr->finishing) {
                         /* the end to reach: each assigned partition's end now */
                         mr->finishing = 1;

@@ -482,6 +482,9 @@ Test(integration, a_merge_reads_shares_of_both_formats, .init = setup, .fini = t
         cr_expect_eq(last.measures[2], 450 + 1000, "customs value %lld", (long long)last.measures[2]);
         char *log = ds_slurp(path("run.err"), NULL);
         cr_expect_null(log ? strstr(log, "unreadable partial") : NULL, "a share was refused (see %s)", path("run.err"));
+        /* the rebuild is logged once done, with what it read (2 old-format shares + 1 row of the batch) */
+        cr_expect_eq(ds_log_counter(log, "partial partitions rebuilt", "partial_rows"), 3,
+                     "no \"partial partitions rebuilt\" line counting 3 rows (see %s)", path("run.err"));
         free(log);
 }
 
