@@ -218,17 +218,24 @@ def run_args(bootstrap, group, extra=()):
     return argv + list(extra)
 
 
-def catchup(bootstrap, work, label, extra=()):
-    """declstream run --exit.on.eof true on a preloaded topic, timed."""
+def run_to_eof(bootstrap, work, label, log_name, extra=()):
+    """declstream run --exit.on.eof true in group bench-LABEL, timed, its log
+    written to WORK/LOG_NAME: (argv, timed() result, log path)."""
     # The last cycle after end-of-input (publish, changelog, commit) counts as
     # shutdown: at 1 M declarations it takes longer than the default 10 s
     # shutdown.timeout.ms, and the process would exit 3 with totals unpublished.
     argv = run_args(bootstrap, "bench-" + label, ["--exit.on.eof", "true", "--shutdown.timeout.ms", "600000"]
                     + list(extra))
-    logp = os.path.join(work, "run-%s.log" % label)
+    logp = os.path.join(work, log_name)
     t = timed(argv)
     with open(logp, "w") as f:
         f.write(t["stderr"])
+    return argv, t, logp
+
+
+def catchup(bootstrap, work, label, extra=()):
+    """declstream run --exit.on.eof true on a preloaded topic, timed."""
+    argv, t, logp = run_to_eof(bootstrap, work, label, "run-%s.log" % label, extra)
     res = dict(command=" ".join(argv[1:]).replace(bootstrap, "SERVERS"), rc=t["rc"], wall_s=t["wall_s"], cpu_s=t["cpu_s"],
                user_s=t["user_s"], sys_s=t["sys_s"], max_rss_mb=round(t["max_rss_kb"] / 1024, 1), log=logp)
     ready = eof = stopped = None
@@ -266,11 +273,7 @@ def restart_bench(bootstrap, work, label):
     restored from its changelog (snapshot and tail) and claimed again, and
     the input resumes at its end. Timed from "started" to "ready: partitions
     restored" (what a restart or a rebalance holds the input for)."""
-    argv = run_args(bootstrap, "bench-" + label, ["--exit.on.eof", "true", "--shutdown.timeout.ms", "600000"])
-    logp = os.path.join(work, "restart-%s.log" % label)
-    t = timed(argv)
-    with open(logp, "w") as f:
-        f.write(t["stderr"])
+    argv, t, logp = run_to_eof(bootstrap, work, label, "restart-%s.log" % label)
     res = dict(command=" ".join(argv[1:]).replace(bootstrap, "SERVERS") + "   (again, same group)", rc=t["rc"],
                wall_s=t["wall_s"], log=logp)
     started = ready = first = last = None
