@@ -667,10 +667,16 @@ static assigned_t *find_assigned(pipeline_t *pl, int32_t partition) {
         return NULL;
 }
 
-/* Produces key and value (copied) to (topic, partition), counted in this
- * cycle's slot; tag defaults to the slot's shared tag. */
+/* Produces key and value to (topic, partition), counted in this cycle's
+ * slot; tag defaults to the slot's shared tag. msgflags: RD_KAFKA_MSG_F_COPY,
+ * or 0 for a value that stays untouched until its delivery report - the
+ * changelog records in a worker's clbuf, which only the next cycle's flush
+ * reuses, after this cycle's wait_slot() has seen every report (and which
+ * pipeline shutdown frees only after destroying the producer). Not copying
+ * them saved ~0.2 GB of peak RSS in a 1 M catch-up (bench/HOTPATH.md,
+ * thirteenth round). */
 static int produce(pipeline_t *pl, const char *topic, int32_t partition, const void *key, size_t klen,
-                   const void *value, size_t vlen, ds_dtag_t *tag) {
+                   const void *value, size_t vlen, ds_dtag_t *tag, int msgflags) {
         uint32_t slot = pl->slot;
         if (!tag)
                 tag = &pl->tags[slot];
@@ -679,7 +685,7 @@ static int produce(pipeline_t *pl, const char *topic, int32_t partition, const v
         for (;;) {
                 rd_kafka_resp_err_t err = rd_kafka_producev(
                     pl->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition), RD_KAFKA_V_KEY(key, klen),
-                    RD_KAFKA_V_VALUE((void *)value, vlen), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                    RD_KAFKA_V_VALUE((void *)value, vlen), RD_KAFKA_V_MSGFLAGS(msgflags),
                     RD_KAFKA_V_OPAQUE(tag), RD_KAFKA_V_END);
                 if (!err)
                         return 0;
@@ -710,7 +716,8 @@ static int produce_changelog(pipeline_t *pl, const worker_t *w, const clrec_t *r
         char key[16];
         int kl = snprintf(key, sizeof(key), "%d", r->partition);
         pl->changelog_bytes += r->len;
-        return produce(pl, pl->cfg->state_topic, r->partition, key, (size_t)kl, w->clbuf.p + r->off, r->len, tag);
+        /* not copied: clbuf stays as it is until the next flush (produce()) */
+        return produce(pl, pl->cfg->state_topic, r->partition, key, (size_t)kl, w->clbuf.p + r->off, r->len, tag, 0);
 }
 
 /* ds_partial_emit_fn: a batch of partial rows (no key: nothing to compact). */
@@ -718,7 +725,7 @@ static int emit_rows(void *ctx, int32_t pp, const uint8_t *msg, size_t len, uint
         pipeline_t *pl = ctx;
         pl->partial_msgs++;
         pl->partial_rows += rows;
-        return produce(pl, pl->cfg->partial_topic, pp, NULL, 0, msg, len, NULL);
+        return produce(pl, pl->cfg->partial_topic, pp, NULL, 0, msg, len, NULL, RD_KAFKA_MSG_F_COPY);
 }
 
 /* Every owned partition's offset (all: also unchanged ones) with its claim
@@ -926,7 +933,7 @@ static int cycle(pipeline_t *pl) {
                 ds_cl_write_checkpoint(&pl->buf, a->partition, a->epoch, &cp);
                 char key[16];
                 int kl = snprintf(key, sizeof(key), "%d", a->partition);
-                if (produce(pl, pl->cfg->state_topic, a->partition, key, (size_t)kl, pl->buf.p, pl->buf.len, NULL))
+                if (produce(pl, pl->cfg->state_topic, a->partition, key, (size_t)kl, pl->buf.p, pl->buf.len, NULL, RD_KAFKA_MSG_F_COPY))
                         goto fail;
         }
 
@@ -1628,13 +1635,25 @@ out:
                 pthread_join(pl->mr_thread, NULL);
         }
         ds_merge_role_destroy(pl->mr);
+        for (int i = 0; pl->w && i < pl->nw; i++) {
+                worker_t *w = &pl->w[i];
+                if (w->started) {
+                        post(w, REQ_STOP, NULL, -1, 0);
+                        pthread_join(w->thread, NULL);
+                }
+        }
+        /* The producer goes before the workers' buffers: after a failed
+         * cycle it may still hold changelog records it did not copy (the
+         * workers' clbuf, produce()); it outlives the workers, which may
+         * write dead letters to it. */
+        if (pl->producer) {
+                rd_kafka_flush(pl->producer, 10000);
+                rd_kafka_destroy(pl->producer);
+                pl->producer = NULL;
+        }
         if (pl->w) {
                 for (int i = 0; i < pl->nw; i++) {
                         worker_t *w = &pl->w[i];
-                        if (w->started) {
-                                post(w, REQ_STOP, NULL, -1, 0);
-                                pthread_join(w->thread, NULL);
-                        }
                         for (int32_t p = 0; p < w->nparts; p++)
                                 if (w->parts[p])
                                         ds_part_destroy(w->parts[p]);
@@ -1665,10 +1684,6 @@ out:
         ds_changelog_destroy(pl->cl);
         if (pl->consumer)
                 rd_kafka_destroy(pl->consumer);
-        if (pl->producer) {
-                rd_kafka_flush(pl->producer, 10000);
-                rd_kafka_destroy(pl->producer);
-        }
         free(pl->as);
         ds_partial_batcher_destroy(pl->batcher);
         ds_buf_free(&pl->buf);
