@@ -57,6 +57,13 @@ ds_changelog_t *ds_changelog_new(const char *topic, const ds_part_cfg_t *pcfg, r
                                  rd_kafka_t *producer, char *errstr, size_t errstr_size);
 void ds_changelog_destroy(ds_changelog_t *c);
 
+/* Asks for the log's ends of these changelog partitions in one request per
+ * leader, for the next ds_changelog_take() of each (which asks for its
+ * own otherwise: ~2 ms a partition, 0.4 s of a 192-partition restart). Ends
+ * not taken are dropped at the next call. Failure is not an error: each
+ * take then asks. */
+void ds_changelog_prepare(ds_changelog_t *c, const int32_t *partitions, int n);
+
 /* Restores and claims input partition p. committed_md: the group's committed
  * metadata for p (NULL if none). Returns 0 or -1 with errstr.
  *

@@ -1059,6 +1059,8 @@ static void assign_partitions(pipeline_t *pl, rd_kafka_t *rk, rd_kafka_topic_par
                 if (werr)
                         ds_log(DS_LOG_WARN, "pipeline", "cannot read the input's log start; not checked",
                                "topic=%s partition=%d error=\"%s\"", topic, failed, rd_kafka_err2str(werr));
+                /* and their changelogs' ends, for the restores (partition = input partition) */
+                ds_changelog_prepare(pl->cl, ids, nids);
         }
         for (int i = 0, k = -1; i < parts->cnt && !is_fatal(pl); i++) {
                 rd_kafka_topic_partition_t *tp = &parts->elems[i];

@@ -631,6 +631,154 @@ Test(state, a_claim_after_foreign_records_takes_a_snapshot_first, .timeout = 120
         free(dir);
 }
 
+/* Produces the records of l to changelog partition p all at once (a few
+ * thousand one round trip each would take seconds), then waits for every
+ * acknowledgement. */
+static void produce_all(rd_kafka_t *producer, int32_t p, const log_t *l) {
+        ds_dtag_t *tags = calloc((size_t)l->n + 1, sizeof(*tags));
+        cr_assert_not_null(tags);
+        for (int i = 0; i < l->n; i++) {
+                tags[i].slot = -1;
+                cr_assert_eq(rd_kafka_producev(producer, RD_KAFKA_V_TOPIC("customs.state"), RD_KAFKA_V_PARTITION(p),
+                                               RD_KAFKA_V_KEY("k", 1), RD_KAFKA_V_VALUE(l->r[i].p, l->r[i].len),
+                                               RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(&tags[i]),
+                                               RD_KAFKA_V_END),
+                             0, "record %d not queued", i);
+        }
+        cr_assert_eq(rd_kafka_flush(producer, 30000), 0, "records not delivered in 30 s");
+        for (int i = 0; i < l->n; i++)
+                cr_assert(tags[i].done && !tags[i].err, "record %d not delivered", i);
+        free(tags);
+}
+
+/* At least n records of deltas, a declaration each (one the ledger ignores
+ * changes nothing and writes none), with no checkpoint after them: a cycle
+ * cut short. */
+static void deltas(owner_t *o, log_t *l, int n) {
+        for (int want = l->n + n, tries = 0; l->n < want; tries++) {
+                cr_assert_lt(tries, 100 * n);
+                apply_random(o, 1);
+                ds_outbox_reset(&o->ob);
+                cr_assert_eq(ds_part_flush(o->p, &o->cfg, 0, &o->ob), 0);
+                cr_assert_geq(ds_cl_write_delta(o->p, &o->ob, 4096, emit, l), 0);
+        }
+}
+
+/* Two paths of a restore that a restart of many partitions takes (bench/
+ * HOTPATH.md, thirteenth round): the log's ends asked for ahead of the
+ * restore (ds_changelog_prepare), and a checkpoint further back than the
+ * scan of the log's end went, read on its own. Each restores the state of
+ * the checkpoint it must. */
+Test(state, ends_asked_ahead_and_a_checkpoint_beyond_the_scan_restore_the_right_state, .timeout = 180) {
+        char *dir = ds_tmpdir("ds-ahead");
+        cr_assert_not_null(dir);
+        char servers[256];
+        ds_proc_t broker;
+        cr_assert_eq(ds_broker_start(&broker, dir, 4, servers, sizeof(servers)), 0);
+        char err[512];
+        rd_kafka_conf_t *pc = rd_kafka_conf_new();
+        cr_assert_eq(rd_kafka_conf_set(pc, "bootstrap.servers", servers, err, sizeof(err)), RD_KAFKA_CONF_OK);
+        rd_kafka_conf_set_dr_msg_cb(pc, dr_fill_tag);
+        rd_kafka_t *producer = rd_kafka_new(RD_KAFKA_PRODUCER, pc, err, sizeof(err));
+        cr_assert_not_null(producer, "%s", err);
+        rd_kafka_conf_t *cc = rd_kafka_conf_new();
+        cr_assert_eq(rd_kafka_conf_set(cc, "bootstrap.servers", servers, err, sizeof(err)), RD_KAFKA_CONF_OK);
+        cr_assert_eq(rd_kafka_conf_set(cc, "enable.partition.eof", "true", err, sizeof(err)), RD_KAFKA_CONF_OK);
+        cr_assert_eq(rd_kafka_conf_set(cc, "group.id", "ds-ahead-test", err, sizeof(err)), RD_KAFKA_CONF_OK);
+        ds_part_cfg_t cfg;
+        ds_part_cfg_default(&cfg);
+        ds_changelog_t *c = ds_changelog_new("customs.state", &cfg, cc, producer, err, sizeof(err));
+        cr_assert_not_null(c, "%s", err);
+        ds_restore_result_t res;
+        char md[96];
+
+        /* Partition 1: its ends are asked for, then its paused owner writes
+         * one more cycle. The restore reads the log up to the end asked
+         * for - the cycle is past it, as if written after the scan - so it
+         * restores the earlier checkpoint and, its CLAIM landing past that
+         * end, takes a snapshot first. */
+        {
+                log_t *l = calloc(1, sizeof(*l)), *late = calloc(1, sizeof(*late));
+                owner_t o;
+                owner_init(&o, 71, 1);
+                o.p->partition = 1;
+                claim_fresh(l, &o);
+                apply_random(&o, 200);
+                uint64_t fp_first, fp_late;
+                cycle(&o, l, 1, &fp_first);
+                produce_all(producer, 1, l);
+                int32_t parts[] = {1};
+                ds_changelog_prepare(c, parts, 1);
+                apply_random(&o, 30);
+                cycle(&o, late, 0, &fp_late);
+                cr_assert_neq(fp_late, fp_first);
+                produce_all(producer, 1, late);
+                ds_changelog_metadata(1, o.claim_offset, md, sizeof(md));
+                cr_assert_eq(ds_changelog_take(c, 1, md, &res, err, sizeof(err)), 0, "%s", err);
+                cr_expect_eq(fingerprint(res.part), fp_first,
+                             "not the state of the checkpoint before the end asked for");
+                cr_expect_eq(res.epoch, 2);
+                cr_expect_eq(res.claim_offset, l->n + late->n);
+                cr_expect(res.snapshot_due, "a CLAIM past the end the restore read took no snapshot");
+                ds_part_destroy(res.part);
+                /* the next restore asks for the ends itself (those asked
+                 * ahead are taken once): the CLAIM it finds is epoch 2's */
+                cr_assert_eq(ds_changelog_take(c, 1, NULL, &res, err, sizeof(err)), 0, "%s", err);
+                cr_expect_eq(res.epoch, 3);
+                cr_expect_eq(fingerprint(res.part), fp_first);
+                ds_part_destroy(res.part);
+                owner_free(&o);
+                log_free(l);
+                log_free(late);
+                free(l);
+                free(late);
+        }
+
+        /* Partition 2: epoch 1 checkpoints, then writes 800 records of a
+         * cycle it never finished; epoch 2 claims on that checkpoint and
+         * writes 300 more, unfinished too. The scan of the log's end finds
+         * epoch 2's CLAIM 300 records back, the checkpoint it names ~1,100
+         * back - beyond the scan's 1,024 - and reads it on its own. */
+        {
+                log_t *l = calloc(1, sizeof(*l));
+                owner_t o;
+                owner_init(&o, 72, 1);
+                o.p->partition = 2;
+                claim_fresh(l, &o);
+                apply_random(&o, 200);
+                uint64_t fp;
+                int64_t ckpt = cycle(&o, l, 1, &fp);
+                ds_cl_claim_t based = {ckpt, o.snapshot_offset, o.p->next_offset, o.p->watermark_ms};
+                deltas(&o, l, 800);
+                ds_buf_t b = {0};
+                ds_cl_write_claim(&b, 2, 2, &based);
+                int64_t claim2 = append(l, &b);
+                ds_buf_free(&b);
+                o.p->epoch = 2;
+                deltas(&o, l, 300);
+                cr_assert_lt(ckpt, l->n - 1024, "the checkpoint is within the scan's windows");
+                cr_assert_geq(claim2, l->n - 1024);
+                produce_all(producer, 2, l);
+                ds_changelog_metadata(2, claim2, md, sizeof(md));
+                cr_assert_eq(ds_changelog_take(c, 2, md, &res, err, sizeof(err)), 0, "%s", err);
+                cr_expect_eq(fingerprint(res.part), fp, "not the state of epoch 2's base checkpoint");
+                cr_expect_eq(res.snapshot_offset, o.snapshot_offset);
+                cr_expect_eq(res.epoch, 3);
+                cr_expect(res.snapshot_due);
+                ds_part_destroy(res.part);
+                owner_free(&o);
+                log_free(l);
+                free(l);
+        }
+        ds_changelog_destroy(c);
+        rd_kafka_destroy(producer);
+        ds_proc_kill(&broker, SIGTERM);
+        if (ds_proc_wait(&broker, 5000) < 0)
+                ds_proc_kill(&broker, SIGKILL);
+        ds_tmpdir_remove(dir);
+        free(dir);
+}
+
 /* A gates file adds gates after the compiled-in ones; the state stores gate
  * numbers, so a checkpoint records the list (length and fingerprint) and a
  * restore under a list that does not begin with it fails, naming the cause. */
