@@ -97,8 +97,13 @@ void ds_changelog_prepare(ds_changelog_t *c, const int32_t *partitions, int n) {
                 *hi = malloc((size_t)(n > 0 ? n : 1) * sizeof(*hi));
         ends_t *e = malloc((size_t)(n > 0 ? n : 1) * sizeof(*e));
         rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR__FAIL;
+        failed = -1;
+        /* a short deadline: on failure each take asks again, with its own */
         if (lo && hi && e && n > 0)
-                err = ds_kafka_watermarks_many(c->rk, c->topic, partitions, n, lo, hi, 10000, &failed);
+                err = ds_kafka_watermarks_many(c->rk, c->topic, partitions, n, lo, hi, 3000, &failed);
+        if (err && n > 0)
+                ds_log(DS_LOG_WARN, "changelog", "cannot read the log ends ahead; each restore asks for its own",
+                       "topic=%s partition=%d error=\"%s\"", c->topic, failed, rd_kafka_err2str(err));
         if (!err) {
                 for (int i = 0; i < n; i++)
                         e[i] = (ends_t){partitions[i], lo[i], hi[i]};
@@ -338,9 +343,12 @@ int ds_changelog_take(ds_changelog_t *c, int32_t p, const char *committed_md, ds
         int64_t lo = 0, hi = 0;
         rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
         /* Ends asked for ahead are older. Records written since are past
-         * the end the scan reads, as if written after the scan (the CLAIM
-         * lands past it: out->snapshot_due). A head deleted since fails the
-         * scan: then it starts again with ends asked for now. */
+         * the end the scan reads, as if written after the scan: the CLAIM
+         * lands past it (out->snapshot_due), and a CLAIM among them is
+         * found after ours (below). A head deleted since may fail the scan,
+         * if it reads from the log's start: then it starts again with ends
+         * asked for now (elsewhere what was deleted is read as lost, which
+         * it is). */
         int ahead = ends_take(c, p, &lo, &hi);
         if (!ahead)
                 err = ds_kafka_watermarks(c->rk, c->topic, p, &lo, &hi, 10000);
@@ -455,6 +463,37 @@ int ds_changelog_take(ds_changelog_t *c, int32_t p, const char *committed_md, ds
         if (err) {
                 ds_part_destroy(part);
                 return ds_err(errstr, sz, "cannot write the claim to %s [%d]: %s", c->topic, p, rd_kafka_err2str(err));
+        }
+        /* Records between the end the scan read and this CLAIM were written
+         * by others meanwhile. A CLAIM among them (another member given the
+         * partition while this one restored past max.poll.interval.ms, or
+         * on ends asked for ahead) may hold this very epoch: two owners of
+         * one epoch could be told apart neither by restores nor by the
+         * merge. Of two such CLAIMs the later one's owner sees the earlier
+         * one here, and gives up. */
+        if (claim_offset > hi) {
+                scan_t after = {0};
+                after.last = -1;
+                int rc = read_range(c, p, hi, claim_offset, 0, collect, &after, errstr, sz);
+                int32_t rival = 0;
+                int64_t rival_at = -1;
+                for (uint32_t i = 0; !rc && i < after.n; i++)
+                        if (after.v[i].type == DS_CL_CLAIM && after.v[i].epoch >= epoch && !rival) {
+                                rival = after.v[i].epoch;
+                                rival_at = after.v[i].offset;
+                        }
+                int bad = after.bad;
+                free(after.v);
+                if (rc || bad || rival) {
+                        ds_part_destroy(part);
+                        if (rival)
+                                return ds_err(errstr, sz,
+                                              "%s [%d]: another owner claimed epoch %d at offset %" PRId64
+                                              " while this process restored (its CLAIM of epoch %d is at %" PRId64
+                                              "): the partition has moved; not taking it",
+                                              c->topic, p, rival, rival_at, epoch, claim_offset);
+                        return rc ? -1 : ds_err(errstr, sz, "out of memory");
+                }
         }
         part->epoch = epoch;
         ds_ledger_track_changes(part->ledger);

@@ -668,8 +668,9 @@ static void deltas(owner_t *o, log_t *l, int n) {
  * HOTPATH.md, thirteenth round): the log's ends asked for ahead of the
  * restore (ds_changelog_prepare), and a checkpoint further back than the
  * scan of the log's end went, read on its own. Each restores the state of
- * the checkpoint it must. */
-Test(state, ends_asked_ahead_and_a_checkpoint_beyond_the_scan_restore_the_right_state, .timeout = 180) {
+ * the checkpoint it must; a CLAIM written after the ends were asked for is
+ * not claimed over. */
+Test(state, ends_asked_ahead_and_a_checkpoint_beyond_the_scan_restore_the_right_state_and_no_epoch_twice, .timeout = 180) {
         char *dir = ds_tmpdir("ds-ahead");
         cr_assert_not_null(dir);
         char servers[256];
@@ -769,6 +770,39 @@ Test(state, ends_asked_ahead_and_a_checkpoint_beyond_the_scan_restore_the_right_
                 owner_free(&o);
                 log_free(l);
                 free(l);
+        }
+        /* Partition 3: after its ends were asked for, another member is
+         * given the partition and claims epoch 2 (this process restoring
+         * past max.poll.interval.ms). The restore, not seeing that CLAIM,
+         * would claim epoch 2 too: it finds it after its own, and gives the
+         * partition up. */
+        {
+                log_t *l = calloc(1, sizeof(*l)), *rival = calloc(1, sizeof(*rival));
+                owner_t o;
+                owner_init(&o, 73, 1);
+                o.p->partition = 3;
+                claim_fresh(l, &o);
+                apply_random(&o, 100);
+                int64_t ckpt = cycle(&o, l, 1, NULL);
+                produce_all(producer, 3, l);
+                int32_t parts[] = {3};
+                ds_changelog_prepare(c, parts, 1);
+                ds_buf_t b = {0};
+                ds_cl_claim_t based = {ckpt, o.snapshot_offset, o.p->next_offset, o.p->watermark_ms};
+                ds_cl_write_claim(&b, 3, 2, &based);
+                append(rival, &b);
+                ds_buf_free(&b);
+                produce_all(producer, 3, rival);
+                ds_changelog_metadata(1, o.claim_offset, md, sizeof(md));
+                err[0] = '\0';
+                cr_expect_eq(ds_changelog_take(c, 3, md, &res, err, sizeof(err)), -1,
+                             "took the partition with epoch %d beside the other owner's epoch 2", res.epoch);
+                cr_expect(strstr(err, "another owner claimed epoch 2") && strstr(err, "has moved"), "%s", err);
+                owner_free(&o);
+                log_free(l);
+                log_free(rival);
+                free(l);
+                free(rival);
         }
         ds_changelog_destroy(c);
         rd_kafka_destroy(producer);
