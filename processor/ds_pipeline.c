@@ -905,8 +905,12 @@ static int cycle(pipeline_t *pl) {
                                        rd_kafka_err2str(err));
                                 goto fail;
                         }
-                        free(d->key); /* the value is freed by librdkafka (F_FREE) */
+                        /* the value and headers are librdkafka's now (F_FREE):
+                         * if a later one fails, shutdown must not free them */
+                        free(d->key);
                         d->key = NULL;
+                        d->value = NULL;
+                        d->h = NULL;
                 }
                 w->dlq_out.n = 0;
                 for (uint32_t k = 0; k < w->ncl; k++)
@@ -1663,12 +1667,14 @@ out:
                         ds_outbox_free(&w->ob);
                         ds_buf_free(&w->clbuf);
                         for (uint32_t k = 0; k < w->dlq_out.n; k++) {
-                                rd_kafka_headers_destroy(w->dlq_out.v[k].h);
+                                if (w->dlq_out.v[k].h)
+                                        rd_kafka_headers_destroy(w->dlq_out.v[k].h);
                                 free(w->dlq_out.v[k].key);
                                 free(w->dlq_out.v[k].value);
                         }
                         for (uint32_t k = 0; k < w->dlq_pending.n; k++) {
-                                rd_kafka_headers_destroy(w->dlq_pending.v[k].h);
+                                if (w->dlq_pending.v[k].h)
+                                        rd_kafka_headers_destroy(w->dlq_pending.v[k].h);
                                 free(w->dlq_pending.v[k].key);
                                 free(w->dlq_pending.v[k].value);
                         }

@@ -864,6 +864,46 @@ static char *slurp_log(const char *path) {
         return s ? s : strdup("");
 }
 
+/* In transactions mode main writes a cycle's dead letters itself, handing
+ * each value and its headers to librdkafka (RD_KAFKA_MSG_F_FREE). When a
+ * later one of the same cycle cannot be written - here a dead letter larger
+ * than the producer's message.max.bytes - the processor stops without a
+ * commit, and its shutdown must not free the ones already handed over (it
+ * did: a double free, reported by AddressSanitizer in the ASan build). */
+Test(hostile_e2e, a_dead_letter_it_cannot_write_stops_the_processor_without_a_double_free, .init = e2e_setup) {
+        rd_kafka_t *p = producer();
+        ds_buf_t b = {0};
+        ds_decl_t d;
+        char key[32];
+        /* a small bad message, then one of ~300 KB: a valid record, then bytes */
+        for (int i = 0; i < 2; i++) {
+                dst_sample(&d, 500 + i);
+                dst_framed(&b, &d, 1, 1);
+                size_t junk = i ? 300000 : 16;
+                ds_buf_reserve(&b, junk);
+                fill_random(b.p + b.len, junk);
+                b.len += junk;
+                snprintf(key, sizeof(key), "%.*s", (int)d.declaration_id.len, d.declaration_id.p);
+                produce(p, key, b.p, b.len, 1);
+        }
+        cr_assert_eq(rd_kafka_flush(p, 30000), RD_KAFKA_RESP_ERR_NO_ERROR);
+        cr_assert_eq(delivery_failures, 0);
+        rd_kafka_destroy(p);
+        ds_buf_free(&b);
+
+        char *run[] = {DS_BINARY, "run", "-b", servers, "--exit.on.eof", "true", "--exactly.once.mode", "transactions",
+                       "--instance.id", "hostile-1", "-X", "session.timeout.ms=6000", "-X", "message.max.bytes=200000",
+                       "--http.listen", "off", NULL};
+        int rc = ds_run(run, NULL, epath("run.err"), 120000);
+        char *log = ds_slurp(epath("run.err"), NULL);
+        cr_assert_not_null(log);
+        cr_expect_null(strstr(log, "AddressSanitizer"), "%s", log);
+        cr_expect_eq(rc, 1, "run exited with %d (see %s)", rc, epath("run.err"));
+        cr_expect(strstr(log, "cannot write to the dead-letter topic"), "%s", log);
+        cr_expect_eq(ds_log_counter(log, "summary", "dead_lettered"), 2);
+        free(log);
+}
+
 Test(hostile_e2e, a_flood_of_bad_messages_neither_exhausts_memory_nor_stops_the_processor, .init = flood_setup) {
         int seconds = UNDER_ASAN ? 10 : 60;
         if (getenv("DS_FLOOD_SECONDS"))
