@@ -17,7 +17,11 @@
  *   4. Claim: write CLAIM E+1 (based on that checkpoint) and wait for the
  *      broker's acknowledgement; the caller commits the metadata
  *      (ds_changelog_metadata) before consuming. Input resumes at the
- *      checkpoint's offset.
+ *      checkpoint's offset. If the CLAIM lands past the end the scan read,
+ *      the records in between are read back: a CLAIM of epoch E+1 or later
+ *      among them is another member's (the partition moved while this
+ *      process restored), and the take fails rather than own an epoch
+ *      another owner holds too.
  *
  * A partition with no changelog starts fresh at the input's first offset.
  * If the changelog no longer holds the snapshot the checkpoint needs, or the
