@@ -122,5 +122,7 @@ void ds_merge_changed_groups(ds_merge_t *m, ds_merge_group_fn fn, void *ctx);
 int ds_merge_top(ds_merge_t *m, uint32_t gate, int64_t day, ds_top_entry_t *out, int n);
 
 size_t ds_merge_memory(const ds_merge_t *m);
+/* The (partition, row) shares held. */
+uint32_t ds_merge_shares(const ds_merge_t *m);
 
 #endif

@@ -75,7 +75,8 @@ typedef struct ds_row {
         ds_rowkey_t key;
         ds_measures_t m;
         void *aux;      /* owned by the table's user (e.g. distinct-count sketches); freed by it */
-        int64_t seq;    /* free for the table's user (the merge: input offset the value reflects) */
+        int64_t seq;    /* free for the table's user (the merge: a share's input offset; a global
+                         * row's partitions with a share, a bit per partition modulo 64) */
         uint32_t refs;  /* free for the table's user (agg: registered for eviction; merge: owner epoch) */
         uint16_t dirty; /* 1 while on the dirty list */
         uint16_t live;  /* 0 for a free slot of the dense array */

@@ -66,6 +66,37 @@ static uint32_t dirty_live(void) {
         return n;
 }
 
+/* A closed row takes every partition's share with it - and only its own:
+ * partitions 3, 67 and 131 share a bit of the global row's partition map
+ * (p % 64), 200 is past three times 64. */
+Test(merge, a_closed_row_takes_every_share_and_only_its_own) {
+        static const int32_t ps[] = {3, 67, 131, 200, 5, 0};
+        ds_rowkey_t minute = ds_rowkey(DS_DIM_GATE, DS_WIN_MINUTE, 5, T0);
+        ds_rowkey_t other = ds_rowkey(DS_DIM_GATE, DS_WIN_MINUTE, 6, T0);
+        ds_measures_t v = meas(1, 100, DS_FLOW_EXPORT);
+        for (int i = 0; i < 6; i++) {
+                ds_merge_src_t src = {.partition = ps[i], .epoch = 1, .offset = 10};
+                cr_assert_eq(ds_merge_update(m, &src, ds_rowkey_with_partition(minute, ps[i]), &v, NULL), 0);
+                cr_assert_eq(ds_merge_update(m, &src, ds_rowkey_with_partition(gate5, ps[i]), &v, NULL), 0);
+                if (i < 2) /* another minute row, of partitions 3 and 67 only */
+                        cr_assert_eq(ds_merge_update(m, &src, ds_rowkey_with_partition(other, ps[i]), &v, NULL),
+                                     0);
+        }
+        cr_assert_eq(ds_merge_shares(m), 14);
+        cr_assert_eq(global(minute)->m.declarations, 6);
+        cr_assert_eq(ds_merge_advance(m, T0 + DS_MINUTE_MS + win.retention_ms[DS_WIN_MINUTE]), 2);
+        cr_assert_null(global(minute));
+        cr_assert_null(global(other));
+        cr_assert_eq(ds_merge_shares(m), 6, "the TOTAL row's 6 shares should be all that is left");
+        cr_assert_eq(global(gate5)->m.declarations, 6);
+        /* the TOTAL row's shares are still there: a new value replaces one */
+        ds_measures_t w = meas(2, 100, DS_FLOW_EXPORT);
+        ds_merge_src_t src = {.partition = 200, .epoch = 1, .offset = 11};
+        cr_assert_eq(ds_merge_update(m, &src, ds_rowkey_with_partition(gate5, 200), &w, NULL), 0);
+        cr_assert_eq(global(gate5)->m.declarations, 7);
+        cr_assert_eq(ds_merge_shares(m), 6);
+}
+
 Test(merge, upserting_the_same_value_twice_changes_nothing_and_marks_nothing) {
         ds_measures_t v = meas(4, 1000, DS_FLOW_EXPORT);
         cr_assert_eq(upd(0, gate5, &v), 0);
