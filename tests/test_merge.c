@@ -79,8 +79,7 @@ Test(merge, a_closed_row_takes_every_share_and_only_its_own) {
                 cr_assert_eq(ds_merge_update(m, &src, ds_rowkey_with_partition(minute, ps[i]), &v, NULL), 0);
                 cr_assert_eq(ds_merge_update(m, &src, ds_rowkey_with_partition(gate5, ps[i]), &v, NULL), 0);
                 if (i < 2) /* another minute row, of partitions 3 and 67 only */
-                        cr_assert_eq(ds_merge_update(m, &src, ds_rowkey_with_partition(other, ps[i]), &v, NULL),
-                                     0);
+                        cr_assert_eq(ds_merge_update(m, &src, ds_rowkey_with_partition(other, ps[i]), &v, NULL), 0);
         }
         cr_assert_eq(ds_merge_shares(m), 14);
         cr_assert_eq(global(minute)->m.declarations, 6);
