@@ -1191,8 +1191,20 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
                 }
                 publish_status(pl);
         } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
-                /* checkpoint, publish and commit what was processed before letting go */
-                if (!is_fatal(pl))
+                /* checkpoint, publish and commit what was processed before
+                 * letting go - unless the assignment is lost (the session
+                 * timed out, e.g. the process was paused): the partitions are
+                 * another member's already, its commit would be refused, and
+                 * its records would only be a zombie's for the new owner to
+                 * fence. What was read since the last checkpoint is read
+                 * again by the new owner. */
+                int lost = rd_kafka_assignment_lost(rk);
+                if (lost)
+                        ds_log(DS_LOG_WARN, "pipeline",
+                               "partitions lost: the group gave them to another member; not checkpointing what was "
+                               "read since the last checkpoint (the new owner reads it again)",
+                               "partitions=%d", parts->cnt);
+                else if (!is_fatal(pl))
                         cycle(pl);
                 if (coop) {
                         rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, parts);

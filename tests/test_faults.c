@@ -326,6 +326,9 @@ Test(faults, a_paused_zombie_is_fenced, .timeout = 600) {
         /* the new owner restored and claimed a newer epoch; whatever the
          * zombie wrote afterwards was ignored */
         cr_expect(log_has("p2", "epoch=2") || log_has("p2", "epoch=3"), "p2 should have claimed a newer epoch");
+        /* the zombie, told its session timed out, let its partitions go
+         * without a last cycle (a zombie's checkpoint nobody would take) */
+        cr_expect(log_has("zombie", "partitions lost"), "the zombie should have seen its assignment lost");
         check_exact("a paused instance resumed after its partitions moved (SIGSTOP/SIGCONT)");
         stop_env();
 }
