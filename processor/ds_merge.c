@@ -258,17 +258,18 @@ int ds_merge_update(ds_merge_t *m, const ds_merge_src_t *src, ds_rowkey_t key, c
         p->refs = (uint32_t)src->epoch;
         p->seq = src->offset;
         ds_row_t *g = ds_rows_find(m->global, key);
-        if (!g) {
-                if (!(g = ds_rows_get(m->global, key)))
-                        return -1;
+        int fresh = !g;
+        if (fresh && !(g = ds_rows_get(m->global, key)))
+                return -1;
+        /* which partitions hold a share of g, modulo 64 (drop_global) */
+        g->seq |= (int64_t)(UINT64_C(1) << (src->partition & 63));
+        if (fresh) {
                 if (cls >= 0 && ds_evict_add(m->ev, cls, key))
                         return -1;
                 if (ds_rowkey_dim(key) == DS_DIM_GATE_HEADING &&
                     group_add(m, ds_cell_gate(key), key.start, ds_cell_heading(key)))
                         return -1;
         }
-        /* which partitions hold a share of g, modulo 64 (drop_global) */
-        g->seq |= (int64_t)(UINT64_C(1) << (src->partition & 63));
         int changed = 0;
         if (distinct) {
                 if (!g->aux) {
