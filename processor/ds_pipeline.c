@@ -106,6 +106,7 @@ typedef struct pdlq {
         rd_kafka_headers_t *h;
         void *key, *value;
         size_t klen, vlen;
+        int32_t partition; /* the message's input partition */
 } pdlq_t;
 
 typedef struct pdlqv {
@@ -276,6 +277,7 @@ static void dead_letter(worker_t *w, const rd_kafka_message_t *msg, ds_dlq_reaso
                         q->cap = cap;
                 }
                 pdlq_t *d = &q->v[q->n];
+                d->partition = msg->partition;
                 d->h = h;
                 d->klen = msg->key_len;
                 d->vlen = msg->len;
@@ -529,6 +531,29 @@ static int serve_add(worker_t *w, ds_part_t *part) {
 }
 
 /* Serves the pending request; returns 1 when the worker must exit. */
+/* Transactions: the dead letters of a partition let go that no cycle has
+ * taken yet (read after its last checkpoint; all of them when the
+ * assignment was lost and no last cycle ran) go with it. Its next owner
+ * reads those messages again and dead-letters them in its own
+ * transaction; a later cycle of this process would commit them a second
+ * time. */
+static void drop_dead_letters(worker_t *w, int32_t partition) {
+        pdlqv_t *q = &w->dlq_pending;
+        uint32_t n = 0;
+        for (uint32_t k = 0; k < q->n; k++) {
+                pdlq_t *d = &q->v[k];
+                if (d->partition != partition) {
+                        q->v[n++] = *d;
+                        continue;
+                }
+                if (d->h)
+                        rd_kafka_headers_destroy(d->h);
+                free(d->key);
+                free(d->value);
+        }
+        q->n = n;
+}
+
 static int serve(worker_t *w) {
         switch (w->req_op) {
         case REQ_FLUSH:
@@ -544,6 +569,7 @@ static int serve(worker_t *w) {
         case REQ_DROP:
                 if (w->req_partition < w->nparts)
                         w->parts[w->req_partition] = NULL;
+                drop_dead_letters(w, w->req_partition);
                 return 0;
         case REQ_STOP:
                 return 1;
