@@ -538,6 +538,45 @@ static void produce_log(rd_kafka_t *producer, int32_t p, const log_t *l) {
         }
 }
 
+/* An embedded broker of 4 partitions, a producer whose reports fill
+ * ds_dtag_t opaques, and a changelog reader on customs.state. */
+typedef struct take_env {
+        char *dir;
+        ds_proc_t broker;
+        rd_kafka_t *producer;
+        ds_changelog_t *c;
+} take_env_t;
+
+static void take_env_start(take_env_t *e, const char *name) {
+        e->dir = ds_tmpdir(name);
+        cr_assert_not_null(e->dir);
+        char servers[256], err[512];
+        cr_assert_eq(ds_broker_start(&e->broker, e->dir, 4, servers, sizeof(servers)), 0);
+        rd_kafka_conf_t *pc = rd_kafka_conf_new();
+        cr_assert_eq(rd_kafka_conf_set(pc, "bootstrap.servers", servers, err, sizeof(err)), RD_KAFKA_CONF_OK);
+        rd_kafka_conf_set_dr_msg_cb(pc, dr_fill_tag);
+        e->producer = rd_kafka_new(RD_KAFKA_PRODUCER, pc, err, sizeof(err));
+        cr_assert_not_null(e->producer, "%s", err);
+        rd_kafka_conf_t *cc = rd_kafka_conf_new();
+        cr_assert_eq(rd_kafka_conf_set(cc, "bootstrap.servers", servers, err, sizeof(err)), RD_KAFKA_CONF_OK);
+        cr_assert_eq(rd_kafka_conf_set(cc, "enable.partition.eof", "true", err, sizeof(err)), RD_KAFKA_CONF_OK);
+        cr_assert_eq(rd_kafka_conf_set(cc, "group.id", name, err, sizeof(err)), RD_KAFKA_CONF_OK); /* assign only */
+        ds_part_cfg_t cfg;
+        ds_part_cfg_default(&cfg);
+        e->c = ds_changelog_new("customs.state", &cfg, cc, e->producer, err, sizeof(err));
+        cr_assert_not_null(e->c, "%s", err);
+}
+
+static void take_env_stop(take_env_t *e) {
+        ds_changelog_destroy(e->c);
+        rd_kafka_destroy(e->producer);
+        ds_proc_kill(&e->broker, SIGTERM);
+        if (ds_proc_wait(&e->broker, 5000) < 0)
+                ds_proc_kill(&e->broker, SIGKILL);
+        ds_tmpdir_remove(e->dir);
+        free(e->dir);
+}
+
 /* A new owner's first cycle writes a snapshot when none exists, and when
  * any record sits between the checkpoint it restored to and its CLAIM:
  * there a paused owner's late cycle can land (after the scan, before the
@@ -547,26 +586,11 @@ static void produce_log(rd_kafka_t *producer, int32_t p, const log_t *l) {
  * restored ledger with the paused owner's entries, was shown by a review
  * helper's test; this checks the decision that avoids it.) */
 Test(state, a_claim_after_foreign_records_takes_a_snapshot_first, .timeout = 120) {
-        char *dir = ds_tmpdir("ds-take");
-        cr_assert_not_null(dir);
-        char servers[256];
-        ds_proc_t broker;
-        cr_assert_eq(ds_broker_start(&broker, dir, 4, servers, sizeof(servers)), 0);
+        take_env_t e;
+        take_env_start(&e, "ds-take");
+        ds_changelog_t *c = e.c;
+        rd_kafka_t *producer = e.producer;
         char err[512];
-        rd_kafka_conf_t *pc = rd_kafka_conf_new();
-        cr_assert_eq(rd_kafka_conf_set(pc, "bootstrap.servers", servers, err, sizeof(err)), RD_KAFKA_CONF_OK);
-        rd_kafka_conf_set_dr_msg_cb(pc, dr_fill_tag);
-        rd_kafka_t *producer = rd_kafka_new(RD_KAFKA_PRODUCER, pc, err, sizeof(err));
-        cr_assert_not_null(producer, "%s", err);
-        rd_kafka_conf_t *cc = rd_kafka_conf_new();
-        cr_assert_eq(rd_kafka_conf_set(cc, "bootstrap.servers", servers, err, sizeof(err)), RD_KAFKA_CONF_OK);
-        cr_assert_eq(rd_kafka_conf_set(cc, "enable.partition.eof", "true", err, sizeof(err)), RD_KAFKA_CONF_OK);
-        cr_assert_eq(rd_kafka_conf_set(cc, "group.id", "ds-take-test", err, sizeof(err)),
-                     RD_KAFKA_CONF_OK); /* assign only */
-        ds_part_cfg_t cfg;
-        ds_part_cfg_default(&cfg);
-        ds_changelog_t *c = ds_changelog_new("customs.state", &cfg, cc, producer, err, sizeof(err));
-        cr_assert_not_null(c, "%s", err);
 
         /* partition 1: nothing yet */
         ds_restore_result_t res;
@@ -622,13 +646,7 @@ Test(state, a_claim_after_foreign_records_takes_a_snapshot_first, .timeout = 120
                 log_free(l);
                 free(l);
         }
-        ds_changelog_destroy(c);
-        rd_kafka_destroy(producer);
-        ds_proc_kill(&broker, SIGTERM);
-        if (ds_proc_wait(&broker, 5000) < 0)
-                ds_proc_kill(&broker, SIGKILL);
-        ds_tmpdir_remove(dir);
-        free(dir);
+        take_env_stop(&e);
 }
 
 /* Produces the records of l to changelog partition p all at once (a few
@@ -671,25 +689,11 @@ static void deltas(owner_t *o, log_t *l, int n) {
  * the checkpoint it must; a CLAIM written after the ends were asked for is
  * not claimed over. */
 Test(state, ends_asked_ahead_and_a_checkpoint_beyond_the_scan_restore_the_right_state_and_no_epoch_twice, .timeout = 180) {
-        char *dir = ds_tmpdir("ds-ahead");
-        cr_assert_not_null(dir);
-        char servers[256];
-        ds_proc_t broker;
-        cr_assert_eq(ds_broker_start(&broker, dir, 4, servers, sizeof(servers)), 0);
+        take_env_t e;
+        take_env_start(&e, "ds-ahead");
+        ds_changelog_t *c = e.c;
+        rd_kafka_t *producer = e.producer;
         char err[512];
-        rd_kafka_conf_t *pc = rd_kafka_conf_new();
-        cr_assert_eq(rd_kafka_conf_set(pc, "bootstrap.servers", servers, err, sizeof(err)), RD_KAFKA_CONF_OK);
-        rd_kafka_conf_set_dr_msg_cb(pc, dr_fill_tag);
-        rd_kafka_t *producer = rd_kafka_new(RD_KAFKA_PRODUCER, pc, err, sizeof(err));
-        cr_assert_not_null(producer, "%s", err);
-        rd_kafka_conf_t *cc = rd_kafka_conf_new();
-        cr_assert_eq(rd_kafka_conf_set(cc, "bootstrap.servers", servers, err, sizeof(err)), RD_KAFKA_CONF_OK);
-        cr_assert_eq(rd_kafka_conf_set(cc, "enable.partition.eof", "true", err, sizeof(err)), RD_KAFKA_CONF_OK);
-        cr_assert_eq(rd_kafka_conf_set(cc, "group.id", "ds-ahead-test", err, sizeof(err)), RD_KAFKA_CONF_OK);
-        ds_part_cfg_t cfg;
-        ds_part_cfg_default(&cfg);
-        ds_changelog_t *c = ds_changelog_new("customs.state", &cfg, cc, producer, err, sizeof(err));
-        cr_assert_not_null(c, "%s", err);
         ds_restore_result_t res;
         char md[96];
 
@@ -804,13 +808,7 @@ Test(state, ends_asked_ahead_and_a_checkpoint_beyond_the_scan_restore_the_right_
                 free(l);
                 free(rival);
         }
-        ds_changelog_destroy(c);
-        rd_kafka_destroy(producer);
-        ds_proc_kill(&broker, SIGTERM);
-        if (ds_proc_wait(&broker, 5000) < 0)
-                ds_proc_kill(&broker, SIGKILL);
-        ds_tmpdir_remove(dir);
-        free(dir);
+        take_env_stop(&e);
 }
 
 /* A gates file adds gates after the compiled-in ones; the state stores gate
