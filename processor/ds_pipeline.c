@@ -530,7 +530,6 @@ static int serve_add(worker_t *w, ds_part_t *part) {
         return 0;
 }
 
-/* Serves the pending request; returns 1 when the worker must exit. */
 /* Transactions: the dead letters of a partition let go that no cycle has
  * taken yet (read after its last checkpoint; all of them when the
  * assignment was lost and no last cycle ran) go with it. Its next owner
@@ -554,6 +553,7 @@ static void drop_dead_letters(worker_t *w, int32_t partition) {
         q->n = n;
 }
 
+/* Serves the pending request; returns 1 when the worker must exit. */
 static int serve(worker_t *w) {
         switch (w->req_op) {
         case REQ_FLUSH:
