@@ -963,7 +963,8 @@ static int cycle(pipeline_t *pl) {
                 ds_cl_write_checkpoint(&pl->buf, a->partition, a->epoch, &cp);
                 char key[16];
                 int kl = snprintf(key, sizeof(key), "%d", a->partition);
-                if (produce(pl, pl->cfg->state_topic, a->partition, key, (size_t)kl, pl->buf.p, pl->buf.len, NULL, RD_KAFKA_MSG_F_COPY))
+                if (produce(pl, pl->cfg->state_topic, a->partition, key, (size_t)kl, pl->buf.p, pl->buf.len, NULL,
+                            RD_KAFKA_MSG_F_COPY))
                         goto fail;
         }
 
