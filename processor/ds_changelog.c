@@ -92,27 +92,25 @@ void ds_changelog_prepare(ds_changelog_t *c, const int32_t *partitions, int n) {
         free(c->ends);
         c->ends = NULL;
         c->nends = 0;
-        int32_t failed;
-        int64_t *lo = malloc((size_t)(n > 0 ? n : 1) * sizeof(*lo)),
-                *hi = malloc((size_t)(n > 0 ? n : 1) * sizeof(*hi));
-        ends_t *e = malloc((size_t)(n > 0 ? n : 1) * sizeof(*e));
-        rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR__FAIL;
-        failed = -1;
+        if (n <= 0)
+                return;
+        int64_t *lo = malloc((size_t)n * sizeof(*lo)), *hi = malloc((size_t)n * sizeof(*hi));
+        ends_t *e = malloc((size_t)n * sizeof(*e));
+        int32_t failed = -1;
         /* a short deadline: on failure each take asks again, with its own */
-        if (lo && hi && e && n > 0)
-                err = ds_kafka_watermarks_many(c->rk, c->topic, partitions, n, lo, hi, 3000, &failed);
-        if (err && n > 0)
+        rd_kafka_resp_err_t err =
+                lo && hi && e ? ds_kafka_watermarks_many(c->rk, c->topic, partitions, n, lo, hi, 3000, &failed)
+                              : RD_KAFKA_RESP_ERR__FAIL;
+        if (err) {
                 ds_log(DS_LOG_WARN, "changelog", "cannot read the log ends ahead; each restore asks for its own",
                        "topic=%s partition=%d error=\"%s\"", c->topic, failed, rd_kafka_err2str(err));
-        if (!err) {
+                free(e);
+        } else {
                 for (int i = 0; i < n; i++)
                         e[i] = (ends_t){partitions[i], lo[i], hi[i]};
                 c->ends = e;
                 c->nends = n;
-                e = NULL;
         }
-        /* else each restore asks for its own, as without this call */
-        free(e);
         free(lo);
         free(hi);
 }
@@ -477,8 +475,8 @@ int ds_changelog_take(ds_changelog_t *c, int32_t p, const char *committed_md, ds
                 int rc = read_range(c, p, hi, claim_offset, 0, collect, &after, errstr, sz);
                 int32_t rival = 0;
                 int64_t rival_at = -1;
-                for (uint32_t i = 0; !rc && i < after.n; i++)
-                        if (after.v[i].type == DS_CL_CLAIM && after.v[i].epoch >= epoch && !rival) {
+                for (uint32_t i = 0; !rc && !rival && i < after.n; i++)
+                        if (after.v[i].type == DS_CL_CLAIM && after.v[i].epoch >= epoch) {
                                 rival = after.v[i].epoch;
                                 rival_at = after.v[i].offset;
                         }

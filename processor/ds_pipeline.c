@@ -109,6 +109,15 @@ typedef struct pdlq {
         int32_t partition; /* the message's input partition */
 } pdlq_t;
 
+/* Frees what a dead letter still owns (nothing once cycle() has handed it
+ * to librdkafka: it clears the pointers). */
+static void pdlq_free(pdlq_t *d) {
+        if (d->h)
+                rd_kafka_headers_destroy(d->h);
+        free(d->key);
+        free(d->value);
+}
+
 typedef struct pdlqv {
         pdlq_t *v;
         uint32_t n, cap;
@@ -541,14 +550,10 @@ static void drop_dead_letters(worker_t *w, int32_t partition) {
         uint32_t n = 0;
         for (uint32_t k = 0; k < q->n; k++) {
                 pdlq_t *d = &q->v[k];
-                if (d->partition != partition) {
+                if (d->partition != partition)
                         q->v[n++] = *d;
-                        continue;
-                }
-                if (d->h)
-                        rd_kafka_headers_destroy(d->h);
-                free(d->key);
-                free(d->value);
+                else
+                        pdlq_free(d);
         }
         q->n = n;
 }
@@ -1705,18 +1710,10 @@ out:
                         free(w->parts);
                         ds_outbox_free(&w->ob);
                         ds_buf_free(&w->clbuf);
-                        for (uint32_t k = 0; k < w->dlq_out.n; k++) {
-                                if (w->dlq_out.v[k].h)
-                                        rd_kafka_headers_destroy(w->dlq_out.v[k].h);
-                                free(w->dlq_out.v[k].key);
-                                free(w->dlq_out.v[k].value);
-                        }
-                        for (uint32_t k = 0; k < w->dlq_pending.n; k++) {
-                                if (w->dlq_pending.v[k].h)
-                                        rd_kafka_headers_destroy(w->dlq_pending.v[k].h);
-                                free(w->dlq_pending.v[k].key);
-                                free(w->dlq_pending.v[k].value);
-                        }
+                        for (uint32_t k = 0; k < w->dlq_out.n; k++)
+                                pdlq_free(&w->dlq_out.v[k]);
+                        for (uint32_t k = 0; k < w->dlq_pending.n; k++)
+                                pdlq_free(&w->dlq_pending.v[k]);
                         free(w->dlq_out.v);
                         free(w->dlq_pending.v);
                         free(w->cl);
