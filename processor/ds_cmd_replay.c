@@ -33,6 +33,10 @@ static void usage(FILE *out) {
                 "  --repeat K              replay the file K times (default 1); pass k is the next stretch of\n"
                 "                          history: ids + k*10^12, event times + k * the file's span in whole days,\n"
                 "                          so every pass does the full work of the first\n"
+                "  --warmup W              replay W passes more before the clock starts (default 0), counting\n"
+                "                          nothing they do: the measured passes start where a processor that\n"
+                "                          has run a while is - its tables grown, the memory it needs already\n"
+                "                          faulted in and recycled - rather than from a cold start\n"
                 "  --cycle-ms MS           flush, merge and publish every MS (default 1000: commit.interval.ms)\n"
                 "  --role all|process      all (default): workers, then merge and publish in main, as\n"
                 "                          `declstream run` with role=all does in one process; process: the\n"
@@ -40,12 +44,16 @@ static void usage(FILE *out) {
                 "                          are encoded as partial rows and the changelog records written, then\n"
                 "                          dropped; no merge (the merge role's work comes after the partial\n"
                 "                          topic); not with --output or --table\n"
+                "  --check-partials        with --role process: decode every partial batch back, stop if one\n"
+                "                          does not decode, and report the partitions' last GATE TOTAL shares\n"
+                "                          summed (a check of the encoding; main's work grows by half, so\n"
+                "                          leave it off when measuring)\n"
                 "  --heading-digits N      HS digits of a heading: 2, 4, 6 or 8 (default 4)\n"
                 "  --ledger-retention-ms MS  forget a declaration this long after its latest version\n"
                 "                          (default 3024000000: 35 days)\n"
-                "  --presize               size each partition's ledger for its messages before the clock\n"
-                "                          starts: the steady state (tables at their size, as after\n"
-                "                          ledger.retention.ms of traffic) instead of a cold start\n"
+                "  --presize               size each partition's ledger for its messages (every pass) and\n"
+                "                          fault it in before the clock starts: the steady state (tables at\n"
+                "                          their size, as after ledger.retention.ms of traffic)\n"
                 "  --schema-dir DIR        schema directory (default: the built-in schemas/)\n"
                 "  --gates-file FILE       gates added to the compiled-in ones (the processor's gates.file)\n"
                 "  --output FILE           write the final totals as JSON lines: every row, then every top-10\n"
@@ -77,7 +85,7 @@ int ds_cmd_replay(int argc, char **argv) {
         ds_argv_t a = {argc, 0, argv, "replay"};
         const char *file = NULL, *output = NULL, *role = "all", *v;
         int json = 0, table = 0, quiet = 0;
-        int64_t threads = 1, repeat = 1, cycle_ms = 1000, digits = 4, retention = -1;
+        int64_t threads = 1, repeat = 1, warmup = 0, cycle_ms = 1000, digits = 4, retention = -1;
         ds_replay_opts_t o;
         ds_replay_opts_default(&o);
         while (a.i < argc) {
@@ -92,6 +100,9 @@ int ds_cmd_replay(int argc, char **argv) {
                         a.i++;
                 } else if (!strcmp(arg, "--presize")) {
                         o.presize = 1;
+                        a.i++;
+                } else if (!strcmp(arg, "--check-partials")) {
+                        o.check_partials = 1;
                         a.i++;
                 } else if (!strcmp(arg, "--table")) {
                         table = 1;
@@ -128,6 +139,9 @@ int ds_cmd_replay(int argc, char **argv) {
                 } else if ((r = ds_arg_value(&a, "--repeat", &v))) {
                         if (r < 0 || ds_arg_i64("replay", "--repeat", v, 1, 1000, &repeat))
                                 return 2;
+                } else if ((r = ds_arg_value(&a, "--warmup", &v))) {
+                        if (r < 0 || ds_arg_i64("replay", "--warmup", v, 0, 1000, &warmup))
+                                return 2;
                 } else if ((r = ds_arg_value(&a, "--cycle-ms", &v))) {
                         if (r < 0 || ds_arg_i64("replay", "--cycle-ms", v, 1, 3600000, &cycle_ms))
                                 return 2;
@@ -157,6 +171,7 @@ int ds_cmd_replay(int argc, char **argv) {
         }
         o.threads = (int)threads;
         o.repeat = (int)repeat;
+        o.warmup = (int)warmup;
         o.cycle_ms = cycle_ms;
         o.heading_digits = (int)digits;
         if (retention > 0)
@@ -193,21 +208,26 @@ int ds_cmd_replay(int argc, char **argv) {
         if (!quiet) {
                 fprintf(stderr,
                         "replay: %" PRIu64 " messages (%" PRIu64 " declarations, %" PRIu64
-                        " dead-lettered) from %d partitions, %d pass%s, %d thread%s\n"
+                        " dead-lettered) from %d partitions, %d pass%s (after %d of warm-up), %d thread%s\n"
                         "replay: %.3f s: %.0f declarations/s, %.0f ns per declaration (wall), %.0f ns of CPU; "
                         "cpu %.3f s (main thread %.3f s); %" PRIu64 " cycles, %" PRIu64 " rows published\n"
                         "replay: state at the end: %.1f MiB, %" PRIu64 " ledger entries, %" PRIu64 " rows\n",
                         res.messages, res.declarations, res.dead_lettered, res.partitions, (int)repeat,
-                        repeat == 1 ? "" : "es", res.threads, res.threads == 1 ? "" : "s", res.seconds, rate, ns,
+                        repeat == 1 ? "" : "es", (int)warmup, res.threads, res.threads == 1 ? "" : "s", res.seconds, rate, ns,
                         cpu_ns, res.cpu_seconds, res.main_cpu_seconds, res.cycles, res.rows_out, (double)res.state_bytes / 1048576.0,
                         res.ledger_entries, res.rows);
-                if (processing)
+                if (processing) {
+                        char checked[96] = "";
+                        if (res.partial_total_declarations >= 0)
+                                snprintf(checked, sizeof(checked),
+                                         ", decoded back: last GATE TOTAL shares sum to %" PRId64 " declarations",
+                                         res.partial_total_declarations);
                         fprintf(stderr,
                                 "replay: role process: %" PRIu64 " partial messages encoded (%" PRIu64 " rows, %" PRIu64
-                                " bytes), last GATE TOTAL shares sum to %" PRId64 " declarations; %" PRIu64
-                                " changelog records (%" PRIu64 " bytes)\n",
-                                res.partials, res.partial_rows, res.partial_bytes, res.partial_total_declarations,
-                                res.changelog_records, res.changelog_bytes);
+                                " bytes)%s; %" PRIu64 " changelog records (%" PRIu64 " bytes)\n",
+                                res.partials, res.partial_rows, res.partial_bytes, checked, res.changelog_records,
+                                res.changelog_bytes);
+                }
                 if (res.dead_lettered) {
                         fprintf(stderr, "replay: dead-lettered:");
                         for (int k = 1; k < DS_DLQ__CNT; k++)
@@ -247,13 +267,13 @@ int ds_cmd_replay(int argc, char **argv) {
                 printf("{\"declarations\":%" PRIu64 ",\"messages\":%" PRIu64 ",\"dead_lettered\":%" PRIu64
                        ",\"threads\":%d,\"seconds\":%.6f,\"declarations_per_s\":%.0f,\"ns_per_declaration\":%.1f"
                        ",\"cpu_seconds\":%.6f,\"cpu_ns_per_declaration\":%.1f,\"main_cpu_seconds\":%.6f"
-                       ",\"worker_cpu_ns_per_declaration\":%.1f,\"repeat\":%d,\"presize\":%s,\"partitions\":%d"
+                       ",\"worker_cpu_ns_per_declaration\":%.1f,\"repeat\":%d,\"warmup\":%d,\"presize\":%s,\"partitions\":%d"
                        ",\"bytes\":%" PRIu64 ",\"cycles\":%" PRIu64 ",\"rows_published\":%" PRIu64
                        ",\"state_bytes\":%zu,\"ledger_bytes\":%zu,\"ledger_entries\":%" PRIu64 ",\"rows\":%" PRIu64 ",\"dead_letter_reasons\":{",
                        res.declarations, res.messages, res.dead_lettered, res.threads, res.seconds, rate, ns,
                        res.cpu_seconds, cpu_ns, res.main_cpu_seconds,
                        res.declarations ? (res.cpu_seconds - res.main_cpu_seconds) * 1e9 / (double)res.declarations : 0,
-                       (int)repeat, o.presize ? "true" : "false", res.partitions, res.bytes, res.cycles, res.rows_out,
+                       (int)repeat, (int)warmup, o.presize ? "true" : "false", res.partitions, res.bytes, res.cycles, res.rows_out,
                        res.state_bytes, res.ledger_bytes, res.ledger_entries, res.rows);
                 int first = 1;
                 for (int k = 1; k < DS_DLQ__CNT; k++)
@@ -262,12 +282,14 @@ int ds_cmd_replay(int argc, char **argv) {
                                 first = 0;
                         }
                 printf("},\"role\":\"%s\"", role);
-                if (processing)
+                if (processing) {
                         printf(",\"partials\":%" PRIu64 ",\"partial_rows\":%" PRIu64 ",\"partial_bytes\":%" PRIu64
-                               ",\"partial_total_declarations\":%" PRId64 ",\"changelog_records\":%" PRIu64
-                               ",\"changelog_bytes\":%" PRIu64,
-                               res.partials, res.partial_rows, res.partial_bytes, res.partial_total_declarations,
-                               res.changelog_records, res.changelog_bytes);
+                               ",\"changelog_records\":%" PRIu64 ",\"changelog_bytes\":%" PRIu64,
+                               res.partials, res.partial_rows, res.partial_bytes, res.changelog_records,
+                               res.changelog_bytes);
+                        if (res.partial_total_declarations >= 0)
+                                printf(",\"partial_total_declarations\":%" PRId64, res.partial_total_declarations);
+                }
                 printf(",\"outcomes\":{");
                 for (int k = 0; k < DS_EV__CNT; k++)
                         printf("%s\"%s\":%" PRIu64, k ? "," : "", ds_event_code((ds_event_outcome_t)k), res.outcome[k]);

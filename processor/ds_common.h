@@ -101,6 +101,18 @@ static inline void *ds_calloc_lines(size_t size) {
         return p;
 }
 
+/* Makes the kernel back [p, p + n) now, by writing once to each page: what
+ * is written is 0, which the memory already holds (pass zeroed memory).
+ * memset(p, 0, n) after malloc() does not do this: the compiler turns
+ * malloc + memset(0) into calloc(), and jemalloc's calloc() of fresh pages
+ * writes nothing, so they would be faulted in later, one by one, wherever
+ * they are first written - on the per-message path. */
+static inline void ds_prefault(void *p, size_t n) {
+        volatile unsigned char *c = p;
+        for (size_t i = 0; i < n; i += 4096)
+                c[i] = 0;
+}
+
 /* Smallest power of two >= v (v >= 1, v <= 2^31). */
 static inline uint32_t ds_pow2_ceil(uint32_t v) {
         v--;

@@ -24,6 +24,14 @@
  * No atomic is touched per message; the per-message path is exactly the
  * pipeline's (ds_step.h, ds_part_apply) minus the dead-letter produce.
  *
+ * Warm-up (--warmup W): the first W passes run before the clock starts.
+ * Each worker, at the end of its last warm-up pass, notes its counters and
+ * raises `warm`, then serves flush requests until main raises `go`; main
+ * keeps cycling until every worker is warm, runs one more cycle (so the
+ * warm-up's rows are published before the clock), then starts the clock and
+ * raises `go`. warm and go are flags with release stores and acquire loads,
+ * publishing nothing else (the noted counters are read after pthread_join).
+ *
  * Passes (--repeat K): pass k replays the file as the next stretch of
  * history - declaration ids + k * 10^12 (ids have 12 digits, so they never
  * meet an id of another pass), event times and the clock + k * S (S: the
@@ -353,6 +361,11 @@ typedef struct rworker {
         uint64_t outcome[DS_EV__CNT];
         _Alignas(DS_CACHELINE) _Atomic uint64_t done; /* last request served, for main */
         _Atomic int finished;                         /* every pass replayed */
+        _Atomic int warm;                             /* every warm-up pass replayed */
+        /* counters at the end of the warm-up (subtracted from the totals) */
+        uint64_t w_bytes, w_cl_bytes, w_cl_records;
+        uint64_t w_dlq[DS_DLQ__CNT];
+        uint64_t w_outcome[DS_EV__CNT];
         _Alignas(DS_CACHELINE) ds_step_ahead_t ahead[2]; /* the message applied next, and the one after */
         ds_contrib_t old;
 } rworker_t;
@@ -376,7 +389,7 @@ struct ds_replay {
         int ran;
         /* main thread -> workers */
         _Alignas(DS_CACHELINE) _Atomic uint64_t req;
-        _Atomic int start, stop;
+        _Atomic int start, stop, go;
         _Alignas(DS_CACHELINE) uint64_t rows_out;
         ds_rows_t *keep; /* SINK_KEEP: latest value of every row */
         json_t *tops;    /* SINK_KEEP: "<gate>|DAY|<start>" -> list */
@@ -443,7 +456,7 @@ static int64_t event_span(ds_replay_t *r, rworker_t *scratch) {
 static int emit_batch(void *ctx, int32_t pp, const uint8_t *msg, size_t len, uint32_t rows);
 
 ds_replay_t *ds_replay_new(const ds_replay_file_t *f, const ds_replay_opts_t *o, char *errstr, size_t sz) {
-        if (o->threads < 1 || o->repeat < 1 || o->cycle_ms < 1 || o->heading_digits < 2 || o->heading_digits > 8 ||
+        if (o->threads < 1 || o->repeat < 1 || o->warmup < 0 || o->cycle_ms < 1 || o->heading_digits < 2 || o->heading_digits > 8 ||
             (o->heading_digits & 1)) {
                 ds_err(errstr, sz, "invalid replay options");
                 return NULL;
@@ -539,10 +552,10 @@ ds_replay_t *ds_replay_new(const ds_replay_file_t *f, const ds_replay_opts_t *o,
                 rworker_t *w = r->w[owner[p]];
                 w->owned[w->nowned++] = p;
                 ds_part_cfg_t pc = o->part;
+                const uint64_t passes = (uint64_t)o->repeat + (uint64_t)o->warmup;
                 if (o->presize)
-                        pc.ledger_initial = (uint32_t)(per[p] * (uint64_t)o->repeat < UINT32_MAX / 4
-                                                           ? per[p] * (uint64_t)o->repeat
-                                                           : UINT32_MAX / 4);
+                        pc.ledger_initial = (uint32_t)(per[p] * passes < UINT32_MAX / 4 ? per[p] * passes
+                                                                                         : UINT32_MAX / 4);
                 if (!(r->parts[p] = ds_part_new(&pc, p, 0)))
                         oom = 1;
                 else if (o->sink == DS_REPLAY_SINK_PARTIAL)
@@ -575,7 +588,7 @@ ds_replay_t *ds_replay_new(const ds_replay_file_t *f, const ds_replay_opts_t *o,
                 goto fail;
         }
         r->offset_shift = f->max_offset + 1;
-        r->time_shift_ms = o->repeat > 1 ? event_span(r, r->w[0]) : 0;
+        r->time_shift_ms = o->repeat + o->warmup > 1 ? event_span(r, r->w[0]) : 0;
         return r;
 fail:
         ds_replay_destroy(r);
@@ -699,6 +712,23 @@ static inline void prepare(rworker_t *w, uint64_t i, uint64_t id_shift, int64_t 
         }
 }
 
+/* The end of the warm-up: notes the counters, says so, and serves flush
+ * requests until main starts the clock. */
+static void end_warmup(rworker_t *w) {
+        ds_replay_t *r = w->r;
+        w->w_bytes = w->bytes;
+        w->w_cl_bytes = w->cl_bytes;
+        w->w_cl_records = w->cl_records;
+        memcpy(w->w_dlq, w->dlq, sizeof(w->dlq));
+        memcpy(w->w_outcome, w->outcome, sizeof(w->outcome));
+        /* release: the flag only */
+        atomic_store_explicit(&w->warm, 1, memory_order_release);
+        while (!atomic_load_explicit(&r->go, memory_order_acquire)) {
+                poll_request(w);
+                pause_us(50);
+        }
+}
+
 static void *worker_main(void *arg) {
         rworker_t *w = arg;
         ds_thread_name("worker", w->id);
@@ -707,7 +737,12 @@ static void *worker_main(void *arg) {
         while (!atomic_load_explicit(&r->start, memory_order_acquire))
                 pause_us(50);
         w->now_ms = ds_now_ms();
-        for (int pass = 0; pass < r->o.repeat && !w->fatal && w->nmsgs; pass++) {
+        const int passes = r->o.warmup + r->o.repeat;
+        for (int pass = 0; pass < passes && !w->fatal; pass++) {
+                if (pass == r->o.warmup && pass > 0)
+                        end_warmup(w);
+                if (!w->nmsgs)
+                        continue;
                 const uint64_t id_shift = (uint64_t)pass * ID_PASS_STRIDE;
                 const int64_t t_shift = pass * r->time_shift_ms, o_shift = pass * r->offset_shift;
                 /* message i is applied while message i + 1 is already decoded (ds_step.h) */
@@ -743,6 +778,14 @@ static void *worker_main(void *arg) {
                         m = mn;
                 }
         }
+        /* what the measured passes did: the warm-up's counts come off */
+        w->bytes -= w->w_bytes;
+        w->cl_bytes -= w->w_cl_bytes;
+        w->cl_records -= w->w_cl_records;
+        for (int k = 0; k < DS_DLQ__CNT; k++)
+                w->dlq[k] -= w->w_dlq[k];
+        for (int k = 0; k < DS_EV__CNT; k++)
+                w->outcome[k] -= w->w_outcome[k];
         for (int k = 1; k < DS_DLQ__CNT; k++)
                 w->dead += w->dlq[k];
         for (int k = 0; k < DS_EV__CNT; k++)
@@ -775,6 +818,8 @@ static int emit_batch(void *ctx, int32_t pp, const uint8_t *msg, size_t len, uin
         r->partials++;
         r->partial_rows += rows;
         r->partial_bytes += len;
+        if (!r->o.check_partials)
+                return 0;
         ds_partial_rows_t it;
         ds_partial_t back;
         ds_dlq_reason_t why;
@@ -846,6 +891,28 @@ static int cycle(ds_replay_t *r, ds_outbox_t **obs) {
         return ds_publish_cycle(r->merge, obs, r->nw, !st.restoring, st.wm_min, &sink, &pres);
 }
 
+/* Cycles until every worker has replayed its warm-up passes (or stopped),
+ * then once more: the warm-up's rows go out before the clock starts. */
+static int warm_up(ds_replay_t *r, ds_outbox_t **obs) {
+        int64_t next = ds_mono_ms() + r->o.cycle_ms;
+        for (;;) {
+                int all = 1;
+                for (int i = 0; i < r->nw; i++)
+                        all &= atomic_load_explicit(&r->w[i]->warm, memory_order_acquire) |
+                               atomic_load_explicit(&r->w[i]->finished, memory_order_acquire);
+                int64_t now = ds_mono_ms();
+                if (all || now >= next) {
+                        if (cycle(r, obs))
+                                return -1;
+                        if (all)
+                                return 0;
+                        next = ds_cycle_next(now, ds_mono_ms(), r->o.cycle_ms);
+                        continue;
+                }
+                pause_us(1000);
+        }
+}
+
 static double thread_cpu_now(void) {
         struct timespec ts;
         clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
@@ -873,10 +940,18 @@ int ds_replay_run(ds_replay_t *r, ds_replay_result_t *res, char *errstr, size_t 
                         rc = ds_err(errstr, sz, "cannot start worker thread %d: %s", started, strerror(errno));
                         break;
                 }
+        if (!rc && r->o.warmup > 0) {
+                /* release: the flag only */
+                atomic_store_explicit(&r->start, 1, memory_order_release);
+                if (warm_up(r, obs))
+                        rc = ds_err(errstr, sz, "out of memory (or the sink failed) during the warm-up");
+                r->rows_out = r->partials = r->partial_rows = r->partial_bytes = 0;
+        }
         double cpu0 = cpu_now(), main0 = thread_cpu_now();
         int64_t t0 = ds_mono_ns();
-        /* release: the flag only */
+        /* release: the flags only */
         atomic_store_explicit(&r->start, 1, memory_order_release);
+        atomic_store_explicit(&r->go, 1, memory_order_release);
         if (!rc) {
                 int64_t next = ds_mono_ms() + r->o.cycle_ms;
                 for (;;) {
@@ -928,7 +1003,8 @@ int ds_replay_run(ds_replay_t *r, ds_replay_result_t *res, char *errstr, size_t 
         res->partials = r->partials;
         res->partial_rows = r->partial_rows;
         res->partial_bytes = r->partial_bytes;
-        if (r->gate_total)
+        res->partial_total_declarations = r->o.check_partials ? 0 : -1;
+        if (r->gate_total && r->o.check_partials)
                 for (size_t i = 0; i < (size_t)r->nparts * (size_t)r->ngates; i++)
                         res->partial_total_declarations += r->gate_total[i];
         for (int32_t p = 0; p < r->nparts; p++) {

@@ -115,11 +115,19 @@ typedef struct ds_replay_opts {
         const char *schema_dir; /* NULL: the built-in schemas/ directory */
         int threads;            /* worker threads, >= 1 */
         int repeat;             /* passes over the file, >= 1 */
+        int warmup;             /* passes replayed before those, with the clock stopped (>= 0): the state
+                                 * they leave - tables grown, memory the allocator already holds - is
+                                 * where the measured passes start; nothing they do is counted */
         int heading_digits;     /* 2, 4, 6, 8 */
         int64_t cycle_ms;       /* flush + merge + publish every cycle_ms (the pipeline's commit.interval.ms) */
         ds_replay_sink_t sink;
-        int presize;            /* size each partition's ledger for its messages before the clock starts:
-                                 * the steady state, where tables have reached their size */
+        int presize;            /* size each partition's ledger for its messages (of every pass, warmup
+                                 * included) and fault it in before the clock starts: the steady state,
+                                 * where tables have reached their size */
+        int check_partials;     /* SINK_PARTIAL: decode every batch back, fail on one the decoder refuses,
+                                 * and keep each partition's last GATE TOTAL share (the result's
+                                 * partial_total_declarations); the pipeline does not, so it is off
+                                 * where the processing role's cost is measured */
         ds_part_cfg_t part;     /* retentions etc. (ds_part_cfg_default) */
 } ds_replay_opts_t;
 
@@ -153,7 +161,7 @@ typedef struct ds_replay_result {
         uint64_t partials;
         uint64_t partial_rows;
         uint64_t partial_bytes;
-        int64_t partial_total_declarations;
+        int64_t partial_total_declarations; /* -1 unless check_partials */
         /* DS_REPLAY_SINK_PARTIAL: changelog records (deltas, snapshots) the workers wrote, as the
          * processing role's do each cycle, and dropped */
         uint64_t changelog_records;
