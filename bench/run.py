@@ -640,16 +640,6 @@ def targets_table(R):
     sc = rp.get("scaling_2t")
     rows.append(("Replay, 2 threads / 1 thread", "≥ 1.7×", "%.2f×" % sc if sc else "—",
                  verdict(sc >= TARGETS["replay_scaling"] if sc else None)))
-    # the same two targets in the steady state (a warm-up pass first, every
-    # ledger at its size): both verdicts are shown, neither replaces the other
-    rs = R.get("replay_steady", {})
-    s1, ss = rs.get("t1", {}).get("declarations_per_s"), rs.get("scaling_2t")
-    if s1:
-        rows.append(("Replay, 1 thread, steady state (after a warm-up pass, presized)", "≥ 4,000,000 decl/s per core",
-                     fmt(s1, " decl/s"), verdict(s1 >= TARGETS["replay_1t"])))
-    if ss:
-        rows.append(("Replay, 2 threads / 1 thread, steady state", "≥ 1.7×", "%.2f×" % ss,
-                     verdict(ss >= TARGETS["replay_scaling"])))
     ck = R.get("ratios", {}).get("declstream_vs_kcat")
     rows.append(("Catch-up / kcat raw read (same topic, same run)", "≥ 1.0", "%.2f" % ck if ck else "—",
                  verdict(ck >= TARGETS["catchup_vs_kcat"] if ck else None)))

@@ -46,8 +46,8 @@ static void usage(FILE *out) {
                 "                          topic); not with --output or --table\n"
                 "  --check-partials        with --role process: decode every partial batch back, stop if one\n"
                 "                          does not decode, and report the partitions' last GATE TOTAL shares\n"
-                "                          summed (a check of the encoding; main's work grows by half, so\n"
-                "                          leave it off when measuring)\n"
+                "                          summed - every pass's, the warm-up's too (a check of the encoding;\n"
+                "                          main's work grows by half, so leave it off when measuring)\n"
                 "  --heading-digits N      HS digits of a heading: 2, 4, 6 or 8 (default 4)\n"
                 "  --ledger-retention-ms MS  forget a declaration this long after its latest version\n"
                 "                          (default 3024000000: 35 days)\n"
@@ -177,6 +177,10 @@ int ds_cmd_replay(int argc, char **argv) {
         if (retention > 0)
                 o.part.ledger_retention_ms = retention;
         int processing = !strcmp(role, "process");
+        if (!processing && o.check_partials) {
+                fprintf(stderr, "declstream replay: --check-partials checks the partial rows of --role process\n");
+                return 2;
+        }
         if (processing && (output || table)) {
                 fprintf(stderr, "declstream replay: --role process merges nothing, so it has no totals for %s\n",
                         output ? "--output" : "--table");
@@ -206,16 +210,19 @@ int ds_cmd_replay(int argc, char **argv) {
         double ns = res.declarations ? res.seconds * 1e9 / (double)res.declarations : 0;
         double cpu_ns = res.declarations ? res.cpu_seconds * 1e9 / (double)res.declarations : 0;
         if (!quiet) {
+                char warm[48] = "";
+                if (warmup)
+                        snprintf(warm, sizeof(warm), " (after %d of warm-up)", (int)warmup);
                 fprintf(stderr,
                         "replay: %" PRIu64 " messages (%" PRIu64 " declarations, %" PRIu64
-                        " dead-lettered) from %d partitions, %d pass%s (after %d of warm-up), %d thread%s\n"
+                        " dead-lettered) from %d partitions, %d pass%s%s, %d thread%s\n"
                         "replay: %.3f s: %.0f declarations/s, %.0f ns per declaration (wall), %.0f ns of CPU; "
                         "cpu %.3f s (main thread %.3f s); %" PRIu64 " cycles, %" PRIu64 " rows published\n"
                         "replay: state at the end: %.1f MiB, %" PRIu64 " ledger entries, %" PRIu64 " rows\n",
                         res.messages, res.declarations, res.dead_lettered, res.partitions, (int)repeat,
-                        repeat == 1 ? "" : "es", (int)warmup, res.threads, res.threads == 1 ? "" : "s", res.seconds, rate, ns,
-                        cpu_ns, res.cpu_seconds, res.main_cpu_seconds, res.cycles, res.rows_out, (double)res.state_bytes / 1048576.0,
-                        res.ledger_entries, res.rows);
+                        repeat == 1 ? "" : "es", warm, res.threads, res.threads == 1 ? "" : "s", res.seconds, rate, ns,
+                        cpu_ns, res.cpu_seconds, res.main_cpu_seconds, res.cycles, res.rows_out,
+                        (double)res.state_bytes / 1048576.0, res.ledger_entries, res.rows);
                 if (processing) {
                         char checked[96] = "";
                         if (res.partial_total_declarations >= 0)
@@ -267,14 +274,16 @@ int ds_cmd_replay(int argc, char **argv) {
                 printf("{\"declarations\":%" PRIu64 ",\"messages\":%" PRIu64 ",\"dead_lettered\":%" PRIu64
                        ",\"threads\":%d,\"seconds\":%.6f,\"declarations_per_s\":%.0f,\"ns_per_declaration\":%.1f"
                        ",\"cpu_seconds\":%.6f,\"cpu_ns_per_declaration\":%.1f,\"main_cpu_seconds\":%.6f"
-                       ",\"worker_cpu_ns_per_declaration\":%.1f,\"repeat\":%d,\"warmup\":%d,\"presize\":%s,\"partitions\":%d"
+                       ",\"worker_cpu_ns_per_declaration\":%.1f,\"repeat\":%d,\"warmup\":%d,\"presize\":%s,"
+                       "\"partitions\":%d"
                        ",\"bytes\":%" PRIu64 ",\"cycles\":%" PRIu64 ",\"rows_published\":%" PRIu64
-                       ",\"state_bytes\":%zu,\"ledger_bytes\":%zu,\"ledger_entries\":%" PRIu64 ",\"rows\":%" PRIu64 ",\"dead_letter_reasons\":{",
+                       ",\"state_bytes\":%zu,\"ledger_bytes\":%zu,\"ledger_entries\":%" PRIu64 ",\"rows\":%" PRIu64
+                       ",\"dead_letter_reasons\":{",
                        res.declarations, res.messages, res.dead_lettered, res.threads, res.seconds, rate, ns,
                        res.cpu_seconds, cpu_ns, res.main_cpu_seconds,
                        res.declarations ? (res.cpu_seconds - res.main_cpu_seconds) * 1e9 / (double)res.declarations : 0,
-                       (int)repeat, (int)warmup, o.presize ? "true" : "false", res.partitions, res.bytes, res.cycles, res.rows_out,
-                       res.state_bytes, res.ledger_bytes, res.ledger_entries, res.rows);
+                       (int)repeat, (int)warmup, o.presize ? "true" : "false", res.partitions, res.bytes, res.cycles,
+                       res.rows_out, res.state_bytes, res.ledger_bytes, res.ledger_entries, res.rows);
                 int first = 1;
                 for (int k = 1; k < DS_DLQ__CNT; k++)
                         if (res.dlq[k]) {

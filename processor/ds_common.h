@@ -101,8 +101,9 @@ static inline void *ds_calloc_lines(size_t size) {
         return p;
 }
 
-/* Makes the kernel back [p, p + n) now, by writing once to each page: what
- * is written is 0, which the memory already holds (pass zeroed memory).
+/* Makes the kernel back [p, p + n) now, by writing once to each 4 KiB (so
+ * to every page, whatever the page size): what is written is 0, so the
+ * memory must already be zeroed (calloc's).
  * memset(p, 0, n) after malloc() does not do this: the compiler turns
  * malloc + memset(0) into calloc(), and jemalloc's calloc() of fresh pages
  * writes nothing, so they would be faulted in later, one by one, wherever

@@ -456,8 +456,8 @@ static int64_t event_span(ds_replay_t *r, rworker_t *scratch) {
 static int emit_batch(void *ctx, int32_t pp, const uint8_t *msg, size_t len, uint32_t rows);
 
 ds_replay_t *ds_replay_new(const ds_replay_file_t *f, const ds_replay_opts_t *o, char *errstr, size_t sz) {
-        if (o->threads < 1 || o->repeat < 1 || o->warmup < 0 || o->cycle_ms < 1 || o->heading_digits < 2 || o->heading_digits > 8 ||
-            (o->heading_digits & 1)) {
+        if (o->threads < 1 || o->repeat < 1 || o->warmup < 0 || o->cycle_ms < 1 || o->heading_digits < 2 ||
+            o->heading_digits > 8 || (o->heading_digits & 1)) {
                 ds_err(errstr, sz, "invalid replay options");
                 return NULL;
         }
@@ -554,8 +554,8 @@ ds_replay_t *ds_replay_new(const ds_replay_file_t *f, const ds_replay_opts_t *o,
                 ds_part_cfg_t pc = o->part;
                 const uint64_t passes = (uint64_t)o->repeat + (uint64_t)o->warmup;
                 if (o->presize)
-                        pc.ledger_initial = (uint32_t)(per[p] * passes < UINT32_MAX / 4 ? per[p] * passes
-                                                                                         : UINT32_MAX / 4);
+                        pc.ledger_initial =
+                                (uint32_t)(per[p] * passes < UINT32_MAX / 4 ? per[p] * passes : UINT32_MAX / 4);
                 if (!(r->parts[p] = ds_part_new(&pc, p, 0)))
                         oom = 1;
                 else if (o->sink == DS_REPLAY_SINK_PARTIAL)
@@ -712,21 +712,22 @@ static inline void prepare(rworker_t *w, uint64_t i, uint64_t id_shift, int64_t 
         }
 }
 
-/* The end of the warm-up: notes the counters, says so, and serves flush
- * requests until main starts the clock. */
+/* The end of the warm-up: says so, serves flush requests until main starts
+ * the clock (the last of them writes the warm-up's changelog), then notes
+ * the counters, whose growth from here on is the measured passes'. */
 static void end_warmup(rworker_t *w) {
         ds_replay_t *r = w->r;
-        w->w_bytes = w->bytes;
-        w->w_cl_bytes = w->cl_bytes;
-        w->w_cl_records = w->cl_records;
-        memcpy(w->w_dlq, w->dlq, sizeof(w->dlq));
-        memcpy(w->w_outcome, w->outcome, sizeof(w->outcome));
         /* release: the flag only */
         atomic_store_explicit(&w->warm, 1, memory_order_release);
         while (!atomic_load_explicit(&r->go, memory_order_acquire)) {
                 poll_request(w);
                 pause_us(50);
         }
+        w->w_bytes = w->bytes;
+        w->w_cl_bytes = w->cl_bytes;
+        w->w_cl_records = w->cl_records;
+        memcpy(w->w_dlq, w->dlq, sizeof(w->dlq));
+        memcpy(w->w_outcome, w->outcome, sizeof(w->outcome));
 }
 
 static void *worker_main(void *arg) {
@@ -741,10 +742,24 @@ static void *worker_main(void *arg) {
         for (int pass = 0; pass < passes && !w->fatal; pass++) {
                 if (pass == r->o.warmup && pass > 0)
                         end_warmup(w);
+                /* main failed (or the warm-up did): the passes left are not wanted */
+                if (atomic_load_explicit(&r->stop, memory_order_acquire))
+                        break;
                 if (!w->nmsgs)
                         continue;
                 const uint64_t id_shift = (uint64_t)pass * ID_PASS_STRIDE;
                 const int64_t t_shift = pass * r->time_shift_ms, o_shift = pass * r->offset_shift;
+                if (pass > 0) {
+                        /* The clock jumps by the shift between passes; that is
+                         * not idle time. Were it counted, a flush asked for
+                         * before the pass's first message would report these
+                         * partitions idle, the merge would close windows by
+                         * the other partitions' watermarks alone, and refuse
+                         * these partitions' shares of them as late. */
+                        w->now_ms = ds_now_ms() + t_shift;
+                        for (int k = 0; k < w->nowned; k++)
+                                r->parts[w->owned[k]]->active_ms = w->now_ms;
+                }
                 /* message i is applied while message i + 1 is already decoded (ds_step.h) */
                 ds_step_ahead_t *cur = &w->ahead[0], *next = &w->ahead[1];
                 ds_replay_msg_t m, mn = {0};

@@ -126,8 +126,9 @@ typedef struct ds_replay_opts {
                                  * where tables have reached their size */
         int check_partials;     /* SINK_PARTIAL: decode every batch back, fail on one the decoder refuses,
                                  * and keep each partition's last GATE TOTAL share (the result's
-                                 * partial_total_declarations); the pipeline does not, so it is off
-                                 * where the processing role's cost is measured */
+                                 * partial_total_declarations: the state's, so the warm-up's passes
+                                 * are in it); the pipeline does not, so it is off where the
+                                 * processing role's cost is measured */
         ds_part_cfg_t part;     /* retentions etc. (ds_part_cfg_default) */
 } ds_replay_opts_t;
 

@@ -285,8 +285,8 @@ Test(replay, processing_role_encodes_partial_rows_that_sum_to_the_truth) {
         char file[512], truth[512], js[512];
         path(js, sizeof(js), "p.json");
         gen_file("p", 20000, 0.02, file, truth);
-        char *proc[] = {"--file", file,    "--json",     "-q", "--threads", "2", "--role", "process", "--cycle-ms",
-                        "20",  "--check-partials", NULL};
+        char *proc[] = {"--file", file,      "--json",     "-q", "--threads",        "2",
+                        "--role", "process", "--cycle-ms", "20", "--check-partials", NULL};
         cr_assert_eq(replay(proc, js, NULL), 0);
         json_t *p = json_load_file(js, 0, NULL);
         char *all[] = {"--file", file, "--json", "-q", NULL};
@@ -348,11 +348,29 @@ Test(replay, repeat_does_the_full_work_again) {
         json_decref(b);
 }
 
+/* The lines of a totals file, but rows whose every measure is 0: such a row
+ * was published between an addition and its retraction (an amendment moving
+ * a line), which depends on when the cycles fell, and says nothing. */
+static char *nonzero_lines(const char *file) {
+        char *all = ds_slurp(file, NULL);
+        cr_assert_not_null(all);
+        char *out = calloc(strlen(all) + 1, 1), *o = out;
+        cr_assert_not_null(out);
+        for (char *line = strtok(all, "\n"); line; line = strtok(NULL, "\n"))
+                if (!strstr(line, "\"declarations\":0,\"items\":0,\"customs_value_usd_cents\":0,\"gross_weight_g\":0,"))
+                        o += sprintf(o, "%s\n", line);
+        free(all);
+        return out;
+}
+
 /* --warmup W: the first W passes run before the clock starts and count
  * nothing, but they are history all the same: the measured passes continue
  * it. So --warmup 1 (on two threads, which meet at the end of the warm-up)
  * counts one pass's work and ends with the state, the totals and the
- * partial rows' shares of --repeat 2. */
+ * partial rows' shares of --repeat 2. With 1 ms cycles, flushes fall in the
+ * warm-up's wait and at the pass's first message: the clock's jump between
+ * passes once made partitions look idle there, and the merge closed their
+ * windows early (rows missing from the totals in 3 runs of 6). */
 Test(replay, warmup_passes_are_history_but_are_not_counted) {
         char file[512], truth[512], js[512], out1[512], out2[512];
         path(js, sizeof(js), "w.json");
@@ -361,7 +379,8 @@ Test(replay, warmup_passes_are_history_but_are_not_counted) {
         gen_file("w", 3000, 0.02, file, truth);
         char *one[] = {"--file", file, "--json", "-q", NULL};
         char *two[] = {"--file", file, "--json", "-q", "--repeat", "2", "--output", out2, NULL};
-        char *warm[] = {"--file", file, "--json", "-q", "--warmup", "1", "--threads", "2", "--output", out1, NULL};
+        char *warm[] = {"--file", file,         "--json", "-q",       "--warmup", "1", "--threads",
+                        "2",      "--cycle-ms", "1",      "--output", out1,       NULL};
         json_t *a, *b, *c;
         cr_assert_eq(replay(one, js, NULL), 0);
         cr_assert_not_null(a = json_load_file(js, 0, NULL));
@@ -381,16 +400,15 @@ Test(replay, warmup_passes_are_history_but_are_not_counted) {
                      json_integer_value(json_object_get(b, "ledger_entries")), "the warm-up's declarations are gone");
         cr_expect_eq(json_integer_value(json_object_get(b, "ledger_entries")),
                      2 * json_integer_value(json_object_get(a, "ledger_entries")));
-        char *t1 = ds_slurp(out1, NULL), *t2 = ds_slurp(out2, NULL);
-        cr_assert(t1 && t2);
+        char *t1 = nonzero_lines(out1), *t2 = nonzero_lines(out2);
         cr_expect(strlen(t1) > 1000 && !strcmp(t1, t2), "the totals after a warm-up pass and one pass are not those "
-                                                         "of two passes");
+                                                        "of two passes");
         free(t1);
         free(t2);
         /* the processing role: the same shares in the end, only the measured pass's rows counted;
          * without --check-partials the batches are not decoded back, so there is no sum */
-        char *pw[] = {"--file", file, "--json", "-q", "--role", "process", "--check-partials", "--warmup", "1",
-                      "--threads", "2", NULL};
+        char *pw[] = {"--file",   file, "--json",    "-q", "--role",     "process", "--check-partials",
+                      "--warmup", "1",  "--threads", "2",  "--cycle-ms", "1",       NULL};
         char *p2[] = {"--file", file, "--json", "-q", "--role", "process", "--check-partials", "--repeat", "2", NULL};
         char *p1[] = {"--file", file, "--json", "-q", "--role", "process", NULL};
         json_t *d, *e, *f;
@@ -488,6 +506,8 @@ Test(replay, bad_flags_give_an_error_naming_the_flag) {
         expect_usage_error(a9, "--role process", "--table");
         char *a10[] = {"--file", "x", "--warmup", "-1", NULL};
         expect_usage_error(a10, "--warmup", "between");
+        char *a11[] = {"--file", "x", "--check-partials", NULL};
+        expect_usage_error(a11, "--check-partials", "--role process");
 }
 
 /* gen's counts take k and m (2k = 2000); nothing else does ("--duration 10m"
