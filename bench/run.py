@@ -51,12 +51,12 @@ TARGETS = {
 PROFILES = {
     "quick": dict(replay_n=100_000, replay_repeat=1, replay_runs=1,
                   catch_n=100_000, catch_p=48, catch_pairs=1, python_n=10_000,
-                  rates=[10_000], lat_warmup=1, lat_duration=4,
+                  rates=[10_000], lat_warmup=1, lat_duration=4, lat_runs=1,
                   scaling=False, scale_n=0, micro_iterations=None, callgrind=False,
                   memory_entries=1_000_000),
     "full": dict(replay_n=500_000, replay_repeat=3, replay_runs=5,
                  catch_n=1_000_000, catch_p=192, catch_pairs=3, python_n=100_000,
-                 rates=[10_000, 100_000, 500_000], lat_warmup=3, lat_duration=15,
+                 rates=[10_000, 100_000, 500_000], lat_warmup=3, lat_duration=15, lat_runs=3,
                  scaling=True, scale_n=200_000, micro_iterations=None, callgrind=True,
                  memory_entries=10_000_000),
 }
@@ -962,6 +962,15 @@ def write_results_md(R, json_rel, png_rel):
     A(md_table(["rate target /s", "achieved /s", "partitions", "measured", "unseen", "p50 ms", "p99 ms",
                 "p99.9 ms", "p99 / (2 × commit)", "p50 2nd half − 1st half, ms", "sustained", "load avg"], lrows))
     A("")
+    for rate, l in sorted(R.get("latency", {}).items(), key=lambda x: int(x[0])):
+        if len(l.get("p99_runs_ms") or []) > 1:
+            A("At %s/s the row is the run with the median p99 of %d, each on a fresh broker and processor "
+              "(p99 of each: %s ms; sustained in %d of them): a single run's p99 moved by a third between "
+              "runs of the same code here." % (
+                  fmt(int(rate)), len(l["p99_runs_ms"]),
+                  ", ".join(fmt(x) if x is not None else "failed" for x in l["p99_runs_ms"]),
+                  sum(1 for k in l.get("kept_up_runs", []) if k)))
+            A("")
     sc = R.get("scaling", {})
     A("## Scaling" + (" (end-to-end catch-up, %s declarations each)" % fmt(R["config"]["scale_n"])
                       if R["config"].get("scale_n") else ""))
@@ -1255,13 +1264,30 @@ def main():
             parts = 48 if rate <= 100_000 else 192
             log("latency: %d/s for %d s (+%d s warm-up), %d partitions" % (
                 rate, cfg["lat_duration"], cfg["lat_warmup"], parts))
-            try:
-                R["latency"][str(rate)] = latency_bench(work, rate, parts, cfg["lat_warmup"], cfg["lat_duration"],
-                                                        a.commit_interval_ms)
-            except Exception as ex:
-                R["latency"][str(rate)] = dict(error="%s: %s" % (type(ex).__name__, ex))
-            finally:
-                Proc.stop_all()
+            # The target's rate is measured several times, each on a fresh
+            # broker and processor, and the run with the median p99 is
+            # reported (all p99s beside it): one run's p99 moved by a third
+            # between full runs of the same code here (1,543, 1,699 and
+            # 2,240 ms; 1,619-1,838 ms by hand), as the catch-up's ratio did
+            # before it was measured in pairs.
+            runs = cfg.get("lat_runs", 1) if rate == 100_000 else 1
+            got = []
+            for i in range(runs):
+                if runs > 1:
+                    log("latency: %d/s, run %d/%d" % (rate, i + 1, runs))
+                try:
+                    got.append(latency_bench(work, rate, parts, cfg["lat_warmup"], cfg["lat_duration"],
+                                             a.commit_interval_ms))
+                except Exception as ex:
+                    got.append(dict(error="%s: %s" % (type(ex).__name__, ex)))
+                finally:
+                    Proc.stop_all()
+            ok = sorted((g for g in got if g.get("p99_ms") is not None and "error" not in g),
+                        key=lambda g: g["p99_ms"])
+            R["latency"][str(rate)] = ok[len(ok) // 2] if ok else got[0]
+            if runs > 1:
+                R["latency"][str(rate)]["p99_runs_ms"] = [g.get("p99_ms") for g in got]
+                R["latency"][str(rate)]["kept_up_runs"] = [bool(g.get("kept_up")) for g in got]
             if not R["latency"][str(rate)].get("kept_up"):
                 short = rate
 
