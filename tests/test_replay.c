@@ -348,6 +348,15 @@ Test(replay, repeat_does_the_full_work_again) {
         json_decref(b);
 }
 
+/* Runs a replay that must succeed and returns its --json object (js: where
+ * it is written). */
+static json_t *replay_json(char *const *args, const char *js) {
+        cr_assert_eq(replay(args, js, NULL), 0);
+        json_t *o = json_load_file(js, 0, NULL);
+        cr_assert_not_null(o, "no JSON object from the replay");
+        return o;
+}
+
 /* The lines of a totals file, but rows whose every measure is 0: such a row
  * was published between an addition and its retraction (an amendment moving
  * a line), which depends on when the cycles fell, and says nothing. */
@@ -381,13 +390,7 @@ Test(replay, warmup_passes_are_history_but_are_not_counted) {
         char *two[] = {"--file", file, "--json", "-q", "--repeat", "2", "--output", out2, NULL};
         char *warm[] = {"--file", file,         "--json", "-q",       "--warmup", "1", "--threads",
                         "2",      "--cycle-ms", "1",      "--output", out1,       NULL};
-        json_t *a, *b, *c;
-        cr_assert_eq(replay(one, js, NULL), 0);
-        cr_assert_not_null(a = json_load_file(js, 0, NULL));
-        cr_assert_eq(replay(two, js, NULL), 0);
-        cr_assert_not_null(b = json_load_file(js, 0, NULL));
-        cr_assert_eq(replay(warm, js, NULL), 0);
-        cr_assert_not_null(c = json_load_file(js, 0, NULL));
+        json_t *a = replay_json(one, js), *b = replay_json(two, js), *c = replay_json(warm, js);
         cr_expect_eq(json_integer_value(json_object_get(c, "warmup")), 1);
         cr_expect_gt(json_integer_value(json_object_get(a, "dead_lettered")), 0);
         static const char *counted[] = {"declarations", "messages", "dead_lettered", "bytes"};
@@ -411,13 +414,7 @@ Test(replay, warmup_passes_are_history_but_are_not_counted) {
                       "--warmup", "1",  "--threads", "2",  "--cycle-ms", "1",       NULL};
         char *p2[] = {"--file", file, "--json", "-q", "--role", "process", "--check-partials", "--repeat", "2", NULL};
         char *p1[] = {"--file", file, "--json", "-q", "--role", "process", NULL};
-        json_t *d, *e, *f;
-        cr_assert_eq(replay(pw, js, NULL), 0);
-        cr_assert_not_null(d = json_load_file(js, 0, NULL));
-        cr_assert_eq(replay(p2, js, NULL), 0);
-        cr_assert_not_null(e = json_load_file(js, 0, NULL));
-        cr_assert_eq(replay(p1, js, NULL), 0);
-        cr_assert_not_null(f = json_load_file(js, 0, NULL));
+        json_t *d = replay_json(pw, js), *e = replay_json(p2, js), *f = replay_json(p1, js);
         json_int_t want = json_integer_value(json_object_get(e, "partial_total_declarations"));
         cr_expect_gt(want, 5000);
         cr_expect_eq(json_integer_value(json_object_get(d, "partial_total_declarations")), want);
