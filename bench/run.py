@@ -420,11 +420,11 @@ def wait_ready(proc, timeout=90):
     return False
 
 
-def latency_bench(work, rate, partitions, warmup, duration, commit_ms):
-    b = Broker(work, partitions, "lat%d" % rate)
+def latency_bench(work, rate, partitions, warmup, duration, commit_ms, tag=""):
+    b = Broker(work, partitions, "lat%d%s" % (rate, tag))
     try:
-        proc = Proc(run_args(b.bootstrap, "bench-lat-%d" % rate, ["--commit.interval.ms", str(commit_ms)]),
-                    os.path.join(work, "run-lat%d.log" % rate))
+        proc = Proc(run_args(b.bootstrap, "bench-lat-%d%s" % (rate, tag), ["--commit.interval.ms", str(commit_ms)]),
+                    os.path.join(work, "run-lat%d%s.log" % (rate, tag)))
         if not wait_ready(proc):
             proc.stop()
             return dict(error="processor not ready in 90 s: see " + proc.log_path)
@@ -965,8 +965,8 @@ def write_results_md(R, json_rel, png_rel):
     for rate, l in sorted(R.get("latency", {}).items(), key=lambda x: int(x[0])):
         if len(l.get("p99_runs_ms") or []) > 1:
             A("At %s/s the row is the run with the median p99 of %d, each on a fresh broker and processor "
-              "(p99 of each: %s ms; sustained in %d of them): a single run's p99 moved by a third between "
-              "runs of the same code here." % (
+              "(p99 of each: %s ms; sustained in %d of them). The harness measures this rate several times "
+              "because one run's p99 moved by a third between runs of the same code (bench/README.md)." % (
                   fmt(int(rate)), len(l["p99_runs_ms"]),
                   ", ".join(fmt(x) if x is not None else "failed" for x in l["p99_runs_ms"]),
                   sum(1 for k in l.get("kept_up_runs", []) if k)))
@@ -1166,7 +1166,7 @@ def main():
             # already faulted in and recycled as windows close) and every
             # ledger at its size (--presize, as after ledger.retention.ms), so
             # the measured passes pay no cold start's fresh pages - which two
-            # threads fault in at once, at up to ~1.9 s per GB on this VM
+            # threads fault in at once, at ~1.75 s of CPU per GB on this VM
             # (bench/HOTPATH.md, eighth, ninth and fourteenth rounds).
             log("replay: steady state (--warmup 1 --presize), role process")
             la = loadavg()
@@ -1277,15 +1277,16 @@ def main():
                     log("latency: %d/s, run %d/%d" % (rate, i + 1, runs))
                 try:
                     got.append(latency_bench(work, rate, parts, cfg["lat_warmup"], cfg["lat_duration"],
-                                             a.commit_interval_ms))
+                                             a.commit_interval_ms, tag="-%d" % (i + 1) if runs > 1 else ""))
                 except Exception as ex:
                     got.append(dict(error="%s: %s" % (type(ex).__name__, ex)))
                 finally:
                     Proc.stop_all()
             ok = sorted((g for g in got if g.get("p99_ms") is not None and "error" not in g),
                         key=lambda g: g["p99_ms"])
+            # the median run (of an even number of good runs, the higher)
             R["latency"][str(rate)] = ok[len(ok) // 2] if ok else got[0]
-            if runs > 1:
+            if runs > 1 and ok:
                 R["latency"][str(rate)]["p99_runs_ms"] = [g.get("p99_ms") for g in got]
                 R["latency"][str(rate)]["kept_up_runs"] = [bool(g.get("kept_up")) for g in got]
             if not R["latency"][str(rate)].get("kept_up"):

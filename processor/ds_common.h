@@ -101,9 +101,10 @@ static inline void *ds_calloc_lines(size_t size) {
         return p;
 }
 
-/* Makes the kernel back [p, p + n) now, by writing once to each 4 KiB (so
- * to every page, whatever the page size): what is written is 0, so the
- * memory must already be zeroed (calloc's).
+/* Makes the kernel back [p, p + n) now, by writing once to each 4 KiB and
+ * to the last byte (so to every page, whatever the page size and p's
+ * alignment): what is written is 0, so the memory must already be zeroed
+ * (calloc's).
  * memset(p, 0, n) after malloc() does not do this: the compiler turns
  * malloc + memset(0) into calloc(), and jemalloc's calloc() of fresh pages
  * writes nothing, so they would be faulted in later, one by one, wherever
@@ -112,6 +113,8 @@ static inline void ds_prefault(void *p, size_t n) {
         volatile unsigned char *c = p;
         for (size_t i = 0; i < n; i += 4096)
                 c[i] = 0;
+        if (n)
+                c[n - 1] = 0;
 }
 
 /* Smallest power of two >= v (v >= 1, v <= 2^31). */

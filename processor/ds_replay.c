@@ -25,12 +25,14 @@
  * pipeline's (ds_step.h, ds_part_apply) minus the dead-letter produce.
  *
  * Warm-up (--warmup W): the first W passes run before the clock starts.
- * Each worker, at the end of its last warm-up pass, notes its counters and
- * raises `warm`, then serves flush requests until main raises `go`; main
- * keeps cycling until every worker is warm, runs one more cycle (so the
- * warm-up's rows are published before the clock), then starts the clock and
- * raises `go`. warm and go are flags with release stores and acquire loads,
- * publishing nothing else (the noted counters are read after pthread_join).
+ * Each worker, at the end of its last warm-up pass, raises `warm` and serves
+ * flush requests until main raises `go`; main keeps cycling until every
+ * worker is warm, runs one more cycle (so the warm-up's rows, and its
+ * changelog, are out before the clock), then starts the clock and raises
+ * `go`; each worker then notes its counters, whose growth from there on is
+ * the measured passes'. warm and go are flags with release stores and
+ * acquire loads, publishing nothing else (the noted counters are the
+ * worker's own, read by main after pthread_join).
  *
  * Passes (--repeat K): pass k replays the file as the next stretch of
  * history - declaration ids + k * 10^12 (ids have 12 digits, so they never
@@ -742,8 +744,8 @@ static void *worker_main(void *arg) {
         for (int pass = 0; pass < passes && !w->fatal; pass++) {
                 if (pass == r->o.warmup && pass > 0)
                         end_warmup(w);
-                /* main failed (or the warm-up did): the passes left are not wanted */
-                if (atomic_load_explicit(&r->stop, memory_order_acquire))
+                /* a flush failed while it waited, or main did: the passes left are not wanted */
+                if (w->fatal || atomic_load_explicit(&r->stop, memory_order_acquire))
                         break;
                 if (!w->nmsgs)
                         continue;
