@@ -613,6 +613,50 @@ def machine():
                 librdkafka=rk, git_commit=commit, git_dirty=dirty, hostname=platform.node())
 
 
+def machine_probe(max_mb):
+    """bench_machine: the core's clock (a chain of dependent adds) and the
+    cost of a random load by footprint, one dependent chain and 16 at once,
+    so that the hot path's figures can be read in cycles and cache lines."""
+    exe = os.path.join(BENCHBIN, "bench_machine")
+    if not os.access(exe, os.X_OK):
+        return dict(skipped="not built (bench/machine.c absent)")
+    argv = [exe, "--json", "--max-mb", str(max_mb)]
+    r = sh(argv)
+    if r.returncode:
+        return dict(error="bench_machine failed: " + (r.stderr or r.stdout).strip()[-300:])
+    try:
+        j = json.loads(r.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return dict(error="bench_machine output is not JSON", output=r.stdout[-500:])
+    j["command"] = "build/bench/bench_machine " + " ".join(argv[1:])
+    return j
+
+
+def ipc_by_phase(j, ph, ghz):
+    """', decode alone 3.70 a cycle, apply 1.10': where the stalls are."""
+    out, ipc = [], {}
+    for key, label in (("decode", "decode alone"), ("validate", "validate"), ("apply", "apply")):
+        ns, ins = j.get(key + "_ns"), ph.get(key, {}).get("instructions_per_message")
+        if ns and ns > 0 and ins:
+            ipc[key] = ins / (ns * ghz)
+            out.append("%s %.2f" % (label, ipc[key]))
+    if not out:
+        return ""
+    stalls = ""
+    if len(ipc) == 3 and ipc["apply"] * 2 < min(ipc["decode"], ipc["validate"]):
+        stalls = " — the stalls are apply's: its ~21.5 rows, ledger slot and sketches are loads from tables " \
+                 "far larger than the caches (the random loads above)"
+    return ": " + ", ".join(out) + " a cycle (callgrind's instructions over the wall time's cycles: " \
+           "approximate, as the two corpora differ in size)" + stalls
+
+
+def probe_cells(pr, sizes=(4, 16, 64, 256)):
+    """'4 MiB 17 / 1.4 · 16 MiB ...': one chain's ns per load / 16 chains'."""
+    by = {x["mb"]: x for x in pr.get("memory", [])}
+    return " · ".join("%d MiB %.0f / %.1f" % (mb, by[mb]["chain_ns"], by[mb]["chains_ns"]) for mb in sizes
+                      if mb in by)
+
+
 # ---------------------------------------------------------------------------
 # reporting
 
@@ -807,6 +851,13 @@ def write_results_md(R, json_rel, png_rel):
     A("| memory | %s MiB |" % fmt(m["memory_mb"]))
     A("| OS, kernel | %s, %s |" % (m["os"], m["kernel"]))
     A("| librdkafka | %s |" % m["librdkafka"])
+    pr = m.get("probe", {})
+    if pr.get("clock_ghz"):
+        A("| core clock (dependent adds, `bench_machine`) | %.2f GHz |" % pr["clock_ghz"])
+        A("| random loads, ns each: one dependent chain / %d chains at once | %s |" % (
+            pr.get("chains", 16), probe_cells(pr)))
+    elif pr:
+        A("| `bench_machine` | %s |" % pr.get("skipped", pr.get("error", "—")))
     A("| git commit | `%s`%s |" % (m["git_commit"][:12], " + uncommitted changes" if m["git_dirty"] else ""))
     A("| profile | %s (run took %.0f s) |" % (R["profile"], R.get("elapsed_s", 0)))
     A("| load average (1/5/15 min) | start %s, end %s |" % (
@@ -1010,14 +1061,33 @@ def write_results_md(R, json_rel, png_rel):
                   cg["command"], fmt(cg.get("count"))) if cg.get("phases") else ""))
         A("")
         ph = cg.get("phases", {})
+        ghz = R["machine"].get("probe", {}).get("clock_ghz")
         rows = []
         for key, label in [("decode", "decode (schema-specialised codec)"), ("decode_avro_c", "decode (Avro C generic)"),
                            ("validate", "validate"), ("decode_validate", "decode + validate"),
                            ("apply", "apply (ledger + aggregates)"), ("total", "decode + validate + aggregate (total)")]:
             ns = j.get(key + "_ns")
-            rows.append((label, fmt(ns) if ns is not None and ns >= 0 else "—",
-                         fmt(ph.get(key, {}).get("instructions_per_message"))))
-        A(md_table(["phase", "ns per message", "instructions per message"], rows))
+            ns = ns if ns is not None and ns >= 0 else None
+            rows.append((label, fmt(ns) if ns is not None else "—",
+                         fmt(ph.get(key, {}).get("instructions_per_message")),
+                         fmt(ns * ghz) if ns is not None and ghz else "—"))
+        if not ghz:
+            rows = [r[:3] for r in rows]
+        A(md_table(["phase", "ns per message", "instructions per message"] +
+                   (["cycles per message (at %.2f GHz)" % ghz] if ghz else []), rows))
+        ins = ph.get("total", {}).get("instructions_per_message")
+        tot = j.get("total_ns")
+        if ghz and ins and tot and tot > 0:
+            budget = TARGETS["dva_ns"] * ghz
+            A("")
+            need = ins / budget
+            A("In cycles: the target's %d ns is %s cycles of this core (clock from `bench_machine`). The path "
+              "executes %s instructions per message (callgrind, total), so within the target it would have to "
+              "retire %.1f instructions a cycle with no memory stall at all%s. Measured: %.2f a cycle (%s cycles "
+              "per message)%s." % (
+                  TARGETS["dva_ns"], fmt(budget), fmt(ins), need,
+                  " — more than x86-64 cores of this generation can issue (4 to 6 a cycle)" if need > 6 else "",
+                  ins / (tot * ghz), fmt(tot * ghz), ipc_by_phase(j, ph, ghz)))
     else:
         A("bench_micro: %s" % mi.get("skipped", mi.get("error", "—")))
     if cg.get("skipped") or cg.get("error"):
@@ -1125,6 +1195,8 @@ def main():
     DS, BENCHBIN = os.path.join(bindir, "declstream"), bindir
     R = dict(profile=profile, name=name, date=now.strftime("%Y-%m-%d %H:%M"), machine=machine(),
              loadavg_start=loadavg(), config=cfg, work_dir=work)
+    log("machine: core clock and memory (bench_machine)")
+    R["machine"]["probe"] = machine_probe(32 if a.quick else 256)
 
     def on_signal(sig, frame):
         Proc.stop_all()
