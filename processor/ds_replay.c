@@ -812,9 +812,12 @@ static void *worker_main(void *arg) {
                 r->parts[w->owned[i]]->eof = 1;
         /* release: the flag only (counters are read after pthread_join) */
         atomic_store_explicit(&w->finished, 1, memory_order_release);
+        /* the last cycle's flush: main looks for it every millisecond, so
+         * looking more often here would only take CPU from a worker still
+         * replaying */
         while (!atomic_load_explicit(&r->stop, memory_order_acquire)) {
                 poll_request(w);
-                pause_us(50);
+                pause_us(1000);
         }
         return NULL;
 }
@@ -822,9 +825,14 @@ static void *worker_main(void *arg) {
 /* Waits until every worker has served request q. */
 static void wait_done(ds_replay_t *r, uint64_t q) {
         for (int i = 0; i < r->nw; i++)
-                /* acquire: pairs with the worker's release store after its flush */
+                /* acquire: pairs with the worker's release store after its flush.
+                 * Every millisecond, as the pipeline's main looks (wait_seq()
+                 * polls its producer for 1 ms): a flush takes 30-500 ms, and
+                 * looking every 20 us cost main ~40 % of its CPU in the
+                 * replay, on the cores the workers use (HOTPATH.md, fifteenth
+                 * round). */
                 while (atomic_load_explicit(&r->w[i]->done, memory_order_acquire) != q)
-                        pause_us(20);
+                        pause_us(1000);
 }
 
 /* SINK_PARTIAL: a batch of partial rows, dropped; its GATE TOTAL shares are
