@@ -54,7 +54,11 @@ PROFILES = {
                   rates=[10_000], lat_warmup=1, lat_duration=4, lat_runs=1,
                   scaling=False, scale_n=0, micro_iterations=None, callgrind=False,
                   memory_entries=1_000_000),
-    "full": dict(replay_n=500_000, replay_repeat=3, replay_runs=5,
+    # replay: 10 passes, so that a run spans several 1 s cycles and the final
+    # cycle (after the workers' last message: main flushes and encodes what
+    # changed since the one before) is a small part of it; with 3 passes it
+    # was up to a third of a two-thread run (bench/HOTPATH.md, fifteenth round)
+    "full": dict(replay_n=500_000, replay_repeat=10, replay_runs=5,
                  catch_n=1_000_000, catch_p=192, catch_pairs=3, python_n=100_000,
                  rates=[10_000, 100_000, 500_000], lat_warmup=3, lat_duration=15, lat_runs=3,
                  scaling=True, scale_n=200_000, micro_iterations=None, callgrind=True,
@@ -393,6 +397,7 @@ def replay_bench(work, n, repeat, runs, threads_list, gen_extra=(), replay_extra
                                cpu_ns_per_declaration=med.get("cpu_ns_per_declaration"),
                                worker_cpu_ns_per_declaration=med.get("worker_cpu_ns_per_declaration"),
                                main_cpu_seconds=med.get("main_cpu_seconds"),
+                               tail_seconds=med.get("tail_seconds"),
                                cpu_seconds=med.get("cpu_seconds"), seconds=med.get("seconds"),
                                declarations=med.get("declarations"),
                                all_declarations_per_s=[s["declarations_per_s"] for s in samples],
@@ -630,6 +635,17 @@ def machine_probe(max_mb):
         return dict(error="bench_machine output is not JSON", output=r.stdout[-500:])
     j["command"] = "build/bench/bench_machine " + " ".join(argv[1:])
     return j
+
+
+def tail_sentence(t1, t2):
+    """The final cycle's share of the replay runs (tail_seconds: after the
+    workers' last message, main flushing and encoding what changed since the
+    cycle before) - a tail a processor that runs on does not have."""
+    if t1.get("tail_seconds") is None or t2.get("tail_seconds") is None:
+        return ""
+    return (" The final cycle, after the workers' last message (main flushing and encoding what changed since the "
+            "cycle before: a tail a processor that runs on does not have), took %.2f s of the one-thread run and "
+            "%.2f s of the two-thread run." % (t1["tail_seconds"], t2["tail_seconds"]))
 
 
 def ipc_by_phase(j, ph, ghz):
@@ -892,12 +908,12 @@ def write_results_md(R, json_rel, png_rel):
             A("")
             A("Where two threads lose against one: the workers' CPU per declaration is %s ns with one thread and "
               "%s ns with two (%s); the main thread (flush requests, encoding the partial rows) used %s s of CPU "
-              "of the %s s with one thread and %s of %s s with two, on the same two cores." % (
+              "of the %s s with one thread and %s of %s s with two, on the same two cores.%s" % (
                   fmt(t1["worker_cpu_ns_per_declaration"]), fmt(t2["worker_cpu_ns_per_declaration"]),
                   "%+.0f %%" % (100.0 * (t2["worker_cpu_ns_per_declaration"] / t1["worker_cpu_ns_per_declaration"] - 1))
                   if t1["worker_cpu_ns_per_declaration"] else "—",
                   "%.2f" % t1["main_cpu_seconds"], "%.2f" % t1["seconds"],
-                  "%.2f" % t2["main_cpu_seconds"], "%.2f" % t2["seconds"]))
+                  "%.2f" % t2["main_cpu_seconds"], "%.2f" % t2["seconds"], tail_sentence(t1, t2)))
         rs = R.get("replay_steady", {})
         if rs.get("t1"):
             A("")

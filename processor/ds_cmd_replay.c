@@ -32,7 +32,9 @@ static void usage(FILE *out) {
                 "  --threads N             worker threads (default 1)\n"
                 "  --repeat K              replay the file K times (default 1); pass k is the next stretch of\n"
                 "                          history: ids + k*10^12, event times + k * the file's span in whole days,\n"
-                "                          so every pass does the full work of the first\n"
+                "                          so every pass does the full work of the first. The run ends with a\n"
+                "                          last cycle after the last message (tail_seconds): for throughput,\n"
+                "                          replay enough passes that it spans several cycles\n"
                 "  --warmup W              replay W passes more before the clock starts (default 0), counting\n"
                 "                          nothing they do: the measured passes start where a processor that\n"
                 "                          has run a while is - its tables grown, the memory it needs already\n"
@@ -62,7 +64,8 @@ static void usage(FILE *out) {
                 "  --table                 print the per-gate TOTAL table (stdout; stderr with --json)\n"
                 "  --json                  print the figures as one JSON object on stdout: declarations,\n"
                 "                          messages, dead_lettered, threads, seconds, declarations_per_s,\n"
-                "                          ns_per_declaration, cpu_seconds, ...\n"
+                "                          ns_per_declaration, cpu_seconds, main_cpu_seconds, tail_seconds\n"
+                "                          (of seconds, the last cycle after the workers' last message), ...\n"
                 "  -q, --quiet             no summary on stderr\n"
                 "\n"
                 "Exit status: 0 done, 1 runtime failure, 2 usage error or unreadable file.\n");
@@ -218,11 +221,12 @@ int ds_cmd_replay(int argc, char **argv) {
                         "replay: %" PRIu64 " messages (%" PRIu64 " declarations, %" PRIu64
                         " dead-lettered) from %d partitions, %d pass%s%s, %d thread%s\n"
                         "replay: %.3f s: %.0f declarations/s, %.0f ns per declaration (wall), %.0f ns of CPU; "
-                        "cpu %.3f s (main thread %.3f s); %" PRIu64 " cycles, %" PRIu64 " rows published\n"
+                        "cpu %.3f s (main thread %.3f s); %" PRIu64 " cycles (the last %.3f s after the workers' last "
+                        "message), %" PRIu64 " rows published\n"
                         "replay: state at the end: %.1f MiB, %" PRIu64 " ledger entries, %" PRIu64 " rows\n",
                         res.messages, res.declarations, res.dead_lettered, res.partitions, (int)repeat,
                         repeat == 1 ? "" : "es", warm, res.threads, res.threads == 1 ? "" : "s", res.seconds, rate, ns,
-                        cpu_ns, res.cpu_seconds, res.main_cpu_seconds, res.cycles, res.rows_out,
+                        cpu_ns, res.cpu_seconds, res.main_cpu_seconds, res.cycles, res.tail_seconds, res.rows_out,
                         (double)res.state_bytes / 1048576.0, res.ledger_entries, res.rows);
                 if (processing) {
                         char checked[96] = "";
@@ -275,7 +279,8 @@ int ds_cmd_replay(int argc, char **argv) {
                 printf("{\"declarations\":%" PRIu64 ",\"messages\":%" PRIu64 ",\"dead_lettered\":%" PRIu64
                        ",\"threads\":%d,\"seconds\":%.6f,\"declarations_per_s\":%.0f,\"ns_per_declaration\":%.1f"
                        ",\"cpu_seconds\":%.6f,\"cpu_ns_per_declaration\":%.1f,\"main_cpu_seconds\":%.6f"
-                       ",\"worker_cpu_ns_per_declaration\":%.1f,\"repeat\":%d,\"warmup\":%d,\"presize\":%s,"
+                       ",\"worker_cpu_ns_per_declaration\":%.1f,\"tail_seconds\":%.6f,\"repeat\":%d,\"warmup\":%d,"
+                       "\"presize\":%s,"
                        "\"partitions\":%d"
                        ",\"bytes\":%" PRIu64 ",\"cycles\":%" PRIu64 ",\"rows_published\":%" PRIu64
                        ",\"state_bytes\":%zu,\"ledger_bytes\":%zu,\"ledger_entries\":%" PRIu64 ",\"rows\":%" PRIu64
@@ -283,8 +288,9 @@ int ds_cmd_replay(int argc, char **argv) {
                        res.declarations, res.messages, res.dead_lettered, res.threads, res.seconds, rate, ns,
                        res.cpu_seconds, cpu_ns, res.main_cpu_seconds,
                        res.declarations ? (res.cpu_seconds - res.main_cpu_seconds) * 1e9 / (double)res.declarations : 0,
-                       (int)repeat, (int)warmup, o.presize ? "true" : "false", res.partitions, res.bytes, res.cycles,
-                       res.rows_out, res.state_bytes, res.ledger_bytes, res.ledger_entries, res.rows);
+                       res.tail_seconds, (int)repeat, (int)warmup, o.presize ? "true" : "false", res.partitions,
+                       res.bytes, res.cycles, res.rows_out, res.state_bytes, res.ledger_bytes, res.ledger_entries,
+                       res.rows);
                 int first = 1;
                 for (int k = 1; k < DS_DLQ__CNT; k++)
                         if (res.dlq[k]) {

@@ -363,6 +363,7 @@ typedef struct rworker {
         uint64_t outcome[DS_EV__CNT];
         _Alignas(DS_CACHELINE) _Atomic uint64_t done; /* last request served, for main */
         _Atomic int finished;                         /* every pass replayed */
+        int64_t finished_ns;                          /* when (ds_mono_ns), read after pthread_join */
         _Atomic int warm;                             /* every warm-up pass replayed */
         /* counters at the end of the warm-up (subtracted from the totals) */
         uint64_t w_bytes, w_cl_bytes, w_cl_records;
@@ -810,6 +811,7 @@ static void *worker_main(void *arg) {
         w->messages = w->dead + w->declarations;
         for (int i = 0; i < w->nowned; i++)
                 r->parts[w->owned[i]]->eof = 1;
+        w->finished_ns = ds_mono_ns();
         /* release: the flag only (counters are read after pthread_join) */
         atomic_store_explicit(&w->finished, 1, memory_order_release);
         /* the last cycle's flush: main looks for it every millisecond, so
@@ -1024,6 +1026,11 @@ int ds_replay_run(ds_replay_t *r, ds_replay_result_t *res, char *errstr, size_t 
         res->seconds = (double)(t1 - t0) / 1e9;
         res->cpu_seconds = cpu1 - cpu0;
         res->main_cpu_seconds = main1 - main0;
+        int64_t last = t0; /* a worker with no messages finishes before the clock starts */
+        for (int i = 0; i < started; i++)
+                if (r->w[i]->finished_ns > last)
+                        last = r->w[i]->finished_ns;
+        res->tail_seconds = last < t1 ? (double)(t1 - last) / 1e9 : 0;
         res->rows_out = r->rows_out;
         res->partials = r->partials;
         res->partial_rows = r->partial_rows;
