@@ -55,9 +55,10 @@ PROFILES = {
                   scaling=False, scale_n=0, micro_iterations=None, callgrind=False,
                   memory_entries=1_000_000),
     # replay: 10 passes, so that a run spans several 1 s cycles and the final
-    # cycle (after the workers' last message: main flushes and encodes what
-    # changed since the one before) is a small part of it; with 3 passes it
-    # was up to a third of a two-thread run (bench/HOTPATH.md, fifteenth round)
+    # cycle (after the workers' last message: their last flush, then main
+    # encoding what changed since the cycle before) is a small part of it;
+    # with 3 passes it was up to 38 % of a two-thread run (bench/HOTPATH.md,
+    # fifteenth round)
     "full": dict(replay_n=500_000, replay_repeat=10, replay_runs=5,
                  catch_n=1_000_000, catch_p=192, catch_pairs=3, python_n=100_000,
                  rates=[10_000, 100_000, 500_000], lat_warmup=3, lat_duration=15, lat_runs=3,
@@ -624,7 +625,7 @@ def machine_probe(max_mb):
     so that the hot path's figures can be read in cycles and cache lines."""
     exe = os.path.join(BENCHBIN, "bench_machine")
     if not os.access(exe, os.X_OK):
-        return dict(skipped="not built (bench/machine.c absent)")
+        return dict(skipped="not built (build/bench/bench_machine missing)")
     argv = [exe, "--json", "--max-mb", str(max_mb)]
     r = sh(argv)
     if r.returncode:
@@ -638,14 +639,15 @@ def machine_probe(max_mb):
 
 
 def tail_sentence(t1, t2):
-    """The final cycle's share of the replay runs (tail_seconds: after the
-    workers' last message, main flushing and encoding what changed since the
-    cycle before) - a tail a processor that runs on does not have."""
+    """The final cycle's share of the replay runs (tail_seconds: from the
+    last worker's finish, the workers' last flush and main encoding what
+    changed since the cycle before) - a tail a processor that runs on does
+    not have."""
     if t1.get("tail_seconds") is None or t2.get("tail_seconds") is None:
         return ""
-    return (" The final cycle, after the workers' last message (main flushing and encoding what changed since the "
-            "cycle before: a tail a processor that runs on does not have), took %.2f s of the one-thread run and "
-            "%.2f s of the two-thread run." % (t1["tail_seconds"], t2["tail_seconds"]))
+    return (" The final cycle, after the workers' last message (their last flush, then main encoding what changed "
+            "since the cycle before: a tail a processor that runs on does not have), took %.2f s of the one-thread "
+            "run and %.2f s of the two-thread run." % (t1["tail_seconds"], t2["tail_seconds"]))
 
 
 def ipc_by_phase(j, ph, ghz):

@@ -221,7 +221,7 @@ int ds_cmd_replay(int argc, char **argv) {
                         "replay: %" PRIu64 " messages (%" PRIu64 " declarations, %" PRIu64
                         " dead-lettered) from %d partitions, %d pass%s%s, %d thread%s\n"
                         "replay: %.3f s: %.0f declarations/s, %.0f ns per declaration (wall), %.0f ns of CPU; "
-                        "cpu %.3f s (main thread %.3f s); %" PRIu64 " cycles (the last %.3f s after the workers' last "
+                        "cpu %.3f s (main thread %.3f s); %" PRIu64 " cycles (%.3f s of it after the workers' last "
                         "message), %" PRIu64 " rows published\n"
                         "replay: state at the end: %.1f MiB, %" PRIu64 " ledger entries, %" PRIu64 " rows\n",
                         res.messages, res.declarations, res.dead_lettered, res.partitions, (int)repeat,

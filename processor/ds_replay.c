@@ -1026,7 +1026,7 @@ int ds_replay_run(ds_replay_t *r, ds_replay_result_t *res, char *errstr, size_t 
         res->seconds = (double)(t1 - t0) / 1e9;
         res->cpu_seconds = cpu1 - cpu0;
         res->main_cpu_seconds = main1 - main0;
-        int64_t last = t0; /* a worker with no messages finishes before the clock starts */
+        int64_t last = t0; /* (a worker that failed during the warm-up finished before the clock started) */
         for (int i = 0; i < started; i++)
                 if (r->w[i]->finished_ns > last)
                         last = r->w[i]->finished_ns;

@@ -150,10 +150,11 @@ typedef struct ds_replay_result {
         double cpu_seconds;  /* user + system CPU of the process over the same span */
         double main_cpu_seconds; /* of which the main thread's (flush requests, encoding or merging,
                                   * publishing); the rest is the workers' */
-        double tail_seconds;     /* of seconds, after the last worker's last message: the final cycle,
-                                  * which flushes and publishes what changed since the one before -
-                                  * a tail a processor that runs on does not have, so runs should
-                                  * be many cycles long (bench/HOTPATH.md, fifteenth round) */
+        double tail_seconds;     /* of seconds, from the last worker's finish to the end: the rest of
+                                  * any cycle under way, then the final one - the workers' last
+                                  * flush, main encoding (or merging) what changed since the cycle
+                                  * before - a tail a processor that runs on does not have, so runs
+                                  * should be many cycles long (bench/HOTPATH.md, fifteenth round) */
         size_t state_bytes;  /* ledger + aggregate bytes of every partition at the end */
         size_t ledger_bytes; /* of which the ledgers' */
         uint64_t ledger_entries;
