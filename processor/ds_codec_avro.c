@@ -10,8 +10,19 @@
 #include "ds_common.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+
+static pthread_mutex_t avro_mu = PTHREAD_MUTEX_INITIALIZER;
+
+void ds_avro_lock(void) {
+        pthread_mutex_lock(&avro_mu);
+}
+
+void ds_avro_unlock(void) {
+        pthread_mutex_unlock(&avro_mu);
+}
 
 enum { F_ID, F_VERSION, F_KIND, F_AT, F_GATE, F_OFFICE, F_TYPE, F_FLOW, F_TAX, F_CHANNEL, F_PLATE, F_ITEMS,
        F_CONTAINERS, F_CURRENCY, F__CNT };
@@ -37,7 +48,9 @@ struct ds_avro_decoder {
         int nsym[F__CNT]; /* enum symbol counts for F_KIND, F_FLOW, F_CHANNEL */
 };
 
-ds_avro_decoder_t *ds_avro_decoder_new(avro_schema_t reader, avro_schema_t writer, char *errstr, size_t sz) {
+static void decoder_destroy(ds_avro_decoder_t *d);
+
+static ds_avro_decoder_t *decoder_new(avro_schema_t reader, avro_schema_t writer, char *errstr, size_t sz) {
         ds_avro_decoder_t *d = calloc(1, sizeof(*d));
         if (!d) {
                 ds_err(errstr, sz, "out of memory");
@@ -89,11 +102,11 @@ ds_avro_decoder_t *ds_avro_decoder_new(avro_schema_t reader, avro_schema_t write
         }
         return d;
 fail:
-        ds_avro_decoder_destroy(d);
+        decoder_destroy(d);
         return NULL;
 }
 
-void ds_avro_decoder_destroy(ds_avro_decoder_t *d) {
+static void decoder_destroy(ds_avro_decoder_t *d) {
         if (!d)
                 return;
         if (d->rd)
@@ -148,7 +161,7 @@ static int get_enum(avro_value_t *rec, int idx, int nsym, uint8_t *out) {
         return 0;
 }
 
-ds_dlq_reason_t ds_avro_decode(ds_avro_decoder_t *d, const uint8_t *buf, size_t len, ds_decl_t *out) {
+static ds_dlq_reason_t decode(ds_avro_decoder_t *d, const uint8_t *buf, size_t len, ds_decl_t *out) {
         avro_reader_memory_set_source(d->rd, (const char *)buf, (int64_t)len);
         avro_value_reset(&d->value);
         int rc = avro_value_read(d->rd, d->resolver_iface ? &d->wvalue : &d->value);
@@ -224,4 +237,26 @@ ds_dlq_reason_t ds_avro_decode(ds_avro_decoder_t *d, const uint8_t *buf, size_t 
                         return DS_DLQ_MALFORMED;
         }
         return DS_DLQ_NONE;
+}
+
+/* The public calls: the same, each holding the lock while in Avro C. */
+
+ds_avro_decoder_t *ds_avro_decoder_new(avro_schema_t reader, avro_schema_t writer, char *errstr, size_t sz) {
+        ds_avro_lock();
+        ds_avro_decoder_t *d = decoder_new(reader, writer, errstr, sz);
+        ds_avro_unlock();
+        return d;
+}
+
+void ds_avro_decoder_destroy(ds_avro_decoder_t *d) {
+        ds_avro_lock();
+        decoder_destroy(d);
+        ds_avro_unlock();
+}
+
+ds_dlq_reason_t ds_avro_decode(ds_avro_decoder_t *d, const uint8_t *buf, size_t len, ds_decl_t *out) {
+        ds_avro_lock();
+        ds_dlq_reason_t r = decode(d, buf, len, out);
+        ds_avro_unlock();
+        return r;
 }

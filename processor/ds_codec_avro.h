@@ -18,7 +18,8 @@
  * runs ds_codec_decode first and only hands Avro C bytes that decoded cleanly.
  *
  * @locality one decoder per thread (Avro C values and readers are not
- * thread-safe); strings in the result live until the next decode.
+ * thread-safe); strings in the result live until the next decode. Decoders
+ * of different threads take turns (ds_avro_lock(), below).
  */
 #ifndef DS_CODEC_AVRO_H
 #define DS_CODEC_AVRO_H
@@ -38,7 +39,20 @@ ds_avro_decoder_t *ds_avro_decoder_new(avro_schema_t reader, avro_schema_t write
                                        size_t errstr_size);
 void ds_avro_decoder_destroy(ds_avro_decoder_t *d);
 
-/* Same contract as ds_codec_decode(). */
+/* Same contract as ds_codec_decode(). Holds ds_avro_lock() while in Avro C. */
 ds_dlq_reason_t ds_avro_decode(ds_avro_decoder_t *d, const uint8_t *buf, size_t len, ds_decl_t *out);
+
+/* Avro C keeps its last error message in process-wide buffers (Debian's
+ * libavro has no thread-local storage) and writes them on every failure -
+ * here on every message, since the check for trailing bytes is a read that
+ * fails at the end of the buffer. Two threads failing at once race on them:
+ * AddressSanitizer caught avro_prefix_error copying a buffer onto itself
+ * (two workers with decoder=avro-c, test_integration). So every use of Avro
+ * C that can run beside another thread holds this lock: this decoder (a lock
+ * per message - it is the reference, not the hot path), ds_live's reading of
+ * the output topics, and ds_schemas' compiling of a schema. It is a leaf:
+ * nothing else is locked while it is held. */
+void ds_avro_lock(void);
+void ds_avro_unlock(void);
 
 #endif

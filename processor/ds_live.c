@@ -7,6 +7,7 @@
  * the array and rebuilds the index, once per new MINUTE window at most.
  */
 #include "ds_live.h"
+#include "ds_codec_avro.h"
 #include "ds_common.h"
 #include "ds_kafka.h"
 #include "ds_kstats.h"
@@ -180,7 +181,9 @@ static avro_value_iface_t *iface_for(ds_live_t *lv, uint32_t id) {
         avro_schema_t s = ds_schemas_get(lv->schemas, id);
         if (!s || lv->nifaces == MAX_IFACES)
                 return NULL;
+        ds_avro_lock(); /* (after ds_schemas_get: the Avro lock is a leaf) */
         avro_value_iface_t *ifc = avro_generic_class_from_schema(s);
+        ds_avro_unlock();
         if (!ifc)
                 return NULL;
         lv->iface_ids[lv->nifaces] = id;
@@ -213,58 +216,67 @@ static int get_str(avro_value_t *v, const char *name, char *buf, size_t size) {
         return 0;
 }
 
-static int take_total(ds_live_t *lv, avro_value_t *v) {
-        avro_value_t f;
+/* A Total row as read from its Avro value, before it is stored. */
+typedef struct total_in {
         int dim, win;
         char key[DS_LIVE_KEY_MAX];
-        int64_t start, m[DS_LIVE_MEASURES], upd, dd = -1, dv = -1;
-        if (avro_value_get_by_name(v, "dimension", &f, NULL) || avro_value_get_enum(&f, &dim) ||
-            avro_value_get_by_name(v, "window", &f, NULL) || avro_value_get_enum(&f, &win) ||
-            get_str(v, "key", key, sizeof(key)) || get_long(v, "window_start", &start) ||
-            get_long(v, "updated_at", &upd))
+        int64_t start, m[DS_LIVE_MEASURES], upd, dd, dv;
+} total_in_t;
+
+/* Avro C only (under ds_avro_lock): the row's fields into t. */
+static int read_total(avro_value_t *v, total_in_t *t) {
+        avro_value_t f;
+        t->dd = t->dv = -1;
+        if (avro_value_get_by_name(v, "dimension", &f, NULL) || avro_value_get_enum(&f, &t->dim) ||
+            avro_value_get_by_name(v, "window", &f, NULL) || avro_value_get_enum(&f, &t->win) ||
+            get_str(v, "key", t->key, sizeof(t->key)) || get_long(v, "window_start", &t->start) ||
+            get_long(v, "updated_at", &t->upd))
                 return -1;
-        if (dim < 0 || dim > 1 || win < 0 || win >= DS_WIN__CNT)
+        if (t->dim < 0 || t->dim > 1 || t->win < 0 || t->win >= DS_WIN__CNT)
                 return -1;
         for (int i = 0; i < DS_LIVE_MEASURES; i++)
-                if (get_long(v, ds_live_measure_names[i], &m[i]))
+                if (get_long(v, ds_live_measure_names[i], &t->m[i]))
                         return -1;
-        get_long(v, "distinct_declarants", &dd); /* v2 only */
-        get_long(v, "distinct_vehicles", &dv);
-        if (win == DS_WIN_TOTAL)
-                start = 0;
-        pthread_rwlock_wrlock(&lv->lock);
-        ds_live_row_t *r = row_get(lv, dim, win, start, key);
-        if (r) {
-                memcpy(r->m, m, sizeof(m));
-                r->distinct_declarants = dd;
-                r->distinct_vehicles = dv;
-                r->updated_at = upd;
-        }
-        if (win == DS_WIN_MINUTE && (lv->st.latest_minute == INT64_MIN || start > lv->st.latest_minute) &&
-            start <= ds_now_ms() + FUTURE_SLACK_MS) {
-                lv->st.latest_minute = start;
-                evict(lv);
-        }
-        if (lv->st.latest_update == INT64_MIN || upd > lv->st.latest_update)
-                lv->st.latest_update = upd;
-        lv->st.rows = lv->nrows;
-        pthread_rwlock_unlock(&lv->lock);
+        get_long(v, "distinct_declarants", &t->dd); /* v2 only */
+        get_long(v, "distinct_vehicles", &t->dv);
+        if (t->win == DS_WIN_TOTAL)
+                t->start = 0;
         return 0;
 }
 
-static int take_top(ds_live_t *lv, avro_value_t *v) {
-        ds_live_top_t t;
-        memset(&t, 0, sizeof(t));
+static void store_total(ds_live_t *lv, const total_in_t *t) {
+        pthread_rwlock_wrlock(&lv->lock);
+        ds_live_row_t *r = row_get(lv, t->dim, t->win, t->start, t->key);
+        if (r) {
+                memcpy(r->m, t->m, sizeof(t->m));
+                r->distinct_declarants = t->dd;
+                r->distinct_vehicles = t->dv;
+                r->updated_at = t->upd;
+        }
+        if (t->win == DS_WIN_MINUTE && (lv->st.latest_minute == INT64_MIN || t->start > lv->st.latest_minute) &&
+            t->start <= ds_now_ms() + FUTURE_SLACK_MS) {
+                lv->st.latest_minute = t->start;
+                evict(lv);
+        }
+        if (lv->st.latest_update == INT64_MIN || t->upd > lv->st.latest_update)
+                lv->st.latest_update = t->upd;
+        lv->st.rows = lv->nrows;
+        pthread_rwlock_unlock(&lv->lock);
+}
+
+/* Avro C only (under ds_avro_lock): the list's fields into t. */
+static int read_top(avro_value_t *v, ds_live_top_t *t) {
+        memset(t, 0, sizeof(*t));
         avro_value_t arr, item;
         size_t n;
-        if (get_str(v, "gate", t.gate, sizeof(t.gate)) || get_long(v, "window_start", &t.day) ||
-            get_long(v, "updated_at", &t.updated_at) || avro_value_get_by_name(v, "headings", &arr, NULL) ||
+        if (get_str(v, "gate", t->gate, sizeof(t->gate)) || get_long(v, "window_start", &t->day) ||
+            get_long(v, "updated_at", &t->updated_at) || avro_value_get_by_name(v, "headings", &arr, NULL) ||
             avro_value_get_size(&arr, &n))
                 return -1;
-        for (size_t i = 0; i < n && t.n < DS_LIVE_TOP_N; i++) {
+        for (size_t i = 0; i < n && t->n < DS_LIVE_TOP_N; i++) {
                 if (avro_value_get_by_index(&arr, i, &item, NULL))
                         return -1;
-                ds_live_heading_t *h = &t.h[t.n];
+                ds_live_heading_t *h = &t->h[t->n];
                 int64_t rank;
                 if (get_long(&item, "rank", &rank) || get_str(&item, "heading", h->heading, sizeof(h->heading)) ||
                     get_long(&item, "declarations", &h->declarations) || get_long(&item, "items", &h->items) ||
@@ -272,48 +284,61 @@ static int take_top(ds_live_t *lv, avro_value_t *v) {
                     get_long(&item, "gross_weight_g", &h->gross_weight_g))
                         return -1;
                 h->rank = (int)rank;
-                t.n++;
+                t->n++;
         }
+        return 0;
+}
+
+static void store_top(ds_live_t *lv, const ds_live_top_t *t) {
         pthread_rwlock_wrlock(&lv->lock);
         ds_live_top_t *slot = NULL;
         for (uint32_t i = 0; i < lv->ntops && !slot; i++)
-                if (lv->tops[i].day == t.day && !strcmp(lv->tops[i].gate, t.gate))
+                if (lv->tops[i].day == t->day && !strcmp(lv->tops[i].gate, t->gate))
                         slot = &lv->tops[i];
         if (!slot && lv->ntops < MAX_TOPS)
                 slot = &lv->tops[lv->ntops++];
         if (slot)
-                *slot = t;
+                *slot = *t;
         else
                 lv->st.dropped++;
         lv->st.tops = lv->ntops;
         pthread_rwlock_unlock(&lv->lock);
-        return 0;
 }
 
+/* Decodes under ds_avro_lock (Avro C's error buffers are process-wide:
+ * ds_codec_avro.h), then stores under the table's lock - never both. */
 void ds_live_ingest(ds_live_t *lv, const void *value, size_t len) {
         uint32_t id;
         const uint8_t *body;
         size_t blen;
         avro_value_iface_t *ifc;
-        int bad = 1;
+        enum { NONE, TOTAL, TOP } kind = NONE;
+        total_in_t tot;
+        ds_live_top_t top;
         if (!ds_wire_parse(value, len, &id, &body, &blen) && (ifc = iface_for(lv, id))) {
                 avro_value_t v;
+                ds_avro_lock();
                 if (!avro_generic_value_new(ifc, &v)) {
                         avro_reader_t r = avro_reader_memory((const char *)body, (int64_t)blen);
                         if (!avro_value_read(r, &v)) {
                                 const char *name = avro_schema_name(avro_value_get_schema(&v));
                                 if (name && !strcmp(name, "Total"))
-                                        bad = take_total(lv, &v);
+                                        kind = read_total(&v, &tot) ? NONE : TOTAL;
                                 else if (name && !strcmp(name, "TopHeadings"))
-                                        bad = take_top(lv, &v);
+                                        kind = read_top(&v, &top) ? NONE : TOP;
                         }
                         avro_reader_free(r);
                         avro_value_decref(&v);
                 }
+                ds_avro_unlock();
         }
+        if (kind == TOTAL)
+                store_total(lv, &tot);
+        else if (kind == TOP)
+                store_top(lv, &top);
         pthread_rwlock_wrlock(&lv->lock);
         lv->st.messages++;
-        lv->st.undecodable += (uint64_t)bad;
+        lv->st.undecodable += kind == NONE;
         pthread_rwlock_unlock(&lv->lock);
 }
 
@@ -513,8 +538,10 @@ void ds_live_stop(ds_live_t *lv) {
                 rd_kafka_consumer_close(lv->rk);
                 rd_kafka_destroy(lv->rk);
         }
+        ds_avro_lock();
         for (int i = 0; i < lv->nifaces; i++)
                 avro_value_iface_decref(lv->ifaces[i]);
+        ds_avro_unlock();
         ds_schemas_destroy(lv->schemas);
         free(lv->rows);
         free(lv->idx);

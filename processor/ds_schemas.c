@@ -53,6 +53,7 @@
  * Confluent API has no lookup by fingerprint).
  */
 #include "ds_schemas.h"
+#include "ds_codec_avro.h"
 #include "ds_common.h"
 #include "ds_config.h"
 #include "ds_fingerprint.h"
@@ -198,7 +199,7 @@ static void entry_free(entry_t *e) {
 /* Parses a schema's JSON text and compiles its decoder into e (codec NULL
  * and a note when it is not a readable Declaration). Returns the state
  * reason: NONE or INCOMPATIBLE_SCHEMA. */
-static ds_dlq_reason_t compile_entry(const ds_schemas_t *s, entry_t *e, const char *text, size_t len) {
+static ds_dlq_reason_t compile_locked(const ds_schemas_t *s, entry_t *e, const char *text, size_t len) {
         if (avro_schema_from_json_length(text, len, &e->schema)) {
                 /* avro_strerror() is process-wide and not thread-safe: the
                  * note stays generic on the run-time path */
@@ -213,6 +214,15 @@ static ds_dlq_reason_t compile_entry(const ds_schemas_t *s, entry_t *e, const ch
         snprintf(e->note, sizeof(e->note), "record %s is not a Declaration",
                  is_avro_named_type(e->schema) ? avro_schema_name(e->schema) : avro_schema_type_name(e->schema));
         return DS_DLQ_INCOMPATIBLE_SCHEMA;
+}
+
+/* Under the Avro C lock (ds_codec_avro.h): a registry lookup compiles on the
+ * thread that met the id, beside workers and ds_live in Avro C. */
+static ds_dlq_reason_t compile_entry(const ds_schemas_t *s, entry_t *e, const char *text, size_t len) {
+        ds_avro_lock();
+        ds_dlq_reason_t r = compile_locked(s, e, text, len);
+        ds_avro_unlock();
+        return r;
 }
 
 /* ------------------------------------------------------------------------ */
