@@ -246,12 +246,15 @@ static int load_one(ds_schemas_t *s, const char *dir, const char *file, uint32_t
         if (!text)
                 return ds_err(errstr, sz, "%s: %s", where, err);
         avro_schema_t schema;
+        ds_avro_lock(); /* (another ds_schemas may be in Avro C already: ds_live's, the workers') */
         if (avro_schema_from_json_length(text, len, &schema)) {
                 ds_err(errstr, sz, "%s: not a valid Avro schema: %s", spath, avro_strerror());
+                ds_avro_unlock();
                 free(text);
                 return -1;
         }
         avro_schema_decref(schema); /* parsed again by compile_entry: one code path for both sources */
+        ds_avro_unlock();
         uint64_t fp;
         int has_fp = ds_schema_fingerprint(text, len, &fp, err, sizeof(err)) == 0;
         if (!has_fp) /* a schema Avro C parses but the canonical form refuses (e.g. too deep) */
