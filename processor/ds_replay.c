@@ -484,8 +484,9 @@ ds_replay_t *ds_replay_new(const ds_replay_file_t *f, const ds_replay_opts_t *o,
         r->w = calloc((size_t)r->nw, sizeof(*r->w));
         if (o->sink == DS_REPLAY_SINK_PARTIAL) { /* no merge: per-partition GATE TOTAL shares instead */
                 r->ngates = ds_gate_count();
-                r->gate_total = calloc((size_t)(r->nparts > 0 ? r->nparts : 1) * (size_t)r->ngates,
-                                       sizeof(*r->gate_total));
+                if (o->check_partials) /* only --check-partials reads the shares back */
+                        r->gate_total = calloc((size_t)(r->nparts > 0 ? r->nparts : 1) * (size_t)r->ngates,
+                                               sizeof(*r->gate_total));
                 r->sent = calloc((size_t)(r->nparts > 0 ? r->nparts : 1), sizeof(*r->sent));
                 r->batcher = ds_partial_batcher_new(r->nparts > 0 ? r->nparts : 1, o->heading_digits,
                                                     DS_PARTIAL_BATCH_BYTES, emit_batch, r);
@@ -493,7 +494,7 @@ ds_replay_t *ds_replay_new(const ds_replay_file_t *f, const ds_replay_opts_t *o,
                 r->merge = ds_merge_new(&o->part.agg.win, o->part.agg.top_retention_ms);
         }
         if (!r->parts || !per || !order || !owner || !r->w ||
-            (!r->merge && (!r->gate_total || !r->sent || !r->batcher))) {
+            (!r->merge && ((o->check_partials && !r->gate_total) || !r->sent || !r->batcher))) {
                 free(per);
                 free(order);
                 free(owner);
@@ -918,21 +919,24 @@ static int cycle(ds_replay_t *r, ds_outbox_t **obs) {
         return ds_publish_cycle(r->merge, obs, r->nw, !st.restoring, st.wm_min, &sink, &pres);
 }
 
-/* Cycles until every worker has replayed its warm-up passes (or stopped),
- * then once more: the warm-up's rows go out before the clock starts. */
-static int warm_up(ds_replay_t *r, ds_outbox_t **obs) {
-        int64_t next = ds_mono_ms() + r->o.cycle_ms;
+/* Cycles every cycle_ms until every worker has finished (warm_up: or
+ * replayed its warm-up passes), then once more - the final cycle, which
+ * publishes what they did last. Returns the cycles run, or -1 when one
+ * failed. Main looks at the workers every millisecond. */
+static int64_t cycle_until_done(ds_replay_t *r, ds_outbox_t **obs, int warm_up) {
+        int64_t next = ds_mono_ms() + r->o.cycle_ms, cycles = 0;
         for (;;) {
                 int all = 1;
                 for (int i = 0; i < r->nw; i++)
-                        all &= atomic_load_explicit(&r->w[i]->warm, memory_order_acquire) |
-                               atomic_load_explicit(&r->w[i]->finished, memory_order_acquire);
+                        all &= atomic_load_explicit(&r->w[i]->finished, memory_order_acquire) |
+                               (warm_up && atomic_load_explicit(&r->w[i]->warm, memory_order_acquire));
                 int64_t now = ds_mono_ms();
                 if (all || now >= next) {
+                        cycles++;
                         if (cycle(r, obs))
                                 return -1;
                         if (all)
-                                return 0;
+                                return cycles;
                         next = ds_cycle_next(now, ds_mono_ms(), r->o.cycle_ms);
                         continue;
                 }
@@ -970,7 +974,7 @@ int ds_replay_run(ds_replay_t *r, ds_replay_result_t *res, char *errstr, size_t 
         if (!rc && r->o.warmup > 0) {
                 /* release: the flag only */
                 atomic_store_explicit(&r->start, 1, memory_order_release);
-                if (warm_up(r, obs))
+                if (cycle_until_done(r, obs, 1) < 0)
                         rc = ds_err(errstr, sz, "out of memory (or the sink failed) during the warm-up");
                 r->rows_out = r->partials = r->partial_rows = r->partial_bytes = 0;
         }
@@ -980,25 +984,11 @@ int ds_replay_run(ds_replay_t *r, ds_replay_result_t *res, char *errstr, size_t 
         atomic_store_explicit(&r->start, 1, memory_order_release);
         atomic_store_explicit(&r->go, 1, memory_order_release);
         if (!rc) {
-                int64_t next = ds_mono_ms() + r->o.cycle_ms;
-                for (;;) {
-                        int all = 1;
-                        for (int i = 0; i < r->nw; i++)
-                                all &= atomic_load_explicit(&r->w[i]->finished, memory_order_acquire);
-                        int64_t now = ds_mono_ms();
-                        if (all || now >= next) {
-                                res->cycles++;
-                                if (cycle(r, obs)) {
-                                        rc = ds_err(errstr, sz, "out of memory (or the sink failed) during the replay");
-                                        break;
-                                }
-                                next = ds_cycle_next(now, ds_mono_ms(), r->o.cycle_ms);
-                                if (all)
-                                        break; /* that was the final cycle: every worker had finished */
-                                continue;
-                        }
-                        pause_us(1000); /* looks at the workers every millisecond */
-                }
+                int64_t cycles = cycle_until_done(r, obs, 0);
+                if (cycles < 0)
+                        rc = ds_err(errstr, sz, "out of memory (or the sink failed) during the replay");
+                else
+                        res->cycles = (uint64_t)cycles;
         }
         int64_t t1 = ds_mono_ns();
         double cpu1 = cpu_now(), main1 = thread_cpu_now();
@@ -1036,7 +1026,7 @@ int ds_replay_run(ds_replay_t *r, ds_replay_result_t *res, char *errstr, size_t 
         res->partial_rows = r->partial_rows;
         res->partial_bytes = r->partial_bytes;
         res->partial_total_declarations = r->o.check_partials ? 0 : -1;
-        if (r->gate_total && r->o.check_partials)
+        if (r->gate_total) /* --check-partials */
                 for (size_t i = 0; i < (size_t)r->nparts * (size_t)r->ngates; i++)
                         res->partial_total_declarations += r->gate_total[i];
         for (int32_t p = 0; p < r->nparts; p++) {
