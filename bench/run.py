@@ -486,19 +486,29 @@ def catchup_variant(work, label, n, partitions, gen_extra=(), run_extra=()):
         raise
 
 
-def micro_bench(quick):
-    exe = os.path.join(BENCHBIN, "bench_micro")
+def bench_tool_json(name, args):
+    """Runs build/bench/<name> with args and reads the JSON object on its last
+    line: (object, the command as the docs show it, None), or (None, None, a
+    skipped/error dict for the results)."""
+    exe = os.path.join(BENCHBIN, name)
     if not os.access(exe, os.X_OK):
-        return dict(skipped="not built (bench/micro.c absent)")
-    argv = [exe, "--json"] + (["--count", "20000", "--iterations", "1"] if quick else [])
-    r = sh(argv)
+        return None, None, dict(skipped="not built (build/bench/%s missing)" % name)
+    r = sh([exe] + args)
     if r.returncode:
-        return dict(error="bench_micro failed: " + (r.stderr or r.stdout).strip()[-300:])
+        return None, None, dict(error="%s failed: %s" % (name, (r.stderr or r.stdout).strip()[-300:]))
     try:
         j = json.loads(r.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
-        return dict(error="bench_micro output is not JSON", output=r.stdout[-500:])
-    out = dict(command="build/bench/bench_micro " + " ".join(argv[1:]), result=j)
+        return None, None, dict(error="%s output is not JSON" % name, output=r.stdout[-500:])
+    return j, "build/bench/%s %s" % (name, " ".join(args)), None
+
+
+def micro_bench(quick):
+    j, command, bad = bench_tool_json("bench_micro",
+                                      ["--json"] + (["--count", "20000", "--iterations", "1"] if quick else []))
+    if bad:
+        return bad
+    out = dict(command=command, result=j)
     if isinstance(j.get("total_ns"), (int, float)) and j["total_ns"] >= 0:
         out["dva_ns"] = j["total_ns"]
     return out
@@ -623,18 +633,10 @@ def machine_probe(max_mb):
     """bench_machine: the core's clock (a chain of dependent adds) and the
     cost of a random load by footprint, one dependent chain and 16 at once,
     so that the hot path's figures can be read in cycles and cache lines."""
-    exe = os.path.join(BENCHBIN, "bench_machine")
-    if not os.access(exe, os.X_OK):
-        return dict(skipped="not built (build/bench/bench_machine missing)")
-    argv = [exe, "--json", "--max-mb", str(max_mb)]
-    r = sh(argv)
-    if r.returncode:
-        return dict(error="bench_machine failed: " + (r.stderr or r.stdout).strip()[-300:])
-    try:
-        j = json.loads(r.stdout.strip().splitlines()[-1])
-    except (ValueError, IndexError):
-        return dict(error="bench_machine output is not JSON", output=r.stdout[-500:])
-    j["command"] = "build/bench/bench_machine " + " ".join(argv[1:])
+    j, command, bad = bench_tool_json("bench_machine", ["--json", "--max-mb", str(max_mb)])
+    if bad:
+        return bad
+    j["command"] = command
     return j
 
 
