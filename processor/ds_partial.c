@@ -11,42 +11,113 @@
 #include "ds_partial.h"
 #include "ds_common.h"
 #include "ds_domain.h"
-#include "ds_encode.h"
-#include "ds_fmt.h"
 
-#include <librdkafka/rdkafka.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-void ds_partial_of_row(ds_partial_t *out, const ds_outrow_t *o, int64_t updated_at, uint8_t *s1, uint8_t *s2) {
-        *out = (ds_partial_t){DS_PARTIAL_ROW, o->partition, o->epoch, o->offset, 0, 0, o->key, o->m,
-                              NULL, 0, NULL, 0, updated_at};
-        if (o->distinct) {
-                out->declarants_len = ds_hll_serialize(o->distinct->declarants, s1);
-                out->vehicles_len = ds_hll_serialize(o->distinct->vehicles, s2);
-                out->declarants_sketch = s1;
-                out->vehicles_sketch = s2;
+/* ---- a ROW's fields, written straight into the buffer --------------------
+ *
+ * The cycle encodes every changed (partition, row) share - 3 M in a 1 M
+ * catch-up - on the pipeline's main thread. A share is written with one
+ * reservation of its largest size and raw stores (ds_avro_write_long), its
+ * key text formatted in place, and routed with murmur2 computed here:
+ * ~830 instructions a share before (each field through ds_avro_put_long's
+ * room check, the key text formatted into a buffer and copied, a
+ * ds_partial_t filled for each share, librdkafka's partitioner called), ~610
+ * after, batches' copies included (callgrind, `replay --role process` of
+ * 50 k declarations; bench/HOTPATH.md, sixteenth round). The bytes are the
+ * same: tests/test_partial.c compares them with a reference encoder. */
+
+/* The key text's most bytes: a gate code, '|', a heading of up to 10 digits
+ * (27 bits: 9; heading.digits pads to at most 10). Its Avro length is one
+ * byte (zigzag of a length < 64). */
+#define KEYTEXT_MAX (DS_GATE_CODE_MAX + 1 + 10)
+_Static_assert(KEYTEXT_MAX < 64, "key text length must fit one varint byte");
+/* A ROW's fields from dimension to the measures (the sketches excepted). */
+#define ROW_HEAD_MAX (DS_AVRO_LONG_MAX + 1 + KEYTEXT_MAX + 2 * DS_AVRO_LONG_MAX + 8 * DS_AVRO_LONG_MAX)
+
+static inline size_t dec_len(uint32_t v, int width) {
+        size_t n = 1;
+        while (v >= 10) {
+                v /= 10;
+                n++;
         }
+        return (int)n < width ? (size_t)width : n;
+}
+
+/* v in decimal in exactly n bytes (n >= its digits), zero-padded. */
+static inline uint8_t *write_dec(uint8_t *p, uint32_t v, size_t n) {
+        for (size_t i = n; i-- > 0;) {
+                p[i] = (uint8_t)('0' + v % 10);
+                v /= 10;
+        }
+        return p + n;
+}
+
+static inline const char *gate_code(uint32_t idx, size_t *len) {
+        const ds_gate_t *g = ds_gate((int)idx);
+        const char *c = g ? g->code : "?";
+        *len = strlen(c);
+        return c;
+}
+
+/* The key text as Avro bytes (length, then text): ds_fmt_keytext()'s. */
+static inline uint8_t *write_keytext(uint8_t *p, ds_rowkey_t k, int digits) {
+        size_t cl, n;
+        const char *code;
+        uint32_t h;
+        switch (ds_rowkey_dim(k)) {
+        case DS_DIM_GATE:
+                code = gate_code(ds_rowkey_key(k), &cl);
+                *p++ = (uint8_t)(cl << 1);
+                memcpy(p, code, cl);
+                return p + cl;
+        case DS_DIM_COMMODITY:
+                h = ds_rowkey_key(k);
+                n = dec_len(h, digits);
+                *p++ = (uint8_t)(n << 1);
+                return write_dec(p, h, n);
+        default:
+                code = gate_code(ds_cell_gate(k), &cl);
+                h = ds_cell_heading(k);
+                n = dec_len(h, digits);
+                *p++ = (uint8_t)((cl + 1 + n) << 1);
+                memcpy(p, code, cl);
+                p += cl;
+                *p++ = '|';
+                return write_dec(p, h, n);
+        }
+}
+
+/* Dimension, key text, window, start and the 8 measures, at p (which has
+ * ROW_HEAD_MAX bytes of room). */
+static inline uint8_t *write_row_head(uint8_t *p, ds_rowkey_t key, const ds_measures_t *m, int digits) {
+        p += ds_avro_write_long(p, ds_rowkey_dim(key));
+        p = write_keytext(p, key, digits);
+        p += ds_avro_write_long(p, ds_rowkey_window(key));
+        p += ds_avro_write_long(p, key.start);
+        const int64_t *v = &m->declarations;
+        for (int i = 0; i < 8; i++)
+                p += ds_avro_write_long(p, v[i]);
+        return p;
 }
 
 /* A ROW's own fields, dimension to sketches: the same in both schemas. */
 static void put_row_fields(ds_buf_t *b, const ds_partial_t *p, int digits) {
-        char kt[48];
-        ds_avro_put_long(b, ds_rowkey_dim(p->key));
-        /* the longest key text: a gate code, '|', a 10-digit heading */
-        _Static_assert(DS_GATE_CODE_MAX + 1 + 10 < sizeof(kt), "key text buffer too small");
-        ds_fmt_t f = ds_fmt(kt, sizeof(kt));
-        ds_fmt_keytext(&f, p->key, digits);
-        ds_avro_put_bytes(b, kt, (size_t)ds_fmt_end(&f));
-        ds_avro_put_long(b, ds_rowkey_window(p->key));
-        ds_avro_put_long(b, p->key.start);
-        const int64_t *v = &p->m.declarations;
-        for (int i = 0; i < 8; i++)
-                ds_avro_put_long(b, v[i]);
+        ds_buf_commit(b, write_row_head(ds_buf_tail(b, ROW_HEAD_MAX), p->key, &p->m, digits));
         ds_avro_put_bytes(b, p->declarants_sketch, p->declarants_len);
         ds_avro_put_bytes(b, p->vehicles_sketch, p->vehicles_len);
+}
+
+/* A sketch as Avro bytes, serialized in place. */
+static void put_sketch(ds_buf_t *b, const ds_hll_t *h) {
+        size_t n = ds_hll_serialized_size(h);
+        uint8_t *p = ds_buf_tail(b, DS_AVRO_LONG_MAX + n);
+        p += ds_avro_write_long(p, (int64_t)n);
+        p += ds_hll_serialize(h, p);
+        ds_buf_commit(b, p);
 }
 
 void ds_partial_encode(ds_buf_t *b, const ds_partial_t *p, int digits) {
@@ -270,15 +341,11 @@ static int emit_msg(ds_partial_batcher_t *pb, int32_t pp, int64_t updated_at, ui
         return pb->emit(pb->ctx, pp, m->p, m->len, n);
 }
 
-int ds_partial_batcher_add(ds_partial_batcher_t *pb, const ds_partial_t *p, int64_t updated_at) {
-        int32_t pp = ds_partial_route(p->key, pb->partitions);
+/* The share just written at [before, o->len) of partial partition pp's
+ * batch: counted, and when the batch is full the rows before it go first. */
+static int added(ds_partial_batcher_t *pb, int32_t pp, size_t before, int64_t updated_at) {
         pbatch_t *b = &pb->b[pp];
         ds_buf_t *o = &b->rows;
-        size_t before = o->len;
-        ds_avro_put_long(o, p->partition);
-        ds_avro_put_long(o, p->epoch);
-        ds_avro_put_long(o, p->input_offset);
-        put_row_fields(o, p, pb->digits);
         int rc = 0;
         if (b->n && o->len > pb->max_bytes) {
                 /* full: the rows before this one go (emit_msg() copies them
@@ -291,6 +358,44 @@ int ds_partial_batcher_add(ds_partial_batcher_t *pb, const ds_partial_t *p, int6
         }
         b->n++;
         return rc;
+}
+
+/* partition, epoch, input offset: what a batch's row has before its fields */
+#define SHARE_HEAD_MAX (3 * DS_AVRO_LONG_MAX)
+
+static inline uint8_t *write_share_head(uint8_t *p, int32_t partition, int32_t epoch, int64_t offset) {
+        p += ds_avro_write_long(p, partition);
+        p += ds_avro_write_long(p, epoch);
+        p += ds_avro_write_long(p, offset);
+        return p;
+}
+
+int ds_partial_batcher_add(ds_partial_batcher_t *pb, const ds_partial_t *p, int64_t updated_at) {
+        int32_t pp = ds_partial_route(p->key, pb->partitions);
+        ds_buf_t *o = &pb->b[pp].rows;
+        size_t before = o->len;
+        ds_buf_commit(o, write_share_head(ds_buf_tail(o, SHARE_HEAD_MAX), p->partition, p->epoch, p->input_offset));
+        put_row_fields(o, p, pb->digits);
+        return added(pb, pp, before, updated_at);
+}
+
+int ds_partial_batcher_add_share(ds_partial_batcher_t *pb, const ds_outrow_t *r, int64_t updated_at) {
+        int32_t pp = ds_partial_route(r->key, pb->partitions);
+        ds_buf_t *o = &pb->b[pp].rows;
+        size_t before = o->len;
+        uint8_t *q = ds_buf_tail(o, SHARE_HEAD_MAX + ROW_HEAD_MAX + 2);
+        q = write_share_head(q, r->partition, r->epoch, r->offset);
+        q = write_row_head(q, r->key, &r->m, pb->digits);
+        if (!r->distinct) {
+                *q++ = 0; /* two empty sketches */
+                *q++ = 0;
+                ds_buf_commit(o, q);
+        } else {
+                ds_buf_commit(o, q);
+                put_sketch(o, r->distinct->declarants);
+                put_sketch(o, r->distinct->vehicles);
+        }
+        return added(pb, pp, before, updated_at);
 }
 
 void ds_partial_batcher_status(ds_partial_batcher_t *pb, const ds_partial_t *st) {
@@ -453,6 +558,33 @@ int ds_partial_rows_next(ds_partial_rows_t *it, ds_partial_t *out, ds_dlq_reason
         return 1;
 }
 
+uint32_t ds_murmur2(const void *key, size_t len) {
+        const uint32_t m = 0x5bd1e995;
+        const uint8_t *d = key;
+        uint32_t h = 0x9747b28cu ^ (uint32_t)len;
+        for (; len >= 4; d += 4, len -= 4) {
+                uint32_t k = (uint32_t)d[0] | (uint32_t)d[1] << 8 | (uint32_t)d[2] << 16 | (uint32_t)d[3] << 24;
+                k *= m;
+                k ^= k >> 24;
+                k *= m;
+                h *= m;
+                h ^= k;
+        }
+        switch (len) {
+        case 3:
+                h ^= (uint32_t)d[2] << 16; /* fallthrough */
+        case 2:
+                h ^= (uint32_t)d[1] << 8; /* fallthrough */
+        case 1:
+                h ^= d[0];
+                h *= m;
+        }
+        h ^= h >> 13;
+        h *= m;
+        h ^= h >> 15;
+        return h;
+}
+
 int32_t ds_partial_route(ds_rowkey_t key, int32_t partitions) {
         uint8_t h[16];
         size_t n;
@@ -467,5 +599,7 @@ int32_t ds_partial_route(ds_rowkey_t key, int32_t partitions) {
                 memcpy(h + 8, &key.start, 8);
                 n = 16;
         }
-        return rd_kafka_msg_partitioner_murmur2(NULL, h, n, partitions, NULL, NULL);
+        /* librdkafka's murmur2 partitioner (rd_kafka_msg_partitioner_murmur2):
+         * the hash's low 31 bits modulo the partitions */
+        return (int32_t)((ds_murmur2(h, n) & 0x7fffffff) % (uint32_t)partitions);
 }

@@ -109,14 +109,6 @@ static inline void ds_partial_retention(ds_partial_t *st, const ds_window_cfg_t 
         st->retention_ms[DS_PARTIAL_RET_TOP] = top_retention_ms;
 }
 
-/* Room for one serialized sketch (ds_hll_serialize). */
-#define DS_PARTIAL_SKETCH_MAX (DS_HLL_M + 16)
-
-/* The ROW for an outbox row (a partition's changed row, ds_part.h) as of
- * updated_at; a GATE DAY row's sketches are serialized into s1 and s2
- * (DS_PARTIAL_SKETCH_MAX bytes each), which out then points to. */
-void ds_partial_of_row(ds_partial_t *out, const ds_outrow_t *o, int64_t updated_at, uint8_t *s1, uint8_t *s2);
-
 /* Appends header and Avro body of p as schema 6 (PartialTotal), one share
  * or STATUS a message, as earlier releases wrote them: the processor now
  * writes batches, the tests write these to check the merge still reads
@@ -150,6 +142,11 @@ void ds_partial_batcher_destroy(ds_partial_batcher_t *pb);
  * emitting that batch first if it is full (updated_at: the emitted
  * message's). Returns 0, or what emit returned. */
 int ds_partial_batcher_add(ds_partial_batcher_t *pb, const ds_partial_t *p, int64_t updated_at);
+/* Adds an outbox row (a partition's changed row, ds_part.h: what a cycle
+ * sends) as a ROW, encoded straight from it - its partition, owner epoch,
+ * input offset, key, measures, and a GATE DAY row's sketches serialized in
+ * place - as ds_partial_batcher_add() would encode the same ROW. */
+int ds_partial_batcher_add_share(ds_partial_batcher_t *pb, const ds_outrow_t *r, int64_t updated_at);
 /* Adds STATUS st to every partial partition's batch: it goes after the
  * rows, at the next flush. */
 void ds_partial_batcher_status(ds_partial_batcher_t *pb, const ds_partial_t *st);
@@ -180,6 +177,10 @@ ds_dlq_reason_t ds_partial_rows_open(const uint8_t *msg, size_t len, int heading
  * *why: skip it, the rest is readable), 0 (the end of a well-formed message)
  * or -1 (the rest is unreadable, *why); after 0 or -1, the same again. */
 int ds_partial_rows_next(ds_partial_rows_t *it, ds_partial_t *out, ds_dlq_reason_t *why);
+
+/* Kafka's murmur2 (seed 0x9747b28c): librdkafka's and the Java client's
+ * key hash, as ds_partial_route() uses it. */
+uint32_t ds_murmur2(const void *key, size_t len);
 
 /* Partial-topic partition for a ROW: GATE_HEADING cells by (gate, day),
  * every other row by its own key, hashed with murmur2. */

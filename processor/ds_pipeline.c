@@ -854,11 +854,7 @@ static int cycle(pipeline_t *pl) {
         for (int i = 0; i < pl->nw; i++) {
                 const ds_outbox_t *ob = &pl->w[i].ob;
                 for (uint32_t k = 0; k < ob->nrows; k++) {
-                        const ds_outrow_t *o = &ob->rows[k];
-                        ds_partial_t pr;
-                        uint8_t s1[DS_PARTIAL_SKETCH_MAX], s2[DS_PARTIAL_SKETCH_MAX];
-                        ds_partial_of_row(&pr, o, now, s1, s2);
-                        if (ds_partial_batcher_add(pl->batcher, &pr, now))
+                        if (ds_partial_batcher_add_share(pl->batcher, &ob->rows[k], now))
                                 goto fail;
                 }
         }

@@ -873,11 +873,7 @@ static int emit_partials(ds_replay_t *r, ds_outbox_t *const *obs) {
         for (int i = 0; i < r->nw; i++) {
                 const ds_outbox_t *ob = obs[i];
                 for (uint32_t k = 0; k < ob->nrows; k++) {
-                        const ds_outrow_t *o = &ob->rows[k];
-                        ds_partial_t pr;
-                        uint8_t s1[DS_PARTIAL_SKETCH_MAX], s2[DS_PARTIAL_SKETCH_MAX];
-                        ds_partial_of_row(&pr, o, now, s1, s2);
-                        if (ds_partial_batcher_add(r->batcher, &pr, now))
+                        if (ds_partial_batcher_add_share(r->batcher, &ob->rows[k], now))
                                 return -1;
                 }
         }

@@ -7,6 +7,7 @@
  * damage and never past it.
  */
 #include <avro.h>
+#include <librdkafka/rdkafka.h>
 #include <criterion/criterion.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 
 #include "ds_common.h"
 #include "ds_domain.h"
+#include "ds_agg.h"
 #include "ds_encode.h"
 #include "ds_partial.h"
 #include "ds_rows.h"
@@ -474,4 +476,198 @@ Test(partial, a_row_out_of_range_is_skipped_and_the_rest_read) {
         ds_buf_free(&s6);
         ds_buf_free(&rows);
         ds_buf_free(&b);
+}
+
+/* ---- the encoder against a reference -------------------------------------- */
+
+/* The partial partition of a row is librdkafka's murmur2 partitioner over
+ * the row's bytes (what earlier releases called): any byte string, any
+ * partition count. */
+Test(partial, the_route_is_librdkafkas_murmur2_partitioner) {
+        uint64_t rs = 42;
+        uint8_t buf[64];
+        for (int i = 0; i < 20000; i++) {
+                size_t len = (size_t)(ds_test_rnd(&rs) % (sizeof(buf) + 1));
+                for (size_t k = 0; k < len; k++)
+                        buf[k] = (uint8_t)ds_test_rnd(&rs);
+                int32_t parts = 1 + (int32_t)(ds_test_rnd(&rs) % 500);
+                int32_t want = rd_kafka_msg_partitioner_murmur2(NULL, buf, len, parts, NULL, NULL);
+                int32_t got = (int32_t)((ds_murmur2(buf, len) & 0x7fffffff) % (uint32_t)parts);
+                cr_assert_eq(got, want, "%zu bytes, %d partitions: %d, librdkafka %d", len, parts, got, want);
+        }
+        /* and a row's route is that of its bytes */
+        for (int i = 0; i < 5000; i++) {
+                ds_rowkey_t k = {ds_test_rnd(&rs), (int64_t)ds_test_rnd(&rs)};
+                int32_t parts = 1 + (int32_t)(ds_test_rnd(&rs) % 500);
+                uint8_t h[16];
+                size_t n = 16;
+                if (ds_rowkey_dim(k) == DS_DIM_GATE_HEADING) {
+                        uint32_t gate = ds_cell_gate(k);
+                        memcpy(h, &gate, 4);
+                        memcpy(h + 4, &k.start, 8);
+                        n = 12;
+                } else {
+                        memcpy(h, &k.k, 8);
+                        memcpy(h + 8, &k.start, 8);
+                }
+                cr_assert_eq(ds_partial_route(k, parts),
+                             rd_kafka_msg_partitioner_murmur2(NULL, h, n, parts, NULL, NULL));
+        }
+}
+
+/* A batch row as the encoder wrote it before it wrote in place (field by
+ * field through ds_avro_put_*, the key text from ds_row_keytext()): the
+ * reference both ds_partial_batcher_add() and ds_partial_batcher_add_share()
+ * must match byte for byte. */
+static void reference_row(ds_buf_t *b, const ds_outrow_t *o, int digits) {
+        uint8_t s1[3 + DS_HLL_M], s2[3 + DS_HLL_M];
+        size_t l1 = 0, l2 = 0;
+        if (o->distinct) {
+                l1 = ds_hll_serialize(o->distinct->declarants, s1);
+                l2 = ds_hll_serialize(o->distinct->vehicles, s2);
+        }
+        char kt[64];
+        int kl = ds_row_keytext(o->key, digits, kt, sizeof(kt));
+        cr_assert(kl > 0 && kl < (int)sizeof(kt));
+        ds_avro_put_long(b, o->partition);
+        ds_avro_put_long(b, o->epoch);
+        ds_avro_put_long(b, o->offset);
+        ds_avro_put_long(b, ds_rowkey_dim(o->key));
+        ds_avro_put_bytes(b, kt, (size_t)kl);
+        ds_avro_put_long(b, ds_rowkey_window(o->key));
+        ds_avro_put_long(b, o->key.start);
+        const int64_t *v = &o->m.declarations;
+        for (int i = 0; i < 8; i++)
+                ds_avro_put_long(b, v[i]);
+        ds_avro_put_bytes(b, s1, l1);
+        ds_avro_put_bytes(b, s2, l2);
+}
+
+/* A value of every varint length, signs and extremes included. */
+static int64_t any_long(uint64_t *rs) {
+        switch (ds_test_rnd(rs) % 6) {
+        case 0:
+                return (int64_t)(ds_test_rnd(rs) % 64);
+        case 1:
+                return -(int64_t)(ds_test_rnd(rs) % 100000);
+        case 2:
+                return (int64_t)(ds_test_rnd(rs) >> (ds_test_rnd(rs) % 64));
+        case 3:
+                return ds_test_rnd(rs) % 2 ? INT64_MAX : INT64_MIN;
+        default:
+                return (int64_t)ds_test_rnd(rs);
+        }
+}
+
+/* Shares of every dimension and window - the longest gate code (a gates
+ * file's), headings of up to 27 bits, every heading.digits, any start and
+ * measure, GATE DAY rows with empty, sparse and dense sketches - encode to
+ * the reference's bytes, whichever way they are added. */
+Test(partial, a_share_encodes_as_the_reference_does) {
+        char *dir = ds_tmpdir("ds-partial");
+        cr_assert_not_null(dir);
+        char *gates = ds_join(dir, "gates.csv");
+        FILE *f = fopen(gates, "w");
+        cr_assert_not_null(f);
+        fprintf(f, "gate_code,name_vi,province,kind,customs_office_prefix\n");
+        fprintf(f, "ABCDEFGHIJKLMNOP,Cửa khẩu dài,Test,opening,15\n");
+        cr_assert_eq(fclose(f), 0);
+        char err[256];
+        cr_assert_eq(ds_domain_add_gates_file(gates, err, sizeof(err)), 1, "%s", err);
+        int ngates = ds_gate_count();
+        cr_assert_eq(strlen(ds_gate(ngates - 1)->code), DS_GATE_CODE_MAX);
+
+        ds_distinct_t *sk[3] = {ds_distinct_new(), ds_distinct_new(), ds_distinct_new()};
+        uint64_t rs = 7;
+        for (int i = 0; i < 50; i++) /* sparse */
+                cr_assert_eq(ds_hll_add(&sk[1]->declarants, ds_mix64((uint64_t)i)), 0);
+        for (int i = 0; i < 20000; i++) { /* dense */
+                cr_assert_eq(ds_hll_add(&sk[2]->declarants, ds_mix64((uint64_t)i)), 0);
+                cr_assert_eq(ds_hll_add(&sk[2]->vehicles, ds_mix64((uint64_t)i + 1000000)), 0);
+        }
+        for (int digits = 2; digits <= 10; digits++) {
+                nmsgs = 0;
+                /* batches large enough for all the rows (dense sketches are
+                 * 16 KiB): one message per partial partition each way */
+                ds_partial_batcher_t *a = ds_partial_batcher_new(3, digits, 64 << 20, collect, NULL);
+                ds_partial_batcher_t *s = ds_partial_batcher_new(3, digits, 64 << 20, collect, NULL);
+                ds_buf_t want[3] = {{0}};
+                uint32_t nwant[3] = {0};
+                for (int i = 0; i < 600; i++) {
+                        ds_outrow_t o = {(int32_t)(ds_test_rnd(&rs) % 65535),
+                                         (int32_t)(ds_test_rnd(&rs) % 1000000),
+                                         (int64_t)(ds_test_rnd(&rs) >> (ds_test_rnd(&rs) % 64)),
+                                         {0, 0},
+                                         {0},
+                                         NULL};
+                        uint32_t gate =
+                                (uint32_t)(i % 7 == 0 ? ngates - 1 : (int)(ds_test_rnd(&rs) % (uint64_t)ngates));
+                        uint32_t heading = (uint32_t)(ds_test_rnd(&rs) >> (37 + ds_test_rnd(&rs) % 27));
+                        ds_window_t w = (ds_window_t)(ds_test_rnd(&rs) % DS_WIN__CNT);
+                        int64_t start = w == DS_WIN_TOTAL ? 0 : any_long(&rs);
+                        switch (i % 3) {
+                        case 0:
+                                o.key = ds_rowkey(DS_DIM_GATE, w, gate, start);
+                                if (w == DS_WIN_DAY)
+                                        o.distinct = sk[ds_test_rnd(&rs) % 3];
+                                break;
+                        case 1:
+                                o.key = ds_rowkey(DS_DIM_COMMODITY, w, heading, start);
+                                break;
+                        default:
+                                o.key = ds_cell_rowkey(gate, heading, start);
+                                break;
+                        }
+                        int64_t *v = &o.m.declarations;
+                        for (int k = 0; k < 8; k++)
+                                v[k] = any_long(&rs);
+                        /* the same share as a ds_partial_t, sketches serialized */
+                        static uint8_t s1[3 + DS_HLL_M], s2[3 + DS_HLL_M];
+                        ds_partial_t p = {DS_PARTIAL_ROW, o.partition, o.epoch, o.offset, 0,  0,  o.key, o.m,
+                                          NULL,           0,           NULL,    0,        77, {0}};
+                        if (o.distinct) {
+                                p.declarants_len = ds_hll_serialize(o.distinct->declarants, s1);
+                                p.vehicles_len = ds_hll_serialize(o.distinct->vehicles, s2);
+                                p.declarants_sketch = s1;
+                                p.vehicles_sketch = s2;
+                        }
+                        cr_assert_eq(ds_partial_batcher_add(a, &p, 77), 0);
+                        cr_assert_eq(ds_partial_batcher_add_share(s, &o, 77), 0);
+                        int32_t pp = ds_partial_route(o.key, 3);
+                        reference_row(&want[pp], &o, digits);
+                        nwant[pp]++;
+                }
+                cr_assert_eq(ds_partial_batcher_flush(a, 77), 0);
+                int from_a = nmsgs;
+                cr_assert_eq(ds_partial_batcher_flush(s, 77), 0);
+                ds_partial_batcher_destroy(a);
+                ds_partial_batcher_destroy(s);
+                /* the same bytes both ways, and the reference batch's */
+                cr_assert_eq(from_a, 3, "digits %d: %d messages", digits, from_a);
+                cr_assert_eq(nmsgs, 6);
+                for (int k = 0; k < 3; k++) {
+                        const msg_t *x = &msgs[k], *y = &msgs[3 + k];
+                        cr_assert_eq(x->pp, y->pp);
+                        cr_assert(x->len == y->len && !memcmp(x->p, y->p, x->len),
+                                  "digits %d, partial partition %d: the two ways differ", digits, x->pp);
+                        ds_buf_t r = {0};
+                        ds_wire_put_header(&r, DS_SCHEMA_ID_PARTIAL_ROWS);
+                        ds_avro_put_long(&r, 77);
+                        ds_avro_put_long(&r, nwant[x->pp]);
+                        ds_buf_put(&r, want[x->pp].p, want[x->pp].len);
+                        ds_avro_put_long(&r, 0); /* end of rows */
+                        ds_avro_put_long(&r, 0); /* no statuses */
+                        cr_assert(r.len == x->len && !memcmp(r.p, x->p, r.len),
+                                  "digits %d, partial partition %d: not the reference's bytes", digits, x->pp);
+                        ds_buf_free(&r);
+                        ds_buf_free(&want[x->pp]);
+                }
+                for (int k = 0; k < nmsgs; k++)
+                        free(msgs[k].p);
+                nmsgs = 0;
+        }
+        for (int i = 0; i < 3; i++)
+                ds_distinct_free(sk[i]);
+        ds_tmpdir_remove(dir);
+        free(dir);
 }
