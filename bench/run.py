@@ -1215,8 +1215,13 @@ def main():
     DS, BENCHBIN = os.path.join(bindir, "declstream"), bindir
     R = dict(profile=profile, name=name, date=now.strftime("%Y-%m-%d %H:%M"), machine=machine(),
              loadavg_start=loadavg(), config=cfg, work_dir=work)
-    log("machine: core clock and memory (bench_machine)")
-    R["machine"]["probe"] = machine_probe(32 if a.quick else 256)
+    # The probe (~6 s) is read by the micro section (its phases in cycles)
+    # and the machine table: a run of other sections alone skips it.
+    if "micro" in only or not a.only:
+        log("machine: core clock and memory (bench_machine)")
+        R["machine"]["probe"] = machine_probe(32 if a.quick else 256)
+    else:
+        R["machine"]["probe"] = dict(skipped="not run (--only %s)" % a.only)
 
     def on_signal(sig, frame):
         Proc.stop_all()
