@@ -145,6 +145,13 @@ void ds_outbox_reset(ds_outbox_t *ob) {
         memset(&ob->stats, 0, sizeof(ob->stats));
 }
 
+void ds_outbox_truncate(ds_outbox_t *ob, uint32_t nrows, uint32_t nevicts) {
+        for (uint32_t i = nrows; i < ob->nrows; i++)
+                ds_distinct_free(ob->rows[i].distinct);
+        ob->nrows = nrows;
+        ob->nevicts = nevicts;
+}
+
 void ds_outbox_free(ds_outbox_t *ob) {
         ds_outbox_reset(ob);
         free(ob->rows);

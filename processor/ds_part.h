@@ -98,6 +98,11 @@ static inline ds_outbox_t ds_outbox_since(const ds_outbox_t *ob, uint32_t nrows,
         return v;
 }
 
+/* Drops the rows and evictions appended since ob held nrows and nevicts
+ * (once they are encoded: the processing role's worker), freeing the rows'
+ * sketch copies; the partitions' positions and the stats stay. */
+void ds_outbox_truncate(ds_outbox_t *ob, uint32_t nrows, uint32_t nevicts);
+
 void ds_part_cfg_default(ds_part_cfg_t *cfg);
 
 ds_part_t *ds_part_new(const ds_part_cfg_t *cfg, int32_t partition, int64_t restore_end);

@@ -451,6 +451,54 @@ int ds_partial_batcher_flush(ds_partial_batcher_t *pb, int64_t updated_at) {
         return rc;
 }
 
+/* ---- a worker's share of a cycle's batches ------------------------------ */
+
+/* ds_partial_emit_fn: the batch appended to the worker's buffer. */
+static int out_emit(void *ctx, int32_t pp, const uint8_t *msg, size_t len, uint32_t rows) {
+        ds_partial_out_t *o = ctx;
+        if (o->n == o->cap) {
+                uint32_t cap = o->cap ? o->cap * 2 : 256;
+                ds_partial_msg_t *m = realloc(o->msgs, cap * sizeof(*m));
+                if (!m)
+                        return o->oom = -1;
+                o->msgs = m;
+                o->cap = cap;
+        }
+        o->msgs[o->n++] = (ds_partial_msg_t){pp, rows, o->bytes.len, len};
+        ds_buf_put(&o->bytes, msg, len);
+        return 0;
+}
+
+int ds_partial_out_init(ds_partial_out_t *o, int32_t partial_partitions, int heading_digits) {
+        memset(o, 0, sizeof(*o));
+        o->batcher = ds_partial_batcher_new(partial_partitions, heading_digits, DS_PARTIAL_BATCH_BYTES, out_emit, o);
+        return o->batcher ? 0 : -1;
+}
+
+void ds_partial_out_free(ds_partial_out_t *o) {
+        ds_partial_batcher_destroy(o->batcher);
+        ds_buf_free(&o->bytes);
+        free(o->msgs);
+        memset(o, 0, sizeof(*o));
+}
+
+void ds_partial_out_reset(ds_partial_out_t *o) {
+        o->bytes.len = 0;
+        o->n = 0;
+        o->oom = 0;
+}
+
+int ds_partial_out_add(ds_partial_out_t *o, const ds_outbox_t *ob, int64_t updated_at) {
+        for (uint32_t k = 0; k < ob->nrows; k++)
+                if (ds_partial_batcher_add_share(o->batcher, &ob->rows[k], updated_at))
+                        return -1;
+        return o->oom;
+}
+
+int ds_partial_out_finish(ds_partial_out_t *o, int64_t updated_at) {
+        return ds_partial_batcher_flush(o->batcher, updated_at) || o->oom ? -1 : 0;
+}
+
 int ds_partial_schema(const uint8_t *msg, size_t len) {
         uint32_t id;
         const uint8_t *body;

@@ -154,6 +154,52 @@ void ds_partial_batcher_status(ds_partial_batcher_t *pb, const ds_partial_t *st)
  * order (the end of a cycle). */
 int ds_partial_batcher_flush(ds_partial_batcher_t *pb, int64_t updated_at);
 
+/* ---- a worker's share of a cycle's batches ---- */
+
+/* One emitted batch in a ds_partial_out_t: bytes [off, off + len) of its
+ * buffer, for partial partition pp, holding rows shares. */
+typedef struct ds_partial_msg {
+        int32_t pp;
+        uint32_t rows;
+        size_t off, len;
+} ds_partial_msg_t;
+
+/* The batches a worker encodes from the rows it flushes (the processing
+ * role's cycle: each worker encodes the shares of the partitions it owns,
+ * in parallel, rather than copying every changed row for the main thread
+ * to encode). The messages are kept back to back in one buffer, which
+ * stays as it is until the next ds_partial_out_reset(): the main thread
+ * produces them from there without a copy, then the cycle's statuses after
+ * them (bench/HOTPATH.md, sixteenth round).
+ *
+ * Memory: the cycle's shares encoded (~50 bytes each, ~130 in the outbox
+ * copy it replaces) plus a batch of up to DS_PARTIAL_BATCH_BYTES per partial
+ * partition being filled.
+ *
+ * @locality the worker between ds_partial_out_reset() and
+ * ds_partial_out_finish(); then only read (by main) until the next reset. */
+typedef struct ds_partial_out {
+        ds_partial_batcher_t *batcher;
+        ds_buf_t bytes;
+        ds_partial_msg_t *msgs;
+        uint32_t n, cap;
+        int oom;
+} ds_partial_out_t;
+
+/* 0, or -1 on out-of-memory. */
+int ds_partial_out_init(ds_partial_out_t *o, int32_t partial_partitions, int heading_digits);
+void ds_partial_out_free(ds_partial_out_t *o);
+/* Empties it for the next flush (the messages before must be produced and
+ * acknowledged). */
+void ds_partial_out_reset(ds_partial_out_t *o);
+/* Encodes the rows of an outbox (a view of one partition's flush, say) as
+ * shares. 0, or -1 on out-of-memory. */
+int ds_partial_out_add(ds_partial_out_t *o, const ds_outbox_t *ob, int64_t updated_at);
+/* Emits every batch still being filled: after it, msgs[0, n) are the
+ * flush's messages, each partial partition's in order. 0, or -1 on
+ * out-of-memory. */
+int ds_partial_out_finish(ds_partial_out_t *o, int64_t updated_at);
+
 /* The schema id of a partial message, or -1 if it has no wire header. */
 int ds_partial_schema(const uint8_t *msg, size_t len);
 

@@ -9,37 +9,39 @@
  *            changelog reader, the publish/checkpoint/commit cycle.
  *   worker   its queue (partition queues are forwarded to it), the
  *            partitions assigned to it (ds_part.h), its decode scratch, its
- *            counters, its outbox.
+ *            counters, its outbox (the partitions' positions), its partial
+ *            batches and changelog buffer.
  *   merge    with role=all: the merge role (ds_merge_role.h), with its own
  *            consumer and producer.
  *
  * Barrier. main -> worker requests go through one slot per worker:
  *   main:   writes req_op/args, then req_seq = n   (release)
  *   worker: sees req_seq (acquire) after a batch, serves the request (e.g.
- *           flushes its partitions into its outbox and writes their changelog
- *           records), then done_seq = n (release)
- *   main:   waits until done_seq == n (acquire), then reads the outbox.
- * A flush answers twice: rows_seq = n (release) once the outbox and the
- * deltas are written, done_seq = n once the snapshots due this cycle are
- * written too (the worker writes them before it takes another message, so
- * they are the state at the flush). Main produces the partial rows between
- * the two (it reads only the outbox, the worker then writes only its
- * changelog buffer), so a cycle's totals do not wait for its snapshots.
- * The release/acquire pairs order the plain writes of the args and of the
- * outbox; each side writes its slot only while the other is not reading it,
- * so no lock is needed. rd_kafka_queue_yield() wakes a worker blocked in
- * rd_kafka_consume_batch_queue() so a barrier completes promptly. While
- * waiting, main keeps serving the producer's delivery reports, so a worker
- * blocked on a full producer queue (dead-letter flood) cannot deadlock it.
+ *           flushes its partitions: positions into its outbox, changed rows
+ *           encoded into its partial batches, changelog records into its
+ *           buffer), then done_seq = n (release)
+ *   main:   waits until done_seq == n (acquire), then reads what it wrote.
+ * A flush answers twice: rows_seq = n (release) once the outbox, the partial
+ * batches and the deltas are written, done_seq = n once the snapshots due
+ * this cycle are written too (the worker writes them before it takes
+ * another message, so they are the state at the flush). Main produces the
+ * partial batches between the two (it reads only the outbox and the
+ * batches, the worker then writes only its changelog buffer), so a cycle's
+ * totals do not wait for its snapshots. The release/acquire pairs order the
+ * plain writes of the args, the outbox and the batches; each side writes
+ * its slot only while the other is not reading it, so no lock is needed. rd_kafka_queue_yield() wakes a worker blocked
+ * in rd_kafka_consume_batch_queue() so a barrier completes promptly. While waiting, main keeps serving the producer's
+ * delivery reports, so a worker blocked on a full producer queue (dead-letter flood) cannot deadlock it.
  *
  * A cycle (every commit.interval.ms, and before letting partitions go):
  *   1. barrier: each partition's changed rows, its position, and its
  *      changelog records (a delta, or a snapshot when the changelog since the
  *      last one has outgrown it);
  *   2. partial rows (customs.totals.partial, with the owner epoch and the
- *      input offset they reflect) and a STATUS per partition whose position,
- *      watermark, idleness or epoch changed since its last one - first, as
- *      the published totals wait for them;
+ *      input offset they reflect: the batches the workers encoded) and then
+ *      a STATUS per partition whose position, watermark, idleness or epoch
+ *      changed since its last one - first, as the published totals wait for
+ *      them;
  *   3. changelog snapshots and deltas (in that order within a state
  *      partition), and dead letters (transactions);
  *   4. once all of that is acknowledged, each partition's CHECKPOINT (after
@@ -144,7 +146,7 @@ typedef struct worker {
         /* barrier (see the file comment) */
         _Atomic uint64_t req_seq;
         _Atomic uint64_t done_seq;
-        _Atomic uint64_t rows_seq; /* REQ_FLUSH: outbox written (snapshots may follow) */
+        _Atomic uint64_t rows_seq; /* REQ_FLUSH: outbox and partial batches written (snapshots may follow) */
         uint64_t posted; /* main: last request number posted */
         uint64_t served; /* worker: last request number served */
         int req_op;
@@ -153,7 +155,8 @@ typedef struct worker {
         uint32_t req_epoch;
 
         /* written while serving REQ_FLUSH, read by main after the barrier */
-        ds_outbox_t ob;
+        ds_outbox_t ob;        /* positions and stats (rows and evictions are encoded, then dropped) */
+        ds_partial_out_t pout; /* the flush's partial rows, encoded; not copied by produce() */
         ds_buf_t clbuf;
         clrec_t *cl;
         uint32_t ncl, capcl;
@@ -457,12 +460,14 @@ static int cl_emit(void *ctx, const uint8_t *rec, size_t len) {
         return 0;
 }
 
-/* Serves REQ_FLUSH: every owned partition's position, changed rows, closed
- * rows, and its changelog records go to the outbox. */
+/* Serves REQ_FLUSH: every owned partition's position goes to the outbox,
+ * its changed rows to the partial batches (encoded here, each worker its
+ * own partitions'), and its changelog records to clbuf. */
 static void serve_flush(worker_t *w) {
         pipeline_t *pl = w->pl;
         int64_t now = ds_now_ms();
         ds_outbox_reset(&w->ob);
+        ds_partial_out_reset(&w->pout);
         w->clbuf.len = 0;
         w->ncl = 0;
         w->nsnapq = 0;
@@ -478,18 +483,25 @@ static void serve_flush(worker_t *w) {
                 uint32_t rows_before = w->ob.nrows, evicts_before = w->ob.nevicts;
                 if (ds_part_flush(part, &pl->part_cfg, now, &w->ob))
                         goto oom;
+                /* this partition's rows and evictions (just appended) */
+                ds_outbox_t view = ds_outbox_since(&w->ob, rows_before, evicts_before);
+                if (ds_partial_out_add(&w->pout, &view, now))
+                        goto oom;
                 /* a snapshot when there is none yet, or the tail has outgrown
-                 * it: written after the outbox is handed over (serve_snapshots) */
+                 * it: written after the rows are handed over (serve_snapshots);
+                 * else a delta of the rows and evictions */
                 if (ds_cl_snapshot_due(part, &pl->part_cfg)) {
                         w->snapq[w->nsnapq++] = p; /* sized like parts (serve_add) */
-                        continue;
+                } else {
+                        cl_ctx_t cc = {w, p, 0, 0};
+                        if (ds_cl_write_cycle(part, 0, &view, cl_emit, &cc) < 0)
+                                goto oom;
                 }
-                /* a delta has only this partition's rows and evictions (just appended) */
-                cl_ctx_t cc = {w, p, 0, 0};
-                ds_outbox_t view = ds_outbox_since(&w->ob, rows_before, evicts_before);
-                if (ds_cl_write_cycle(part, 0, &view, cl_emit, &cc) < 0)
-                        goto oom;
+                /* encoded twice over: one partition's copies at a time, not the cycle's */
+                ds_outbox_truncate(&w->ob, rows_before, evicts_before);
         }
+        if (ds_partial_out_finish(&w->pout, now))
+                goto oom;
         const ds_agg_stats_t *st = &w->ob.stats;
         for (int k = 0; k < DS_WIN__CNT; k++) {
                 w->c.late[k] += st->late[k];
@@ -506,7 +518,7 @@ oom:
 
 /* The second half of REQ_FLUSH, after rows_seq: the snapshots serve_flush
  * found due. Touches the partitions and the changelog buffer, not the
- * outbox (main is reading it). */
+ * outbox or the partial batches (main is reading them). */
 static void serve_snapshots(worker_t *w) {
         for (uint32_t i = 0; i < w->nsnapq; i++) {
                 int32_t p = w->snapq[i];
@@ -616,8 +628,9 @@ static void *worker_main(void *arg) {
                         w->served = rs;
                         ds_counters_publish(&w->shared, &w->c);
                         if (op == REQ_FLUSH) {
-                                /* release: publishes the outbox written by
-                                 * serve_flush(); main reads it meanwhile */
+                                /* release: publishes the outbox and the
+                                 * partial batches written by serve_flush();
+                                 * main reads them meanwhile */
                                 atomic_store_explicit(&w->rows_seq, rs, memory_order_release);
                                 serve_snapshots(w);
                         }
@@ -701,11 +714,11 @@ static assigned_t *find_assigned(pipeline_t *pl, int32_t partition) {
 /* Produces key and value to (topic, partition), counted in this cycle's
  * slot; tag defaults to the slot's shared tag. msgflags: RD_KAFKA_MSG_F_COPY,
  * or 0 for a value that stays untouched until its delivery report - the
- * changelog records in a worker's clbuf, which only the next cycle's flush
- * reuses, after this cycle's wait_slot() has seen every report (and which
- * pipeline shutdown frees only after destroying the producer). Not copying
- * them saved ~0.2 GB of peak RSS in a 1 M catch-up (bench/HOTPATH.md,
- * thirteenth round). */
+ * changelog records in a worker's clbuf and the partial batches in its
+ * pout, which only the next cycle's flush reuses, after this cycle's
+ * wait_slot() has seen every report (and which pipeline shutdown frees only
+ * after destroying the producer). Not copying the changelog saved ~0.2 GB of
+ * peak RSS in a 1 M catch-up (bench/HOTPATH.md, thirteenth round). */
 static int produce(pipeline_t *pl, const char *topic, int32_t partition, const void *key, size_t klen,
                    const void *value, size_t vlen, ds_dtag_t *tag, int msgflags) {
         uint32_t slot = pl->slot;
@@ -849,12 +862,18 @@ static int cycle(pipeline_t *pl) {
         }
 
         /* 2. partial rows and a STATUS per partition first: they are what the
-         * totals wait for, and nothing orders them after the changelog */
+         * totals wait for, and nothing orders them after the changelog. The
+         * workers encoded the rows; every partial partition gets its rows
+         * (worker after worker) before the statuses below. */
         int64_t now = ds_now_ms();
         for (int i = 0; i < pl->nw; i++) {
-                const ds_outbox_t *ob = &pl->w[i].ob;
-                for (uint32_t k = 0; k < ob->nrows; k++) {
-                        if (ds_partial_batcher_add_share(pl->batcher, &ob->rows[k], now))
+                const ds_partial_out_t *po = &pl->w[i].pout;
+                for (uint32_t k = 0; k < po->n; k++) {
+                        const ds_partial_msg_t *m = &po->msgs[k];
+                        pl->partial_msgs++;
+                        pl->partial_rows += m->rows;
+                        /* not copied: pout stays as it is until the next flush (produce()) */
+                        if (produce(pl, pl->cfg->partial_topic, m->pp, NULL, 0, po->bytes.p + m->off, m->len, NULL, 0))
                                 goto fail;
                 }
         }
@@ -880,8 +899,9 @@ static int cycle(pipeline_t *pl) {
                 ds_partial_status_sent(&a->status, &st);
                 pl->status_msgs += (uint64_t)pl->partial_partitions;
         }
-        /* each partial partition's rows, then the statuses, in its last
-         * message of the cycle: a status never overtakes the rows it covers */
+        /* then the statuses, in a message of their own per partial partition
+         * (enqueued after that partition's rows, and the producer keeps the
+         * order): a status never overtakes the rows it covers */
         if (ds_partial_batcher_flush(pl->batcher, now))
                 goto fail;
 
@@ -1569,6 +1589,11 @@ int ds_pipeline_run(const ds_config_t *cfg) {
                 worker_t *w = &pl->w[i];
                 w->id = i;
                 w->pl = pl;
+                if (ds_partial_out_init(&w->pout, pl->partial_partitions, cfg->heading_digits)) {
+                        ds_log(DS_LOG_ERROR, "pipeline", "out of memory", "%s", "");
+                        rc = 1;
+                        goto out;
+                }
                 w->q = rd_kafka_queue_new(pl->consumer);
                 if (pthread_create(&w->thread, NULL, worker_main, w)) {
                         ds_log(DS_LOG_ERROR, "pipeline", "cannot start a worker thread", "worker=%d", i);
@@ -1689,9 +1714,9 @@ out:
                 }
         }
         /* The producer goes before the workers' buffers: after a failed
-         * cycle it may still hold changelog records it did not copy (the
-         * workers' clbuf, produce()); it outlives the workers, which may
-         * write dead letters to it. */
+         * cycle it may still hold changelog records and partial batches it
+         * did not copy (the workers' clbuf and pout, produce()); it outlives
+         * the workers, which may write dead letters to it. */
         if (pl->producer) {
                 rd_kafka_flush(pl->producer, 10000);
                 rd_kafka_destroy(pl->producer);
@@ -1705,6 +1730,7 @@ out:
                                         ds_part_destroy(w->parts[p]);
                         free(w->parts);
                         ds_outbox_free(&w->ob);
+                        ds_partial_out_free(&w->pout);
                         ds_buf_free(&w->clbuf);
                         for (uint32_t k = 0; k < w->dlq_out.n; k++)
                                 pdlq_free(&w->dlq_out.v[k]);

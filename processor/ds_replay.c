@@ -10,15 +10,17 @@
  * two threads ever touch one partition. The main thread drives cycles as the
  * pipeline's does: every cycle_ms it raises `req`; each worker, between
  * messages (it looks every 256), flushes its partitions into its own outbox
- * and answers with `done`; main then merges all outboxes and publishes
- * (ds_publish_cycle) while the workers go on - a worker touches its outbox
- * only when asked for the next flush, which main asks only once it has
- * finished reading. Memory orders:
+ * (with SINK_PARTIAL: their changed rows encoded into its own partial
+ * batches, as the pipeline's workers do) and answers with `done`; main then
+ * merges all outboxes and publishes (ds_publish_cycle), or hands the
+ * batches on and adds the statuses, while the workers go on - a worker
+ * touches its outbox and batches only when asked for the next flush, which
+ * main asks only once it has finished reading. Memory orders:
  *   - req: main's release store, the workers' acquire load. Main read the
  *     outboxes before raising it, so those reads happen before the worker's
  *     next ds_outbox_reset();
- *   - done: the worker's release store after filling its outbox, main's
- *     acquire load before reading it;
+ *   - done: the worker's release store after filling its outbox (and
+ *     batches), main's acquire load before reading them;
  *   - finished / start / stop: release stores, acquire loads, publishing
  *     nothing but the flag itself (counters are read after pthread_join).
  * No atomic is touched per message; the per-message path is exactly the
@@ -353,6 +355,7 @@ typedef struct rworker {
         int32_t *owned;
         int nowned;
         ds_outbox_t ob;
+        ds_partial_out_t pout; /* SINK_PARTIAL: the flush's partial rows, encoded (ds_pipeline.c) */
         uint64_t served; /* last request served */
         int64_t now_ms;
         int fatal;
@@ -418,6 +421,7 @@ void ds_replay_destroy(ds_replay_t *r) {
                 free(r->w[i]->msgs);
                 free(r->w[i]->owned);
                 ds_outbox_free(&r->w[i]->ob);
+                ds_partial_out_free(&r->w[i]->pout);
                 free(r->w[i]);
         }
         free(r->w);
@@ -550,6 +554,8 @@ ds_replay_t *ds_replay_new(const ds_replay_file_t *f, const ds_replay_opts_t *o,
                 w->msgs = malloc((size_t)(w->nmsgs ? w->nmsgs : 1) * sizeof(*w->msgs));
                 w->owned = malloc((size_t)(np ? np : 1) * sizeof(int32_t));
                 oom |= !w->msgs || !w->owned;
+                if (o->sink == DS_REPLAY_SINK_PARTIAL) /* as many partial partitions as input partitions */
+                        oom |= ds_partial_out_init(&w->pout, r->nparts > 0 ? r->nparts : 1, o->heading_digits);
         }
         for (int32_t i = 0; i < np && !oom; i++) {
                 int32_t p = order[i];
@@ -670,6 +676,9 @@ static void poll_request(rworker_t *w) {
         if (q == w->served)
                 return;
         ds_outbox_reset(&w->ob);
+        int partial = r->o.sink == DS_REPLAY_SINK_PARTIAL;
+        if (partial)
+                ds_partial_out_reset(&w->pout);
         for (int i = 0; i < w->nowned && !w->fatal; i++) {
                 ds_part_t *part = r->parts[w->owned[i]];
                 uint32_t rows_before = w->ob.nrows, evicts_before = w->ob.nevicts;
@@ -677,17 +686,25 @@ static void poll_request(rworker_t *w) {
                         w->fatal = 1;
                         break;
                 }
-                if (r->o.sink != DS_REPLAY_SINK_PARTIAL)
+                if (!partial)
                         continue;
-                /* the processing role's worker writes the partition's changelog
-                 * records here (ds_pipeline.c serve_flush); main would produce them */
+                /* the processing role's worker encodes the partition's
+                 * changed rows and writes its changelog records here
+                 * (ds_pipeline.c serve_flush); main would produce them */
                 ds_outbox_t view = ds_outbox_since(&w->ob, rows_before, evicts_before);
+                if (ds_partial_out_add(&w->pout, &view, w->now_ms)) {
+                        w->fatal = 1;
+                        break;
+                }
                 int64_t n = ds_cl_write_cycle(part, ds_cl_snapshot_due(part, &r->o.part), &view, count_record, w);
                 if (n < 0)
                         w->fatal = 1;
                 else
                         w->cl_bytes += (uint64_t)n;
+                ds_outbox_truncate(&w->ob, rows_before, evicts_before);
         }
+        if (partial && !w->fatal && ds_partial_out_finish(&w->pout, w->now_ms))
+                w->fatal = 1;
         w->served = q;
         /* release: publishes the filled outbox; pairs with main's acquire in wait_done() */
         atomic_store_explicit(&w->done, q, memory_order_release);
@@ -866,14 +883,17 @@ static int emit_batch(void *ctx, int32_t pp, const uint8_t *msg, size_t len, uin
         return rc; /* 0 at the end; -1 or 2: the encoder wrote what the decoder refuses */
 }
 
-/* SINK_PARTIAL: what the pipeline's cycle does with the outboxes before
- * producing (ds_pipeline.c: cycle()), to a sink that drops the bytes. */
+/* SINK_PARTIAL: what the pipeline's cycle does with the workers' batches
+ * and the statuses (ds_pipeline.c: cycle()), to a sink that drops the
+ * bytes. */
 static int emit_partials(ds_replay_t *r, ds_outbox_t *const *obs) {
         int64_t now = ds_now_ms();
+        /* the batches the workers encoded, then the statuses */
         for (int i = 0; i < r->nw; i++) {
-                const ds_outbox_t *ob = obs[i];
-                for (uint32_t k = 0; k < ob->nrows; k++) {
-                        if (ds_partial_batcher_add_share(r->batcher, &ob->rows[k], now))
+                const ds_partial_out_t *po = &r->w[i]->pout;
+                for (uint32_t k = 0; k < po->n; k++) {
+                        const ds_partial_msg_t *m = &po->msgs[k];
+                        if (emit_batch(r, m->pp, po->bytes.p + m->off, m->len, m->rows))
                                 return -1;
                 }
         }

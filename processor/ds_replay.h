@@ -103,12 +103,12 @@ int ds_replay_file_next(const ds_replay_file_t *f, size_t *pos, ds_replay_msg_t 
 typedef enum {
         DS_REPLAY_SINK_NULL = 0, /* rows are merged and handed to a sink that drops them */
         DS_REPLAY_SINK_KEEP,     /* the latest value of every row and top list is kept (ds_replay_write_totals) */
-        DS_REPLAY_SINK_PARTIAL,  /* the processing role alone, as `declstream run --role process`: every
-                                  * cycle's changed rows (and a changed STATUS per partition) are encoded as the
-                                  * partial rows the pipeline produces (key and Avro value, ds_partial.h),
-                                  * and the workers write each partition's changelog records (deltas,
-                                  * snapshots); both are dropped. No merge (that is the merge role's work,
-                                  * downstream of the partial topic) */
+        DS_REPLAY_SINK_PARTIAL,  /* the processing role alone, as `declstream run --role process`: the
+                                  * workers encode every cycle's changed rows as the partial batches the
+                                  * pipeline produces (ds_partial.h) and write each partition's changelog
+                                  * records (deltas, snapshots), and main hands the batches on and adds a
+                                  * changed STATUS per partition; all are dropped. No merge (that is the
+                                  * merge role's work, downstream of the partial topic) */
 } ds_replay_sink_t;
 
 typedef struct ds_replay_opts {
@@ -148,12 +148,13 @@ typedef struct ds_replay_result {
         int partitions;      /* distinct partitions in the file */
         double seconds;      /* wall time from the first message to the last cycle published */
         double cpu_seconds;  /* user + system CPU of the process over the same span */
-        double main_cpu_seconds; /* of which the main thread's (flush requests, encoding or merging,
-                                  * publishing); the rest is the workers' */
+        double main_cpu_seconds; /* of which the main thread's (flush requests, the statuses or the
+                                  * merging, publishing); the rest is the workers' */
         double tail_seconds;     /* of seconds, from the last worker's finish to the end: the rest of
                                   * any cycle under way, then the final one - the workers' last
-                                  * flush, main encoding (or merging) what changed since the cycle
-                                  * before - a tail a processor that runs on does not have, so runs
+                                  * flush (encoding what changed since the cycle before), main
+                                  * handing it on (or merging it) - a tail a processor that runs on
+                                  * does not have, so runs
                                   * should be many cycles long (bench/HOTPATH.md, fifteenth round) */
         size_t state_bytes;  /* ledger + aggregate bytes of every partition at the end */
         size_t ledger_bytes; /* of which the ledgers' */
