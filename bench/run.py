@@ -642,13 +642,14 @@ def machine_probe(max_mb):
 
 def tail_sentence(t1, t2):
     """The final cycle's share of the replay runs (tail_seconds: from the
-    last worker's finish, the workers' last flush and main encoding what
-    changed since the cycle before) - a tail a processor that runs on does
-    not have."""
+    last worker's finish, the workers' last flush - encoding what changed
+    since the cycle before - and main handing it on) - a tail a processor
+    that runs on does not have."""
     if t1.get("tail_seconds") is None or t2.get("tail_seconds") is None:
         return ""
-    return (" The final cycle, after the workers' last message (their last flush, then main encoding what changed "
-            "since the cycle before: a tail a processor that runs on does not have), took %.2f s of the one-thread "
+    return (" The final cycle, after the workers' last message (their last flush, encoding what changed since the "
+            "cycle before, then main handing it on: a tail a processor that runs on does not have), took %.2f s of "
+            "the one-thread "
             "run and %.2f s of the two-thread run." % (t1["tail_seconds"], t2["tail_seconds"]))
 
 
@@ -911,7 +912,8 @@ def write_results_md(R, json_rel, png_rel):
             t1, t2 = rp["t1"], rp["t2"]
             A("")
             A("Where two threads lose against one: the workers' CPU per declaration is %s ns with one thread and "
-              "%s ns with two (%s); the main thread (flush requests, encoding the partial rows) used %s s of CPU "
+              "%s ns with two (%s); the main thread (flush requests, handing the workers' partial batches on, the "
+              "statuses) used %s s of CPU "
               "of the %s s with one thread and %s of %s s with two, on the same two cores.%s" % (
                   fmt(t1["worker_cpu_ns_per_declaration"]), fmt(t2["worker_cpu_ns_per_declaration"]),
                   "%+.0f %%" % (100.0 * (t2["worker_cpu_ns_per_declaration"] / t1["worker_cpu_ns_per_declaration"] - 1))
