@@ -14,7 +14,8 @@
  * (ds_partial_route()): every partition's share of a row, and every cell of
  * a (gate, day), meet in one partial partition, so merge instances can split
  * the work by partial partition. An input partition's STATUS goes to every
- * partial partition, after the cycle's rows in its batch. The merge also
+ * partial partition, after the cycle's rows (in a message of its own since
+ * the workers encode the rows: ds_partial_out_t). The merge also
  * reads vn.customs.PartialTotal (schema id 6), one ROW or STATUS a message,
  * which earlier releases wrote (keys "<partition>|<row key>" and
  * "<partition>|STATUS").
@@ -24,7 +25,8 @@
  * merge rebuilds by reading it from the start.
  *
  * Memory: a batcher holds a buffer of up to DS_PARTIAL_BATCH_BYTES per
- * partial partition (24 MiB at 192), reused from cycle to cycle.
+ * partial partition (24 MiB at 192), reused from cycle to cycle; the
+ * processing role has one per worker, and main one for the statuses.
  *
  * @locality any thread; encoding appends to a caller's buffer, decoding
  * points into the message.

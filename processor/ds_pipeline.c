@@ -879,8 +879,8 @@ static int cycle(pipeline_t *pl) {
         }
         for (int i = 0; i < pl->nas; i++) {
                 assigned_t *a = &pl->as[i];
-                /* A STATUS goes to every partial partition (in the cycle's
-                 * last batch of each), so P input and Q partial partitions
+                /* A STATUS goes to every partial partition (in a message
+                 * after the cycle's rows in each), so P input and Q partial partitions
                  * cost P x Q statuses a round. The merge keeps only the
                  * latest of each input partition (epoch, offset, watermark,
                  * idle): one that repeats the last changes nothing, and is
