@@ -19,8 +19,9 @@
 
 /* ---- a ROW's fields, written straight into the buffer --------------------
  *
- * The cycle encodes every changed (partition, row) share - 3 M in a 1 M
- * catch-up - on the pipeline's main thread. A share is written with one
+ * A cycle encodes every changed (partition, row) share - 3 M in a 1 M
+ * catch-up - in the processing role's workers (ds_partial_out_t; the main
+ * thread did until the sixteenth round). A share is written with one
  * reservation of its largest size and raw stores (ds_avro_write_long), its
  * key text formatted in place, and routed with murmur2 computed here:
  * ~830 instructions a share before (each field through ds_avro_put_long's
@@ -276,6 +277,8 @@ struct ds_partial_batcher {
         size_t max_bytes;
         ds_partial_emit_fn emit;
         void *ctx;
+        size_t max_staged; /* 0: no limit (ds_partial_batcher_limit) */
+        size_t staged;     /* bytes of rows in the batches being filled */
         pbatch_t *b;       /* [partitions] */
         ds_buf_t statuses; /* the cycle's statuses (for every partial partition), encoded */
         uint32_t *status_end; /* [i]: where status i ends in statuses */
@@ -299,6 +302,10 @@ ds_partial_batcher_t *ds_partial_batcher_new(int32_t partial_partitions, int hea
         pb->emit = emit;
         pb->ctx = ctx;
         return pb;
+}
+
+void ds_partial_batcher_limit(ds_partial_batcher_t *pb, size_t max_staged) {
+        pb->max_staged = max_staged;
 }
 
 void ds_partial_batcher_destroy(ds_partial_batcher_t *pb) {
@@ -328,6 +335,7 @@ static int emit_msg(ds_partial_batcher_t *pb, int32_t pp, int64_t updated_at, ui
         if (n) {
                 ds_avro_put_long(m, n);
                 ds_buf_put(m, b->rows.p, b->rows.len);
+                pb->staged -= b->rows.len;
                 b->n = 0;
                 b->rows.len = 0;
         }
@@ -342,11 +350,13 @@ static int emit_msg(ds_partial_batcher_t *pb, int32_t pp, int64_t updated_at, ui
 }
 
 /* The share just written at [before, o->len) of partial partition pp's
- * batch: counted, and when the batch is full the rows before it go first. */
+ * batch: counted, and when the batch is full the rows before it go first;
+ * when the batches being filled pass the staging limit, this one goes. */
 static int added(ds_partial_batcher_t *pb, int32_t pp, size_t before, int64_t updated_at) {
         pbatch_t *b = &pb->b[pp];
         ds_buf_t *o = &b->rows;
         int rc = 0;
+        pb->staged += o->len - before;
         if (b->n && o->len > pb->max_bytes) {
                 /* full: the rows before this one go (emit_msg() copies them
                  * out), and this one starts the next batch */
@@ -357,6 +367,8 @@ static int added(ds_partial_batcher_t *pb, int32_t pp, size_t before, int64_t up
                 o->len = len;
         }
         b->n++;
+        if (!rc && pb->max_staged && pb->staged > pb->max_staged)
+                rc = emit_msg(pb, pp, updated_at, 0, 0);
         return rc;
 }
 
@@ -472,7 +484,10 @@ static int out_emit(void *ctx, int32_t pp, const uint8_t *msg, size_t len, uint3
 int ds_partial_out_init(ds_partial_out_t *o, int32_t partial_partitions, int heading_digits) {
         memset(o, 0, sizeof(*o));
         o->batcher = ds_partial_batcher_new(partial_partitions, heading_digits, DS_PARTIAL_BATCH_BYTES, out_emit, o);
-        return o->batcher ? 0 : -1;
+        if (!o->batcher)
+                return -1;
+        ds_partial_batcher_limit(o->batcher, DS_PARTIAL_OUT_STAGED);
+        return 0;
 }
 
 void ds_partial_out_free(ds_partial_out_t *o) {

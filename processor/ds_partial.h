@@ -25,8 +25,9 @@
  * merge rebuilds by reading it from the start.
  *
  * Memory: a batcher holds a buffer of up to DS_PARTIAL_BATCH_BYTES per
- * partial partition (24 MiB at 192), reused from cycle to cycle; the
- * processing role has one per worker, and main one for the statuses.
+ * partial partition (24 MiB at 192), reused from cycle to cycle, unless
+ * limited (ds_partial_batcher_limit: the processing role's workers' are,
+ * ds_partial_out_t); main's holds only the statuses.
  *
  * @locality any thread; encoding appends to a caller's buffer, decoding
  * points into the message.
@@ -144,6 +145,11 @@ void ds_partial_batcher_destroy(ds_partial_batcher_t *pb);
  * emitting that batch first if it is full (updated_at: the emitted
  * message's). Returns 0, or what emit returned. */
 int ds_partial_batcher_add(ds_partial_batcher_t *pb, const ds_partial_t *p, int64_t updated_at);
+/* At most max_staged bytes of rows in the batches being filled (0: no
+ * limit, the default): past it, the batch just added to is emitted whatever
+ * its size. With many partial partitions (and a batcher per worker) the
+ * batches being filled would otherwise hold up to max_bytes each. */
+void ds_partial_batcher_limit(ds_partial_batcher_t *pb, size_t max_staged);
 /* Adds an outbox row (a partition's changed row, ds_part.h: what a cycle
  * sends) as a ROW, encoded straight from it - its partition, owner epoch,
  * input offset, key, measures, and a GATE DAY row's sketches serialized in
@@ -174,12 +180,20 @@ typedef struct ds_partial_msg {
  * produces them from there without a copy, then the cycle's statuses after
  * them (bench/HOTPATH.md, sixteenth round).
  *
- * Memory: the cycle's shares encoded (~50 bytes each, ~130 in the outbox
- * copy it replaces) plus a batch of up to DS_PARTIAL_BATCH_BYTES per partial
- * partition being filled.
+ * Memory: the cycle's shares encoded (~50 bytes each, where the outbox
+ * copy it replaces took 104 and a GATE DAY row's sketches), plus the
+ * batches being filled: at most DS_PARTIAL_OUT_STAGED bytes of rows
+ * (ds_partial_batcher_limit; their buffers' capacity up to twice that), so
+ * that workers x partial partitions x DS_PARTIAL_BATCH_BYTES is never
+ * reached (768 MiB for 16 workers and 192 partial partitions).
+ *
+ * Out of memory: the message list's growth fails (-1, the worker stops the
+ * pipeline without commit); the byte buffers, as every ds_buf_t, abort the
+ * process (ds_wire.h) - no checkpoint is written either way.
  *
  * @locality the worker between ds_partial_out_reset() and
  * ds_partial_out_finish(); then only read (by main) until the next reset. */
+#define DS_PARTIAL_OUT_STAGED (4u << 20)
 typedef struct ds_partial_out {
         ds_partial_batcher_t *batcher;
         ds_buf_t bytes;

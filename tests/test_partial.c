@@ -671,3 +671,87 @@ Test(partial, a_share_encodes_as_the_reference_does) {
         ds_tmpdir_remove(dir);
         free(dir);
 }
+
+/* ---- a worker's batches (ds_partial_out_t) ------------------------------- */
+
+/* The outbox row of row_i(i) (sketches aside: ds_partial_out_t serializes a
+ * ds_distinct_t, the reference test above covers that). */
+static ds_outrow_t outrow_i(int i) {
+        ds_partial_t p = row_i(i);
+        return (ds_outrow_t){p.partition, p.epoch, p.input_offset, p.key, p.m, NULL};
+}
+
+/* What a worker's flush leaves: several partitions' rows added, batches
+ * finished; every row in its partial partition's messages once, in the
+ * order added; with a small staging limit, more and smaller messages; all
+ * of it again after a reset, from the start of the buffer. */
+static void check_out(ds_partial_out_t *o, int from, int n, int32_t parts, size_t max_msg) {
+        int seen = 0, last[8];
+        for (int32_t pp = 0; pp < parts; pp++)
+                last[pp] = -1;
+        for (uint32_t k = 0; k < o->n; k++) {
+                const ds_partial_msg_t *m = &o->msgs[k];
+                cr_assert(m->pp >= 0 && m->pp < parts);
+                cr_assert_leq(m->off + m->len, o->bytes.len);
+                cr_expect_leq(m->len, max_msg, "message %u: %zu bytes", k, m->len);
+                ds_partial_rows_t it;
+                cr_assert_eq(ds_partial_rows_open(o->bytes.p + m->off, m->len, 4, &it), DS_DLQ_NONE);
+                ds_partial_t got;
+                ds_dlq_reason_t why;
+                int rc;
+                uint32_t rows = 0;
+                while ((rc = ds_partial_rows_next(&it, &got, &why)) == 1) {
+                        cr_assert_eq(got.kind, DS_PARTIAL_ROW, "a worker's batch holds no status");
+                        int i = (int)(got.input_offset - 1000);
+                        cr_assert(i >= from && i < from + n, "row %d not added", i);
+                        ds_partial_t want = row_i(i);
+                        want.declarants_len = want.vehicles_len = 0;
+                        expect_same_row(&got, &want, i);
+                        cr_expect_eq(ds_partial_route(want.key, parts), m->pp);
+                        cr_expect_gt(i, last[m->pp], "partial partition %d: row %d after row %d", m->pp, i,
+                                     last[m->pp]);
+                        last[m->pp] = i;
+                        rows++;
+                }
+                cr_expect_eq(rc, 0, "message %u: %s", k, ds_dlq_code(why));
+                cr_expect_eq(rows, m->rows);
+                seen += (int)rows;
+        }
+        cr_expect_eq(seen, n, "%d rows read back of %d", seen, n);
+}
+
+Test(partial, a_workers_batches_hold_its_rows_in_order) {
+        const int32_t P = 5;
+        ds_partial_out_t o;
+        cr_assert_eq(ds_partial_out_init(&o, P, 4), 0);
+        ds_outbox_t ob = {0};
+        ob.rows = malloc(3000 * sizeof(*ob.rows));
+        cr_assert_not_null(ob.rows);
+        for (int round = 0; round < 3; round++) {
+                /* round 2: staging limited to 2 KiB (the default is 4 MiB) */
+                if (round == 2)
+                        ds_partial_batcher_limit(o.batcher, 2048);
+                ds_partial_out_reset(&o);
+                int from = round * 3000;
+                for (int part = 0; part < 3; part++) { /* three partitions' flushes */
+                        ob.nrows = 0;
+                        for (int i = from + part * 1000; i < from + (part + 1) * 1000; i++)
+                                ob.rows[ob.nrows++] = outrow_i(i);
+                        cr_assert_eq(ds_partial_out_add(&o, &ob, 77), 0);
+                }
+                cr_assert_eq(ds_partial_out_finish(&o, 77), 0);
+                if (round < 2) {
+                        /* 3,000 rows of ~40 bytes in 5 partial partitions: one message each */
+                        cr_expect_eq(o.n, (uint32_t)P, "round %d: %u messages", round, o.n);
+                        check_out(&o, from, 3000, P, DS_PARTIAL_BATCH_BYTES + 256);
+                } else {
+                        /* each emission frees ~2 KiB / 5 of staged rows: ~10 a message, never 1 */
+                        cr_expect_gt(o.n, 20, "%u messages under a 2 KiB staging limit", o.n);
+                        cr_expect_gt(3000 / o.n, 4, "%u messages for 3,000 rows", o.n);
+                        check_out(&o, from, 3000, P, 2048 + 256);
+                }
+        }
+        free(ob.rows);
+        ds_partial_out_free(&o);
+        ds_partial_out_free(&o); /* twice: a zeroed struct is freed as nothing */
+}

@@ -314,8 +314,8 @@ Test(replay, processing_role_encodes_partial_rows_that_sum_to_the_truth) {
         json_int_t pmsg = json_integer_value(json_object_get(p, "partials"));
         cr_expect_gt(prow, json_integer_value(json_object_get(a, "rows_published")),
                      "every partition's share is a partial row of its own: more of them than merged rows");
-        /* rows travel in batches: a cycle's rows of one partial partition in one message (20 ms
-         * cycles of a 20,000-declaration day put ~50 rows in each), beside the STATUS messages */
+        /* rows travel in batches: a cycle's rows of one partial partition in one message per
+         * worker (2 here), beside a STATUS message per partial partition */
         cr_expect_lt(pmsg * 4, prow, "%lld partial messages for %lld rows: not batched", (long long)pmsg,
                      (long long)prow);
         cr_expect_gt(json_integer_value(json_object_get(p, "partial_bytes")), 0);
