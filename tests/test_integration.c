@@ -343,8 +343,11 @@ Test(integration, idle_cycles_repeat_no_status, .init = setup, .fini = teardown,
         char *gen[] = {DS_BINARY, "gen", "-b", servers, "--count", "2000", "--seed", "11", "-q", NULL};
         int rc = ds_run(gen, NULL, path("gen.err"), 120000);
         cr_assert_eq(rc, 0, "gen exited with %d (see %s)", rc, path("gen.err"));
-        char *run[] = {DS_BINARY, "run", "-b", servers, "--commit.interval.ms", "200", "--http.listen", "off",
-                       "-X", "session.timeout.ms=6000", "--log.level", "debug", NULL};
+        /* two workers whatever the machine: each worker sends its own batches, so the
+         * rows-per-message check below depends on their number */
+        char *run[] = {DS_BINARY, "run",       "-b", servers, "--commit.interval.ms",    "200",         "--http.listen",
+                       "off",     "--threads", "2",  "-X",    "session.timeout.ms=6000", "--log.level", "debug",
+                       NULL};
         ds_proc_t proc;
         cr_assert_eq(ds_proc_start(&proc, run, NULL, path("run.err")), 0);
         cr_assert_geq(wait_first_total(servers, dir, ds_mono_ms(), 60000), 0, "no totals within 60 s (see %s)",
