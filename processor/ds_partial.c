@@ -11,7 +11,9 @@
 #include "ds_partial.h"
 #include "ds_common.h"
 #include "ds_domain.h"
+#include "ds_encode.h"
 
+#include <librdkafka/rdkafka.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,11 +25,10 @@
  * catch-up - in the processing role's workers (ds_partial_out_t; the main
  * thread did until the sixteenth round). A share is written with one
  * reservation of its largest size and raw stores (ds_avro_write_long), its
- * key text formatted in place, and routed with murmur2 computed here:
- * ~830 instructions a share before (each field through ds_avro_put_long's
- * room check, the key text formatted into a buffer and copied, a
- * ds_partial_t filled for each share, librdkafka's partitioner called), ~610
- * after, batches' copies included (callgrind, `replay --role process` of
+ * key text formatted in place: ~830 instructions a share before (each
+ * field through ds_avro_put_long's room check, the key text formatted into
+ * a buffer and copied, a ds_partial_t filled for each share), ~710 after,
+ * batches' copies included (callgrind, `replay --role process` of
  * 50 k declarations; bench/HOTPATH.md, sixteenth round). The bytes are the
  * same: tests/test_partial.c compares them with a reference encoder. */
 
@@ -39,57 +40,15 @@ _Static_assert(KEYTEXT_MAX < 64, "key text length must fit one varint byte");
 /* A ROW's fields from dimension to the measures (the sketches excepted). */
 #define ROW_HEAD_MAX (DS_AVRO_LONG_MAX + 1 + KEYTEXT_MAX + 2 * DS_AVRO_LONG_MAX + 8 * DS_AVRO_LONG_MAX)
 
-static inline size_t dec_len(uint32_t v, int width) {
-        size_t n = 1;
-        while (v >= 10) {
-                v /= 10;
-                n++;
-        }
-        return (int)n < width ? (size_t)width : n;
-}
-
-/* v in decimal in exactly n bytes (n >= its digits), zero-padded. */
-static inline uint8_t *write_dec(uint8_t *p, uint32_t v, size_t n) {
-        for (size_t i = n; i-- > 0;) {
-                p[i] = (uint8_t)('0' + v % 10);
-                v /= 10;
-        }
-        return p + n;
-}
-
-static inline const char *gate_code(uint32_t idx, size_t *len) {
-        const ds_gate_t *g = ds_gate((int)idx);
-        const char *c = g ? g->code : "?";
-        *len = strlen(c);
-        return c;
-}
-
-/* The key text as Avro bytes (length, then text): ds_fmt_keytext()'s. */
+/* The key text as Avro bytes (length, then text), formatted in place by
+ * ds_fmt_keytext(); p has ROW_HEAD_MAX bytes of room, so the text's
+ * terminating NUL, overwritten by the next field, fits too. */
 static inline uint8_t *write_keytext(uint8_t *p, ds_rowkey_t k, int digits) {
-        size_t cl, n;
-        const char *code;
-        uint32_t h;
-        switch (ds_rowkey_dim(k)) {
-        case DS_DIM_GATE:
-                code = gate_code(ds_rowkey_key(k), &cl);
-                *p++ = (uint8_t)(cl << 1);
-                memcpy(p, code, cl);
-                return p + cl;
-        case DS_DIM_COMMODITY:
-                h = ds_rowkey_key(k);
-                n = dec_len(h, digits);
-                *p++ = (uint8_t)(n << 1);
-                return write_dec(p, h, n);
-        default:
-                code = gate_code(ds_cell_gate(k), &cl);
-                h = ds_cell_heading(k);
-                n = dec_len(h, digits);
-                *p++ = (uint8_t)((cl + 1 + n) << 1);
-                memcpy(p, code, cl);
-                p += cl;
-                *p++ = '|';
-                return write_dec(p, h, n);
-        }
+        ds_fmt_t f = ds_fmt((char *)p + 1, KEYTEXT_MAX + 1);
+        ds_fmt_keytext(&f, k, digits);
+        size_t n = (size_t)ds_fmt_end(&f);
+        *p = (uint8_t)(n << 1);
+        return p + 1 + n;
 }
 
 /* Dimension, key text, window, start and the 8 measures, at p (which has
@@ -621,33 +580,6 @@ int ds_partial_rows_next(ds_partial_rows_t *it, ds_partial_t *out, ds_dlq_reason
         return 1;
 }
 
-uint32_t ds_murmur2(const void *key, size_t len) {
-        const uint32_t m = 0x5bd1e995;
-        const uint8_t *d = key;
-        uint32_t h = 0x9747b28cu ^ (uint32_t)len;
-        for (; len >= 4; d += 4, len -= 4) {
-                uint32_t k = (uint32_t)d[0] | (uint32_t)d[1] << 8 | (uint32_t)d[2] << 16 | (uint32_t)d[3] << 24;
-                k *= m;
-                k ^= k >> 24;
-                k *= m;
-                h *= m;
-                h ^= k;
-        }
-        switch (len) {
-        case 3:
-                h ^= (uint32_t)d[2] << 16; /* fallthrough */
-        case 2:
-                h ^= (uint32_t)d[1] << 8; /* fallthrough */
-        case 1:
-                h ^= d[0];
-                h *= m;
-        }
-        h ^= h >> 13;
-        h *= m;
-        h ^= h >> 15;
-        return h;
-}
-
 int32_t ds_partial_route(ds_rowkey_t key, int32_t partitions) {
         uint8_t h[16];
         size_t n;
@@ -662,7 +594,5 @@ int32_t ds_partial_route(ds_rowkey_t key, int32_t partitions) {
                 memcpy(h + 8, &key.start, 8);
                 n = 16;
         }
-        /* librdkafka's murmur2 partitioner (rd_kafka_msg_partitioner_murmur2):
-         * the hash's low 31 bits modulo the partitions */
-        return (int32_t)((ds_murmur2(h, n) & 0x7fffffff) % (uint32_t)partitions);
+        return rd_kafka_msg_partitioner_murmur2(NULL, h, n, partitions, NULL, NULL);
 }

@@ -240,10 +240,6 @@ ds_dlq_reason_t ds_partial_rows_open(const uint8_t *msg, size_t len, int heading
  * or -1 (the rest is unreadable, *why); after 0 or -1, the same again. */
 int ds_partial_rows_next(ds_partial_rows_t *it, ds_partial_t *out, ds_dlq_reason_t *why);
 
-/* Kafka's murmur2 (seed 0x9747b28c): librdkafka's and the Java client's
- * key hash, as ds_partial_route() uses it. */
-uint32_t ds_murmur2(const void *key, size_t len);
-
 /* Partial-topic partition for a ROW: GATE_HEADING cells by (gate, day),
  * every other row by its own key, hashed with murmur2. */
 int32_t ds_partial_route(ds_rowkey_t key, int32_t partitions);

@@ -764,12 +764,17 @@ static int produce_changelog(pipeline_t *pl, const worker_t *w, const clrec_t *r
         return produce(pl, pl->cfg->state_topic, r->partition, key, (size_t)kl, w->clbuf.p + r->off, r->len, tag, 0);
 }
 
-/* ds_partial_emit_fn: a batch of partial rows (no key: nothing to compact). */
-static int emit_rows(void *ctx, int32_t pp, const uint8_t *msg, size_t len, uint32_t rows) {
-        pipeline_t *pl = ctx;
+/* A batch of partial rows and/or statuses (no key: nothing to compact). */
+static int produce_partial(pipeline_t *pl, int32_t pp, const uint8_t *msg, size_t len, uint32_t rows, int msgflags) {
         pl->partial_msgs++;
         pl->partial_rows += rows;
-        return produce(pl, pl->cfg->partial_topic, pp, NULL, 0, msg, len, NULL, RD_KAFKA_MSG_F_COPY);
+        return produce(pl, pl->cfg->partial_topic, pp, NULL, 0, msg, len, NULL, msgflags);
+}
+
+/* ds_partial_emit_fn of main's batcher (the statuses): copied, the batcher
+ * reuses its buffer. */
+static int emit_rows(void *ctx, int32_t pp, const uint8_t *msg, size_t len, uint32_t rows) {
+        return produce_partial(ctx, pp, msg, len, rows, RD_KAFKA_MSG_F_COPY);
 }
 
 /* Every owned partition's offset (all: also unchanged ones) with its claim
@@ -870,10 +875,8 @@ static int cycle(pipeline_t *pl) {
                 const ds_partial_out_t *po = &pl->w[i].pout;
                 for (uint32_t k = 0; k < po->n; k++) {
                         const ds_partial_msg_t *m = &po->msgs[k];
-                        pl->partial_msgs++;
-                        pl->partial_rows += m->rows;
                         /* not copied: pout stays as it is until the next flush (produce()) */
-                        if (produce(pl, pl->cfg->partial_topic, m->pp, NULL, 0, po->bytes.p + m->off, m->len, NULL, 0))
+                        if (produce_partial(pl, m->pp, po->bytes.p + m->off, m->len, m->rows, 0))
                                 goto fail;
                 }
         }
