@@ -165,8 +165,8 @@ uint64_t ds_evict_pop(ds_evict_t *e, int64_t wm, ds_evict_fn fn, void *ctx) {
                 uint32_t drop = 0;
                 while (drop < q->n && ds_evict_closed(e, c, q->b[drop].start, wm)) {
                         bucket_t *b = &q->b[drop];
-                        for (uint32_t i = 0; i < b->n; i++)
-                                fn(ctx, b->keys[i]);
+                        if (b->n)
+                                fn(ctx, b->keys, b->n);
                         n += b->n;
                         e->key_bytes -= b->cap * sizeof(ds_rowkey_t);
                         free(b->keys);

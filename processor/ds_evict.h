@@ -42,9 +42,11 @@ int ds_evict_closed(const ds_evict_t *e, int cls, int64_t start, int64_t wm);
 /* Registers key (once per row). 0, or -1 on out-of-memory. */
 int ds_evict_add(ds_evict_t *e, int cls, ds_rowkey_t key);
 
-/* Calls fn for every registered key whose window is closed at wm, and forgets
- * them. Returns how many. */
-typedef void (*ds_evict_fn)(void *ctx, ds_rowkey_t key);
+/* Calls fn with every registered key whose window is closed at wm, a
+ * bucket's keys at a time (one window start of one class, in registration
+ * order; buckets by class, then start), and forgets them. Returns how many.
+ * Batches let fn load its rows ahead (ds_rows_remove_many()). */
+typedef void (*ds_evict_fn)(void *ctx, const ds_rowkey_t *keys, uint32_t n);
 uint64_t ds_evict_pop(ds_evict_t *e, int64_t wm, ds_evict_fn fn, void *ctx);
 
 size_t ds_evict_memory(const ds_evict_t *e);

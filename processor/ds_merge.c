@@ -34,6 +34,8 @@ struct ds_merge {
         uint32_t gempty;   /* groups whose last cell went: removed at the next advance */
         uint32_t *changed; /* indices of changed groups */
         uint32_t nchanged, capchanged;
+        ds_rowkey_t *drops; /* shares of the global rows an eviction bucket removed (drop_globals) */
+        uint32_t ndrops, capdrops;
 };
 
 ds_merge_t *ds_merge_new(const ds_window_cfg_t *win, int64_t top_retention_ms) {
@@ -66,6 +68,7 @@ void ds_merge_destroy(ds_merge_t *m) {
                         free(m->groups[i].headings);
         free(m->groups);
         free(m->changed);
+        free(m->drops);
         free(m);
 }
 
@@ -297,11 +300,12 @@ int ds_merge_update(ds_merge_t *m, const ds_merge_src_t *src, ds_rowkey_t key, c
         return DS_MERGE_APPLIED;
 }
 
-static void drop_global(void *ctx, ds_rowkey_t key) {
+/* A global row about to be removed: its top-list cell, its sketches, and
+ * the keys of its partitions' shares, removed after the bucket's global rows
+ * (drop_globals). */
+static void drop_global(void *ctx, ds_row_t *g) {
         ds_merge_t *m = ctx;
-        ds_row_t *g = ds_rows_find(m->global, key);
-        if (!g)
-                return;
+        ds_rowkey_t key = g->key;
         if (ds_rowkey_dim(key) == DS_DIM_GATE_HEADING)
                 group_remove(m, ds_cell_gate(key), key.start, ds_cell_heading(key));
         ds_distinct_free(g->aux);
@@ -312,11 +316,32 @@ static void drop_global(void *ctx, ds_rowkey_t key) {
          * partition seen cost 192 lookups per dropped row, nearly all
          * misses in a large table: 12 % of a catch-up's CPU with 50 gates x
          * 10,000 headings; bench/HOTPATH.md, thirteenth round.) */
-        uint64_t bits = (uint64_t)g->seq;
-        ds_rows_remove(m->global, key);
-        for (; bits; bits &= bits - 1)
-                for (int32_t p = __builtin_ctzll(bits); p < m->nepochs; p += 64)
-                        ds_rows_remove(m->parts, ds_rowkey_with_partition(key, p));
+        for (uint64_t bits = (uint64_t)g->seq; bits; bits &= bits - 1)
+                for (int32_t p = __builtin_ctzll(bits); p < m->nepochs; p += 64) {
+                        ds_rowkey_t share = ds_rowkey_with_partition(key, p);
+                        if (m->ndrops == m->capdrops) {
+                                uint32_t cap = m->capdrops ? m->capdrops * 2 : 1024;
+                                ds_rowkey_t *d = realloc(m->drops, cap * sizeof(*d));
+                                if (!d) { /* out of memory: this one at once, without loading ahead */
+                                        ds_rows_remove(m->parts, share);
+                                        continue;
+                                }
+                                m->drops = d;
+                                m->capdrops = cap;
+                        }
+                        m->drops[m->ndrops++] = share;
+                }
+}
+
+/* A bucket of closed global keys: the global rows, then their shares, each
+ * table's rows loaded ahead (ds_rows_remove_many(); bench/HOTPATH.md,
+ * seventeenth round). */
+static void drop_globals(void *ctx, const ds_rowkey_t *keys, uint32_t n) {
+        ds_merge_t *m = ctx;
+        m->ndrops = 0;
+        ds_rows_remove_many(m->global, keys, n, drop_global, m);
+        ds_rows_remove_many(m->parts, m->drops, m->ndrops, NULL, NULL);
+        m->ndrops = 0;
 }
 
 uint32_t ds_merge_shares(const ds_merge_t *m) {
@@ -347,7 +372,7 @@ uint64_t ds_merge_advance(ds_merge_t *m, int64_t wm) {
                 return 0;
         m->wm = wm;
         ds_merge_close(m, wm);
-        uint64_t n = ds_evict_pop(m->ev, wm, drop_global, m);
+        uint64_t n = ds_evict_pop(m->ev, wm, drop_globals, m);
         /* removed slots of the parts table become reusable (it has no dirty list) */
         ds_rows_clear_dirty(m->parts);
         if (m->gempty)

@@ -262,10 +262,8 @@ static __attribute__((noinline)) ds_row_t *insert(ds_rows_t *t, ds_rowkey_t key,
         return r;
 }
 
-void ds_rows_remove(ds_rows_t *t, ds_rowkey_t key) {
-        uint32_t s;
-        if (!probe(t, key, (uint32_t)key_hash(key), &s))
-                return;
+/* Removes the row whose index entry is in slot s. */
+static void remove_at(ds_rows_t *t, uint32_t s) {
         uint32_t rn = (uint32_t)(t->index[s] >> 32) - 1;
         /* backward-shift deletion keeps probe chains intact without tombstones */
         uint32_t hole = s;
@@ -291,6 +289,50 @@ void ds_rows_remove(ds_rows_t *t, ds_rowkey_t key) {
                 t->capfree = cap;
         }
         t->freelist[t->nfree + t->npending++] = rn;
+}
+
+void ds_rows_remove(ds_rows_t *t, ds_rowkey_t key) {
+        uint32_t s;
+        if (probe(t, key, (uint32_t)key_hash(key), &s))
+                remove_at(t, s);
+}
+
+/* How far ahead ds_rows_remove_many() loads: index slots SLOT_AHEAD keys
+ * ahead, rows ROW_AHEAD keys ahead (from slots loaded SLOT_AHEAD -
+ * ROW_AHEAD keys before). SLOT_AHEAD is a power of two: the ring of hashes
+ * is indexed modulo it. */
+#define SLOT_AHEAD 16
+#define ROW_AHEAD  8
+
+uint64_t ds_rows_remove_many(ds_rows_t *t, const ds_rowkey_t *keys, size_t n, ds_rows_take_fn fn, void *ctx) {
+        uint32_t hs[SLOT_AHEAD]; /* hs[i % SLOT_AHEAD]: key i's hash, for i in [done, done + SLOT_AHEAD) */
+        uint64_t removed = 0;
+        for (size_t i = 0; i < n && i < SLOT_AHEAD; i++) {
+                hs[i] = (uint32_t)key_hash(keys[i]);
+                __builtin_prefetch(&t->index[hs[i] & t->mask]);
+        }
+        for (size_t i = 0; i < n; i++) {
+                /* Removals shift entries back by a slot or so, and the index
+                 * never grows here, so what is loaded ahead is still nearly
+                 * always the line the probe reads; it is a hint either way. */
+                if (i + ROW_AHEAD < n)
+                        ds_rows_prefetch_row(t, hs[(i + ROW_AHEAD) % SLOT_AHEAD]);
+                uint32_t h = hs[i % SLOT_AHEAD];
+                if (i + SLOT_AHEAD < n) {
+                        uint32_t ha = (uint32_t)key_hash(keys[i + SLOT_AHEAD]);
+                        hs[i % SLOT_AHEAD] = ha;
+                        __builtin_prefetch(&t->index[ha & t->mask]);
+                }
+                uint32_t s;
+                ds_row_t *r = probe(t, keys[i], h, &s);
+                if (!r)
+                        continue;
+                if (fn)
+                        fn(ctx, r);
+                remove_at(t, s); /* fn does not change the table: s is still r's slot */
+                removed++;
+        }
+        return removed;
 }
 
 void ds_rows_mark_slow(ds_rows_t *t, ds_row_t *r) {

@@ -119,6 +119,13 @@ void ds_rows_prefetch_row(const ds_rows_t *t, uint32_t hash);
 /* Removes the row (and takes it off the dirty list). Its slot is reused only
  * after the next ds_rows_clear_dirty(). */
 void ds_rows_remove(ds_rows_t *t, ds_rowkey_t key);
+/* ds_rows_remove() of keys[0..n) in order (absent keys are skipped), with
+ * fn(ctx, row) called on each row just before it goes (fn may be NULL; it
+ * must not change the table). The keys' index slots and rows are loaded
+ * ahead, so that their cache misses overlap instead of following one
+ * another, and each key is probed once. Returns how many rows it removed. */
+typedef void (*ds_rows_take_fn)(void *ctx, ds_row_t *r);
+uint64_t ds_rows_remove_many(ds_rows_t *t, const ds_rowkey_t *keys, size_t n, ds_rows_take_fn fn, void *ctx);
 
 /* Puts the row on the dirty list (once). Inline: most rows a contribution
  * touches are on the list already, and that check alone needs no call

@@ -295,10 +295,15 @@ typedef struct ev_got {
         ds_rowkey_t keys[EV_KEYS];
 } ev_got_t;
 
-static void ev_collect(void *ctx, ds_rowkey_t key) {
+/* A batch is one bucket: every key of one window start. */
+static void ev_collect(void *ctx, const ds_rowkey_t *keys, uint32_t n) {
         ev_got_t *g = ctx;
-        cr_assert_lt(g->n, EV_KEYS);
-        g->keys[g->n++] = key;
+        cr_assert_gt(n, 0);
+        for (uint32_t i = 0; i < n; i++) {
+                cr_assert_eq(keys[i].start, keys[0].start, "a batch holds two window starts");
+                cr_assert_lt(g->n, EV_KEYS);
+                g->keys[g->n++] = keys[i];
+        }
 }
 
 /* Keys come back by start, and in the order they were registered within a

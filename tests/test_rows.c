@@ -500,3 +500,98 @@ Test(rows, rows_stay_in_place_as_the_table_grows) {
         free(at);
         ds_rows_destroy(t);
 }
+
+/* ds_rows_remove_many() must do exactly what one ds_rows_remove() per key in
+ * order does - with keys repeated within a batch (the second finds nothing),
+ * absent keys, batches shorter and longer than its look-ahead, and long probe
+ * runs (a table grown to many keys, then shrunk) - and call fn once for each
+ * row it removes, in key order, while the row is still in the table. */
+typedef struct taken {
+        ds_rows_t *t;
+        uint32_t n;
+        ds_rowkey_t keys[DS_ROWS_MANY_MAX];
+        int64_t values[DS_ROWS_MANY_MAX];
+} taken_t;
+
+static void take(void *ctx, ds_row_t *r) {
+        taken_t *tk = ctx;
+        cr_assert_eq(ds_rows_find(tk->t, r->key), r, "fn called on a row no longer in the table");
+        cr_assert_lt(tk->n, DS_ROWS_MANY_MAX);
+        tk->keys[tk->n] = r->key;
+        tk->values[tk->n++] = r->m.value;
+}
+
+Test(rows, remove_many_matches_one_remove_per_key) {
+        ds_rows_t *one = ds_rows_new(4), *many = ds_rows_new(4);
+        static ds_rowkey_t keys[DS_ROWS_MANY_MAX];
+        static taken_t tk;
+        rs = 4242;
+        for (int batch = 0; batch < 3000; batch++) {
+                uint32_t range = batch % 500 < 250 ? NKEYS : NKEYS / 8; /* long runs, then sparse ones */
+                for (uint32_t k = 0, add = rnd(batch % 500 < 250 ? 200 : 40); k < add; k++) {
+                        uint32_t i = rnd(range);
+                        ds_row_t *a = ds_rows_get(one, mkey(i)), *b = ds_rows_get(many, mkey(i));
+                        cr_assert(a && b);
+                        a->m.value += i + 1;
+                        b->m.value += i + 1;
+                        if (k % 3 == 0) {
+                                ds_rows_mark(one, a);
+                                ds_rows_mark(many, b);
+                        }
+                }
+                uint32_t n = rnd(batch < 30 ? DS_ROWS_MANY_MAX : 40); /* 0 too */
+                for (uint32_t i = 0; i < n; i++)
+                        keys[i] = i && rnd(8) == 0 ? keys[rnd(i)] : mkey(rnd(range));
+                /* what one remove per key takes: the keys present at their turn */
+                uint32_t want = 0;
+                ds_rowkey_t want_keys[DS_ROWS_MANY_MAX];
+                int64_t want_values[DS_ROWS_MANY_MAX];
+                for (uint32_t i = 0; i < n; i++) {
+                        ds_row_t *r = ds_rows_find(one, keys[i]);
+                        if (r) {
+                                want_keys[want] = r->key;
+                                want_values[want++] = r->m.value;
+                        }
+                        ds_rows_remove(one, keys[i]);
+                }
+                tk.t = many;
+                tk.n = 0;
+                uint64_t got = ds_rows_remove_many(many, keys, n, batch % 5 ? take : NULL, &tk);
+                cr_assert_eq(got, want, "batch %d: %llu removed, %u expected", batch, (unsigned long long)got, want);
+                if (batch % 5) {
+                        cr_assert_eq(tk.n, want, "batch %d: fn called %u times for %u rows", batch, tk.n, want);
+                        for (uint32_t i = 0; i < want; i++) {
+                                cr_assert(tk.keys[i].k == want_keys[i].k && tk.keys[i].start == want_keys[i].start,
+                                          "batch %d: row %u taken out of order", batch, i);
+                                cr_assert_eq(tk.values[i], want_values[i]);
+                        }
+                }
+                cr_assert_eq(ds_rows_count(many), ds_rows_count(one), "batch %d", batch);
+                cr_assert_eq(ds_rows_dirty_count(many), ds_rows_dirty_count(one), "batch %d", batch);
+                for (uint32_t d = 0; d < ds_rows_dirty_count(one); d++)
+                        cr_assert_eq(ds_rows_dirty_at(one, d) != NULL, ds_rows_dirty_at(many, d) != NULL,
+                                     "batch %d: dirty entry %u", batch, d);
+                if (batch % 3 == 0) {
+                        ds_rows_clear_dirty(one);
+                        ds_rows_clear_dirty(many);
+                }
+                if (batch % 100 == 99) /* every key still findable, in the same slot */
+                        for (uint32_t i = 0; i < NKEYS; i++) {
+                                ds_row_t *a = ds_rows_find(one, mkey(i)), *b = ds_rows_find(many, mkey(i));
+                                cr_assert_eq(a != NULL, b != NULL, "batch %d: key %u", batch, i);
+                                cr_assert(!a || a->m.value == b->m.value);
+                        }
+        }
+        uint32_t ca = 0, cb = 0;
+        ds_row_t *a, *b;
+        while ((a = ds_rows_iter(one, &ca))) { /* removed slots were reused alike */
+                b = ds_rows_iter(many, &cb);
+                cr_assert_not_null(b);
+                cr_assert_eq(ca, cb, "rows in different slots");
+                cr_assert(a->key.k == b->key.k && a->key.start == b->key.start, "rows in a different order");
+                cr_assert_eq(a->m.value, b->m.value);
+        }
+        cr_assert_null(ds_rows_iter(many, &cb));
+        ds_rows_destroy(one);
+        ds_rows_destroy(many);
+}
