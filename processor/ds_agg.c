@@ -8,11 +8,30 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Sketch additions waiting for ds_agg_sync(): the register an addition
+ * writes is a cache miss (a GATE DAY row's sketches are up to 16 KiB each,
+ * one pair per gate, day and partition), which an addition made at once
+ * could overlap only with the other sketch's. Queued, up to PEND_MAX go out
+ * together (bench/HOTPATH.md, seventeenth round). The queue holds the
+ * address of the sketch pointer (ds_hll_add() may reallocate the sketch),
+ * which lives as long as its ds_distinct_t: every path that frees or
+ * replaces one syncs first. Additions are applied in the order made, so
+ * every sketch ends byte for byte as if each had been made at once. */
+#define PEND_MAX 64
+
+typedef struct pend {
+        ds_hll_t **h;
+        uint64_t hash;
+} pend_t;
+
 struct ds_agg {
         ds_agg_cfg_t cfg;
         ds_rows_t *rows;
         ds_evict_t *ev;
         ds_agg_stats_t st;
+        uint32_t npend;
+        int failed; /* a queued addition ran out of memory: the sketches are incomplete */
+        pend_t pend[PEND_MAX];
 };
 
 void ds_agg_cfg_default(ds_agg_cfg_t *cfg) {
@@ -44,7 +63,28 @@ void ds_agg_destroy(ds_agg_t *a) {
         free(a);
 }
 
+/* The queued sketch additions: every register loaded first, then set. */
+static int drain(ds_agg_t *a) {
+        uint32_t n = a->npend;
+        a->npend = 0;
+        for (uint32_t i = 0; i < n; i++)
+                ds_hll_prefetch(*a->pend[i].h, a->pend[i].hash);
+        for (uint32_t i = 0; i < n; i++)
+                if (DS_UNLIKELY(ds_hll_add(a->pend[i].h, a->pend[i].hash))) {
+                        a->failed = 1;
+                        return -1;
+                }
+        return 0;
+}
+
+int ds_agg_sync(ds_agg_t *a) {
+        if (a->npend && drain(a))
+                return -1;
+        return a->failed ? -1 : 0;
+}
+
 ds_rows_t *ds_agg_rows(ds_agg_t *a) {
+        ds_agg_sync(a); /* a failure stays: the next ds_agg_sync() or apply reports it */
         return a->rows;
 }
 
@@ -145,12 +185,17 @@ static void evict_keys(void *p, const ds_rowkey_t *keys, uint32_t n) {
 
 uint64_t ds_agg_evict(ds_agg_t *a, int64_t wm, ds_agg_evict_cb cb, void *ctx) {
         evict_ctx_t e = {a, cb, ctx, 0};
+        ds_agg_sync(a); /* queued additions may name sketches about to be freed */
         ds_evict_pop(a->ev, wm, evict_keys, &e);
         a->st.evicted += e.n;
         return e.n;
 }
 
 int ds_agg_restore_row(ds_agg_t *a, ds_rowkey_t key, const ds_measures_t *m, ds_distinct_t *d) {
+        if (d && ds_agg_sync(a)) { /* the row's sketches may be replaced */
+                ds_distinct_free(d);
+                return -1;
+        }
         ds_row_t *r = ds_rows_get(a->rows, key);
         if (!r) {
                 ds_distinct_free(d);
@@ -170,6 +215,7 @@ int ds_agg_restore_row(ds_agg_t *a, ds_rowkey_t key, const ds_measures_t *m, ds_
 }
 
 void ds_agg_remove_row(ds_agg_t *a, ds_rowkey_t key) {
+        ds_agg_sync(a); /* the row's sketches are freed */
         ds_row_t *r = ds_rows_find(a->rows, key);
         if (!r)
                 return;
@@ -254,10 +300,9 @@ int ds_agg_commit(ds_agg_t *a, const ds_contrib_t *c, const ds_agg_plan_t *pl) {
         }
         /* The GATE DAY row's sketches are the end of a chain of loads (row,
          * its sketch pair, each sketch's header, the register): start the
-         * headers' now, so that their misses overlap the row updates, and
-         * after those start both sketches' registers before either add, so
-         * that those two misses overlap each other instead of following
-         * one another (bench/HOTPATH.md, ninth round). */
+         * headers' now, so that their misses overlap the row updates; the
+         * registers are loaded when the queued additions drain, many at
+         * once (PEND_MAX; bench/HOTPATH.md, ninth and seventeenth rounds). */
         ds_distinct_t *ds = NULL;
         if (pl->gate_day >= 0 && (ds = rows[pl->gate_day]->aux)) {
                 __builtin_prefetch(ds->declarants);
@@ -282,11 +327,12 @@ int ds_agg_commit(ds_agg_t *a, const ds_contrib_t *c, const ds_agg_plan_t *pl) {
                 ds_row_t *r = rows[pl->gate_day];
                 if (!ds && !(ds = r->aux = ds_distinct_new()))
                         return -1;
-                ds_hll_prefetch(ds->declarants, c->declarant_hash);
+                /* queued (see PEND_MAX); the headers loaded above are what
+                 * the drain's loads of the registers read */
+                a->pend[a->npend++] = (pend_t){&ds->declarants, c->declarant_hash};
                 if (c->vehicle_hash)
-                        ds_hll_prefetch(ds->vehicles, c->vehicle_hash);
-                if (ds_hll_add(&ds->declarants, c->declarant_hash) ||
-                    (c->vehicle_hash && ds_hll_add(&ds->vehicles, c->vehicle_hash)))
+                        a->pend[a->npend++] = (pend_t){&ds->vehicles, c->vehicle_hash};
+                if (a->npend > PEND_MAX - 2 && drain(a))
                         return -1;
         }
         return 0;

@@ -86,7 +86,16 @@ typedef struct ds_agg_plan {
 void ds_agg_plan(ds_agg_t *a, const ds_contrib_t *c, int64_t sign, int64_t wm, ds_agg_plan_t *pl);
 int ds_agg_commit(ds_agg_t *a, const ds_contrib_t *c, const ds_agg_plan_t *pl);
 
-/* The rows; their dirty list names the rows changed since the last clear. */
+/* Applies the sketch additions ds_agg_commit() queued (ds_agg.c: PEND_MAX
+ * at a time, so that their registers' cache misses overlap): until then a
+ * GATE DAY row's sketches may lack the latest declarations. 0, or -1 when
+ * an addition ran out of memory (then or before: the failure stays, and
+ * the partition's state is unusable). ds_agg_rows(), ds_agg_evict() and
+ * the restore functions sync first. */
+int ds_agg_sync(ds_agg_t *a);
+
+/* The rows (after ds_agg_sync(), whose failure the next sync reports);
+ * their dirty list names the rows changed since the last clear. */
 ds_rows_t *ds_agg_rows(ds_agg_t *a);
 
 /* Removes every row whose window is closed at wm, calling cb first for each

@@ -119,6 +119,8 @@ int ds_part_flush(ds_part_t *p, const ds_part_cfg_t *cfg, int64_t now_ms, ds_out
                 return -1;
         if (ds_part_restoring(p))
                 return 0; /* still rebuilding: rows stay dirty (and unevicted) until it has caught up */
+        if (ds_agg_sync(p->agg)) /* the sketches complete before they are copied */
+                return -1;
         ds_rows_t *rows = ds_agg_rows(p->agg);
         uint32_t n = ds_rows_dirty_count(rows);
         for (uint32_t i = 0; i < n; i++) {

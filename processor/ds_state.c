@@ -281,6 +281,8 @@ int64_t ds_cl_write_snapshot(ds_part_t *p, size_t max_record, ds_cl_emit_fn emit
         uint64_t nentries = ds_ledger_count(p->ledger), nrows = 0;
         ds_ledger_foreach(p->ledger, snap_entry, &bt);
         ds_ledger_take_changes(p->ledger, ignore_entry, NULL); /* included above */
+        if (ds_agg_sync(p->agg))                               /* the sketches complete before they are written */
+                bt.failed = 1;
         ds_rows_t *rows = ds_agg_rows(p->agg);
         uint32_t cur = 0;
         for (ds_row_t *r; !bt.failed && (r = ds_rows_iter(rows, &cur));) {

@@ -286,6 +286,91 @@ Test(agg, gate_day_row_counts_distinct_declarants_and_vehicles) {
         cr_assert_null(ds_rows_find(ds_agg_rows(a), ds_rowkey(DS_DIM_GATE, DS_WIN_TOTAL, 4, 0))->aux);
 }
 
+/* GATE DAY sketches get their additions queued (ds_agg.c, PEND_MAX) and
+ * applied in batches; whoever reads the rows must find each sketch byte for
+ * byte as one ds_hll_add() per declaration, in order, makes it - through
+ * sparse tables growing and turning dense inside a batch - and eviction
+ * must not leave queued additions naming sketches it freed (the ASan build
+ * reports a use after free). */
+static uint64_t sk_rs = 2024;
+static uint64_t sk_rnd(void) {
+        sk_rs ^= sk_rs << 13;
+        sk_rs ^= sk_rs >> 7;
+        sk_rs ^= sk_rs << 17;
+        return sk_rs;
+}
+
+#define SK_GATES 2
+#define SK_DAYS  4
+
+static void sk_check(ds_distinct_t *ref[SK_GATES][SK_DAYS], int64_t day0, int step) {
+        ds_rows_t *rows = ds_agg_rows(a); /* syncs */
+        static uint8_t x[64 * 1024], y[64 * 1024];
+        for (int g = 0; g < SK_GATES; g++)
+                for (int d = 0; d < SK_DAYS; d++) {
+                        ds_row_t *r = ds_rows_find(rows, ds_rowkey(DS_DIM_GATE, DS_WIN_DAY, (uint32_t)g,
+                                                                   ds_window_start(DS_WIN_DAY, day0 + d * DS_DAY_MS)));
+                        cr_assert_eq(r != NULL && r->aux != NULL, ref[g][d] != NULL, "step %d: gate %d day %d", step, g,
+                                     d);
+                        if (!ref[g][d])
+                                continue;
+                        const ds_distinct_t *got = r->aux;
+                        const ds_hll_t *pairs[2][2] = {{got->declarants, ref[g][d]->declarants},
+                                                       {got->vehicles, ref[g][d]->vehicles}};
+                        for (int k = 0; k < 2; k++) {
+                                size_t nx = ds_hll_serialized_size(pairs[k][0]),
+                                       ny = ds_hll_serialized_size(pairs[k][1]);
+                                cr_assert(nx <= sizeof(x) && ny <= sizeof(y));
+                                cr_assert_eq(ds_hll_serialize(pairs[k][0], x), nx);
+                                cr_assert_eq(ds_hll_serialize(pairs[k][1], y), ny);
+                                cr_assert(nx == ny && !memcmp(x, y, nx), "step %d: gate %d day %d: %s sketch differs",
+                                          step, g, d, k ? "vehicle" : "declarant");
+                        }
+                }
+}
+
+static void sk_run(ds_distinct_t *ref[SK_GATES][SK_DAYS], int64_t day0, int n, int check_every) {
+        const ds_line_t l[] = {{810, 1, 100, 10}};
+        for (int i = 0; i < n; i++) {
+                int g = (int)(sk_rnd() % SK_GATES), d = (int)(sk_rnd() % SK_DAYS);
+                int64_t at = day0 + d * DS_DAY_MS + (int64_t)(sk_rnd() % (10 * DS_HOUR_MS));
+                ds_contrib_t c = contrib((uint16_t)g, DS_FLOW_IMPORT, at, 1, l);
+                c.declarant_hash = sk_rnd();
+                c.vehicle_hash = sk_rnd() % 3 ? sk_rnd() : 0;
+                cr_assert_eq(ds_agg_apply(a, &c, 1, day0), 0);
+                if (!ref[g][d])
+                        cr_assert_not_null(ref[g][d] = ds_distinct_new());
+                cr_assert_eq(ds_hll_add(&ref[g][d]->declarants, c.declarant_hash), 0);
+                if (c.vehicle_hash)
+                        cr_assert_eq(ds_hll_add(&ref[g][d]->vehicles, c.vehicle_hash), 0);
+                if (check_every && i % check_every == check_every - 1)
+                        sk_check(ref, day0, i);
+        }
+}
+
+Test(agg, queued_sketch_additions_end_as_immediate_ones) {
+        ds_distinct_t *ref[SK_GATES][SK_DAYS] = {{NULL}};
+        /* ~1,500 declarants a sketch: each turns dense (past 1,024 registers) */
+        sk_run(ref, T0, 12000, 997);
+        sk_check(ref, T0, -1);
+        /* a few more additions queued, then every row evicted: eviction syncs
+         * before it frees the sketches the queue names */
+        ds_rows_clear_dirty(ds_agg_rows(a));
+        sk_run(ref, T0, 20, 0);
+        int64_t later = T0 + 1000 * DS_DAY_MS;
+        cr_assert_gt(ds_agg_evict(a, later, NULL, NULL), 0);
+        for (int g = 0; g < SK_GATES; g++)
+                for (int d = 0; d < SK_DAYS; d++) {
+                        ds_distinct_free(ref[g][d]);
+                        ref[g][d] = NULL;
+                }
+        sk_run(ref, later, 3000, 301);
+        sk_check(ref, later, -2);
+        for (int g = 0; g < SK_GATES; g++)
+                for (int d = 0; d < SK_DAYS; d++)
+                        ds_distinct_free(ref[g][d]);
+}
+
 /* ---- the eviction buckets on their own ----------------------------------- */
 
 #define EV_KEYS 5000
