@@ -84,7 +84,7 @@ int ds_agg_sync(ds_agg_t *a) {
 }
 
 ds_rows_t *ds_agg_rows(ds_agg_t *a) {
-        ds_agg_sync(a); /* a failure stays: the next ds_agg_sync() or apply reports it */
+        ds_agg_sync(a); /* a failure stays: the next ds_agg_sync() or ds_agg_commit() reports it */
         return a->rows;
 }
 
@@ -269,6 +269,8 @@ void ds_agg_plan(ds_agg_t *a, const ds_contrib_t *c, int64_t sign, int64_t wm, d
 }
 
 int ds_agg_commit(ds_agg_t *a, const ds_contrib_t *c, const ds_agg_plan_t *pl) {
+        if (DS_UNLIKELY(a->failed)) /* an earlier queued addition ran out of memory */
+                return -1;
         ds_row_t *rows[DS_ROWS_MANY_MAX];
         /* What a row's items, value and weight gain: sign times the whole
          * contribution's (d[-1], for pl->line -1) or line i's (d[i]),

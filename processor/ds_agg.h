@@ -89,9 +89,11 @@ int ds_agg_commit(ds_agg_t *a, const ds_contrib_t *c, const ds_agg_plan_t *pl);
 /* Applies the sketch additions ds_agg_commit() queued (ds_agg.c: PEND_MAX
  * at a time, so that their registers' cache misses overlap): until then a
  * GATE DAY row's sketches may lack the latest declarations. 0, or -1 when
- * an addition ran out of memory (then or before: the failure stays, and
- * the partition's state is unusable). ds_agg_rows(), ds_agg_evict() and
- * the restore functions sync first. */
+ * an addition ran out of memory, then or before: the failure stays, every
+ * later ds_agg_sync() and ds_agg_commit() returns -1, and the partition's
+ * state is unusable. ds_agg_rows() and ds_agg_evict() sync first, and so do
+ * ds_agg_remove_row() and ds_agg_restore_row() with sketches (the only
+ * restores that free or replace a row's sketches). */
 int ds_agg_sync(ds_agg_t *a);
 
 /* The rows (after ds_agg_sync(), whose failure the next sync reports);

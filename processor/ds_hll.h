@@ -36,8 +36,8 @@ ds_hll_t *ds_hll_dup(const ds_hll_t *h);
 /* Adds a 64-bit hash (well mixed). May reallocate *h. 0, or -1 on OOM. */
 int ds_hll_add(ds_hll_t **h, uint64_t hash);
 /* Starts loading the register ds_hll_add(&h, hash) would read, so that the
- * misses of several sketches go out together (ds_agg_commit: the declarant
- * and vehicle sketches of a GATE DAY row, before either add). A hint: reads
+ * misses of several sketches go out together (ds_agg.c's drain(): every
+ * queued addition's register before any add). A hint: reads
  * h's header, which should itself have been loaded ahead
  * (__builtin_prefetch(h)); changes nothing. */
 void ds_hll_prefetch(const ds_hll_t *h, uint64_t hash);

@@ -34,8 +34,8 @@ struct ds_merge {
         uint32_t gempty;   /* groups whose last cell went: removed at the next advance */
         uint32_t *changed; /* indices of changed groups */
         uint32_t nchanged, capchanged;
-        ds_rowkey_t *drops; /* shares of the global rows an eviction bucket removed (drop_globals) */
-        uint32_t ndrops, capdrops;
+        ds_rowkey_t *drops; /* shares of global rows just removed, DROPS_MAX at most (drop_globals) */
+        uint32_t ndrops;
 };
 
 ds_merge_t *ds_merge_new(const ds_window_cfg_t *win, int64_t top_retention_ms) {
@@ -300,9 +300,18 @@ int ds_merge_update(ds_merge_t *m, const ds_merge_src_t *src, ds_rowkey_t key, c
         return DS_MERGE_APPLIED;
 }
 
+/* Shares' keys collected before they are removed together (64 KiB). */
+#define DROPS_MAX 4096
+
+/* The collected shares, removed with their rows loaded ahead. */
+static void drop_shares(ds_merge_t *m) {
+        ds_rows_remove_many(m->parts, m->drops, m->ndrops, NULL, NULL);
+        m->ndrops = 0;
+}
+
 /* A global row about to be removed: its top-list cell, its sketches, and
- * the keys of its partitions' shares, removed after the bucket's global rows
- * (drop_globals). */
+ * the keys of its partitions' shares, removed in batches (drop_shares;
+ * m->parts is not the table being walked). */
 static void drop_global(void *ctx, ds_row_t *g) {
         ds_merge_t *m = ctx;
         ds_rowkey_t key = g->key;
@@ -319,17 +328,13 @@ static void drop_global(void *ctx, ds_row_t *g) {
         for (uint64_t bits = (uint64_t)g->seq; bits; bits &= bits - 1)
                 for (int32_t p = __builtin_ctzll(bits); p < m->nepochs; p += 64) {
                         ds_rowkey_t share = ds_rowkey_with_partition(key, p);
-                        if (m->ndrops == m->capdrops) {
-                                uint32_t cap = m->capdrops ? m->capdrops * 2 : 1024;
-                                ds_rowkey_t *d = realloc(m->drops, cap * sizeof(*d));
-                                if (!d) { /* out of memory: this one at once, without loading ahead */
-                                        ds_rows_remove(m->parts, share);
-                                        continue;
-                                }
-                                m->drops = d;
-                                m->capdrops = cap;
+                        if (!m->drops && !(m->drops = malloc(DROPS_MAX * sizeof(*m->drops)))) {
+                                ds_rows_remove(m->parts, share); /* out of memory: one at a time */
+                                continue;
                         }
                         m->drops[m->ndrops++] = share;
+                        if (m->ndrops == DROPS_MAX)
+                                drop_shares(m);
                 }
 }
 
@@ -338,10 +343,8 @@ static void drop_global(void *ctx, ds_row_t *g) {
  * seventeenth round). */
 static void drop_globals(void *ctx, const ds_rowkey_t *keys, uint32_t n) {
         ds_merge_t *m = ctx;
-        m->ndrops = 0;
         ds_rows_remove_many(m->global, keys, n, drop_global, m);
-        ds_rows_remove_many(m->parts, m->drops, m->ndrops, NULL, NULL);
-        m->ndrops = 0;
+        drop_shares(m);
 }
 
 uint32_t ds_merge_shares(const ds_merge_t *m) {
@@ -417,7 +420,8 @@ int ds_merge_top(ds_merge_t *m, uint32_t gate, int64_t day, ds_top_entry_t *out,
 
 size_t ds_merge_memory(const ds_merge_t *m) {
         size_t n = sizeof(*m) + ds_rows_memory(m->parts) + ds_rows_memory(m->global) + ds_evict_memory(m->ev) +
-                   (size_t)(m->gmask + 1) * sizeof(group_t) + (size_t)m->capchanged * 4;
+                   (size_t)(m->gmask + 1) * sizeof(group_t) + (size_t)m->capchanged * 4 +
+                   (m->drops ? DROPS_MAX * sizeof(*m->drops) : 0);
         for (uint32_t i = 0; i <= m->gmask; i++)
                 n += (size_t)m->groups[i].cap * 4;
         return n;

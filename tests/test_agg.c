@@ -350,9 +350,15 @@ static void sk_run(ds_distinct_t *ref[SK_GATES][SK_DAYS], int64_t day0, int n, i
 
 Test(agg, queued_sketch_additions_end_as_immediate_ones) {
         ds_distinct_t *ref[SK_GATES][SK_DAYS] = {{NULL}};
-        /* ~1,500 declarants a sketch: each turns dense (past 1,024 registers) */
-        sk_run(ref, T0, 12000, 997);
+        /* ~2,000 declarants and ~1,300 vehicles a sketch: each turns dense
+         * (past 1,024 registers) */
+        sk_run(ref, T0, 16000, 997);
         sk_check(ref, T0, -1);
+        for (int g = 0; g < SK_GATES; g++)
+                for (int d = 0; d < SK_DAYS; d++)
+                        cr_assert(ds_hll_memory(ref[g][d]->declarants) >= DS_HLL_M &&
+                                          ds_hll_memory(ref[g][d]->vehicles) >= DS_HLL_M,
+                                  "test bug: gate %d day %d has a sparse sketch", g, d);
         /* a few more additions queued, then every row evicted: eviction syncs
          * before it frees the sketches the queue names */
         ds_rows_clear_dirty(ds_agg_rows(a));
@@ -376,13 +382,14 @@ Test(agg, queued_sketch_additions_end_as_immediate_ones) {
 #define EV_KEYS 5000
 
 typedef struct ev_got {
-        uint32_t n;
+        uint32_t n, calls;
         ds_rowkey_t keys[EV_KEYS];
 } ev_got_t;
 
 /* A batch is one bucket: every key of one window start. */
 static void ev_collect(void *ctx, const ds_rowkey_t *keys, uint32_t n) {
         ev_got_t *g = ctx;
+        g->calls++;
         cr_assert_gt(n, 0);
         for (uint32_t i = 0; i < n; i++) {
                 cr_assert_eq(keys[i].start, keys[0].start, "a batch holds two window starts");
@@ -417,8 +424,15 @@ Test(agg, evict_buckets_pop_by_start_in_registration_order) {
         int64_t prev = INT64_MIN / 2; /* the watermark of the previous pop */
         for (int64_t wm_day = 1; wm_day <= 160; wm_day += 7) {
                 int64_t wm = T0 + wm_day * DS_DAY_MS;
+                uint32_t calls = got.calls;
                 uint64_t n = ds_evict_pop(e, wm, ev_collect, &got);
                 cr_assert_eq(n, got.n - popped);
+                /* one call per bucket: as many as the starts popped */
+                uint32_t starts = 0;
+                for (uint32_t k = popped; k < got.n; k++)
+                        starts += k == popped || got.keys[k].start != got.keys[k - 1].start;
+                cr_assert_eq(got.calls - calls, starts, "wm day %lld: %u calls for %u buckets", (long long)wm_day,
+                             got.calls - calls, starts);
                 /* what this pop returned: every registered key closed at wm and not popped before */
                 uint32_t k = popped;
                 for (int64_t start = T0; start + DS_DAY_MS <= wm; start += DS_DAY_MS)

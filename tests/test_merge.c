@@ -96,6 +96,28 @@ Test(merge, a_closed_row_takes_every_share_and_only_its_own) {
         cr_assert_eq(ds_merge_shares(m), 6);
 }
 
+/* A bucket whose rows have more shares than are removed at once (the merge
+ * collects 4,096 shares' keys, then removes them): 3,000 minute rows, each
+ * with shares of 3 partitions, all closing together; and a row of another
+ * minute that stays. */
+Test(merge, a_large_bucket_takes_every_share) {
+        ds_measures_t v = meas(1, 100, DS_FLOW_IMPORT);
+        ds_rowkey_t stays = ds_rowkey(DS_DIM_COMMODITY, DS_WIN_MINUTE, 77, T0 + 10 * DS_MINUTE_MS);
+        for (uint32_t k = 0; k < 3000; k++)
+                for (int32_t p = 0; p < 3; p++) {
+                        ds_rowkey_t key = ds_rowkey(DS_DIM_COMMODITY, DS_WIN_MINUTE, 1000 + k, T0);
+                        ds_merge_src_t src = {.partition = p * 70, .epoch = 1, .offset = 10};
+                        cr_assert_eq(ds_merge_update(m, &src, ds_rowkey_with_partition(key, p * 70), &v, NULL), 0);
+                }
+        ds_merge_src_t src = {.partition = 1, .epoch = 1, .offset = 10};
+        cr_assert_eq(ds_merge_update(m, &src, ds_rowkey_with_partition(stays, 1), &v, NULL), 0);
+        cr_assert_eq(ds_merge_shares(m), 9001);
+        cr_assert_eq(ds_merge_advance(m, T0 + DS_MINUTE_MS + win.retention_ms[DS_WIN_MINUTE]), 3000);
+        cr_assert_eq(ds_merge_shares(m), 1, "every closed row's shares should be gone");
+        cr_assert_eq(ds_rows_count(ds_merge_global(m)), 1);
+        cr_assert_not_null(global(stays));
+}
+
 Test(merge, upserting_the_same_value_twice_changes_nothing_and_marks_nothing) {
         ds_measures_t v = meas(4, 1000, DS_FLOW_EXPORT);
         cr_assert_eq(upd(0, gate5, &v), 0);
