@@ -399,6 +399,21 @@ Test(rows, random_operations_match_a_reference_model) {
         ds_rows_destroy(t);
 }
 
+/* Two tables given the same operations hold the same rows in the same
+ * slots of the dense array, in the same order, with the same values. */
+static void assert_same_rows(ds_rows_t *one, ds_rows_t *many) {
+        uint32_t ca = 0, cb = 0;
+        ds_row_t *a, *b;
+        while ((a = ds_rows_iter(one, &ca))) {
+                b = ds_rows_iter(many, &cb);
+                cr_assert_not_null(b);
+                cr_assert_eq(ca, cb, "rows in different slots");
+                cr_assert(a->key.k == b->key.k && a->key.start == b->key.start, "rows in a different order");
+                cr_assert_eq(a->m.value, b->m.value);
+        }
+        cr_assert_null(ds_rows_iter(many, &cb));
+}
+
 /* ds_rows_get_many() (and ds_rows_get_hashed()) must do exactly what one
  * ds_rows_get() per key in order does: the same rows, created in the same
  * order in the same slots of the dense array - with keys repeated within a
@@ -447,16 +462,7 @@ Test(rows, get_many_matches_one_get_per_key) {
                                   "batch %d: dirty list differs at %u", batch, d);
                 }
         }
-        uint32_t ca = 0, cb = 0;
-        ds_row_t *a, *b;
-        while ((a = ds_rows_iter(one, &ca))) {
-                b = ds_rows_iter(many, &cb);
-                cr_assert_not_null(b);
-                cr_assert_eq(ca, cb, "rows in different slots");
-                cr_assert(a->key.k == b->key.k && a->key.start == b->key.start, "rows in a different order");
-                cr_assert_eq(a->m.value, b->m.value);
-        }
-        cr_assert_null(ds_rows_iter(many, &cb));
+        assert_same_rows(one, many);
         cr_assert_eq(ds_rows_memory(many), ds_rows_memory(one));
         ds_rows_destroy(one);
         ds_rows_destroy(many);
@@ -582,16 +588,7 @@ Test(rows, remove_many_matches_one_remove_per_key) {
                                 cr_assert(!a || a->m.value == b->m.value);
                         }
         }
-        uint32_t ca = 0, cb = 0;
-        ds_row_t *a, *b;
-        while ((a = ds_rows_iter(one, &ca))) { /* removed slots were reused alike */
-                b = ds_rows_iter(many, &cb);
-                cr_assert_not_null(b);
-                cr_assert_eq(ca, cb, "rows in different slots");
-                cr_assert(a->key.k == b->key.k && a->key.start == b->key.start, "rows in a different order");
-                cr_assert_eq(a->m.value, b->m.value);
-        }
-        cr_assert_null(ds_rows_iter(many, &cb));
+        assert_same_rows(one, many); /* removed slots were reused alike */
         ds_rows_destroy(one);
         ds_rows_destroy(many);
 }
