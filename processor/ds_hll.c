@@ -2,6 +2,7 @@
  * ds_hll.c - sparse/dense HyperLogLog with Ertl's estimator.
  */
 #include "ds_hll.h"
+#include "ds_wire.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -281,4 +282,12 @@ ds_hll_t *ds_hll_deserialize(const uint8_t *p, size_t len) {
                 }
         }
         return h;
+}
+
+void ds_hll_put_bytes(ds_buf_t *b, const ds_hll_t *h) {
+        size_t n = ds_hll_serialized_size(h);
+        uint8_t *p = ds_buf_tail(b, DS_AVRO_LONG_MAX + n);
+        p += ds_avro_write_long(p, (int64_t)n);
+        p += ds_hll_serialize(h, p);
+        ds_buf_commit(b, p);
 }

@@ -24,6 +24,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct ds_buf; /* ds_wire.h */
+
 #define DS_HLL_P 14
 #define DS_HLL_M (1u << DS_HLL_P)
 
@@ -52,5 +54,9 @@ size_t ds_hll_memory(const ds_hll_t *h);
 size_t ds_hll_serialized_size(const ds_hll_t *h);
 size_t ds_hll_serialize(const ds_hll_t *h, uint8_t *out);
 ds_hll_t *ds_hll_deserialize(const uint8_t *p, size_t len);
+/* Appends the serialized form as Avro bytes (its length, then the bytes),
+ * serialized in place: how the changelog and the partial rows carry a
+ * sketch. */
+void ds_hll_put_bytes(struct ds_buf *b, const ds_hll_t *h);
 
 #endif

@@ -71,15 +71,6 @@ static void put_row_fields(ds_buf_t *b, const ds_partial_t *p, int digits) {
         ds_avro_put_bytes(b, p->vehicles_sketch, p->vehicles_len);
 }
 
-/* A sketch as Avro bytes, serialized in place. */
-static void put_sketch(ds_buf_t *b, const ds_hll_t *h) {
-        size_t n = ds_hll_serialized_size(h);
-        uint8_t *p = ds_buf_tail(b, DS_AVRO_LONG_MAX + n);
-        p += ds_avro_write_long(p, (int64_t)n);
-        p += ds_hll_serialize(h, p);
-        ds_buf_commit(b, p);
-}
-
 void ds_partial_encode(ds_buf_t *b, const ds_partial_t *p, int digits) {
         ds_wire_put_header(b, DS_SCHEMA_ID_PARTIAL);
         ds_avro_put_long(b, p->kind);
@@ -363,8 +354,8 @@ int ds_partial_batcher_add_share(ds_partial_batcher_t *pb, const ds_outrow_t *r,
                 ds_buf_commit(o, q);
         } else {
                 ds_buf_commit(o, q);
-                put_sketch(o, r->distinct->declarants);
-                put_sketch(o, r->distinct->vehicles);
+                ds_hll_put_bytes(o, r->distinct->declarants);
+                ds_hll_put_bytes(o, r->distinct->vehicles);
         }
         return added(pb, pp, before, updated_at);
 }

@@ -29,9 +29,11 @@
  * batches, the worker then writes only its changelog buffer), so a cycle's
  * totals do not wait for its snapshots. The release/acquire pairs order the
  * plain writes of the args, the outbox and the batches; each side writes
- * its slot only while the other is not reading it, so no lock is needed. rd_kafka_queue_yield() wakes a worker blocked
- * in rd_kafka_consume_batch_queue() so a barrier completes promptly. While waiting, main keeps serving the producer's
- * delivery reports, so a worker blocked on a full producer queue (dead-letter flood) cannot deadlock it.
+ * its slot only while the other is not reading it, so no lock is needed.
+ * rd_kafka_queue_yield() wakes a worker blocked in
+ * rd_kafka_consume_batch_queue() so a barrier completes promptly. While
+ * waiting, main keeps serving the producer's delivery reports, so a worker
+ * blocked on a full producer queue (dead-letter flood) cannot deadlock it.
  *
  * A cycle (every commit.interval.ms, and before letting partitions go):
  *   1. barrier: each partition's changed rows, its position, and its

@@ -141,13 +141,6 @@ static void put_entry(ds_buf_t *b, const ds_ledger_entry_t *e) {
         ds_buf_commit(b, p);
 }
 
-static void put_sketch(ds_buf_t *b, const ds_hll_t *h) {
-        size_t n = ds_hll_serialized_size(h);
-        ds_avro_put_long(b, (int64_t)n);
-        ds_buf_reserve(b, n);
-        b->len += ds_hll_serialize(h, b->p + b->len);
-}
-
 static void put_row(ds_buf_t *b, ds_rowkey_t key, const ds_measures_t *m, const ds_distinct_t *d) {
         ds_buf_put(b, "R", 1);
         put_u64(b, key.k);
@@ -157,8 +150,8 @@ static void put_row(ds_buf_t *b, ds_rowkey_t key, const ds_measures_t *m, const 
                 ds_avro_put_long(b, v[i]);
         ds_avro_put_long(b, d ? 1 : 0);
         if (d) {
-                put_sketch(b, d->declarants);
-                put_sketch(b, d->vehicles);
+                ds_hll_put_bytes(b, d->declarants);
+                ds_hll_put_bytes(b, d->vehicles);
         }
 }
 
