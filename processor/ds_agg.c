@@ -241,7 +241,7 @@ void ds_agg_plan(ds_agg_t *a, const ds_contrib_t *c, int64_t sign, int64_t wm, d
                 pl->late[w] = (uint8_t)ds_window_closed(&a->cfg.win, (ds_window_t)w, start, wm);
                 if (pl->late[w])
                         continue;
-                int8_t k = w == DS_WIN_TOTAL ? -1 : (int8_t)(w - DS_WIN_MINUTE + DS_EV_MINUTE);
+                int8_t k = w == DS_WIN_TOTAL ? -1 : (int8_t)(w - DS_WIN_MINUTE + DS_EVC_MINUTE);
                 if (w == DS_WIN_DAY && sign > 0)
                         pl->gate_day = (int)n;
                 pl->keys[n] = ds_rowkey(DS_DIM_GATE, (ds_window_t)w, c->gate, start);
@@ -260,7 +260,7 @@ void ds_agg_plan(ds_agg_t *a, const ds_contrib_t *c, int64_t sign, int64_t wm, d
         } else {
                 for (uint32_t i = 0; i < c->nlines; i++) {
                         pl->keys[n] = ds_cell_rowkey(c->gate, c->lines[i].heading, day);
-                        pl->cls[n] = DS_EV_CELL;
+                        pl->cls[n] = DS_EVC_CELL;
                         pl->line[n++] = (int16_t)i;
                 }
         }

@@ -22,7 +22,7 @@ typedef struct evq {
 struct ds_evict {
         ds_window_cfg_t win;
         int64_t top_retention_ms;
-        evq_t q[DS_EV__CNT];
+        evq_t q[DS_EVC__CNT];
         size_t key_bytes;
 };
 
@@ -54,7 +54,7 @@ ds_evict_t *ds_evict_new(const ds_window_cfg_t *cfg, int64_t top_retention_ms) {
 void ds_evict_destroy(ds_evict_t *e) {
         if (!e)
                 return;
-        for (int c = 0; c < DS_EV__CNT; c++) {
+        for (int c = 0; c < DS_EVC__CNT; c++) {
                 for (uint32_t i = 0; i < e->q[c].n; i++)
                         free(e->q[c].b[i].keys);
                 free(e->q[c].b);
@@ -64,21 +64,28 @@ void ds_evict_destroy(ds_evict_t *e) {
 
 int ds_evict_class(ds_rowkey_t key) {
         if (ds_rowkey_dim(key) == DS_DIM_GATE_HEADING)
-                return DS_EV_CELL;
+                return DS_EVC_CELL;
         switch (ds_rowkey_window(key)) {
-        case DS_WIN_MINUTE: return DS_EV_MINUTE;
-        case DS_WIN_HOUR: return DS_EV_HOUR;
-        case DS_WIN_DAY: return DS_EV_DAY;
+        case DS_WIN_MINUTE:
+                return DS_EVC_MINUTE;
+        case DS_WIN_HOUR:
+                return DS_EVC_HOUR;
+        case DS_WIN_DAY:
+                return DS_EVC_DAY;
         default: return -1;
         }
 }
 
 int ds_evict_closed(const ds_evict_t *e, int cls, int64_t start, int64_t wm) {
         switch (cls) {
-        case DS_EV_MINUTE: return ds_window_closed(&e->win, DS_WIN_MINUTE, start, wm);
-        case DS_EV_HOUR: return ds_window_closed(&e->win, DS_WIN_HOUR, start, wm);
-        case DS_EV_DAY: return ds_window_closed(&e->win, DS_WIN_DAY, start, wm);
-        case DS_EV_CELL: return start + DS_DAY_MS + e->top_retention_ms <= wm;
+        case DS_EVC_MINUTE:
+                return ds_window_closed(&e->win, DS_WIN_MINUTE, start, wm);
+        case DS_EVC_HOUR:
+                return ds_window_closed(&e->win, DS_WIN_HOUR, start, wm);
+        case DS_EVC_DAY:
+                return ds_window_closed(&e->win, DS_WIN_DAY, start, wm);
+        case DS_EVC_CELL:
+                return start + DS_DAY_MS + e->top_retention_ms <= wm;
         default: return 0;
         }
 }
@@ -160,7 +167,7 @@ int ds_evict_add(ds_evict_t *e, int cls, ds_rowkey_t key) {
 
 uint64_t ds_evict_pop(ds_evict_t *e, int64_t wm, ds_evict_fn fn, void *ctx) {
         uint64_t n = 0;
-        for (int c = 0; c < DS_EV__CNT; c++) {
+        for (int c = 0; c < DS_EVC__CNT; c++) {
                 evq_t *q = &e->q[c];
                 uint32_t drop = 0;
                 while (drop < q->n && ds_evict_closed(e, c, q->b[drop].start, wm)) {
@@ -183,7 +190,7 @@ uint64_t ds_evict_pop(ds_evict_t *e, int64_t wm, ds_evict_fn fn, void *ctx) {
 
 size_t ds_evict_memory(const ds_evict_t *e) {
         size_t n = sizeof(*e) + e->key_bytes;
-        for (int c = 0; c < DS_EV__CNT; c++)
+        for (int c = 0; c < DS_EVC__CNT; c++)
                 n += e->q[c].cap * sizeof(bucket_t);
         return n;
 }

@@ -22,11 +22,11 @@
 #include "ds_rows.h"
 #include "ds_window.h"
 
-typedef enum { DS_EV_MINUTE = 0, DS_EV_HOUR, DS_EV_DAY, DS_EV_CELL, DS_EV__CNT } ds_evclass_t;
+typedef enum { DS_EVC_MINUTE = 0, DS_EVC_HOUR, DS_EVC_DAY, DS_EVC_CELL, DS_EVC__CNT } ds_evclass_t;
 
 typedef struct ds_evict ds_evict_t;
 
-/* cfg: window retentions; top_retention_ms: for DS_EV_CELL. */
+/* cfg: window retentions; top_retention_ms: for DS_EVC_CELL. */
 ds_evict_t *ds_evict_new(const ds_window_cfg_t *cfg, int64_t top_retention_ms);
 /* Lengthens each retention to cfg's and top_retention_ms where they are
  * longer (keys stay queued by window start, so they stay in closing order).

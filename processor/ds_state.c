@@ -31,17 +31,6 @@ static uint8_t get_u8(ds_rd_t *r) {
         return *r->p++;
 }
 
-static uint64_t get_u64(ds_rd_t *r) {
-        if (r->end - r->p < 8) {
-                r->bad = 1;
-                return 0;
-        }
-        uint64_t v;
-        memcpy(&v, r->p, 8);
-        r->p += 8;
-        return v;
-}
-
 static int read_head(ds_rd_t *r, ds_cl_head_t *h) {
         if (r->end - r->p < 4 || r->p[0] != 'D' || r->p[1] != 'S' || r->p[2] != VERSION)
                 return -1;
@@ -68,7 +57,7 @@ int ds_cl_read_checkpoint(const uint8_t *rec, size_t len, ds_cl_checkpoint_t *c)
         c->claim_offset = ds_rd_long(&r);
         if (r.p < r.end) {
                 c->gates = (int32_t)ds_rd_long(&r);
-                c->gates_fp = get_u64(&r);
+                c->gates_fp = ds_rd_u64(&r);
         } else { /* written before gates files: the compiled-in list */
                 c->gates = ds_gate_builtin_count();
                 c->gates_fp = ds_gates_fingerprint(c->gates);
@@ -89,10 +78,6 @@ int ds_cl_read_claim(const uint8_t *rec, size_t len, ds_cl_claim_t *c) {
 }
 
 /* ---- writing ------------------------------------------------------------- */
-
-static void put_u64(ds_buf_t *b, uint64_t v) {
-        ds_buf_put(b, &v, 8);
-}
 
 static void put_head(ds_buf_t *b, int type, int32_t epoch, int32_t partition) {
         uint8_t h[4] = {'D', 'S', VERSION, (uint8_t)type};
@@ -117,7 +102,7 @@ void ds_cl_write_checkpoint(ds_buf_t *b, int32_t partition, int32_t epoch, const
         ds_avro_put_long(b, c->claim_offset);
         /* the process's gate list, whatever c says: the state being checkpointed is numbered by it */
         ds_avro_put_long(b, ds_gate_count());
-        put_u64(b, ds_gates_fingerprint(ds_gate_count()));
+        ds_buf_put_u64(b, ds_gates_fingerprint(ds_gate_count()));
 }
 
 /* Every changed ledger entry is written at each cycle (and all of them in a
@@ -143,7 +128,7 @@ static void put_entry(ds_buf_t *b, const ds_ledger_entry_t *e) {
 
 static void put_row(ds_buf_t *b, ds_rowkey_t key, const ds_measures_t *m, const ds_distinct_t *d) {
         ds_buf_put(b, "R", 1);
-        put_u64(b, key.k);
+        ds_buf_put_u64(b, key.k);
         ds_avro_put_long(b, key.start);
         const int64_t *v = &m->declarations;
         for (int i = 0; i < 8; i++)
@@ -157,7 +142,7 @@ static void put_row(ds_buf_t *b, ds_rowkey_t key, const ds_measures_t *m, const 
 
 static void put_removal(ds_buf_t *b, ds_rowkey_t key) {
         ds_buf_put(b, "X", 1);
-        put_u64(b, key.k);
+        ds_buf_put_u64(b, key.k);
         ds_avro_put_long(b, key.start);
 }
 
@@ -421,7 +406,7 @@ static int apply_items(ds_restore_t *r, ds_rd_t *in, char *errstr, size_t sz) {
                         r->st.ledger_entries++;
                 } else if (tag == 'R') {
                         ds_rowkey_t key;
-                        key.k = get_u64(in);
+                        key.k = ds_rd_u64(in);
                         key.start = ds_rd_long(in);
                         ds_measures_t m;
                         int64_t *v = &m.declarations;
@@ -455,7 +440,7 @@ static int apply_items(ds_restore_t *r, ds_rd_t *in, char *errstr, size_t sz) {
                         r->st.rows++;
                 } else if (tag == 'X') {
                         ds_rowkey_t key;
-                        key.k = get_u64(in);
+                        key.k = ds_rd_u64(in);
                         key.start = ds_rd_long(in);
                         if (in->bad || !rowkey_valid(key))
                                 return ds_err(errstr, sz, "corrupt row removal");

@@ -147,4 +147,21 @@ static inline const uint8_t *ds_rd_bytes(ds_rd_t *r, size_t *n) {
         return p;
 }
 
+/* A fixed 8-byte word (little-endian hosts, as ds_avro_put_double()), for
+ * values whose bits matter more than their size (keys, hashes). */
+static inline void ds_buf_put_u64(ds_buf_t *b, uint64_t v) {
+        ds_buf_put(b, &v, 8);
+}
+
+static inline uint64_t ds_rd_u64(ds_rd_t *r) {
+        if (r->end - r->p < 8) {
+                r->bad = 1;
+                return 0;
+        }
+        uint64_t v;
+        memcpy(&v, r->p, 8);
+        r->p += 8;
+        return v;
+}
+
 #endif

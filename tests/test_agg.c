@@ -405,7 +405,7 @@ static void ev_collect(void *ctx, const ds_rowkey_t *keys, uint32_t n) {
 Test(agg, evict_buckets_pop_by_start_in_registration_order) {
         ds_window_cfg_t wcfg;
         ds_window_cfg_default(&wcfg);
-        ds_evict_t *e = ds_evict_new(&wcfg, 0); /* DS_EV_CELL: closed at start + a day */
+        ds_evict_t *e = ds_evict_new(&wcfg, 0); /* DS_EVC_CELL: closed at start + a day */
         cr_assert_not_null(e);
         static ds_rowkey_t reg[EV_KEYS];
         static ev_got_t got;
@@ -417,7 +417,7 @@ Test(agg, evict_buckets_pop_by_start_in_registration_order) {
                 uint32_t r = (uint32_t)(rs % 100);
                 int64_t day = r < 60 ? i / 50 : r < 80 ? i / 50 + 3 : (int64_t)(rs >> 8) % 150;
                 reg[i] = ds_rowkey(DS_DIM_GATE_HEADING, DS_WIN_DAY, i, T0 + day * DS_DAY_MS);
-                cr_assert_eq(ds_evict_add(e, DS_EV_CELL, reg[i]), 0);
+                cr_assert_eq(ds_evict_add(e, DS_EVC_CELL, reg[i]), 0);
         }
         got.n = 0;
         uint32_t popped = 0;
