@@ -42,6 +42,11 @@ int ds_evict_lengthen(ds_evict_t *e, const ds_window_cfg_t *cfg, int64_t top_ret
         return longer;
 }
 
+void ds_evict_retentions(const ds_evict_t *e, ds_window_cfg_t *cfg, int64_t *top_retention_ms) {
+        *cfg = e->win;
+        *top_retention_ms = e->top_retention_ms;
+}
+
 ds_evict_t *ds_evict_new(const ds_window_cfg_t *cfg, int64_t top_retention_ms) {
         ds_evict_t *e = ds_calloc_lines(sizeof(*e));
         if (!e)

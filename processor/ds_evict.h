@@ -33,6 +33,8 @@ ds_evict_t *ds_evict_new(const ds_window_cfg_t *cfg, int64_t top_retention_ms);
  * Returns whether any is longer; with check_only, changes nothing. */
 int ds_evict_lengthen(ds_evict_t *e, const ds_window_cfg_t *cfg, int64_t top_retention_ms, int check_only);
 void ds_evict_destroy(ds_evict_t *e);
+/* The retentions in force (as lengthened). */
+void ds_evict_retentions(const ds_evict_t *e, ds_window_cfg_t *cfg, int64_t *top_retention_ms);
 
 /* The class of a row key, or -1 for rows that never close (TOTAL). */
 int ds_evict_class(ds_rowkey_t key);

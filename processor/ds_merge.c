@@ -8,6 +8,8 @@
 #include "ds_merge.h"
 #include "ds_common.h"
 #include "ds_evict.h"
+#include "ds_hll.h"
+#include "ds_partial.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -416,6 +418,152 @@ int ds_merge_top(ds_merge_t *m, uint32_t gate, int64_t day, ds_top_entry_t *out,
                         k++;
         }
         return k;
+}
+
+/* ---- saving and loading ------------------------------------------------- */
+
+#define SAVE_VERSION 1
+
+static void save_measures(ds_buf_t *b, const ds_measures_t *m) {
+        const int64_t *v = &m->declarations;
+        for (int i = 0; i < 8; i++)
+                ds_avro_put_long(b, v[i]);
+}
+
+static void load_measures(ds_rd_t *r, ds_measures_t *m) {
+        int64_t *v = &m->declarations;
+        for (int i = 0; i < 8; i++)
+                v[i] = ds_rd_long(r);
+}
+
+void ds_merge_save(ds_merge_t *m, ds_buf_t *b) {
+        ds_window_cfg_t win;
+        int64_t top;
+        ds_evict_retentions(m->ev, &win, &top);
+        uint8_t v = SAVE_VERSION;
+        ds_buf_put(b, &v, 1);
+        ds_avro_put_long(b, m->wm);
+        ds_avro_put_long(b, m->close_wm);
+        ds_avro_put_long(b, win.retention_ms[DS_WIN_MINUTE]);
+        ds_avro_put_long(b, win.retention_ms[DS_WIN_HOUR]);
+        ds_avro_put_long(b, win.retention_ms[DS_WIN_DAY]);
+        ds_avro_put_long(b, top);
+        ds_avro_put_long(b, m->nepochs);
+        for (int32_t i = 0; i < m->nepochs; i++)
+                ds_avro_put_long(b, m->epochs[i]);
+        ds_avro_put_long(b, ds_rows_count(m->parts));
+        uint32_t cur = 0;
+        for (ds_row_t *p; (p = ds_rows_iter(m->parts, &cur));) {
+                ds_buf_put_u64(b, p->key.k);
+                ds_avro_put_long(b, p->key.start);
+                save_measures(b, &p->m);
+                ds_avro_put_long(b, p->refs); /* the epoch the share came with */
+                ds_avro_put_long(b, p->seq);  /* ... and its input offset */
+        }
+        ds_avro_put_long(b, ds_rows_count(m->global));
+        cur = 0;
+        for (ds_row_t *g; (g = ds_rows_iter(m->global, &cur));) {
+                ds_buf_put_u64(b, g->key.k);
+                ds_avro_put_long(b, g->key.start);
+                save_measures(b, &g->m);
+                ds_buf_put_u64(b, (uint64_t)g->seq); /* partitions with a share, modulo 64 */
+                const ds_distinct_t *d = g->aux;
+                ds_avro_put_long(b, d ? 1 : 0);
+                if (d) {
+                        ds_hll_put_bytes(b, d->declarants);
+                        ds_hll_put_bytes(b, d->vehicles);
+                }
+        }
+}
+
+/* A saved key: a dimension and window that exist, a cell only for DAY, a
+ * partition only on a share. */
+static int key_ok(ds_rowkey_t k, int share) {
+        if (ds_rowkey_dim(k) >= DS_DIM__CNT || ds_rowkey_window(k) >= DS_WIN__CNT)
+                return 0;
+        if (ds_rowkey_dim(k) == DS_DIM_GATE_HEADING && ds_rowkey_window(k) != DS_WIN_DAY)
+                return 0;
+        return share ? ds_rowkey_partition(k) >= 0 : ds_rowkey_partition(k) < 0;
+}
+
+int ds_merge_load(ds_merge_t *m, ds_rd_t *r) {
+        if (r->end - r->p < 1 || *r->p++ != SAVE_VERSION)
+                return -1;
+        m->wm = ds_rd_long(r);
+        m->close_wm = ds_rd_long(r);
+        ds_window_cfg_t win = {{0}};
+        win.retention_ms[DS_WIN_MINUTE] = ds_rd_long(r);
+        win.retention_ms[DS_WIN_HOUR] = ds_rd_long(r);
+        win.retention_ms[DS_WIN_DAY] = ds_rd_long(r);
+        int64_t top = ds_rd_long(r);
+        ds_evict_lengthen(m->ev, &win, top, 0);
+        int64_t n = ds_rd_long(r);
+        if (r->bad || n < 0 || n > DS_PARTITION_MAX + 1 || n > r->end - r->p)
+                return -1;
+        if (n > 0 && ds_merge_epoch(m, (int32_t)n - 1, 0) < 0)
+                return -1;
+        for (int32_t i = 0; i < (int32_t)n; i++)
+                m->epochs[i] = (int32_t)ds_rd_long(r);
+        n = ds_rd_long(r);
+        for (int64_t i = 0; i < n && !r->bad; i++) {
+                ds_rowkey_t k;
+                k.k = ds_rd_u64(r);
+                k.start = ds_rd_long(r);
+                ds_measures_t v;
+                load_measures(r, &v);
+                int64_t epoch = ds_rd_long(r), offset = ds_rd_long(r);
+                if (r->bad || !key_ok(k, 1) || ds_rows_find(m->parts, k))
+                        return -1; /* (a repeated key too: each share is saved once) */
+                ds_row_t *p = ds_rows_get(m->parts, k);
+                if (!p)
+                        return -1;
+                p->m = v;
+                p->refs = (uint32_t)epoch;
+                p->seq = offset;
+        }
+        n = ds_rd_long(r);
+        for (int64_t i = 0; i < n && !r->bad; i++) {
+                ds_rowkey_t k;
+                k.k = ds_rd_u64(r);
+                k.start = ds_rd_long(r);
+                ds_measures_t v;
+                load_measures(r, &v);
+                uint64_t bits = ds_rd_u64(r);
+                int64_t sketches = ds_rd_long(r);
+                ds_distinct_t *d = NULL;
+                if (sketches) {
+                        size_t n1, n2;
+                        const uint8_t *s1 = ds_rd_bytes(r, &n1), *s2 = ds_rd_bytes(r, &n2);
+                        if (r->bad || !(d = calloc(1, sizeof(*d))))
+                                return -1;
+                        d->declarants = ds_hll_deserialize(s1, n1);
+                        d->vehicles = ds_hll_deserialize(s2, n2);
+                        if (!d->declarants || !d->vehicles) {
+                                ds_distinct_free(d);
+                                return -1;
+                        }
+                }
+                ds_row_t *g = NULL;
+                if (r->bad || !key_ok(k, 0) || ds_rows_find(m->global, k) || !(g = ds_rows_get(m->global, k))) {
+                        ds_distinct_free(d);
+                        return -1;
+                }
+                g->m = v;
+                g->seq = (int64_t)bits;
+                g->aux = d;
+                ds_rows_mark(m->global, g); /* republished after a restore */
+                int cls = ds_evict_class(k);
+                if (cls >= 0 && ds_evict_add(m->ev, cls, k))
+                        return -1;
+                if (ds_rowkey_dim(k) == DS_DIM_GATE_HEADING) {
+                        if (group_add(m, ds_cell_gate(k), k.start, ds_cell_heading(k)))
+                                return -1;
+                        group_t *grp = group_find(m, ds_cell_gate(k), k.start, 0);
+                        if (!grp || group_mark(m, grp))
+                                return -1;
+                }
+        }
+        return r->bad || r->p != r->end ? -1 : 0;
 }
 
 size_t ds_merge_memory(const ds_merge_t *m) {

@@ -45,6 +45,7 @@
 
 #include "ds_agg.h"
 #include "ds_rows.h"
+#include "ds_wire.h"
 
 typedef struct ds_merge ds_merge_t;
 
@@ -120,6 +121,19 @@ void ds_merge_changed_groups(ds_merge_t *m, ds_merge_group_fn fn, void *ctx);
  * heading first), among cells with at least one declaration. Returns how
  * many were written to out. */
 int ds_merge_top(ds_merge_t *m, uint32_t gate, int64_t day, ds_top_entry_t *out, int n);
+
+/* The merge's whole state as bytes, and back (the merge role's snapshots,
+ * ds_mstate.h). ds_merge_save() appends it to b; it reflects every update,
+ * epoch, close and advance so far, not what was published. ds_merge_load()
+ * fills m, made by ds_merge_new() and given nothing yet, from r (reads are
+ * bounds-checked): retentions the saved merge had lengthened are lengthened
+ * here too; every global row comes back dirty and every top-headings group
+ * changed, so that the next publish sends them all again (their upserts
+ * change nothing that was already published). Returns 0, or -1 on
+ * out-of-memory or bytes that are not a saved merge (m is then to be
+ * destroyed). */
+void ds_merge_save(ds_merge_t *m, ds_buf_t *b);
+int ds_merge_load(ds_merge_t *m, ds_rd_t *r);
 
 size_t ds_merge_memory(const ds_merge_t *m);
 /* The (partition, row) shares held. */

@@ -621,3 +621,241 @@ Test(merge, a_sum_past_int64_saturates) {
         cr_expect_geq(global(gate5)->m.value, 0, "the sum went negative");
         cr_expect_eq(global(gate5)->m.declarations, 2);
 }
+
+/* ---- saving and loading (the merge role's snapshots) ---------------------------- */
+
+/* One step of a merge's life, applied alike to two merges. */
+typedef struct mop {
+        int kind; /* 0 update, 1 close, 2 advance, 3 retention */
+        ds_merge_src_t src;
+        ds_rowkey_t key;
+        ds_measures_t v;
+        int sketch; /* the update carries a sketch pair (GATE DAY rows) */
+        int64_t wm;
+} mop_t;
+
+static uint64_t mrand(uint64_t *x) {
+        *x ^= *x << 13, *x ^= *x >> 7, *x ^= *x << 17;
+        return *x;
+}
+
+/* Updates of 10 partitions (epochs raised now and then, offsets now and then
+ * older than the kept ones) to gate, heading and cell rows of every window
+ * over two days, with statuses closing and advancing as they go, and a
+ * retention lengthened before the first close. */
+static int make_ops(mop_t *ops, int n, uint64_t seed) {
+        uint64_t x = seed;
+        int32_t epoch[10] = {0};
+        int64_t off[10] = {0}, wm = T0 - DS_DAY_MS;
+        int k = 0;
+        for (int i = 0; i < n; i++) {
+                uint64_t r = mrand(&x);
+                mop_t *o = &ops[k++];
+                memset(o, 0, sizeof(*o));
+                if (i == 0) { /* before anything closes: taken */
+                        o->kind = 3;
+                        continue;
+                }
+                if (r % 97 == 0) {
+                        wm += (int64_t)(r >> 20) % (20 * DS_MINUTE_MS);
+                        o->kind = r % 2 ? 1 : 2;
+                        o->wm = wm;
+                        continue;
+                }
+                int32_t p = (int32_t)((r >> 8) % 10);
+                if (!epoch[p] || r % 503 == 0)
+                        epoch[p]++;
+                off[p] += 1 + (int64_t)(r >> 16) % 3;
+                int64_t at = T0 - DS_DAY_MS + (int64_t)(mrand(&x) % (uint64_t)(2 * DS_DAY_MS));
+                ds_window_t w = (ds_window_t)((r >> 24) % DS_WIN__CNT);
+                uint32_t gate = (uint32_t)(r >> 30) % 6, heading = 100 + (uint32_t)(r >> 36) % 60;
+                int64_t start = w == DS_WIN_TOTAL ? 0 : ds_window_start(w, at);
+                switch ((r >> 42) % 3) {
+                case 0:
+                        o->key = ds_rowkey(DS_DIM_GATE, w, gate, start);
+                        break;
+                case 1:
+                        o->key = ds_rowkey(DS_DIM_COMMODITY, w, heading, start);
+                        break;
+                default:
+                        o->key = ds_cell_rowkey(gate, heading, ds_window_start(DS_WIN_DAY, at));
+                        break;
+                }
+                o->src = (ds_merge_src_t){p, epoch[p] - (r % 211 == 0), off[p] - (r % 101 == 0 ? 5 : 0)};
+                o->v = meas((int64_t)(r >> 48) % 9 + 1, (int64_t)(r >> 40) % 100000, (int)(r >> 50) % 4);
+                o->sketch = ds_rowkey_dim(o->key) == DS_DIM_GATE && ds_rowkey_window(o->key) == DS_WIN_DAY;
+        }
+        return k;
+}
+
+static int apply_op(ds_merge_t *mm, const mop_t *o, int i) {
+        switch (o->kind) {
+        case 1:
+                ds_merge_close(mm, o->wm);
+                return 0;
+        case 2:
+                return (int)ds_merge_advance(mm, o->wm);
+        case 3: {
+                ds_window_cfg_t longer = win;
+                longer.retention_ms[DS_WIN_MINUTE] += DS_HOUR_MS;
+                return ds_merge_retention(mm, &longer, 8 * DS_DAY_MS);
+        }
+        }
+        ds_distinct_t *d = NULL;
+        if (o->sketch) {
+                d = ds_distinct_new();
+                cr_assert_not_null(d);
+                for (int j = 0; j < 1 + i % 40; j++) {
+                        cr_assert_eq(ds_hll_add(&d->declarants, ds_mix64((uint64_t)(i * 41 + j))), 0);
+                        cr_assert_eq(ds_hll_add(&d->vehicles, ds_mix64((uint64_t)(i * 43 + j) << 1)), 0);
+                }
+        }
+        int rc = ds_merge_update(mm, &o->src, o->key, &o->v, d);
+        ds_distinct_free(d);
+        return rc;
+}
+
+/* The same registers: the same estimate and size (a sparse sketch's bytes
+ * list its registers in its table's order, which a loaded copy need not
+ * share). */
+static void same_sketch(const ds_hll_t *a, const ds_hll_t *b, const char *what) {
+        cr_assert_eq(ds_hll_serialized_size(a), ds_hll_serialized_size(b), "%s: sketch sizes differ", what);
+        cr_assert_eq(ds_hll_estimate(a), ds_hll_estimate(b), "%s: estimates %f and %f", what, ds_hll_estimate(a),
+                     ds_hll_estimate(b));
+}
+
+/* Every global row, share and top list of a equals b's. */
+static void same_merge(ds_merge_t *a, ds_merge_t *b) {
+        ds_rows_t *ga = ds_merge_global(a), *gb = ds_merge_global(b);
+        cr_assert_eq(ds_rows_count(ga), ds_rows_count(gb));
+        cr_assert_eq(ds_merge_shares(a), ds_merge_shares(b));
+        uint32_t cur = 0;
+        for (ds_row_t *r; (r = ds_rows_iter(ga, &cur));) {
+                ds_row_t *s = ds_rows_find(gb, r->key);
+                cr_assert_not_null(s, "a global row is missing after the load");
+                cr_assert_eq(memcmp(&r->m, &s->m, sizeof(r->m)), 0, "measures differ");
+                cr_assert_eq(r->seq, s->seq);
+                cr_assert_eq(!r->aux, !s->aux);
+                if (r->aux) {
+                        same_sketch(((ds_distinct_t *)r->aux)->declarants, ((ds_distinct_t *)s->aux)->declarants,
+                                    "declarants");
+                        same_sketch(((ds_distinct_t *)r->aux)->vehicles, ((ds_distinct_t *)s->aux)->vehicles,
+                                    "vehicles");
+                }
+                if (ds_rowkey_dim(r->key) == DS_DIM_GATE_HEADING) {
+                        ds_top_entry_t ta[10], tb[10];
+                        int na = ds_merge_top(a, ds_cell_gate(r->key), r->key.start, ta, 10);
+                        int nb = ds_merge_top(b, ds_cell_gate(r->key), r->key.start, tb, 10);
+                        cr_assert_eq(na, nb);
+                        for (int q = 0; q < na; q++) { /* (field by field: the entries have padding) */
+                                cr_assert_eq(ta[q].heading, tb[q].heading, "top lists differ at %d", q);
+                                cr_assert_eq(memcmp(&ta[q].m, &tb[q].m, sizeof(ta[q].m)), 0, "top lists differ at %d",
+                                             q);
+                        }
+                }
+        }
+}
+
+static ds_merge_t *saved_and_loaded(ds_merge_t *from) {
+        ds_buf_t b = {0};
+        ds_merge_save(from, &b);
+        ds_merge_t *to = ds_merge_new(&win, 7 * DS_DAY_MS);
+        cr_assert_not_null(to);
+        ds_rd_t r = {b.p, b.p + b.len, 0};
+        cr_assert_eq(ds_merge_load(to, &r), 0, "loading %zu bytes", b.len);
+        ds_buf_free(&b);
+        return to;
+}
+
+/* A merge saved and loaded part-way goes on exactly as the one that was
+ * never interrupted: the same answer to every later update, close and
+ * advance, and the same rows, shares, sketches and top lists at the end. */
+Test(merge, a_saved_merge_goes_on_as_the_original) {
+        enum { N = 30000 };
+        static mop_t ops[N];
+        int n = make_ops(ops, N, 0x5eed);
+        for (int cut = 0; cut <= n; cut += n / 3) {
+                ds_merge_t *a = ds_merge_new(&win, 7 * DS_DAY_MS);
+                int closes = 0, advances = 0;
+                for (int i = 0; i < cut; i++)
+                        cr_assert_geq(apply_op(a, &ops[i], i), 0, "op %d", i);
+                ds_merge_t *b = saved_and_loaded(a);
+                same_merge(a, b);
+                /* the last updates before the cut again, one offset and
+                 * one epoch back: refused alike (stale, fenced) only if the
+                 * shares' offsets and the partitions' epochs came back */
+                int refused = 0;
+                for (int i = cut > 3000 ? cut - 3000 : 0; i < cut; i++) {
+                        if (ops[i].kind)
+                                continue;
+                        mop_t o = ops[i];
+                        o.src.offset--;
+                        int ra = apply_op(a, &o, i), rb = apply_op(b, &o, i);
+                        cr_assert_eq(ra, rb, "op %d an offset back: %d and %d", i, ra, rb);
+                        refused += ra == DS_MERGE_STALE;
+                        o = ops[i];
+                        o.src.epoch--;
+                        ra = apply_op(a, &o, i), rb = apply_op(b, &o, i);
+                        cr_assert_eq(ra, rb, "op %d an epoch back: %d and %d", i, ra, rb);
+                        refused += ra == DS_MERGE_FENCED;
+                }
+                if (cut)
+                        cr_assert_gt(refused, 100);
+                for (int i = cut; i < n; i++) {
+                        int ra = apply_op(a, &ops[i], i), rb = apply_op(b, &ops[i], i);
+                        cr_assert_eq(ra, rb, "op %d (kind %d) after a cut at %d: %d and %d", i, ops[i].kind, cut, ra,
+                                     rb);
+                        closes += ops[i].kind == 1;
+                        advances += ops[i].kind == 2 && ra > 0;
+                }
+                same_merge(a, b);
+                if (cut < n / 2) {
+                        cr_assert_gt(closes, 10, "the ops close windows");
+                        cr_assert_gt(advances, 10, "the ops remove closed rows");
+                }
+                ds_merge_destroy(a);
+                ds_merge_destroy(b);
+        }
+}
+
+/* What comes back is all to be published again: every global row dirty,
+ * every top-list group changed, though the saved merge had published them. */
+Test(merge, a_loaded_merge_publishes_everything_again) {
+        ds_measures_t v = meas(1, 100, DS_FLOW_EXPORT);
+        cr_assert_eq(upd(0, gate5, &v), 0);
+        cr_assert_eq(upd(1, cell(5, 810), &v), 0);
+        cr_assert_eq(upd(2, cell(6, 811), &v), 0);
+        ds_rows_clear_dirty(ds_merge_global(m));
+        ds_merge_changed_groups(m, count_group, NULL);
+        ds_merge_t *b = saved_and_loaded(m);
+        ds_rows_t *g = ds_merge_global(b);
+        uint32_t n = 0;
+        for (uint32_t i = 0; i < ds_rows_dirty_count(g); i++)
+                n += ds_rows_dirty_at(g, i) != NULL;
+        cr_assert_eq(n, 3);
+        groups_seen = 0;
+        ds_merge_changed_groups(b, count_group, NULL);
+        cr_assert_eq(groups_seen, 2);
+        ds_merge_destroy(b);
+}
+
+/* Bytes that are not a whole saved merge are refused, never half taken:
+ * every prefix of a saved merge, and the saved bytes with one more. */
+Test(merge, a_cut_or_padded_save_is_refused) {
+        enum { N = 600 };
+        static mop_t ops[N];
+        int n = make_ops(ops, N, 0xcafe);
+        for (int i = 0; i < n; i++)
+                apply_op(m, &ops[i], i);
+        ds_buf_t b = {0};
+        ds_merge_save(m, &b);
+        ds_buf_put(&b, "", 1);
+        for (size_t len = 0; len <= b.len; len++) {
+                ds_merge_t *to = ds_merge_new(&win, 7 * DS_DAY_MS);
+                ds_rd_t r = {b.p, b.p + len, 0};
+                int rc = ds_merge_load(to, &r);
+                cr_assert_eq(rc, len == b.len - 1 ? 0 : -1, "%zu of %zu bytes: %d", len, b.len - 1, rc);
+                ds_merge_destroy(to);
+        }
+        ds_buf_free(&b);
+}
