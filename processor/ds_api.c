@@ -339,6 +339,7 @@ void ds_api_summary(const ds_api_ctx_t *ctx, ds_buf_t *out) {
                 json_object_set_new(m, "rows_published", json_integer((json_int_t)s.merge.rows_published));
                 json_object_set_new(m, "top_lists_published", json_integer((json_int_t)s.merge.tops_published));
                 json_object_set_new(m, "rebuild_lag", json_integer(s.merge.rebuild_lag));
+                json_object_set_new(m, "snapshots", json_integer((json_int_t)s.merge.snapshots));
                 json_object_set_new(j, "merge", m);
         }
         if (ctx->live) {

@@ -140,86 +140,10 @@ int ds_changelog_parse_metadata(const char *md, int32_t *epoch, int64_t *claim_o
         return 0;
 }
 
-/* Reads changelog partition p over [from, to), calling fn for each record
- * until it returns non-zero. Returns 0, or -1 with errstr.
- *
- * Offsets need not be contiguous: on a cluster with transactions a commit
- * marker takes an offset and is never delivered, and read_committed skips
- * aborted records. So the range ends at the first record at or past `to`,
- * or at the partition's end once that is at or past `to` (the last offsets
- * of a transactional partition are markers). exact_start: the record at
- * `from` must be there (a snapshot or checkpoint named by offset); a scan
- * takes what the range holds. */
-typedef int (*read_fn)(void *ctx, int64_t offset, const uint8_t *p, size_t len);
-
-static int read_range(ds_changelog_t *c, int32_t p, int64_t from, int64_t to, int exact_start, read_fn fn, void *ctx,
-                      char *errstr, size_t sz) {
-        if (from >= to)
-                return 0;
-        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-        rd_kafka_topic_partition_list_add(l, c->topic, p)->offset = from;
-        rd_kafka_resp_err_t err = rd_kafka_assign(c->rk, l);
-        rd_kafka_topic_partition_list_destroy(l);
-        if (err)
-                return ds_err(errstr, sz, "cannot read %s [%d]: %s", c->topic, p, rd_kafka_err2str(err));
-        int rc = 0;
-        int64_t deadline = ds_mono_ms() + READ_TIMEOUT_MS, next = from;
-        while (next < to) {
-                rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, 200);
-                if (!m) {
-                        if (ds_mono_ms() > deadline) {
-                                rc = ds_err(errstr, sz, "timed out reading %s [%d] at offset %" PRId64, c->topic, p,
-                                            next);
-                                break;
-                        }
-                        continue;
-                }
-                if (m->err) {
-                        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF && m->offset >= to) {
-                                rd_kafka_message_destroy(m); /* all of [from, to) there is was read */
-                                break;
-                        }
-                        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-                                ds_log(DS_LOG_WARN, "changelog", "read error", "topic=%s partition=%d error=\"%s\"",
-                                       c->topic, p, rd_kafka_message_errstr(m));
-                                if (m->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE ||
-                                    m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET) {
-                                        rc = ds_err(errstr, sz, "%s [%d]: offset %" PRId64 " is no longer held", c->topic,
-                                                    p, next);
-                                        rd_kafka_message_destroy(m);
-                                        break;
-                                }
-                        }
-                        rd_kafka_message_destroy(m);
-                        continue;
-                }
-                deadline = ds_mono_ms() + READ_TIMEOUT_MS;
-                if (m->offset < next) { /* already seen */
-                        rd_kafka_message_destroy(m);
-                        continue;
-                }
-                if (m->offset >= to) { /* past the range: what precedes it was all delivered */
-                        rd_kafka_message_destroy(m);
-                        break;
-                }
-                if (exact_start && m->offset != next && next == from) {
-                        rc = ds_err(errstr, sz, "%s [%d]: wanted offset %" PRId64 ", the log starts at %" PRId64,
-                                    c->topic, p, from, m->offset);
-                        rd_kafka_message_destroy(m);
-                        break;
-                }
-                next = m->offset + 1;
-                int stop = fn(ctx, m->offset, m->payload, m->len);
-                rd_kafka_message_destroy(m);
-                if (stop < 0) {
-                        rc = -1;
-                        break;
-                }
-                if (stop)
-                        break;
-        }
-        rd_kafka_assign(c->rk, NULL);
-        return rc;
+static int read_range(ds_changelog_t *c, int32_t p, int64_t from, int64_t to, int exact_start, ds_kafka_read_fn fn,
+                      void *ctx, char *errstr, size_t sz) {
+        return ds_kafka_read_range(c->rk, c->topic, p, from, to, exact_start, READ_TIMEOUT_MS, "changelog", fn, ctx,
+                                   errstr, sz);
 }
 
 /* ---- finding the checkpoint ------------------------------------------------ */

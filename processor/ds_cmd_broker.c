@@ -34,7 +34,8 @@ static void usage(FILE *out) {
                 "(and writes them to PATH), then runs until SIGINT/SIGTERM.\n"
                 "\n"
                 "  --brokers N            brokers in the cluster (default 1)\n"
-                "  --partitions P         partitions of customs.declarations and of the other topics (default 12)\n"
+                "  --partitions P         partitions of customs.declarations and of the other topics (default 12;\n"
+                "                         customs.merge.state gets as many as customs.totals.partial)\n"
                 "  --bootstrap-file PATH  also write the bootstrap servers to PATH\n"
                 "  --topic NAME:P         create topic NAME with P partitions (repeatable); also changes the\n"
                 "                         partitions of one of declstream's topics\n"
@@ -44,7 +45,8 @@ static void usage(FILE *out) {
                 "                           rtt B MS                 add MS of round-trip time to broker B\n"
                 "                           error API N ERROR        the next N requests of API (Produce, Fetch,\n"
                 "                                                    Metadata, OffsetCommit, ...) fail with ERROR\n"
-                "                                                    (a Kafka error name, e.g. NOT_LEADER_FOR_PARTITION)\n"
+                "                                                    (a Kafka error name, e.g. "
+                "NOT_LEADER_FOR_PARTITION)\n"
                 "                           clear API                drop the pending errors of API\n"
                 "                           leader TOPIC P B         move partition P's leadership to broker B\n"
                 "                           coordinator GROUP B      move GROUP's coordinator to broker B\n"
@@ -218,7 +220,8 @@ int ds_cmd_broker(int argc, char **argv) {
         int rc = 0;
         /* declstream's topics, with P partitions unless a --topic names them */
         static const char *const defaults[] = {"customs.declarations", "customs.declarations.dlq", "customs.totals",
-                                               "customs.top_headings", "customs.totals.partial", "customs.state"};
+                                               "customs.top_headings", "customs.totals.partial",   "customs.state",
+                                               "customs.merge.state"};
         char names[64][256];
         int64_t counts[64];
         for (int i = 0; i < nextra && !rc; i++) {
@@ -236,11 +239,17 @@ int ds_cmd_broker(int argc, char **argv) {
                         rc = 2;
                 }
         }
+        /* the merge's snapshots need a partition for each partial one */
+        int partial_p = P;
+        for (int i = 0; i < nextra; i++)
+                if (!strcmp(names[i], "customs.totals.partial"))
+                        partial_p = (int)counts[i];
         for (size_t d = 0; d < DS_ARRAY_LEN(defaults) && !rc; d++) {
                 int overridden = 0;
                 for (int i = 0; i < nextra; i++)
                         overridden |= !strcmp(names[i], defaults[d]);
-                if (!overridden && create_topic(mc, defaults[d], P, rf))
+                if (!overridden &&
+                    create_topic(mc, defaults[d], strcmp(defaults[d], "customs.merge.state") ? P : partial_p, rf))
                         rc = 1;
         }
         for (int i = 0; i < nextra && !rc; i++)

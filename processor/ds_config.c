@@ -33,93 +33,106 @@ typedef struct confdef {
 
 #define O(f) offsetof(ds_config_t, f)
 static const confdef_t defs[] = {
-    {"input.topic", CT_STR, O(input_topic), 0, 0, "customs.declarations", NULL,
-     "Topic the declaration events are read from."},
-    {"output.topic", CT_STR, O(output_topic), 0, 0, "customs.totals", NULL,
-     "Topic the aggregate rows are published to (one message per changed row)."},
-    {"dlq.topic", CT_STR, O(dlq_topic), 0, 0, "customs.declarations.dlq", NULL,
-     "Dead-letter topic: invalid messages, unchanged, with headers saying why."},
-    {"top.topic", CT_STR, O(top_topic), 0, 0, "customs.top_headings", NULL,
-     "Topic the top ten headings by customs value per gate and day are published to."},
-    {"partial.topic", CT_STR, O(partial_topic), 0, 0, "customs.totals.partial", NULL,
-     "Per-partition shares of the rows, in batches, from the processing role to the merge role (keep it whole on a "
-     "real cluster: retention.ms=-1; the merge rebuilds from it)."},
-    {"state.topic", CT_STR, O(state_topic), 0, 0, "customs.state", NULL,
-     "Changelog: each input partition's state (snapshots, deltas, checkpoints), as many partitions as the input."},
-    {"role", CT_ENUM, O(role), 0, 0, "all", "all|process|merge",
-     "process: consume and aggregate input partitions; merge: sum the partitions' shares and publish; all: both."},
-    {"exactly.once.mode", CT_ENUM, O(eos_mode), 0, 0, "checkpoint", "checkpoint|transactions",
-     "checkpoint: changelog checkpoints with upserts (works on any broker); transactions: also wrap each cycle in a "
-     "Kafka transaction (real clusters; the embedded broker does not keep their promises)."},
-    {"instance.id", CT_STR, O(instance_id), 0, 0, "", NULL,
-     "This instance's stable name, for transactional ids (<group>.<instance>.process/.merge); empty: the host name."},
-    {"merge.interval.ms", CT_I64, O(merge_interval_ms), 10, 3600000, "200",
-     NULL, "How often the merge role publishes the rows that changed, at the latest: it publishes sooner (at most "
-           "four times as often) when the partial topic has nothing more to read."},
-    {"state.snapshot.min.bytes", CT_I64, O(snapshot_min_bytes), 0, INT64_MAX / 4, "1048576", NULL,
-     "A partition's state is snapshotted when the changelog written since its last snapshot exceeds both this and "
-     "the snapshot's size, times 1, 1.25, 1.5 or 1.75 by partition number (so that partitions fed alike do not all "
-     "snapshot in the same cycle)."},
-    {"state.snapshot.interval.cycles", CT_INT, O(snapshot_interval_cycles), 0, 1000000, "0", NULL,
-     "Also snapshot a partition at least every N cycles (bounds restore time); 0: by size only."},
-    {"schema.dir", CT_STR, O(schema_dir), 0, 0, DS_SCHEMA_DIR, NULL,
-     "Directory holding registry.properties and the .avsc files it names."},
-    {"schema.registry.url", CT_STR, O(schema_registry_url), 0, 0, "", NULL,
-     "Confluent Schema Registry base URL for ids not in schema.dir (e.g. http://registry:8081); empty: none."},
-    {"schema.registry.basic.auth.user.info", CT_STR, O(schema_registry_user_info), 0, 0, "", NULL,
-     "user:password for the Schema Registry's basic authentication; empty: none."},
-    {"schema.registry.timeout.ms", CT_I64, O(schema_registry_timeout_ms), 100, 600000, "2000", NULL,
-     "Timeout of one Schema Registry request."},
-    {"schema.registry.retries", CT_INT, O(schema_registry_retries), 0, 10, "2", NULL,
-     "Retries of a failed Schema Registry request (5xx, timeout), with backoff."},
-    {"schema.registry.negative.ttl.ms", CT_I64, O(schema_registry_negative_ttl_ms), 0, 86400000, "60000", NULL,
-     "How long an id the registry could not resolve stays unresolved before it is asked again."},
-    {"threads", CT_INT, O(threads), 0, 256, "0", NULL,
-     "Worker threads; 0 means one per CPU core."},
-    {"commit.interval.ms", CT_I64, O(commit_interval_ms), 10, 3600000, "1000", NULL,
-     "How often changed rows are published and input offsets committed: a cycle is due one interval after the "
-     "previous one started, and at least half an interval after it ended."},
-    {"heading.digits", CT_INT, O(heading_digits), 2, 8, "4", NULL,
-     "HS digits that make a COMMODITY key: 2 (chapter), 4 (heading), 6 or 8."},
-    {"gates.file", CT_STR, O(gates_file), 0, 0, "", NULL,
-     "CSV file of gates accepted besides the 16 compiled in (header line with gate_code; see README, \"Gates\"); "
-     "empty: none. The state stores gate numbers, so a file may only gain gates at its end."},
-    {"decoder", CT_ENUM, O(decoder), 0, 0, "specialized", "specialized|avro-c",
-     "Avro decoder: specialized (compiled from the schema) or avro-c (Apache Avro C generic, the reference)."},
-    {"ledger.retention.ms", CT_I64, O(ledger_retention_ms), 60000, INT64_MAX / 4, "3024000000", NULL,
-     "How long (event time) a declaration's last version is remembered for amendments; default 35 days."},
-    {"window.minute.retention.ms", CT_I64, O(minute_retention_ms), 0, INT64_MAX / 4, "10800000", NULL,
-     "How long after its end (event time) a MINUTE window still accepts late events; default 3 hours."},
-    {"window.hour.retention.ms", CT_I64, O(hour_retention_ms), 0, INT64_MAX / 4, "259200000", NULL,
-     "How long after its end an HOUR window still accepts late events; default 3 days."},
-    {"window.day.retention.ms", CT_I64, O(day_retention_ms), 0, INT64_MAX / 4, "34560000000", NULL,
-     "How long after its end a DAY window (local day, UTC+7) still accepts late events; default 400 days."},
-    {"top.retention.ms", CT_I64, O(top_retention_ms), 0, INT64_MAX / 4, "604800000", NULL,
-     "How long after its end a day's top-headings list still accepts late events; default 7 days."},
-    {"watermark.idle.ms", CT_I64, O(idle_ms), 1000, INT64_MAX / 4, "300000", NULL,
-     "A partition with no event for this long (wall clock) stops holding windows open for the others."},
-    {"exit.on.eof", CT_BOOL, O(exit_on_eof), 0, 1, "false", NULL,
-     "Publish, commit and exit once every assigned partition is read to its end (batch and replay runs)."},
-    {"shutdown.timeout.ms", CT_I64, O(shutdown_timeout_ms), 100, 600000, "10000", NULL,
-     "On SIGTERM/SIGINT or a fatal error: time allowed to publish, commit and leave the group before exiting "
-     "(not applied at the end of input with exit.on.eof)."},
-    {"stats.interval.ms", CT_I64, O(stats_interval_ms), 0, 3600000, "10000", NULL,
-     "How often a progress line is logged; 0 turns it off."},
-    {"batch.size", CT_INT, O(batch_size), 1, 65536, "4096", NULL,
-     "Messages a worker takes from its queue at a time."},
-    {"http.listen", CT_STR, O(http_listen), 0, 0, "127.0.0.1:8080", NULL,
-     "HOST:PORT of the HTTP server (dashboard, JSON API, /metrics, /healthz, /readyz); port 0 picks a free one; off: "
-     "no server."},
-    {"http.max.connections.per.ip", CT_INT, O(http_per_ip), 0, 256, "64", NULL,
-     "HTTP connections one client address may hold at once (of 256 in all), so that one client cannot take the "
-     "probes' places; 0: no limit (for a reverse proxy in front, whose address every request has)."},
-    {"http.max.rows", CT_INT, O(http_max_rows), 1000, 100000000, "1000000", NULL,
-     "Rows of the output topics the HTTP API keeps in memory (~150 bytes each); further new rows are counted and "
-     "dropped."},
-    {"ready.max.lag", CT_I64, O(ready_max_lag), 0, INT64_MAX / 4, "0", NULL,
-     "/readyz answers 503 while the input lag exceeds this many messages; 0: lag does not count."},
-    {"log.level", CT_ENUM, O(log_level), 0, 0, "info", "debug|info|warn|error", "Least severe level logged."},
-    {"log.format", CT_ENUM, O(log_format), 0, 0, "logfmt", "logfmt|json", "Log line format."},
+        {"input.topic", CT_STR, O(input_topic), 0, 0, "customs.declarations", NULL,
+         "Topic the declaration events are read from."},
+        {"output.topic", CT_STR, O(output_topic), 0, 0, "customs.totals", NULL,
+         "Topic the aggregate rows are published to (one message per changed row)."},
+        {"dlq.topic", CT_STR, O(dlq_topic), 0, 0, "customs.declarations.dlq", NULL,
+         "Dead-letter topic: invalid messages, unchanged, with headers saying why."},
+        {"top.topic", CT_STR, O(top_topic), 0, 0, "customs.top_headings", NULL,
+         "Topic the top ten headings by customs value per gate and day are published to."},
+        {"partial.topic", CT_STR, O(partial_topic), 0, 0, "customs.totals.partial", NULL,
+         "Per-partition shares of the rows, in batches, from the processing role to the merge role (a merge restores "
+         "its "
+         "latest snapshot and reads on from there: keep several merge.snapshot.interval.ms of it, or all of it without "
+         "snapshots)."},
+        {"state.topic", CT_STR, O(state_topic), 0, 0, "customs.state", NULL,
+         "Changelog: each input partition's state (snapshots, deltas, checkpoints), as many partitions as the input."},
+        {"role", CT_ENUM, O(role), 0, 0, "all", "all|process|merge",
+         "process: consume and aggregate input partitions; merge: sum the partitions' shares and publish; all: both."},
+        {"exactly.once.mode", CT_ENUM, O(eos_mode), 0, 0, "checkpoint", "checkpoint|transactions",
+         "checkpoint: changelog checkpoints with upserts (works on any broker); transactions: also wrap each cycle in "
+         "a "
+         "Kafka transaction (real clusters; the embedded broker does not keep their promises)."},
+        {"instance.id", CT_STR, O(instance_id), 0, 0, "", NULL,
+         "This instance's stable name, for transactional ids (<group>.<instance>.process/.merge); empty: the host "
+         "name."},
+        {"merge.interval.ms", CT_I64, O(merge_interval_ms), 10, 3600000, "200", NULL,
+         "How often the merge role publishes the rows that changed, at the latest: it publishes sooner (at most "
+         "four times as often) when the partial topic has nothing more to read."},
+        {"merge.state.topic", CT_STR, O(merge_state_topic), 0, 0, "customs.merge.state", NULL,
+         "The merge role's snapshots of its state, partition X for partial partition X (at least as many partitions as "
+         "the partial topic; time retention of a few snapshot intervals)."},
+        {"merge.snapshot.interval.ms", CT_I64, O(merge_snapshot_interval_ms), 0, INT64_MAX / 4, "600000", NULL,
+         "How often the merge role snapshots each partial partition's merge to merge.state.topic; a restarting merge "
+         "loads the latest and reads the partial topic from there, so that topic needs to keep only what came after "
+         "(README, \"Exactly once\"). 0: no snapshots, no merge.state.topic; the merge rebuilds from the partial "
+         "topic's "
+         "start, which must then be kept whole."},
+        {"state.snapshot.min.bytes", CT_I64, O(snapshot_min_bytes), 0, INT64_MAX / 4, "1048576", NULL,
+         "A partition's state is snapshotted when the changelog written since its last snapshot exceeds both this and "
+         "the snapshot's size, times 1, 1.25, 1.5 or 1.75 by partition number (so that partitions fed alike do not all "
+         "snapshot in the same cycle)."},
+        {"state.snapshot.interval.cycles", CT_INT, O(snapshot_interval_cycles), 0, 1000000, "0", NULL,
+         "Also snapshot a partition at least every N cycles (bounds restore time); 0: by size only."},
+        {"schema.dir", CT_STR, O(schema_dir), 0, 0, DS_SCHEMA_DIR, NULL,
+         "Directory holding registry.properties and the .avsc files it names."},
+        {"schema.registry.url", CT_STR, O(schema_registry_url), 0, 0, "", NULL,
+         "Confluent Schema Registry base URL for ids not in schema.dir (e.g. http://registry:8081); empty: none."},
+        {"schema.registry.basic.auth.user.info", CT_STR, O(schema_registry_user_info), 0, 0, "", NULL,
+         "user:password for the Schema Registry's basic authentication; empty: none."},
+        {"schema.registry.timeout.ms", CT_I64, O(schema_registry_timeout_ms), 100, 600000, "2000", NULL,
+         "Timeout of one Schema Registry request."},
+        {"schema.registry.retries", CT_INT, O(schema_registry_retries), 0, 10, "2", NULL,
+         "Retries of a failed Schema Registry request (5xx, timeout), with backoff."},
+        {"schema.registry.negative.ttl.ms", CT_I64, O(schema_registry_negative_ttl_ms), 0, 86400000, "60000", NULL,
+         "How long an id the registry could not resolve stays unresolved before it is asked again."},
+        {"threads", CT_INT, O(threads), 0, 256, "0", NULL, "Worker threads; 0 means one per CPU core."},
+        {"commit.interval.ms", CT_I64, O(commit_interval_ms), 10, 3600000, "1000", NULL,
+         "How often changed rows are published and input offsets committed: a cycle is due one interval after the "
+         "previous one started, and at least half an interval after it ended."},
+        {"heading.digits", CT_INT, O(heading_digits), 2, 8, "4", NULL,
+         "HS digits that make a COMMODITY key: 2 (chapter), 4 (heading), 6 or 8."},
+        {"gates.file", CT_STR, O(gates_file), 0, 0, "", NULL,
+         "CSV file of gates accepted besides the 16 compiled in (header line with gate_code; see README, \"Gates\"); "
+         "empty: none. The state stores gate numbers, so a file may only gain gates at its end."},
+        {"decoder", CT_ENUM, O(decoder), 0, 0, "specialized", "specialized|avro-c",
+         "Avro decoder: specialized (compiled from the schema) or avro-c (Apache Avro C generic, the reference)."},
+        {"ledger.retention.ms", CT_I64, O(ledger_retention_ms), 60000, INT64_MAX / 4, "3024000000", NULL,
+         "How long (event time) a declaration's last version is remembered for amendments; default 35 days."},
+        {"window.minute.retention.ms", CT_I64, O(minute_retention_ms), 0, INT64_MAX / 4, "10800000", NULL,
+         "How long after its end (event time) a MINUTE window still accepts late events; default 3 hours."},
+        {"window.hour.retention.ms", CT_I64, O(hour_retention_ms), 0, INT64_MAX / 4, "259200000", NULL,
+         "How long after its end an HOUR window still accepts late events; default 3 days."},
+        {"window.day.retention.ms", CT_I64, O(day_retention_ms), 0, INT64_MAX / 4, "34560000000", NULL,
+         "How long after its end a DAY window (local day, UTC+7) still accepts late events; default 400 days."},
+        {"top.retention.ms", CT_I64, O(top_retention_ms), 0, INT64_MAX / 4, "604800000", NULL,
+         "How long after its end a day's top-headings list still accepts late events; default 7 days."},
+        {"watermark.idle.ms", CT_I64, O(idle_ms), 1000, INT64_MAX / 4, "300000", NULL,
+         "A partition with no event for this long (wall clock) stops holding windows open for the others."},
+        {"exit.on.eof", CT_BOOL, O(exit_on_eof), 0, 1, "false", NULL,
+         "Publish, commit and exit once every assigned partition is read to its end (batch and replay runs)."},
+        {"shutdown.timeout.ms", CT_I64, O(shutdown_timeout_ms), 100, 600000, "10000", NULL,
+         "On SIGTERM/SIGINT or a fatal error: time allowed to publish, commit and leave the group before exiting "
+         "(not applied at the end of input with exit.on.eof)."},
+        {"stats.interval.ms", CT_I64, O(stats_interval_ms), 0, 3600000, "10000", NULL,
+         "How often a progress line is logged; 0 turns it off."},
+        {"batch.size", CT_INT, O(batch_size), 1, 65536, "4096", NULL,
+         "Messages a worker takes from its queue at a time."},
+        {"http.listen", CT_STR, O(http_listen), 0, 0, "127.0.0.1:8080", NULL,
+         "HOST:PORT of the HTTP server (dashboard, JSON API, /metrics, /healthz, /readyz); port 0 picks a free one; "
+         "off: "
+         "no server."},
+        {"http.max.connections.per.ip", CT_INT, O(http_per_ip), 0, 256, "64", NULL,
+         "HTTP connections one client address may hold at once (of 256 in all), so that one client cannot take the "
+         "probes' places; 0: no limit (for a reverse proxy in front, whose address every request has)."},
+        {"http.max.rows", CT_INT, O(http_max_rows), 1000, 100000000, "1000000", NULL,
+         "Rows of the output topics the HTTP API keeps in memory (~150 bytes each); further new rows are counted and "
+         "dropped."},
+        {"ready.max.lag", CT_I64, O(ready_max_lag), 0, INT64_MAX / 4, "0", NULL,
+         "/readyz answers 503 while the input lag exceeds this many messages; 0: lag does not count."},
+        {"log.level", CT_ENUM, O(log_level), 0, 0, "info", "debug|info|warn|error", "Least severe level logged."},
+        {"log.format", CT_ENUM, O(log_format), 0, 0, "logfmt", "logfmt|json", "Log line format."},
 };
 #undef O
 

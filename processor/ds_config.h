@@ -48,6 +48,8 @@ typedef struct ds_config {
         int eos_mode;
         char *instance_id; /* "" means the host name */
         int64_t merge_interval_ms;
+        char *merge_state_topic;
+        int64_t merge_snapshot_interval_ms;
         int64_t snapshot_min_bytes;
         int snapshot_interval_cycles;
         char *schema_dir;

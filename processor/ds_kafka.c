@@ -326,3 +326,72 @@ int ds_kafka_txn_commit(rd_kafka_t *producer, rd_kafka_t *consumer, const rd_kaf
                 return txn_error(e, "beginning a transaction", errstr, sz);
         return 0;
 }
+
+int ds_kafka_read_range(rd_kafka_t *rk, const char *topic, int32_t p, int64_t from, int64_t to, int exact_start,
+                        int timeout_ms, const char *comp, ds_kafka_read_fn fn, void *ctx, char *errstr, size_t sz) {
+        if (from >= to)
+                return 0;
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(l, topic, p)->offset = from;
+        rd_kafka_resp_err_t err = rd_kafka_assign(rk, l);
+        rd_kafka_topic_partition_list_destroy(l);
+        if (err)
+                return ds_err(errstr, sz, "cannot read %s [%d]: %s", topic, p, rd_kafka_err2str(err));
+        int rc = 0;
+        int64_t deadline = ds_mono_ms() + timeout_ms, next = from;
+        while (next < to) {
+                rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
+                if (!m) {
+                        if (ds_mono_ms() > deadline) {
+                                rc = ds_err(errstr, sz, "timed out reading %s [%d] at offset %" PRId64, topic, p, next);
+                                break;
+                        }
+                        continue;
+                }
+                if (m->err) {
+                        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF && m->offset >= to) {
+                                rd_kafka_message_destroy(m); /* all of [from, to) there is was read */
+                                break;
+                        }
+                        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                                ds_log(DS_LOG_WARN, comp, "read error", "topic=%s partition=%d error=\"%s\"", topic, p,
+                                       rd_kafka_message_errstr(m));
+                                if (m->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE ||
+                                    m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET) {
+                                        rc = ds_err(errstr, sz, "%s [%d]: offset %" PRId64 " is no longer held", topic,
+                                                    p, next);
+                                        rd_kafka_message_destroy(m);
+                                        break;
+                                }
+                        }
+                        rd_kafka_message_destroy(m);
+                        continue;
+                }
+                deadline = ds_mono_ms() + timeout_ms;
+                if (m->offset < next) { /* already seen */
+                        rd_kafka_message_destroy(m);
+                        continue;
+                }
+                if (m->offset >= to) { /* past the range: what precedes it was all delivered */
+                        rd_kafka_message_destroy(m);
+                        break;
+                }
+                if (exact_start && m->offset != next && next == from) {
+                        rc = ds_err(errstr, sz, "%s [%d]: wanted offset %" PRId64 ", the log starts at %" PRId64, topic,
+                                    p, from, m->offset);
+                        rd_kafka_message_destroy(m);
+                        break;
+                }
+                next = m->offset + 1;
+                int stop = fn(ctx, m->offset, m->payload, m->len);
+                rd_kafka_message_destroy(m);
+                if (stop < 0) {
+                        rc = -1;
+                        break;
+                }
+                if (stop)
+                        break;
+        }
+        rd_kafka_assign(rk, NULL);
+        return rc;
+}

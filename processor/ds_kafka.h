@@ -88,6 +88,24 @@ int ds_kafka_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms, 
 int ds_kafka_topic_ready(rd_kafka_t *consumer, rd_kafka_t *producer, const char *topic, const char *key, char *errstr,
                          size_t errstr_size);
 
+/* Reads partition p of topic over [from, to) with rk, a consumer of no
+ * group (assigned here, unassigned at the end), calling fn for each record
+ * until it returns non-zero (< 0: an error, returned as -1). Returns 0, or
+ * -1 with errstr; a wait of timeout_ms with nothing read is an error. comp
+ * names the caller in the log.
+ *
+ * Offsets need not be contiguous: on a cluster with transactions a commit
+ * marker takes an offset and is never delivered, and read_committed skips
+ * aborted records. So the range ends at the first record at or past `to`,
+ * or at the partition's end once that is at or past `to` (the last offsets
+ * of a transactional partition are markers). exact_start: the record at
+ * `from` must be there (a record named by offset); a scan takes what the
+ * range holds. rk should have auto.offset.reset=error, so that an offset no
+ * longer held fails rather than reads the log's end. */
+typedef int (*ds_kafka_read_fn)(void *ctx, int64_t offset, const uint8_t *p, size_t len);
+int ds_kafka_read_range(rd_kafka_t *rk, const char *topic, int32_t p, int64_t from, int64_t to, int exact_start,
+                        int timeout_ms, const char *comp, ds_kafka_read_fn fn, void *ctx, char *errstr, size_t sz);
+
 /* Checks that no partition of topic has lost its head: the low watermark of
  * each partition must be 0. Returns the number of partitions whose head was
  * deleted (and logs each), or -1 on error. */

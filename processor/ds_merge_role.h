@@ -53,6 +53,8 @@ typedef struct ds_merge_role_stats {
         uint64_t partials;     /* partial messages read */
         uint64_t partial_rows; /* rows read from them (out-of-range ones not counted) */
         uint64_t rows_published, tops_published, ignored, fenced_publishes;
+        uint64_t snapshots;     /* merge snapshots written (ds_mstate.h) */
+        int64_t snapshot_bytes; /* ... the last one's size */
         int32_t partitions; /* partial partitions assigned */
         int64_t rebuild_lag; /* partial messages still to read before publishing may start */
         int assigned_once;   /* the group has answered (an empty assignment counts) */

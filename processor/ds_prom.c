@@ -259,6 +259,12 @@ void ds_prom_render(ds_buf_t *b, const ds_status_snap_t *s) {
                         "Top-headings lists published by this instance's merge.", m->tops_published);
                 one_u64(b, "declstream_merge_fenced_publishes_total", "counter",
                         "Publishes refused because the group had moved this member's partitions.", m->fenced_publishes);
+                one_u64(b, "declstream_merge_snapshots_total", "counter",
+                        "Merge snapshots written to merge.state.topic (a restarting merge reads the partial topic "
+                        "from the latest).",
+                        m->snapshots);
+                one_i64(b, "declstream_merge_snapshot_bytes", "gauge", "Size of the last merge snapshot written.",
+                        m->snapshot_bytes);
                 one_i64(b, "declstream_merge_partitions", "gauge", "Partial partitions merged here.", m->partitions);
                 one_i64(b, "declstream_merge_rebuild_lag_messages", "gauge",
                         "Partial messages still to read before the merge may publish.", m->rebuild_lag);

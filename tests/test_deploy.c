@@ -316,7 +316,7 @@ Test(deploy, every_file_parses_and_compose_k8s_systemd_name_the_code_s_topics_ke
                 if (n > 6 && !strcmp(k + n - 6, ".topic"))
                         json_array_append(want_topics, v);
         }
-        cr_expect_eq(json_array_size(want_topics), 6);
+        cr_expect_eq(json_array_size(want_topics), 7);
         json_t *ct = json_object_get(f, "compose_topics");
         cr_expect_eq(json_array_size(ct), json_array_size(want_topics), "compose creates %zu topics, the code uses %zu",
                      json_array_size(ct), json_array_size(want_topics));

@@ -23,6 +23,7 @@
 #include "ds_common.h"
 #include "ds_domain.h"
 #include "ds_kafka.h"
+#include "ds_mstate.h"
 #include "ds_partial.h"
 #include "ds_testutil.h"
 
@@ -879,4 +880,266 @@ Test(integration, watermarks_of_many_partitions_in_one_query) {
         rd_kafka_consumer_close(rk);
         rd_kafka_destroy(rk);
         stop_broker(&b, d);
+}
+
+/* The offset the latest "merge snapshot written" line of log (debug level)
+ * says it covers, -1 if none. */
+static long long last_snapshot_offset(const char *log_path) {
+        char *log = ds_slurp(log_path, NULL);
+        long long off = -1;
+        for (const char *p = log; p && (p = strstr(p, "msg=\"merge snapshot written\"")); p++) {
+                const char *o = strstr(p, "snapshot_offset=");
+                if (o)
+                        off = atoll(o + strlen("snapshot_offset="));
+        }
+        free(log);
+        return off;
+}
+
+/* A merge restores its latest snapshot and reads the partial topic on from
+ * there, so that topic need not keep what came before: after a run that
+ * snapshotted its merge, the broker deletes the partial partition's head
+ * (junk written after it passes the embedded broker's 5 MiB). Without
+ * snapshots a restart must then stop, saying why; with them it restores,
+ * skips the junk as unreadable, and publishes totals equal to the truth. */
+Test(integration, a_merge_snapshot_survives_the_loss_of_the_partial_topics_head, .timeout = 300) {
+        char *d = ds_tmpdir("ds-msnap");
+        cr_assert_not_null(d);
+        char srv[256], truth[512], rerr[512], gerr[512];
+        ds_proc_t b;
+        static const char *const one_partial[] = {"--topic", "customs.totals.partial:1", NULL};
+        cr_assert_eq(ds_broker_start_ex(&b, d, 4, 1, NULL, one_partial, srv, sizeof(srv)), 0, "broker did not start");
+        snprintf(truth, sizeof(truth), "%s/truth.json", d);
+        snprintf(gerr, sizeof(gerr), "%s/gen.err", d);
+        char *gen[] = {DS_BINARY, "gen", "-b", srv, "--count", "20000", "--seed", "11", "--truth", truth, "-q", NULL};
+        cr_assert_eq(ds_run(gen, NULL, gerr, 120000), 0, "gen failed (see %s)", gerr);
+
+        /* 1. a processor that snapshots its merge every 200 ms, stopped once a
+         * snapshot covers the whole partial partition */
+        snprintf(rerr, sizeof(rerr), "%s/run1.err", d);
+        char *run1[] = {DS_BINARY,
+                        "run",
+                        "-b",
+                        srv,
+                        "--http.listen",
+                        "off",
+                        "--merge.snapshot.interval.ms",
+                        "200",
+                        "--log.level",
+                        "debug",
+                        "-X",
+                        "session.timeout.ms=6000",
+                        NULL};
+        ds_proc_t proc;
+        cr_assert_eq(ds_proc_start(&proc, run1, NULL, rerr), 0);
+        char err[512];
+        rd_kafka_conf_t *cconf = rd_kafka_conf_new();
+        cr_assert_eq(rd_kafka_conf_set(cconf, "bootstrap.servers", srv, err, sizeof(err)), RD_KAFKA_CONF_OK);
+        rd_kafka_t *cons = rd_kafka_new(RD_KAFKA_CONSUMER, cconf, err, sizeof(err));
+        cr_assert_not_null(cons, "%s", err);
+        /* (the input read: the partial partition's end still for 3 s, idle
+         * cycles write nothing) */
+        int64_t lo = -1, hi = -1, covered = -1, last_hi = -1, still_since = ds_mono_ms();
+        for (int64_t until = ds_mono_ms() + 120000; ds_mono_ms() < until;) {
+                usleep(200000);
+                covered = last_snapshot_offset(rerr);
+                cr_assert_eq(ds_kafka_watermarks(cons, "customs.totals.partial", 0, &lo, &hi, 10000), 0);
+                if (hi != last_hi) {
+                        last_hi = hi;
+                        still_since = ds_mono_ms();
+                }
+                if (covered == hi && ds_mono_ms() - still_since > 3000)
+                        break;
+        }
+        cr_assert_eq(covered, hi, "no snapshot covered the partial partition's end %lld (see %s)", (long long)hi, rerr);
+        ds_proc_kill(&proc, SIGTERM);
+        cr_assert_eq(ds_proc_wait(&proc, 60000), 0, "run 1 did not stop cleanly (see %s)", rerr);
+
+        /* 2. 4.5 MiB of junk after it: the broker deletes the head, never the
+         * junk (under 5 MiB), so what the snapshot needs stays */
+        rd_kafka_conf_t *pconf = rd_kafka_conf_new();
+        cr_assert_eq(rd_kafka_conf_set(pconf, "bootstrap.servers", srv, err, sizeof(err)), RD_KAFKA_CONF_OK);
+        cr_assert_eq(rd_kafka_conf_set(pconf, "linger.ms", "0", err, sizeof(err)), RD_KAFKA_CONF_OK);
+        rd_kafka_t *prod = rd_kafka_new(RD_KAFKA_PRODUCER, pconf, err, sizeof(err));
+        cr_assert_not_null(prod, "%s", err);
+        uint64_t rnd = 7;
+        static uint64_t junk[65536 / 8];
+        for (int i = 0; i < 72; i++) {
+                for (size_t k = 0; k < DS_ARRAY_LEN(junk); k++)
+                        junk[k] = ds_test_rnd(&rnd);
+                cr_assert_eq(rd_kafka_producev(prod, RD_KAFKA_V_TOPIC("customs.totals.partial"),
+                                               RD_KAFKA_V_PARTITION(0), RD_KAFKA_V_VALUE(junk, sizeof(junk)),
+                                               RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
+                             RD_KAFKA_RESP_ERR_NO_ERROR);
+                rd_kafka_poll(prod, 0);
+        }
+        cr_assert_eq(rd_kafka_flush(prod, 30000), RD_KAFKA_RESP_ERR_NO_ERROR);
+        rd_kafka_destroy(prod);
+        cr_assert_eq(ds_kafka_watermarks(cons, "customs.totals.partial", 0, &lo, &hi, 10000), 0);
+        rd_kafka_destroy(cons);
+        cr_assert_gt(lo, 0, "the partial partition should have lost its head");
+        cr_assert_leq(lo, covered, "the broker deleted what the snapshot needs (log start %lld, snapshot %lld)",
+                      (long long)lo, (long long)covered);
+
+        /* 3. without snapshots the merge cannot be rebuilt, and says so */
+        snprintf(rerr, sizeof(rerr), "%s/run2.err", d);
+        char *run2[] = {DS_BINARY,
+                        "run",
+                        "-b",
+                        srv,
+                        "--http.listen",
+                        "off",
+                        "--exit.on.eof",
+                        "true",
+                        "--merge.snapshot.interval.ms",
+                        "0",
+                        "-X",
+                        "session.timeout.ms=6000",
+                        NULL};
+        int rc = ds_run(run2, NULL, rerr, 120000);
+        cr_expect_neq(rc, 0, "a merge without snapshots ran on a partial topic without its head (see %s)", rerr);
+        char *log = ds_slurp(rerr, NULL);
+        cr_assert_not_null(log);
+        cr_expect_not_null(strstr(log, "the partial topic lost its head and no merge snapshot covers it"), "see %s",
+                           rerr);
+        free(log);
+
+        /* 4. with them it restores and the totals are the truth */
+        snprintf(rerr, sizeof(rerr), "%s/run3.err", d);
+        char *run3[] = {DS_BINARY, "run",           "-b",   srv,  "--http.listen",
+                        "off",     "--exit.on.eof", "true", "-X", "session.timeout.ms=6000",
+                        NULL};
+        rc = ds_run(run3, NULL, rerr, 120000);
+        cr_assert_eq(rc, 0, "run 3 exited with %d (see %s)", rc, rerr);
+        log = ds_slurp(rerr, NULL);
+        cr_assert_not_null(log);
+        char want[128];
+        snprintf(want, sizeof(want), "restored from a merge snapshot\" partition=0 snapshot_offset=%lld",
+                 (long long)covered);
+        cr_expect_not_null(strstr(log, want), "no restore from the snapshot at %lld (see %s)", (long long)covered,
+                           rerr);
+        free(log);
+        ds_truth_check_t chk;
+        int problems = ds_check_against_truth(srv, d, truth, &chk);
+        cr_expect_gt(chk.rows_compared, 1000, "too few rows compared");
+        cr_expect_eq(chk.declarations_counted, chk.declarations_truth);
+        cr_expect_eq(problems, 0, "%d differences from the truth (details on stderr)", problems);
+        stop_broker(&b, d);
+}
+
+/* ds_mstate's records produced to partition 0 of customs.merge.state, as a
+ * writer would, with some dropped or changed (drop: the chunk to leave out,
+ * -1 none; flip: change a byte of the END's hash). */
+typedef struct mwriter {
+        rd_kafka_t *prod;
+        int n, drop, flip, stop_after;
+} mwriter_t;
+
+static int memit(void *ctx, const void *rec, size_t len) {
+        mwriter_t *w = ctx;
+        if (w->stop_after >= 0 && w->n >= w->stop_after)
+                return -1; /* a writer that stopped part-way */
+        uint8_t copy[4096];
+        cr_assert_leq(len, sizeof(copy));
+        memcpy(copy, rec, len);
+        int idx = w->n++;
+        if (idx == w->drop)
+                return 0;
+        if (w->flip && copy[3] == 2) /* the END: a byte of its hash */
+                copy[len - 3] ^= 0x40;
+        cr_assert_eq(rd_kafka_producev(w->prod, RD_KAFKA_V_TOPIC("customs.merge.state"), RD_KAFKA_V_PARTITION(0),
+                                       RD_KAFKA_V_VALUE(copy, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                       RD_KAFKA_V_END),
+                     RD_KAFKA_RESP_ERR_NO_ERROR);
+        cr_assert_eq(rd_kafka_flush(w->prod, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+        return 0;
+}
+
+/* Snapshot 4 (c, covering 20) written while snapshot 3 of another writer
+ * is: their records alternate, and the other's never ends. */
+typedef struct rec {
+        uint8_t b[2048];
+        size_t len;
+} rec_t;
+typedef struct recs {
+        rec_t r[16];
+        int n;
+} recs_t;
+static int keep(void *ctx, const void *rec, size_t len) {
+        recs_t *rs = ctx;
+        cr_assert_lt(rs->n, 16);
+        cr_assert_leq(len, sizeof(rs->r[0].b));
+        memcpy(rs->r[rs->n].b, rec, len);
+        rs->r[rs->n++].len = len;
+        return 0;
+}
+static void send_rec(rd_kafka_t *prod, const rec_t *r) {
+        cr_assert_eq(rd_kafka_producev(prod, RD_KAFKA_V_TOPIC("customs.merge.state"), RD_KAFKA_V_PARTITION(0),
+                                       RD_KAFKA_V_VALUE((void *)r->b, r->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                       RD_KAFKA_V_END),
+                     RD_KAFKA_RESP_ERR_NO_ERROR);
+        cr_assert_eq(rd_kafka_flush(prod, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+}
+static void interleaved(rd_kafka_t *prod, const uint8_t *c, size_t len) {
+        static recs_t mine, theirs;
+        mine.n = theirs.n = 0;
+        ds_mstate_write(4, c, len, 20, 1000, keep, &mine);
+        ds_mstate_write(3, c, 2000, 18, 1000, keep, &theirs);
+        theirs.n--; /* its END never comes */
+        for (int i = 0; i < mine.n || i < theirs.n; i++) {
+                if (i < theirs.n)
+                        send_rec(prod, &theirs.r[i]);
+                if (i < mine.n)
+                        send_rec(prod, &mine.r[i]);
+        }
+}
+
+static void mwrite(rd_kafka_t *prod, uint64_t id, const uint8_t *p, size_t len, int64_t covered, int drop, int flip,
+                   int stop_after) {
+        mwriter_t w = {prod, 0, drop, flip, stop_after};
+        ds_mstate_write(id, p, len, covered, 1000, memit, &w);
+}
+
+/* The reader takes the last complete snapshot: not one whose writer stopped
+ * before its END, nor one missing a chunk, nor one whose bytes do not hash
+ * to its END's; and it finds a snapshot's chunks among another writer's. */
+Test(integration, the_merge_snapshot_read_is_the_last_complete_one, .init = setup, .fini = teardown) {
+        char err[512];
+        rd_kafka_conf_t *pconf = rd_kafka_conf_new();
+        cr_assert_eq(rd_kafka_conf_set(pconf, "bootstrap.servers", servers, err, sizeof(err)), RD_KAFKA_CONF_OK);
+        rd_kafka_t *prod = rd_kafka_new(RD_KAFKA_PRODUCER, pconf, err, sizeof(err));
+        cr_assert_not_null(prod, "%s", err);
+        static uint8_t a[3500], c[4200], other[2500];
+        for (size_t i = 0; i < sizeof(a); i++)
+                a[i] = (uint8_t)(i * 7);
+        for (size_t i = 0; i < sizeof(c); i++)
+                c[i] = (uint8_t)(i * 13 + 1);
+        memset(other, 0x55, sizeof(other));
+        mwrite(prod, 1, a, sizeof(a), 10, -1, 0, -1); /* complete: 4 chunks and END */
+        mwrite(prod, 2, c, sizeof(c), 15, -1, 0, 2);  /* stopped after two chunks */
+        /* C's chunks interleaved with another writer's, which never ends */
+        interleaved(prod, c, sizeof(c));
+        mwrite(prod, 5, other, sizeof(other), 25, 1, 0, -1);  /* a chunk missing */
+        mwrite(prod, 6, other, sizeof(other), 30, -1, 1, -1); /* its hash does not match */
+        rd_kafka_destroy(prod);
+
+        static const char *const rdefs[] = {
+                "enable.partition.eof", "true", "auto.offset.reset", "error", "group.id", "reader", NULL};
+        rd_kafka_conf_t *rconf = ds_kafka_conf(DS_KAFKA_CONSUMER, rdefs, NULL, 0, err, sizeof(err));
+        cr_assert_not_null(rconf, "%s", err);
+        cr_assert_eq(rd_kafka_conf_set(rconf, "bootstrap.servers", servers, err, sizeof(err)), RD_KAFKA_CONF_OK);
+        ds_mstate_t *ms = ds_mstate_new("customs.merge.state", rconf, err, sizeof(err));
+        cr_assert_not_null(ms, "%s", err);
+        uint8_t *out = NULL;
+        size_t len = 0;
+        int64_t covered = -1;
+        cr_assert_eq(ds_mstate_latest(ms, 0, &out, &len, &covered, err, sizeof(err)), 1, "%s", err);
+        cr_expect_eq(covered, 20);
+        cr_assert_eq(len, sizeof(c));
+        cr_expect_eq(memcmp(out, c, len), 0, "the snapshot's bytes differ");
+        free(out);
+        out = NULL;
+        cr_expect_eq(ds_mstate_latest(ms, 1, &out, &len, &covered, err, sizeof(err)), 0, "an empty partition: %s", err);
+        cr_expect_null(out);
+        ds_mstate_destroy(ms);
 }
