@@ -430,10 +430,15 @@ static void save_measures(ds_buf_t *b, const ds_measures_t *m) {
                 ds_avro_put_long(b, v[i]);
 }
 
-static void load_measures(ds_rd_t *r, ds_measures_t *m) {
+/* A saved row's key and measures. */
+static ds_rowkey_t load_row(ds_rd_t *r, ds_measures_t *m) {
+        ds_rowkey_t k;
+        k.k = ds_rd_u64(r);
+        k.start = ds_rd_long(r);
         int64_t *v = &m->declarations;
         for (int i = 0; i < 8; i++)
                 v[i] = ds_rd_long(r);
+        return k;
 }
 
 void ds_merge_save(ds_merge_t *m, ds_buf_t *b) {
@@ -506,11 +511,8 @@ int ds_merge_load(ds_merge_t *m, ds_rd_t *r) {
                 m->epochs[i] = (int32_t)ds_rd_long(r);
         n = ds_rd_long(r);
         for (int64_t i = 0; i < n && !r->bad; i++) {
-                ds_rowkey_t k;
-                k.k = ds_rd_u64(r);
-                k.start = ds_rd_long(r);
                 ds_measures_t v;
-                load_measures(r, &v);
+                ds_rowkey_t k = load_row(r, &v);
                 int64_t epoch = ds_rd_long(r), offset = ds_rd_long(r);
                 if (r->bad || !key_ok(k, 1) || ds_rows_find(m->parts, k))
                         return -1; /* (a repeated key too: each share is saved once) */
@@ -523,11 +525,8 @@ int ds_merge_load(ds_merge_t *m, ds_rd_t *r) {
         }
         n = ds_rd_long(r);
         for (int64_t i = 0; i < n && !r->bad; i++) {
-                ds_rowkey_t k;
-                k.k = ds_rd_u64(r);
-                k.start = ds_rd_long(r);
                 ds_measures_t v;
-                load_measures(r, &v);
+                ds_rowkey_t k = load_row(r, &v);
                 uint64_t bits = ds_rd_u64(r);
                 int64_t sketches = ds_rd_long(r);
                 ds_distinct_t *d = NULL;

@@ -889,6 +889,21 @@ static int still_owner(ds_merge_role_t *mr) {
         return 1;
 }
 
+/* Transactions: commits what was produced with the positions it reflects,
+ * and begins the next transaction. 0, or -1 (fatal: stopping). */
+static int txn_commit(ds_merge_role_t *mr) {
+        char err[512];
+        rd_kafka_topic_partition_list_t *l = positions(mr);
+        int rc = ds_kafka_txn_commit(mr->producer, mr->consumer, l, err, sizeof(err));
+        rd_kafka_topic_partition_list_destroy(l);
+        if (rc) {
+                ds_log(DS_LOG_ERROR, "merge", "transaction failed; stopping", "error=\"%s\"", err);
+                mr->fatal = 1;
+                return -1;
+        }
+        return 0;
+}
+
 static int publish(ds_merge_role_t *mr) {
         if (mr->fatal || !caught_up(mr))
                 return 0;
@@ -912,17 +927,8 @@ static int publish(ds_merge_role_t *mr) {
         }
         while (mr->outstanding > 0)
                 rd_kafka_poll(mr->producer, 5);
-        if (mr->txn && !mr->failed) {
-                char err[512];
-                rd_kafka_topic_partition_list_t *l = positions(mr);
-                int rc = ds_kafka_txn_commit(mr->producer, mr->consumer, l, err, sizeof(err));
-                rd_kafka_topic_partition_list_destroy(l);
-                if (rc) {
-                        ds_log(DS_LOG_ERROR, "merge", "transaction failed; stopping", "error=\"%s\"", err);
-                        mr->fatal = 1;
-                        return -1;
-                }
-        }
+        if (mr->txn && !mr->failed && txn_commit(mr))
+                return -1;
         if (mr->failed) {
                 ds_log(DS_LOG_ERROR, "merge", "published rows were not delivered; stopping", "failed=%" PRIu64,
                        mr->failed);
@@ -1019,16 +1025,8 @@ static int snapshot(ds_merge_role_t *mr) {
         ds_log(DS_LOG_INFO, "merge", "merge snapshots written",
                "partitions=%d bytes=%" PRId64 " shares=%" PRIu64 " rows=%" PRIu64 " write_ms=%" PRId64, n, bytes,
                shares, rows, ds_mono_ms() - t0);
-        if (mr->txn && !mr->fatal) {
-                char err[512];
-                rd_kafka_topic_partition_list_t *l = positions(mr);
-                int rc = ds_kafka_txn_commit(mr->producer, mr->consumer, l, err, sizeof(err));
-                rd_kafka_topic_partition_list_destroy(l);
-                if (rc) {
-                        ds_log(DS_LOG_ERROR, "merge", "transaction failed; stopping", "error=\"%s\"", err);
-                        mr->fatal = 1;
-                }
-        }
+        if (mr->txn && !mr->fatal)
+                txn_commit(mr);
         return 0;
 }
 
