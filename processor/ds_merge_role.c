@@ -392,7 +392,8 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
  * for each partial partition. */
 static int snap_start(ds_merge_role_t *mr, char *errstr, size_t sz) {
         const ds_config_t *cfg = mr->cfg;
-        /* no group; an offset no longer held must fail, not read the log's end */
+        /* assigned, never subscribed (the group.id of cfg, no commits); an
+         * offset no longer held must fail, not read the log's end */
         const char *defaults[] = {"enable.auto.commit", "false", "enable.partition.eof", "true", "auto.offset.reset",
                                   "error",
                                   /* transactions: a snapshot counts once its transaction committed */

@@ -5,9 +5,11 @@
  * several instances split the partial partitions between them (every share
  * of a row, and every cell of a gate's day, meet in one partial partition:
  * ds_partial_route). For each partial partition it owns it keeps a ds_merge
- * rebuilt from that partition's history (read to its end before anything is
- * published, so published totals never go back after a restart) and the
- * latest STATUS of every input partition (owner epoch, watermark, idleness).
+ * rebuilt from that partition's latest snapshot (ds_mstate.h), if any, and
+ * its history after it (read to its end before anything is published, so
+ * published totals never go back after a restart) and the latest STATUS of
+ * every input partition (owner epoch, watermark, idleness). Every
+ * merge.snapshot.interval.ms it snapshots the merges of its partitions.
  *
  * Every merge.interval.ms (sooner once the partial topic is read to its
  * end) it publishes changed rows (vn.customs.Total v2 to customs.totals)
