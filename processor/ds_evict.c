@@ -47,6 +47,11 @@ void ds_evict_retentions(const ds_evict_t *e, ds_window_cfg_t *cfg, int64_t *top
         *top_retention_ms = e->top_retention_ms;
 }
 
+void ds_evict_set_retentions(ds_evict_t *e, const ds_window_cfg_t *cfg, int64_t top_retention_ms) {
+        e->win = *cfg;
+        e->top_retention_ms = top_retention_ms;
+}
+
 ds_evict_t *ds_evict_new(const ds_window_cfg_t *cfg, int64_t top_retention_ms) {
         ds_evict_t *e = ds_calloc_lines(sizeof(*e));
         if (!e)

@@ -33,8 +33,10 @@ ds_evict_t *ds_evict_new(const ds_window_cfg_t *cfg, int64_t top_retention_ms);
  * Returns whether any is longer; with check_only, changes nothing. */
 int ds_evict_lengthen(ds_evict_t *e, const ds_window_cfg_t *cfg, int64_t top_retention_ms, int check_only);
 void ds_evict_destroy(ds_evict_t *e);
-/* The retentions in force (as lengthened). */
+/* The retentions in force (as lengthened); and set, shorter or longer
+ * (keys queued stay in order: they are queued by start). */
 void ds_evict_retentions(const ds_evict_t *e, ds_window_cfg_t *cfg, int64_t *top_retention_ms);
+void ds_evict_set_retentions(ds_evict_t *e, const ds_window_cfg_t *cfg, int64_t top_retention_ms);
 
 /* The class of a row key, or -1 for rows that never close (TOTAL). */
 int ds_evict_class(ds_rowkey_t key);

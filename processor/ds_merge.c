@@ -481,14 +481,26 @@ void ds_merge_save(ds_merge_t *m, ds_buf_t *b) {
         }
 }
 
-/* A saved key: a dimension and window that exist, a cell only for DAY, a
- * partition only on a share. */
-static int key_ok(ds_rowkey_t k, int share) {
-        if (ds_rowkey_dim(k) >= DS_DIM__CNT || ds_rowkey_window(k) >= DS_WIN__CNT)
+/* A saved row within what the merge makes (as ds_partial.c checks a
+ * partial row): a dimension and window that exist, a cell only for DAY, a
+ * window start that is one (0 for TOTAL), measures >= 0, and a partition
+ * with an epoch on a share only. */
+static int row_ok(const ds_merge_t *m, ds_rowkey_t k, const ds_measures_t *v, int share) {
+        ds_window_t w = ds_rowkey_window(k);
+        if (ds_rowkey_dim(k) >= DS_DIM__CNT || w >= DS_WIN__CNT)
                 return 0;
-        if (ds_rowkey_dim(k) == DS_DIM_GATE_HEADING && ds_rowkey_window(k) != DS_WIN_DAY)
+        if (ds_rowkey_dim(k) == DS_DIM_GATE_HEADING && w != DS_WIN_DAY)
                 return 0;
-        return share ? ds_rowkey_partition(k) >= 0 : ds_rowkey_partition(k) < 0;
+        if (w == DS_WIN_TOTAL ? k.start != 0
+                              : k.start < -DS_PARTIAL_TIME_ABS || k.start > DS_PARTIAL_TIME_ABS ||
+                                        k.start != ds_window_start(w, k.start))
+                return 0;
+        const int64_t *x = &v->declarations;
+        for (int i = 0; i < 8; i++)
+                if (x[i] < 0)
+                        return 0;
+        int32_t p = ds_rowkey_partition(k);
+        return share ? p >= 0 && p < m->nepochs : p < 0;
 }
 
 int ds_merge_load(ds_merge_t *m, ds_rd_t *r) {
@@ -501,20 +513,31 @@ int ds_merge_load(ds_merge_t *m, ds_rd_t *r) {
         win.retention_ms[DS_WIN_HOUR] = ds_rd_long(r);
         win.retention_ms[DS_WIN_DAY] = ds_rd_long(r);
         int64_t top = ds_rd_long(r);
-        ds_evict_lengthen(m->ev, &win, top, 0);
+        /* Before anything closed, a longer retention of this run's applies
+         * (ds_merge_retention()); after, exactly the saved ones: a window
+         * closed there, perhaps removed with its shares, must not reopen. */
+        if (m->close_wm == INT64_MIN)
+                ds_evict_lengthen(m->ev, &win, top, 0);
+        else
+                ds_evict_set_retentions(m->ev, &win, top);
         int64_t n = ds_rd_long(r);
         if (r->bad || n < 0 || n > DS_PARTITION_MAX + 1 || n > r->end - r->p)
                 return -1;
         if (n > 0 && ds_merge_epoch(m, (int32_t)n - 1, 0) < 0)
                 return -1;
-        for (int32_t i = 0; i < (int32_t)n; i++)
-                m->epochs[i] = (int32_t)ds_rd_long(r);
+        for (int32_t i = 0; i < (int32_t)n; i++) {
+                int64_t e = ds_rd_long(r);
+                if (e < 0 || e > INT32_MAX)
+                        return -1;
+                m->epochs[i] = (int32_t)e;
+        }
         n = ds_rd_long(r);
         for (int64_t i = 0; i < n && !r->bad; i++) {
                 ds_measures_t v;
                 ds_rowkey_t k = load_row(r, &v);
                 int64_t epoch = ds_rd_long(r), offset = ds_rd_long(r);
-                if (r->bad || !key_ok(k, 1) || ds_rows_find(m->parts, k))
+                if (r->bad || !row_ok(m, k, &v, 1) || epoch < 0 || epoch > INT32_MAX || offset < 0 ||
+                    ds_rows_find(m->parts, k))
                         return -1; /* (a repeated key too: each share is saved once) */
                 ds_row_t *p = ds_rows_get(m->parts, k);
                 if (!p)
@@ -543,7 +566,7 @@ int ds_merge_load(ds_merge_t *m, ds_rd_t *r) {
                         }
                 }
                 ds_row_t *g = NULL;
-                if (r->bad || !key_ok(k, 0) || ds_rows_find(m->global, k) || !(g = ds_rows_get(m->global, k))) {
+                if (r->bad || !row_ok(m, k, &v, 0) || ds_rows_find(m->global, k) || !(g = ds_rows_get(m->global, k))) {
                         ds_distinct_free(d);
                         return -1;
                 }
@@ -563,6 +586,10 @@ int ds_merge_load(ds_merge_t *m, ds_rd_t *r) {
                 }
         }
         return r->bad || r->p != r->end ? -1 : 0;
+}
+
+void ds_merge_retentions(const ds_merge_t *m, ds_window_cfg_t *win, int64_t *top_retention_ms) {
+        ds_evict_retentions(m->ev, win, top_retention_ms);
 }
 
 size_t ds_merge_memory(const ds_merge_t *m) {

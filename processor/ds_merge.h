@@ -126,14 +126,18 @@ int ds_merge_top(ds_merge_t *m, uint32_t gate, int64_t day, ds_top_entry_t *out,
  * ds_mstate.h). ds_merge_save() appends it to b; it reflects every update,
  * epoch, close and advance so far, not what was published. ds_merge_load()
  * fills m, made by ds_merge_new() and given nothing yet, from r (reads are
- * bounds-checked): retentions the saved merge had lengthened are lengthened
- * here too; every global row comes back dirty and every top-headings group
- * changed, so that the next publish sends them all again (their upserts
- * change nothing that was already published). Returns 0, or -1 on
- * out-of-memory or bytes that are not a saved merge (m is then to be
+ * bounds-checked): the saved retentions are taken - where m's are longer,
+ * m's only if nothing had closed yet (ds_merge_retention()'s rule); every
+ * global row comes back dirty and every top-headings group changed, so that
+ * the next publish sends them all again (their upserts change nothing that
+ * was already published). Returns 0, or -1 on out-of-memory or bytes that
+ * are not a saved merge, or hold a value out of range (m is then to be
  * destroyed). */
 void ds_merge_save(ds_merge_t *m, ds_buf_t *b);
 int ds_merge_load(ds_merge_t *m, ds_rd_t *r);
+/* The retentions windows close with (the configured, or as lengthened or
+ * loaded). */
+void ds_merge_retentions(const ds_merge_t *m, ds_window_cfg_t *win, int64_t *top_retention_ms);
 
 size_t ds_merge_memory(const ds_merge_t *m);
 /* The (partition, row) shares held. */

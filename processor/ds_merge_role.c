@@ -42,6 +42,8 @@ typedef struct mpart {
         istatus_t *status; /* per input partition */
         int retention_warned;
         int64_t snap_offset; /* the offset its last snapshot (written or loaded) covers; -1: none */
+        int64_t snap_ms;     /* when it was written (monotonic), 0: loaded or none */
+        int skipped_unknown; /* it skipped shares or statuses of input partitions unknown at start-up */
 } mpart_t;
 
 /* Messages polled before they are merged, in order; and the rows of a batch
@@ -168,6 +170,7 @@ static void snap_save(const ds_merge_role_t *mr, mpart_t *mp, ds_buf_t *b) {
         ds_buf_put(b, &v, 1);
         ds_buf_put_u64(b, snap_fingerprint(mr));
         ds_avro_put_long(b, mp->next_offset);
+        ds_avro_put_long(b, mp->skipped_unknown);
         ds_avro_put_long(b, mr->inputs);
         for (int32_t i = 0; i < mr->inputs; i++) {
                 const istatus_t *st = &mp->status[i];
@@ -194,11 +197,15 @@ static int snap_load(const ds_merge_role_t *mr, mpart_t *mp, const uint8_t *p, s
                 *why = "written under another heading.digits or gate list";
                 return -1;
         }
-        int64_t off = ds_rd_long(&r), n = ds_rd_long(&r);
+        int64_t off = ds_rd_long(&r), skipped = ds_rd_long(&r), n = ds_rd_long(&r);
         if (r.bad || off != covered || n < 0)
                 return -1;
         if (n > mr->inputs) {
                 *why = "written for more input partitions than the input topic has";
+                return -1;
+        }
+        if (n < mr->inputs && skipped) {
+                *why = "its merge skipped shares of input partitions added since (a rebuild takes them in)";
                 return -1;
         }
         for (int32_t i = 0; i < (int32_t)n; i++) {
@@ -222,7 +229,8 @@ static int snap_restore(ds_merge_role_t *mr, mpart_t **mpp, int64_t lo, int64_t 
         size_t len = 0;
         int64_t covered = 0, t0 = ds_mono_ms();
         char err[512];
-        int rc = ds_mstate_latest(mr->ms, mp->partition, &p, &len, &covered, err, sizeof(err));
+        /* the latest one the partial partition still holds the rest of */
+        int rc = ds_mstate_latest(mr->ms, mp->partition, lo, hi, &p, &len, &covered, err, sizeof(err));
         if (rc < 0) {
                 ds_log(DS_LOG_ERROR, "merge", "cannot read the merge snapshots", "topic=%s partition=%d error=\"%s\"",
                        mr->cfg->merge_state_topic, mp->partition, err);
@@ -231,15 +239,9 @@ static int snap_restore(ds_merge_role_t *mr, mpart_t **mpp, int64_t lo, int64_t 
         if (!rc)
                 return 0;
         const char *why = NULL;
-        if (covered > hi)
-                why = "it covers offsets the partial partition does not hold (was the topic made anew?)";
-        else if (covered >= lo && !snap_load(mr, mp, p, len, covered, &why))
+        if (!snap_load(mr, mp, p, len, covered, &why))
                 why = NULL;
         free(p);
-        if (covered < lo) { /* the caller says why it cannot go on */
-                *from = covered;
-                return 1;
-        }
         if (why) {
                 ds_log(DS_LOG_WARN, "merge", "merge snapshot not used; rebuilding from the partial partition's start",
                        "partition=%d snapshot_offset=%" PRId64 " reason=\"%s\"", mp->partition, covered, why);
@@ -249,6 +251,21 @@ static int snap_restore(ds_merge_role_t *mr, mpart_t **mpp, int64_t lo, int64_t 
                 mpart_free(mp);
                 *mpp = fresh;
                 return 0;
+        }
+        ds_window_cfg_t w;
+        int64_t top;
+        ds_merge_retentions(mp->merge, &w, &top);
+        const ds_window_cfg_t *cw = &mr->pcfg.agg.win;
+        if (cw->retention_ms[DS_WIN_MINUTE] > w.retention_ms[DS_WIN_MINUTE] ||
+            cw->retention_ms[DS_WIN_HOUR] > w.retention_ms[DS_WIN_HOUR] ||
+            cw->retention_ms[DS_WIN_DAY] > w.retention_ms[DS_WIN_DAY] || mr->pcfg.agg.top_retention_ms > top) {
+                mp->retention_warned = 1;
+                ds_log(DS_LOG_WARN, "merge",
+                       "this merge keeps windows open longer than the one that wrote its snapshot had closed them "
+                       "with: the snapshot's retentions stay (a closed window does not reopen)",
+                       "partition=%d minute_ms=%" PRId64 " hour_ms=%" PRId64 " day_ms=%" PRId64 " top_ms=%" PRId64,
+                       mp->partition, w.retention_ms[DS_WIN_MINUTE], w.retention_ms[DS_WIN_HOUR],
+                       w.retention_ms[DS_WIN_DAY], top);
         }
         *from = covered;
         mp->snap_offset = covered;
@@ -607,9 +624,10 @@ static void log_unknown(ds_merge_role_t *mr, int32_t partition) {
         mr->unknown_skipped = 0;
 }
 
-static int known_input(ds_merge_role_t *mr, const ds_partial_t *pr) {
+static int known_input(ds_merge_role_t *mr, mpart_t *mp, const ds_partial_t *pr) {
         if (pr->partition < mr->inputs)
                 return 1;
+        mp->skipped_unknown = 1; /* its snapshots lack them: a merge that knows them must not load one */
         mr->st.ignored++;
         mr->unknown_skipped++;
         mr->unknown_last = pr->partition;
@@ -620,7 +638,7 @@ static int known_input(ds_merge_role_t *mr, const ds_partial_t *pr) {
 
 /* Merges one ROW of partial partition mp (read from message m). */
 static void apply_row(ds_merge_role_t *mr, mpart_t *mp, const rd_kafka_message_t *m, const ds_partial_t *pr) {
-        if (!known_input(mr, pr))
+        if (!known_input(mr, mp, pr))
                 return;
         mr->st.partial_rows++;
         ds_distinct_t *d = NULL;
@@ -660,7 +678,7 @@ static void close_at_statuses(ds_merge_role_t *mr, mpart_t *mp) {
 
 /* Takes in an input partition's STATUS (read from partial partition mp). */
 static void apply_status(ds_merge_role_t *mr, mpart_t *mp, const ds_partial_t *pr) {
-        if (!known_input(mr, pr))
+        if (!known_input(mr, mp, pr))
                 return;
         int rc = ds_merge_epoch(mp->merge, pr->partition, pr->epoch);
         if (rc < 0) {
@@ -967,6 +985,33 @@ static int snap_emit(void *ctx, const void *rec, size_t len) {
         }
 }
 
+/* A partition whose snapshot is not older than this is not snapshotted
+ * again until it has read further: a quiet partition's is refreshed, so that
+ * time retention of more than a day never leaves it without one. */
+#define SNAP_REFRESH_MS (24LL * 3600 * 1000)
+
+/* Whether mp's merge is due a snapshot at now: read further than its last
+ * one covers, or that one loaded at assignment or older than a day. */
+static int snap_due(const mpart_t *mp, int64_t now) {
+        if (!mp || mp->next_offset <= 0)
+                return 0;
+        return mp->next_offset != mp->snap_offset || !mp->snap_ms || now - mp->snap_ms >= SNAP_REFRESH_MS;
+}
+
+/* Transactions: a failed snapshot's records leave the transaction unable to
+ * commit; it is aborted and the next one begun (the publishes before it
+ * were committed each). */
+static void txn_abort(ds_merge_role_t *mr) {
+        rd_kafka_error_t *e = rd_kafka_abort_transaction(mr->producer, 30000);
+        if (!e)
+                e = rd_kafka_begin_transaction(mr->producer);
+        if (e) {
+                ds_log(DS_LOG_ERROR, "merge", "transaction failed; stopping", "error=\"%s\"", rd_kafka_error_string(e));
+                rd_kafka_error_destroy(e);
+                mr->fatal = 1;
+        }
+}
+
 /* Snapshots every assigned partial partition read further since its last
  * one. Only a caught-up owner writes them (a zombie's would be valid too -
  * any snapshot is the state after a prefix of the partition - but could be
@@ -975,10 +1020,10 @@ static int snap_emit(void *ctx, const void *rec, size_t len) {
 static int snapshot(ds_merge_role_t *mr) {
         if (mr->fatal || !caught_up(mr))
                 return 1;
+        int64_t now = ds_mono_ms();
         int due = 0;
         for (int32_t i = 0; i < mr->nparts; i++)
-                due += mr->parts[i] && mr->parts[i]->next_offset > 0 &&
-                       mr->parts[i]->next_offset != mr->parts[i]->snap_offset;
+                due += snap_due(mr->parts[i], now);
         if (!due)
                 return 0;
         if (!still_owner(mr))
@@ -991,7 +1036,7 @@ static int snapshot(ds_merge_role_t *mr) {
         ds_buf_t b = {0};
         for (int32_t i = 0; i < mr->nparts && ok; i++) {
                 mpart_t *mp = mr->parts[i];
-                if (!mp || mp->next_offset <= 0 || mp->next_offset == mp->snap_offset)
+                if (!snap_due(mp, now))
                         continue;
                 b.len = 0;
                 snap_save(mr, mp, &b);
@@ -1008,14 +1053,17 @@ static int snapshot(ds_merge_role_t *mr) {
         if (!ok || mr->snap_failed != failed0) {
                 ds_log(DS_LOG_WARN, "merge", "merge snapshots not written; the next interval tries again",
                        "partitions=%d", n);
+                if (mr->txn) /* the transaction holds only their records (publish commits each time) */
+                        txn_abort(mr);
                 return 0;
         }
         uint64_t shares = 0, rows = 0;
         for (int32_t i = 0; i < mr->nparts; i++) {
                 mpart_t *mp = mr->parts[i];
-                if (!mp || mp->next_offset <= 0 || mp->next_offset == mp->snap_offset)
+                if (!snap_due(mp, now))
                         continue;
                 mp->snap_offset = mp->next_offset;
+                mp->snap_ms = now;
                 shares += ds_merge_shares(mp->merge);
                 rows += ds_rows_count(ds_merge_global(mp->merge));
                 ds_log(DS_LOG_DEBUG, "merge", "merge snapshot written", "partition=%d snapshot_offset=%" PRId64,

@@ -200,6 +200,8 @@ static int take_chunk(void *ctx, int64_t offset, const uint8_t *p, size_t len) {
 /* The snapshot END e announces, from the chunks before it (at offsets in
  * [lo, e->offset)): 1 with *out, 0 if incomplete or corrupt, -1 on error. */
 static int gather(ds_mstate_t *s, int32_t part, int64_t lo, const end_t *e, uint8_t **out, char *errstr, size_t sz) {
+        if (e->n > e->offset - lo) /* its chunks cannot all be in the log before it */
+                return 0;
         chunks_t c = {e, calloc((size_t)e->n, sizeof(uint8_t *)), calloc((size_t)e->n, sizeof(size_t)), 0};
         int rc = 0;
         *errstr = 0;
@@ -248,8 +250,8 @@ static int gather(ds_mstate_t *s, int32_t part, int64_t lo, const end_t *e, uint
         return rc;
 }
 
-int ds_mstate_latest(ds_mstate_t *s, int32_t part, uint8_t **out, size_t *len, int64_t *covered, char *errstr,
-                     size_t sz) {
+int ds_mstate_latest(ds_mstate_t *s, int32_t part, int64_t min_covered, int64_t max_covered, uint8_t **out, size_t *len,
+                     int64_t *covered, char *errstr, size_t sz) {
         int64_t lo = -1, hi = -1;
         for (int i = 0; i < s->nends; i++)
                 if (s->ends[i].partition == part) {
@@ -278,6 +280,16 @@ int ds_mstate_latest(ds_mstate_t *s, int32_t part, uint8_t **out, size_t *len, i
                 }
                 if (e.offset < 0)
                         return 0;
+                if (e.covered < min_covered || e.covered > max_covered) {
+                        ds_log(DS_LOG_WARN, "merge",
+                               "merge snapshot skipped for the one before it: the partial partition does not hold "
+                               "its offset and what follows",
+                               "topic=%s partition=%d end_offset=%" PRId64 " snapshot_offset=%" PRId64
+                               " partial_from=%" PRId64 " partial_to=%" PRId64,
+                               s->topic, part, e.offset, e.covered, min_covered, max_covered);
+                        limit = e.offset;
+                        continue;
+                }
                 int rc = gather(s, part, lo, &e, out, errstr, sz);
                 if (rc < 0)
                         return -1;

@@ -53,12 +53,15 @@ void ds_mstate_destroy(ds_mstate_t *s);
  * for the next ds_mstate_latest() of each; -1 with errstr on failure. */
 int ds_mstate_prepare(ds_mstate_t *s, const int32_t *partitions, int n, char *errstr, size_t errstr_size);
 
-/* The latest complete snapshot in partition p: 1 with *out (malloc'd, the
- * caller frees it), *len and *covered; 0 when p holds none; -1 with errstr
- * when p cannot be read. A snapshot whose chunks are not all there, or
- * whose bytes do not hash to its END's, is skipped (logged) for the one
+/* The latest complete snapshot in partition p that covers an offset in
+ * [min_covered, max_covered] (what the partial partition still holds): 1
+ * with *out (malloc'd, the caller frees it), *len and *covered; 0 when p
+ * holds none; -1 with errstr when p cannot be read. A snapshot whose chunks
+ * are not all there, whose bytes do not hash to its END's, or whose offset
+ * is out of those bounds (a paused instance's older one, written last; one
+ * of a partial topic since made anew) is skipped, logged, for the one
  * before it. */
-int ds_mstate_latest(ds_mstate_t *s, int32_t p, uint8_t **out, size_t *len, int64_t *covered, char *errstr,
-                     size_t errstr_size);
+int ds_mstate_latest(ds_mstate_t *s, int32_t p, int64_t min_covered, int64_t max_covered, uint8_t **out, size_t *len,
+                     int64_t *covered, char *errstr, size_t errstr_size);
 
 #endif

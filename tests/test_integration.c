@@ -1133,13 +1133,21 @@ Test(integration, the_merge_snapshot_read_is_the_last_complete_one, .init = setu
         uint8_t *out = NULL;
         size_t len = 0;
         int64_t covered = -1;
-        cr_assert_eq(ds_mstate_latest(ms, 0, &out, &len, &covered, err, sizeof(err)), 1, "%s", err);
+        cr_assert_eq(ds_mstate_latest(ms, 0, 0, INT64_MAX, &out, &len, &covered, err, sizeof(err)), 1, "%s", err);
         cr_expect_eq(covered, 20);
         cr_assert_eq(len, sizeof(c));
         cr_expect_eq(memcmp(out, c, len), 0, "the snapshot's bytes differ");
         free(out);
         out = NULL;
-        cr_expect_eq(ds_mstate_latest(ms, 1, &out, &len, &covered, err, sizeof(err)), 0, "an empty partition: %s", err);
+        /* one covering more than the partial partition holds is skipped for
+         * the complete one before it (snapshot 1, covering 10) */
+        cr_assert_eq(ds_mstate_latest(ms, 0, 0, 19, &out, &len, &covered, err, sizeof(err)), 1, "%s", err);
+        cr_expect_eq(covered, 10);
+        cr_expect(len == sizeof(a) && !memcmp(out, a, len), "snapshot 1's bytes differ");
+        free(out);
+        out = NULL;
+        cr_expect_eq(ds_mstate_latest(ms, 1, 0, INT64_MAX, &out, &len, &covered, err, sizeof(err)), 0,
+                     "an empty partition: %s", err);
         cr_expect_null(out);
         ds_mstate_destroy(ms);
 }

@@ -859,3 +859,38 @@ Test(merge, a_cut_or_padded_save_is_refused) {
         }
         ds_buf_free(&b);
 }
+
+/* Retentions on a load: before anything closed, a longer one of the loading
+ * merge applies (as ds_merge_retention() allows); once something closed,
+ * exactly the saved ones, so that a closed window does not reopen. */
+Test(merge, a_loaded_merge_keeps_the_retentions_it_closed_with) {
+        ds_window_cfg_t longer = win;
+        longer.retention_ms[DS_WIN_HOUR] += DS_DAY_MS;
+        ds_window_cfg_t got;
+        int64_t top;
+        for (int closed = 0; closed < 2; closed++) {
+                ds_merge_t *a = ds_merge_new(&win, 7 * DS_DAY_MS);
+                ds_measures_t v = meas(1, 100, DS_FLOW_EXPORT);
+                ds_merge_src_t src = {.partition = 0, .epoch = 1, .offset = 1};
+                cr_assert_eq(ds_merge_update(a, &src, ds_rowkey(DS_DIM_GATE, DS_WIN_HOUR, 5, T0), &v, NULL), 0);
+                if (closed)
+                        ds_merge_close(a, T0 + DS_HOUR_MS + win.retention_ms[DS_WIN_HOUR]);
+                ds_buf_t b = {0};
+                ds_merge_save(a, &b);
+                ds_merge_t *to = ds_merge_new(&longer, 8 * DS_DAY_MS);
+                ds_rd_t r = {b.p, b.p + b.len, 0};
+                cr_assert_eq(ds_merge_load(to, &r), 0);
+                ds_merge_retentions(to, &got, &top);
+                cr_expect_eq(got.retention_ms[DS_WIN_HOUR],
+                             closed ? win.retention_ms[DS_WIN_HOUR] : longer.retention_ms[DS_WIN_HOUR],
+                             "closed %d: hour retention %lld", closed, (long long)got.retention_ms[DS_WIN_HOUR]);
+                cr_expect_eq(top, closed ? 7 * DS_DAY_MS : 8 * DS_DAY_MS);
+                /* what closed there stays closed here */
+                ds_merge_src_t late = {.partition = 1, .epoch = 1, .offset = 9};
+                int rc = ds_merge_update(to, &late, ds_rowkey(DS_DIM_GATE, DS_WIN_HOUR, 5, T0), &v, NULL);
+                cr_expect_eq(rc, closed ? DS_MERGE_CLOSED : DS_MERGE_APPLIED, "closed %d: %d", closed, rc);
+                ds_buf_free(&b);
+                ds_merge_destroy(a);
+                ds_merge_destroy(to);
+        }
+}
