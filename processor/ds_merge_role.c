@@ -345,15 +345,12 @@ static void assign(ds_merge_role_t *mr, rd_kafka_t *rk, rd_kafka_topic_partition
                         mr->fatal = 1;
                         break;
                 }
-                if (from < lo) {
+                if (from < lo) { /* (a snapshot is only taken if the partition holds its offset) */
                         ds_log(DS_LOG_ERROR, "merge",
-                               from ? "the partial topic no longer holds what its latest merge snapshot needs: the "
-                                      "merge cannot be rebuilt (keep several merge.snapshot.interval.ms of it)"
-                                    : "the partial topic lost its head and no merge snapshot covers it: the merge "
-                                      "cannot be rebuilt (keep it whole without snapshots; the embedded broker keeps "
-                                      "5 MiB per partition)",
-                               "topic=%s partition=%d log_start_offset=%" PRId64 " snapshot_offset=%" PRId64, tp->topic,
-                               tp->partition, lo, from);
+                               "the partial topic lost its head and no merge snapshot covers it: the merge cannot be "
+                               "rebuilt (keep it longer than a merge may be down, or whole without snapshots; the "
+                               "embedded broker keeps 5 MiB per partition)",
+                               "topic=%s partition=%d log_start_offset=%" PRId64, tp->topic, tp->partition, lo);
                         mpart_free(mp);
                         mr->fatal = 1;
                         break;
