@@ -45,23 +45,7 @@ ds_changelog_t *ds_changelog_new(const char *topic, const ds_part_cfg_t *pcfg, r
         c->topic = strdup(topic);
         c->pcfg = *pcfg;
         c->producer = producer;
-        /* Each step of a restore (the watermarks, the scan, the checkpoint,
-         * the replay) reads a range that ends at or before the log's end,
-         * and the next step waits for the Fetch the last one left at the end:
-         * the broker holds it fetch.wait.max.ms for data that will not come.
-         * At 50 ms a partition took ~190 ms to restore (the watermark query
-         * ~85, the checkpoint and the replay ~50 each, waiting); at 5 ms,
-         * ~20-30 - a restart of 192 partitions 36.7 s -> 5.4 s (bench/HOTPATH.md,
-         * twelfth round). Set over the user's properties, which are the input
-         * consumer's too: this reader only ever reads what is already there. */
-        char e2[256];
-        if (rd_kafka_conf_set(conf, "fetch.wait.max.ms", "5", e2, sizeof(e2)) != RD_KAFKA_CONF_OK) {
-                rd_kafka_conf_destroy(conf);
-                ds_changelog_destroy(c);
-                ds_err(errstr, sz, "changelog reader: %s", e2);
-                return NULL;
-        }
-        c->rk = ds_kafka_new(DS_KAFKA_CONSUMER, conf, errstr, sz);
+        c->rk = ds_kafka_reader_new(conf, errstr, sz);
         if (!c->rk || !c->topic) {
                 ds_changelog_destroy(c);
                 return NULL;

@@ -55,7 +55,8 @@ typedef struct ds_restore_result {
 } ds_restore_result_t;
 
 /* consumer_conf: librdkafka properties for the restore reader (bootstrap
- * servers and security; its fetch.wait.max.ms is set here, over them).
+ * servers and security: ds_kafka_reader_conf(); ds_kafka_reader_new() sets
+ * its fetch.wait.max.ms).
  * producer: used to write claims (polled here). */
 ds_changelog_t *ds_changelog_new(const char *topic, const ds_part_cfg_t *pcfg, rd_kafka_conf_t *consumer_conf,
                                  rd_kafka_t *producer, char *errstr, size_t errstr_size);

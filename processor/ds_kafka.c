@@ -3,6 +3,7 @@
  */
 #include "ds_kafka.h"
 #include "ds_common.h"
+#include "ds_kstats.h"
 #include "ds_log.h"
 
 #include <stdlib.h>
@@ -325,6 +326,41 @@ int ds_kafka_txn_commit(rd_kafka_t *producer, rd_kafka_t *consumer, const rd_kaf
         if ((e = rd_kafka_begin_transaction(producer)))
                 return txn_error(e, "beginning a transaction", errstr, sz);
         return 0;
+}
+
+rd_kafka_conf_t *ds_kafka_reader_conf(const ds_config_t *cfg, char *errstr, size_t sz) {
+        const char *defaults[] = {"enable.auto.commit",
+                                  "false",
+                                  "enable.partition.eof",
+                                  "true",
+                                  "auto.offset.reset",
+                                  "error",
+                                  cfg->eos_mode == DS_EOS_TRANSACTIONS ? "isolation.level" : NULL,
+                                  "read_committed",
+                                  NULL};
+        rd_kafka_conf_t *conf = ds_kafka_conf(DS_KAFKA_CONSUMER, defaults, cfg->kafka, cfg->nkafka, errstr, sz);
+        if (conf)
+                ds_kstats_off(conf);
+        return conf;
+}
+
+rd_kafka_t *ds_kafka_reader_new(rd_kafka_conf_t *conf, char *errstr, size_t sz) {
+        /* Each step of a restore (the watermarks, the scan, the checkpoint,
+         * the replay) reads a range that ends at or before the log's end,
+         * and the next step waits for the Fetch the last one left at the end:
+         * the broker holds it fetch.wait.max.ms for data that will not come.
+         * At 50 ms a partition took ~190 ms to restore (the watermark query
+         * ~85, the checkpoint and the replay ~50 each, waiting); at 5 ms,
+         * ~20-30 - a restart of 192 partitions 36.7 s -> 5.4 s (bench/HOTPATH.md,
+         * twelfth round). Set over the user's properties, which are the input
+         * consumer's too: a reader only ever reads what is already there. */
+        char e2[256];
+        if (rd_kafka_conf_set(conf, "fetch.wait.max.ms", "5", e2, sizeof(e2)) != RD_KAFKA_CONF_OK) {
+                rd_kafka_conf_destroy(conf);
+                ds_err(errstr, sz, "reader: %s", e2);
+                return NULL;
+        }
+        return ds_kafka_new(DS_KAFKA_CONSUMER, conf, errstr, sz);
 }
 
 int ds_kafka_read_range(rd_kafka_t *rk, const char *topic, int32_t p, int64_t from, int64_t to, int exact_start,

@@ -88,6 +88,18 @@ int ds_kafka_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms, 
 int ds_kafka_topic_ready(rd_kafka_t *consumer, rd_kafka_t *producer, const char *topic, const char *key, char *errstr,
                          size_t errstr_size);
 
+/* A reader of what a topic already holds (the changelog's, the merge
+ * snapshots'): cfg's connection properties; no auto-commit; an offset no
+ * longer held is an error, not a jump to the log's end; in transactions
+ * mode, committed records only; no statistics (it is read in bursts, not
+ * polled between, and they would pile up). It is assigned, never
+ * subscribed (cfg's group.id, which an assignment needs, but no commits).
+ * NULL with errstr naming the property on failure. */
+rd_kafka_conf_t *ds_kafka_reader_conf(const ds_config_t *cfg, char *errstr, size_t errstr_size);
+/* The reader's handle from conf (owned from here on, also on failure), its
+ * fetch.wait.max.ms set to 5 ms over conf's. */
+rd_kafka_t *ds_kafka_reader_new(rd_kafka_conf_t *conf, char *errstr, size_t errstr_size);
+
 /* Reads partition p of topic over [from, to) with rk, a consumer of no
  * group (assigned here, unassigned at the end), calling fn for each record
  * until it returns non-zero (< 0: an error, returned as -1). Returns 0, or

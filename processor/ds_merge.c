@@ -424,13 +424,16 @@ int ds_merge_top(ds_merge_t *m, uint32_t gate, int64_t day, ds_top_entry_t *out,
 
 #define SAVE_VERSION 1
 
-static void save_measures(ds_buf_t *b, const ds_measures_t *m) {
-        const int64_t *v = &m->declarations;
+/* A row's key and measures (load_row() reads them back). */
+static void save_row(ds_buf_t *b, const ds_row_t *r) {
+        ds_buf_put_u64(b, r->key.k);
+        ds_avro_put_long(b, r->key.start);
+        const int64_t *v = &r->m.declarations;
         for (int i = 0; i < 8; i++)
                 ds_avro_put_long(b, v[i]);
 }
 
-/* A saved row's key and measures. */
+/* A saved row's key and measures (save_row()'s). */
 static ds_rowkey_t load_row(ds_rd_t *r, ds_measures_t *m) {
         ds_rowkey_t k;
         k.k = ds_rd_u64(r);
@@ -459,18 +462,14 @@ void ds_merge_save(ds_merge_t *m, ds_buf_t *b) {
         ds_avro_put_long(b, ds_rows_count(m->parts));
         uint32_t cur = 0;
         for (ds_row_t *p; (p = ds_rows_iter(m->parts, &cur));) {
-                ds_buf_put_u64(b, p->key.k);
-                ds_avro_put_long(b, p->key.start);
-                save_measures(b, &p->m);
+                save_row(b, p);
                 ds_avro_put_long(b, p->refs); /* the epoch the share came with */
                 ds_avro_put_long(b, p->seq);  /* ... and its input offset */
         }
         ds_avro_put_long(b, ds_rows_count(m->global));
         cur = 0;
         for (ds_row_t *g; (g = ds_rows_iter(m->global, &cur));) {
-                ds_buf_put_u64(b, g->key.k);
-                ds_avro_put_long(b, g->key.start);
-                save_measures(b, &g->m);
+                save_row(b, g);
                 ds_buf_put_u64(b, (uint64_t)g->seq); /* partitions with a share, modulo 64 */
                 const ds_distinct_t *d = g->aux;
                 ds_avro_put_long(b, d ? 1 : 0);

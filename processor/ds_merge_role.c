@@ -406,16 +406,10 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
  * for each partial partition. */
 static int snap_start(ds_merge_role_t *mr, char *errstr, size_t sz) {
         const ds_config_t *cfg = mr->cfg;
-        /* assigned, never subscribed (the group.id of cfg, no commits); an
-         * offset no longer held must fail, not read the log's end */
-        const char *defaults[] = {"enable.auto.commit", "false", "enable.partition.eof", "true", "auto.offset.reset",
-                                  "error",
-                                  /* transactions: a snapshot counts once its transaction committed */
-                                  mr->txn ? "isolation.level" : NULL, "read_committed", NULL};
-        rd_kafka_conf_t *rconf = ds_kafka_conf(DS_KAFKA_CONSUMER, defaults, cfg->kafka, cfg->nkafka, errstr, sz);
+        /* (transactions: a snapshot counts once its transaction committed) */
+        rd_kafka_conf_t *rconf = ds_kafka_reader_conf(cfg, errstr, sz);
         if (!rconf)
                 return -1;
-        ds_kstats_off(rconf); /* read in bursts at assignment: its statistics would pile up */
         if (!(mr->ms = ds_mstate_new(cfg->merge_state_topic, rconf, errstr, sz)))
                 return -1;
         int ns = ds_kafka_topic_ready(mr->consumer, mr->producer, cfg->merge_state_topic, "merge.state.topic", errstr,

@@ -79,16 +79,7 @@ ds_mstate_t *ds_mstate_new(const char *topic, rd_kafka_conf_t *conf, char *errst
                 ds_err(errstr, sz, "out of memory");
                 return NULL;
         }
-        /* it reads only what is there: a Fetch left at the log's end should
-         * not hold the next read (ds_changelog.c says more) */
-        char e2[256];
-        if (rd_kafka_conf_set(conf, "fetch.wait.max.ms", "5", e2, sizeof(e2)) != RD_KAFKA_CONF_OK) {
-                rd_kafka_conf_destroy(conf);
-                ds_mstate_destroy(s);
-                ds_err(errstr, sz, "merge state reader: %s", e2);
-                return NULL;
-        }
-        if (!(s->rk = ds_kafka_new(DS_KAFKA_CONSUMER, conf, errstr, sz))) {
+        if (!(s->rk = ds_kafka_reader_new(conf, errstr, sz))) {
                 ds_mstate_destroy(s);
                 return NULL;
         }

@@ -42,10 +42,8 @@ int ds_mstate_write(uint64_t id, const uint8_t *p, size_t len, int64_t covered, 
 
 typedef struct ds_mstate ds_mstate_t;
 
-/* reader_conf: a consumer's properties (a group.id, which librdkafka wants
- * for an assignment, but no subscription and no commits;
- * auto.offset.reset=error; read_committed with transactions), owned from
- * here on, also on failure. */
+/* reader_conf: ds_kafka_reader_conf()'s, owned from here on, also on
+ * failure. */
 ds_mstate_t *ds_mstate_new(const char *topic, rd_kafka_conf_t *reader_conf, char *errstr, size_t errstr_size);
 void ds_mstate_destroy(ds_mstate_t *s);
 

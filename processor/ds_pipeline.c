@@ -1503,23 +1503,10 @@ int ds_pipeline_run(const ds_config_t *cfg) {
                 ds_log(DS_LOG_INFO, "pipeline", "transactions on (the embedded broker accepts them but does not keep "
                                                 "their guarantees)", "%s", "");
         }
-        /* the changelog reader: the user's connection properties, no group */
-        /* auto.offset.reset=error: an offset no longer held must fail the
-         * restore, not send the reader to the log's end (an empty read) */
-        /* (its fetch.wait.max.ms is ds_changelog_new()'s) */
-        static const char *const reader_defaults[] = {"enable.auto.commit", "false", "enable.partition.eof", "true",
-                                                      "auto.offset.reset",  "error", NULL,                   NULL,
-                                                      NULL};
-        const char *rdefs[9];
-        memcpy(rdefs, reader_defaults, sizeof(rdefs));
-        if (cfg->eos_mode == DS_EOS_TRANSACTIONS) { /* aborted cycles are not state */
-                rdefs[6] = "isolation.level";
-                rdefs[7] = "read_committed";
-        }
-        rd_kafka_conf_t *rconf =
-            ds_kafka_conf(DS_KAFKA_CONSUMER, rdefs, cfg->kafka, cfg->nkafka, err, sizeof(err));
-        if (rconf)
-                ds_kstats_off(rconf); /* read in bursts, not polled between: its statistics would pile up */
+        /* the changelog reader: aborted cycles are not state, and an offset
+         * no longer held must fail the restore, not send the reader to the
+         * log's end (an empty read) */
+        rd_kafka_conf_t *rconf = ds_kafka_reader_conf(cfg, err, sizeof(err));
         if (!rconf || !(pl->cl = ds_changelog_new(cfg->state_topic, &pl->part_cfg, rconf, pl->producer, err,
                                                  sizeof(err)))) {
                 ds_log(DS_LOG_ERROR, "pipeline", "cannot start the changelog reader", "error=\"%s\"", err);
